@@ -1,0 +1,173 @@
+//! The `permd` command line: `serve`, `validate`, `demo-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
+use crate::model::DataFile;
+use crate::source::{demo::demo_data, load_file};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "permd",
+    version,
+    about = "gRPC authorization sidecar: bulk record-level permission checks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Authorizer gRPC API (plus health and reflection).
+    Serve(ServeArgs),
+    /// Check a data file and report every problem, without serving it.
+    Validate {
+        /// YAML or JSON snapshot file.
+        file: PathBuf,
+    },
+    /// Print the built-in demo tenant as a data file.
+    DemoData {
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default: permd is a sidecar.
+    #[arg(long, env = "PERMD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Snapshot file (YAML or JSON) to serve; the built-in demo tenant if absent.
+    #[arg(long, env = "PERMD_DATA")]
+    pub data: Option<PathBuf>,
+    /// Most records one BatchCheck or RecordAccess may carry.
+    #[arg(long, env = "PERMD_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH)]
+    pub max_batch: usize,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "PERMD_MAX_MESSAGE_BYTES", default_value_t = crate::server::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("permd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Validate { file } => {
+            let (data, warnings) = load_file(&file)?;
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
+            println!(
+                "{}: ok ({} tenants, {records} records)",
+                file.display(),
+                data.tenants.len()
+            );
+            Ok(())
+        }
+        Command::DemoData { format } => {
+            let data = demo_data();
+            let text = match format {
+                Format::Yaml => serde_yaml::to_string(&data)?,
+                Format::Json => serde_json::to_string_pretty(&data)?,
+            };
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Loads the data a `serve` would serve: the file, or the demo tenant.
+pub fn load_data(path: Option<&std::path::Path>) -> anyhow::Result<DataFile> {
+    match path {
+        None => Ok(demo_data()),
+        Some(path) => {
+            let (data, warnings) = load_file(path)?;
+            for w in warnings {
+                tracing::warn!(file = %path.display(), "{w}");
+            }
+            Ok(data)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.max_batch == 0 {
+        anyhow::bail!("--max-batch must be at least 1");
+    }
+    let started = std::time::Instant::now();
+    let data = load_data(args.data.as_deref())?;
+    let snapshot = Snapshot::build(&data, 1);
+    let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
+    drop(data);
+    let engine = Arc::new(Engine::new(snapshot, args.max_batch));
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            source = args.data.as_ref().map_or("built-in demo tenant".to_owned(), |p| p.display().to_string()),
+            records,
+            revision = engine.revision(),
+            load_ms = started.elapsed().as_millis() as u64,
+            "permd serving"
+        );
+        crate::server::serve(engine, listener, args.max_message_bytes, shutdown_signal()).await
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM; the server then drains in-flight RPCs.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,572 @@
+//! The engine: the current snapshot of every tenant, swapped whole when data
+//! changes (readers never wait for a writer), and the cache of compiled
+//! answers keyed by revision. Every read-side question enters here.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use moka::sync::Cache;
+use rustc_hash::FxHashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::compile::{Compiled, Effective};
+use super::error::QueryError;
+use super::tenant::{Principal, PrincipalKind, RecordOrd, TenantIndex};
+use crate::model::data::DataFile;
+use crate::model::{AccessLevel, Action, ActionContext, FieldLevel, Reason};
+
+/// Default largest batch a request may carry.
+pub const DEFAULT_MAX_BATCH: usize = 100_000;
+
+/// Every tenant at one revision. Immutable once published.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub revision: u64,
+    pub tenants: FxHashMap<String, Arc<TenantIndex>>,
+}
+
+impl Snapshot {
+    /// Indexes every tenant of a validated data file.
+    pub fn build(file: &DataFile, revision: u64) -> Snapshot {
+        let tenants = file
+            .tenants
+            .iter()
+            .map(|t| (t.id.clone(), Arc::new(TenantIndex::build(t))))
+            .collect();
+        Snapshot { revision, tenants }
+    }
+}
+
+/// Who asks, as the request names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PrincipalRef {
+    pub kind: PrincipalKind,
+    pub id: String,
+}
+
+/// One question as the request states it, before resolution.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub tenant: String,
+    pub principal: PrincipalRef,
+    pub object: String,
+    pub action: String,
+    pub ctx: ActionContext,
+    pub min_revision: u64,
+}
+
+/// A question with every name resolved against one snapshot.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub revision: u64,
+    pub tenant: Arc<TenantIndex>,
+    pub principal_ref: PrincipalRef,
+    pub principal: Principal,
+    pub object: usize,
+    pub action: Action,
+    pub ctx: ActionContext,
+}
+
+/// One field and the principal's level on it.
+pub type FieldMask = Vec<(String, FieldLevel)>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchAnswer {
+    /// Bit `i % 8` of byte `i / 8` is set iff position `i` is allowed.
+    pub allowed: Vec<u8>,
+    pub allowed_count: u32,
+    /// Denied positions in request order with their first reason.
+    pub denials: Vec<(u32, Reason)>,
+    pub field_mask: FieldMask,
+    pub revision: u64,
+}
+
+impl BatchAnswer {
+    pub fn is_allowed(&self, position: usize) -> bool {
+        self.allowed
+            .get(position / 8)
+            .is_some_and(|b| b & (1 << (position % 8)) != 0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub reason: Option<Reason>,
+    pub field_mask: FieldMask,
+    pub revision: u64,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.reason.is_none()
+    }
+}
+
+/// Level 1 flags of one object (R16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectFlags {
+    pub object: String,
+    pub view: bool,
+    pub edit: bool,
+    pub remove: bool,
+    pub create_records: bool,
+    pub single_actions: Vec<Action>,
+    pub bulk_actions: Vec<Action>,
+    pub field_mask: FieldMask,
+}
+
+/// Per-record flags (R17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordFlags {
+    pub record_id: Uuid,
+    pub view: bool,
+    pub edit: bool,
+    pub remove: bool,
+    /// Empty unless the record can be viewed.
+    pub field_mask: FieldMask,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    tenant: String,
+    revision: u64,
+    principal: PrincipalRef,
+    object: usize,
+    action: Action,
+    ctx: ActionContext,
+}
+
+/// Holds the current snapshot and the compiled-answer cache.
+pub struct Engine {
+    snapshot: ArcSwap<Snapshot>,
+    cache: Cache<CacheKey, Arc<Compiled>>,
+    max_batch: usize,
+}
+
+impl Engine {
+    pub fn new(snapshot: Snapshot, max_batch: usize) -> Engine {
+        let cache = Cache::builder()
+            // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
+            .weigher(|_k, v: &Arc<Compiled>| {
+                u32::try_from(v.allowed.serialized_size() + 256).unwrap_or(u32::MAX)
+            })
+            .max_capacity(256 * 1024 * 1024)
+            .build();
+        Engine {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            cache,
+            max_batch,
+        }
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.snapshot.load().revision
+    }
+
+    /// Publishes a new snapshot; in-flight readers keep the one they hold.
+    /// Cached answers of older revisions are never looked up again and age out.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    fn tenant_and_principal(
+        &self,
+        tenant: &str,
+        principal: &PrincipalRef,
+        min_revision: u64,
+    ) -> Result<(Arc<Snapshot>, Arc<TenantIndex>, Principal), QueryError> {
+        let snapshot = self.snapshot();
+        if min_revision > snapshot.revision {
+            return Err(QueryError::RevisionNotReached {
+                current: snapshot.revision,
+                wanted: min_revision,
+            });
+        }
+        let tenant_index = snapshot
+            .tenants
+            .get(tenant)
+            .cloned()
+            .ok_or_else(|| QueryError::UnknownTenant(tenant.to_owned()))?;
+        let resolved = tenant_index
+            .principal(principal.kind, &principal.id)
+            .cloned()
+            .ok_or_else(|| QueryError::UnknownPrincipal {
+                kind: principal.kind.as_str(),
+                id: principal.id.clone(),
+                tenant: tenant.to_owned(),
+            })?;
+        Ok((snapshot, tenant_index, resolved))
+    }
+
+    fn object_of(tenant: &TenantIndex, object: &str) -> Result<usize, QueryError> {
+        tenant
+            .object_index(object)
+            .ok_or_else(|| QueryError::UnknownObject {
+                object: object.to_owned(),
+                tenant: tenant.id.clone(),
+                valid: tenant.object_names(),
+            })
+    }
+
+    /// Resolves every name in the question and checks the context it carries.
+    pub fn resolve(&self, q: &Question) -> Result<Resolved, QueryError> {
+        let (snapshot, tenant, principal) =
+            self.tenant_and_principal(&q.tenant, &q.principal, q.min_revision)?;
+        let object = Self::object_of(&tenant, &q.object)?;
+        let action = Action::parse(&q.action).ok_or_else(|| QueryError::UnknownAction {
+            action: q.action.clone(),
+            valid: Action::names(),
+        })?;
+        let object_index = tenant
+            .objects
+            .get(object)
+            .ok_or_else(|| QueryError::UnknownObject {
+                object: q.object.clone(),
+                tenant: tenant.id.clone(),
+                valid: tenant.object_names(),
+            })?;
+        if action.contacts_only() && object_index.contact.is_none() {
+            return Err(QueryError::ActionNotOnObject {
+                action: action.as_str(),
+                object: q.object.clone(),
+            });
+        }
+        action
+            .check_context(&q.ctx)
+            .map_err(QueryError::InvalidContext)?;
+        for need in action.field_needs(&q.ctx) {
+            if object_index.field_index(&need.field).is_none() {
+                return Err(QueryError::UnknownField {
+                    field: need.field,
+                    object: q.object.clone(),
+                    valid: object_index.fields.join(", "),
+                });
+            }
+        }
+        Ok(Resolved {
+            revision: snapshot.revision,
+            tenant,
+            principal_ref: q.principal.clone(),
+            principal,
+            object,
+            action,
+            ctx: q.ctx.clone(),
+        })
+    }
+
+    /// The compiled answer for a resolved record question, from the cache
+    /// when it is still exact at `now`.
+    pub fn compiled(&self, r: &Resolved, now: OffsetDateTime) -> Arc<Compiled> {
+        let key = CacheKey {
+            tenant: r.tenant.id.clone(),
+            revision: r.revision,
+            principal: r.principal_ref.clone(),
+            object: r.object,
+            action: r.action,
+            ctx: r.ctx.clone(),
+        };
+        if let Some(hit) = self.cache.get(&key).filter(|c| c.fresh_at(now)) {
+            return hit;
+        }
+        let compiled = Arc::new(Compiled::build(
+            &r.tenant,
+            &r.principal,
+            r.object,
+            r.action,
+            &r.ctx,
+            now,
+        ));
+        self.cache.insert(key, compiled.clone());
+        compiled
+    }
+
+    fn field_mask(tenant: &TenantIndex, object: usize, levels: &[FieldLevel]) -> FieldMask {
+        let fields = tenant
+            .objects
+            .get(object)
+            .map(|o| o.fields.as_slice())
+            .unwrap_or_default();
+        fields.iter().cloned().zip(levels.iter().copied()).collect()
+    }
+
+    /// Answers one action for many records, one answer per request position.
+    pub fn batch_check(
+        &self,
+        q: &Question,
+        ids: &[Uuid],
+        now: OffsetDateTime,
+    ) -> Result<BatchAnswer, QueryError> {
+        if ids.len() > self.max_batch {
+            return Err(QueryError::BatchTooLarge {
+                size: ids.len(),
+                limit: self.max_batch,
+            });
+        }
+        let r = self.resolve(q)?;
+        if r.action.is_record_less() {
+            return Err(QueryError::RecordLessAction(r.action.as_str()));
+        }
+        let compiled = self.compiled(&r, now);
+        let object = r
+            .tenant
+            .objects
+            .get(r.object)
+            .ok_or(QueryError::Internal("object index out of range"))?;
+        let mut allowed = vec![0u8; ids.len().div_ceil(8)];
+        let mut allowed_count = 0u32;
+        let mut denials = Vec::new();
+        for (pos, id) in ids.iter().enumerate() {
+            match object.ord(id) {
+                Some(ord) if compiled.allows(ord) => {
+                    if let Some(b) = allowed.get_mut(pos / 8) {
+                        *b |= 1 << (pos % 8);
+                    }
+                    allowed_count += 1;
+                }
+                Some(ord) => denials.push((pos as u32, compiled.reason(object, ord))),
+                None => denials.push((pos as u32, Reason::UnknownRecord)),
+            }
+        }
+        Ok(BatchAnswer {
+            allowed,
+            allowed_count,
+            denials,
+            field_mask: Self::field_mask(&r.tenant, r.object, &compiled.field_mask),
+            revision: r.revision,
+        })
+    }
+
+    /// Answers one action for one record, or for none (`create`, `upload`).
+    pub fn check(
+        &self,
+        q: &Question,
+        record: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<Decision, QueryError> {
+        let r = self.resolve(q)?;
+        let object = r
+            .tenant
+            .objects
+            .get(r.object)
+            .ok_or(QueryError::Internal("object index out of range"))?;
+        match (r.action.is_record_less(), record) {
+            (true, Some(_)) => Err(QueryError::RecordLessAction(r.action.as_str())),
+            (false, None) => Err(QueryError::RecordRequired(r.action.as_str())),
+            (true, None) => {
+                let eff = Effective::of(&r.tenant, &r.principal, r.object);
+                let reason = record_less_reason(&eff, r.action);
+                let mask = if eff.visible() {
+                    eff.fields.clone()
+                } else {
+                    vec![FieldLevel::Hidden; eff.fields.len()]
+                };
+                Ok(Decision {
+                    reason,
+                    field_mask: Self::field_mask(&r.tenant, r.object, &mask),
+                    revision: r.revision,
+                })
+            }
+            (false, Some(id)) => {
+                let compiled = self.compiled(&r, now);
+                let reason = match object.ord(&id) {
+                    Some(ord) if compiled.allows(ord) => None,
+                    Some(ord) => Some(compiled.reason(object, ord)),
+                    None => Some(Reason::UnknownRecord),
+                };
+                Ok(Decision {
+                    reason,
+                    field_mask: Self::field_mask(&r.tenant, r.object, &compiled.field_mask),
+                    revision: r.revision,
+                })
+            }
+        }
+    }
+
+    /// Every record the action is allowed on, as ids in ordinal order.
+    pub fn lookup(
+        &self,
+        q: &Question,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<Uuid>, u64), QueryError> {
+        let r = self.resolve(q)?;
+        if r.action.is_record_less() {
+            return Err(QueryError::RecordLessAction(r.action.as_str()));
+        }
+        let compiled = self.compiled(&r, now);
+        let object = r
+            .tenant
+            .objects
+            .get(r.object)
+            .ok_or(QueryError::Internal("object index out of range"))?;
+        let ids = compiled
+            .allowed
+            .iter()
+            .filter_map(|ord| object.id(ord))
+            .collect();
+        Ok((ids, r.revision))
+    }
+
+    /// Level 1 flags of one object, or of every object the principal sees (R16).
+    pub fn object_access(
+        &self,
+        tenant: &str,
+        principal: &PrincipalRef,
+        object: Option<&str>,
+        min_revision: u64,
+    ) -> Result<(Vec<ObjectFlags>, bool, u64), QueryError> {
+        let (snapshot, tenant_index, resolved) =
+            self.tenant_and_principal(tenant, principal, min_revision)?;
+        let objects: Vec<usize> = match object {
+            Some(name) => vec![Self::object_of(&tenant_index, name)?],
+            None => (0..tenant_index.objects.len()).collect(),
+        };
+        let flags = objects
+            .into_iter()
+            .filter_map(|oi| {
+                let eff = Effective::of(&tenant_index, &resolved, oi);
+                let object = tenant_index.objects.get(oi)?;
+                if !eff.visible() {
+                    return None;
+                }
+                let possible: Vec<Action> = Action::ALL
+                    .into_iter()
+                    .filter(|a| a.toggle().is_some())
+                    .filter(|a| !a.contacts_only() || object.contact.is_some())
+                    .filter(|a| {
+                        let ctx = ActionContext::default();
+                        eff.toggle_on(*a)
+                            && eff.best_level() >= a.level(&ctx)
+                            && eff.fields_allow(object, *a, &ctx)
+                    })
+                    .collect();
+                let (bulk, single) = possible.into_iter().partition(|a| a.is_bulk());
+                Some(ObjectFlags {
+                    object: object.name.clone(),
+                    view: eff.view_object,
+                    edit: eff.edit_settings,
+                    remove: eff.delete_object,
+                    create_records: eff.best_level() >= AccessLevel::Edit,
+                    single_actions: single,
+                    bulk_actions: bulk,
+                    field_mask: Self::field_mask(&tenant_index, oi, &eff.fields),
+                })
+            })
+            .collect();
+        let create_objects = resolved.admin
+            || resolved
+                .groups
+                .iter()
+                .filter_map(|g| tenant_index.groups.get(*g))
+                .any(|g| g.create_objects);
+        Ok((flags, create_objects, snapshot.revision))
+    }
+
+    /// Per-record view / edit / remove flags and field masks (R17).
+    pub fn record_access(
+        &self,
+        tenant: &str,
+        principal: &PrincipalRef,
+        object: &str,
+        ids: &[Uuid],
+        min_revision: u64,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<RecordFlags>, u64), QueryError> {
+        if ids.len() > self.max_batch {
+            return Err(QueryError::BatchTooLarge {
+                size: ids.len(),
+                limit: self.max_batch,
+            });
+        }
+        let question = |action: Action| Question {
+            tenant: tenant.to_owned(),
+            principal: principal.clone(),
+            object: object.to_owned(),
+            action: action.as_str().to_owned(),
+            ctx: ActionContext::default(),
+            min_revision,
+        };
+        let view = self.resolve(&question(Action::View))?;
+        let compiled = |r: &Resolved| self.compiled(r, now);
+        let (view_c, edit_c, remove_c) = (
+            compiled(&view),
+            compiled(&Resolved {
+                action: Action::Edit,
+                ..view.clone()
+            }),
+            compiled(&Resolved {
+                action: Action::Archive,
+                ..view.clone()
+            }),
+        );
+        let object_index = view
+            .tenant
+            .objects
+            .get(view.object)
+            .ok_or(QueryError::Internal("object index out of range"))?;
+        let mask = Self::field_mask(&view.tenant, view.object, &view_c.field_mask);
+        let flags = ids
+            .iter()
+            .map(|id| {
+                let ord: Option<RecordOrd> = object_index.ord(id);
+                let has = |c: &Compiled| ord.is_some_and(|o| c.allows(o));
+                let view = has(&view_c);
+                RecordFlags {
+                    record_id: *id,
+                    view,
+                    edit: view && has(&edit_c),
+                    remove: view && has(&remove_c),
+                    field_mask: if view { mask.clone() } else { Vec::new() },
+                }
+            })
+            .collect();
+        Ok((flags, view.revision))
+    }
+
+    /// The allowed set of a question, for callers that stream it.
+    pub fn allowed_set(
+        &self,
+        q: &Question,
+        now: OffsetDateTime,
+    ) -> Result<(Resolved, Arc<Compiled>), QueryError> {
+        let r = self.resolve(q)?;
+        if r.action.is_record_less() {
+            return Err(QueryError::RecordLessAction(r.action.as_str()));
+        }
+        let compiled = self.compiled(&r, now);
+        Ok((r, compiled))
+    }
+}
+
+/// `create` and `upload`: edit in some scope, and the toggle (R5, table).
+pub(crate) fn record_less_reason(eff: &Effective, action: Action) -> Option<Reason> {
+    if !eff.visible() {
+        Some(Reason::ObjectNotVisible)
+    } else if eff.best_level() < AccessLevel::Edit {
+        Some(Reason::NoRecordAccess)
+    } else if !eff.toggle_on(action) {
+        Some(Reason::ActionNotPermitted)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Toggle;
+
+    #[test]
+    fn every_toggle_names_an_action_that_names_it_back() {
+        for t in Toggle::ALL {
+            assert_eq!(t.action().toggle(), Some(t));
+        }
+    }
+}

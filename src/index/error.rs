@@ -1,0 +1,49 @@
+//! Why a question cannot be answered. Each message says what to fix; the
+//! server maps the variants to gRPC codes in one place.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum QueryError {
+    #[error("tenant '{0}' not found")]
+    UnknownTenant(String),
+    #[error("{kind} '{id}' not found in tenant '{tenant}'")]
+    UnknownPrincipal {
+        kind: &'static str,
+        id: String,
+        tenant: String,
+    },
+    #[error("unknown object '{object}'; objects of tenant '{tenant}' are: {valid}")]
+    UnknownObject {
+        object: String,
+        tenant: String,
+        valid: String,
+    },
+    #[error("unknown action '{action}'; actions are: {valid}")]
+    UnknownAction { action: String, valid: String },
+    #[error("action '{action}' exists only on contacts, not on '{object}'")]
+    ActionNotOnObject {
+        action: &'static str,
+        object: String,
+    },
+    #[error("unknown field '{field}' on {object}; fields are: {valid}")]
+    UnknownField {
+        field: String,
+        object: String,
+        valid: String,
+    },
+    #[error("{0}")]
+    InvalidContext(String),
+    #[error(
+        "batch of {size} records exceeds the limit of {limit}; split it into batches of at most {limit}"
+    )]
+    BatchTooLarge { size: usize, limit: usize },
+    #[error("action '{0}' acts on the object, not on records: use Check without record_id")]
+    RecordLessAction(&'static str),
+    #[error("action '{0}' needs a record_id")]
+    RecordRequired(&'static str),
+    #[error("this server is at revision {current}; the request needs min_revision {wanted}")]
+    RevisionNotReached { current: u64, wanted: u64 },
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}

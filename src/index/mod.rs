@@ -1,0 +1,14 @@
+//! The index: interned record ids, roaring bitmaps of record facts, compiled
+//! per-question allowed sets, and the snapshot that holds them.
+
+pub mod compile;
+pub mod engine;
+pub mod error;
+pub mod explain;
+pub mod tenant;
+
+pub use engine::{
+    BatchAnswer, DEFAULT_MAX_BATCH, Decision, Engine, PrincipalRef, Question, Snapshot,
+};
+pub use error::QueryError;
+pub use tenant::{PrincipalKind, TenantIndex};

@@ -1,0 +1,469 @@
+//! One tenant's data in the shape the hot path wants: record UUIDs interned
+//! to dense `u32` ordinals per object, and every record-level fact the rules
+//! read (live, archived, who is associated, Contact state) as a roaring
+//! bitmap over those ordinals. Built once per revision, then read-only.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::data::{AssociationSource, CONTACTS, EmailStatus, RunAs, Tenant};
+use crate::model::validate::{object_fields, tenant_objects};
+use crate::model::{AccessLevel, FieldLevel};
+
+/// Index of a user inside its tenant.
+pub type UserIdx = u32;
+/// Dense ordinal of a record inside its tenant and object.
+pub type RecordOrd = u32;
+
+/// A tenant, ready to answer.
+#[derive(Debug)]
+pub struct TenantIndex {
+    pub id: String,
+    pub email_configured: bool,
+    pub sms_configured: bool,
+    pub objects: Vec<ObjectIndex>,
+    object_by_name: FxHashMap<String, usize>,
+    pub groups: Vec<GroupGrants>,
+    pub users: Vec<String>,
+    principals: FxHashMap<(PrincipalKind, String), Principal>,
+}
+
+/// The three kinds of principal (SEMANTICS.md "Principal").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PrincipalKind {
+    User,
+    Integration,
+    Automation,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Integration => "integration",
+            Self::Automation => "automation",
+        }
+    }
+}
+
+/// A principal resolved to what decides its access.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// Indexes into [`TenantIndex::groups`], sorted and deduplicated.
+    pub groups: Vec<usize>,
+    pub admin: bool,
+    /// The user whose associations count as the principal's (R8).
+    pub associated_user: Option<UserIdx>,
+}
+
+/// A permission group's settings, with objects and fields resolved to indexes.
+#[derive(Debug)]
+pub struct GroupGrants {
+    pub id: String,
+    pub create_objects: bool,
+    /// Per object index; `None` where the group says nothing of the object.
+    pub objects: Vec<Option<ObjectGrant>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ObjectGrant {
+    pub view_object: bool,
+    pub edit_settings: bool,
+    pub delete_object: bool,
+    pub all_records: AccessLevel,
+    pub associated_records: AccessLevel,
+    /// Bits of [`crate::model::Toggle::bit`].
+    pub toggles: u32,
+    /// Per field index of the object.
+    pub fields: Vec<FieldLevel>,
+}
+
+/// One object's records.
+#[derive(Debug)]
+pub struct ObjectIndex {
+    pub name: String,
+    /// Every field permissions apply to, in a stable order.
+    pub fields: Vec<String>,
+    pub source: AssociationSource,
+    ids: Vec<Uuid>,
+    ord_of: FxHashMap<Uuid, RecordOrd>,
+    pub live: RoaringBitmap,
+    pub archived: RoaringBitmap,
+    /// Per user: records they own, are on a team field of, or interacted with.
+    pub direct: FxHashMap<UserIdx, RoaringBitmap>,
+    /// Per user: records linked (one hop, either direction) to a record
+    /// directly associated with them. Only for `related` and `both` sources.
+    pub related: FxHashMap<UserIdx, RoaringBitmap>,
+    /// Present on `contacts` only.
+    pub contact: Option<ContactIndex>,
+}
+
+/// Contact state as sets (R12–R15).
+#[derive(Debug, Default)]
+pub struct ContactIndex {
+    pub valid_email: RoaringBitmap,
+    pub valid_mobile: RoaringBitmap,
+    pub sms_opted_out: RoaringBitmap,
+    /// Subscription status underneath any suppression.
+    pub unsubscribed_all: RoaringBitmap,
+    pub suppressed_forever: RoaringBitmap,
+    /// Soft-bounce suppressions, sorted by the instant they end.
+    pub suppressed_until: Vec<(OffsetDateTime, RecordOrd)>,
+    pub opted_out_lists: FxHashMap<String, RoaringBitmap>,
+    /// Base status per record, for Explain.
+    pub status: Vec<EmailStatus>,
+}
+
+impl ContactIndex {
+    /// The Contacts suppressed at `now`, and the instant this set next
+    /// shrinks (when the earliest running soft bounce ends), so a cached
+    /// answer knows when it goes stale without any data change (R13).
+    pub fn suppressed_at(&self, now: OffsetDateTime) -> (RoaringBitmap, Option<OffsetDateTime>) {
+        let first_running = self
+            .suppressed_until
+            .partition_point(|(until, _)| *until <= now);
+        let running = self
+            .suppressed_until
+            .get(first_running..)
+            .unwrap_or_default();
+        let mut set = self.suppressed_forever.clone();
+        set.extend(running.iter().map(|(_, ord)| *ord));
+        (set, running.first().map(|(until, _)| *until))
+    }
+
+    pub fn is_suppressed_at(&self, ord: RecordOrd, now: OffsetDateTime) -> bool {
+        self.suppressed_forever.contains(ord)
+            || self
+                .suppressed_until
+                .iter()
+                .any(|(until, o)| *o == ord && now < *until)
+    }
+}
+
+impl ObjectIndex {
+    pub fn ord(&self, id: &Uuid) -> Option<RecordOrd> {
+        self.ord_of.get(id).copied()
+    }
+
+    pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
+        self.ids.get(ord as usize).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f == name)
+    }
+
+    /// Records the user counts as associated with under this object's
+    /// association source (R9).
+    pub fn associated(&self, user: UserIdx) -> RoaringBitmap {
+        let empty = RoaringBitmap::new();
+        let direct = self.direct.get(&user).unwrap_or(&empty);
+        let related = self.related.get(&user).unwrap_or(&empty);
+        match self.source {
+            AssociationSource::Direct => direct.clone(),
+            AssociationSource::Related => related.clone(),
+            AssociationSource::Both => direct | related,
+        }
+    }
+}
+
+impl TenantIndex {
+    pub fn object_index(&self, name: &str) -> Option<usize> {
+        self.object_by_name.get(name).copied()
+    }
+
+    pub fn object_names(&self) -> String {
+        self.objects
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn principal(&self, kind: PrincipalKind, id: &str) -> Option<&Principal> {
+        self.principals.get(&(kind, id.to_owned()))
+    }
+
+    /// Builds the index of a tenant that passed [`crate::model::validate`].
+    /// Dangling user and record references are skipped (they associate
+    /// nobody), so this cannot fail.
+    pub fn build(tenant: &Tenant) -> TenantIndex {
+        let defs = tenant_objects(tenant);
+        let object_by_name: FxHashMap<String, usize> = defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.clone(), i))
+            .collect();
+        let mut objects: Vec<ObjectIndex> = defs
+            .iter()
+            .map(|def| ObjectIndex {
+                name: def.name.clone(),
+                fields: object_fields(def),
+                source: def.association_source,
+                ids: Vec::new(),
+                ord_of: FxHashMap::default(),
+                live: RoaringBitmap::new(),
+                archived: RoaringBitmap::new(),
+                direct: FxHashMap::default(),
+                related: FxHashMap::default(),
+                contact: (def.name == CONTACTS).then(ContactIndex::default),
+            })
+            .collect();
+
+        let users: Vec<String> = tenant.users.iter().map(|u| u.id.clone()).collect();
+        let user_by_id: FxHashMap<&str, UserIdx> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i as UserIdx))
+            .collect();
+        let groups = build_groups(tenant, &objects, &object_by_name);
+        let principals = build_principals(tenant, &groups, &user_by_id);
+
+        // Pass 1: intern ids, record state, direct associations.
+        let mut where_is: FxHashMap<Uuid, (usize, RecordOrd)> = FxHashMap::default();
+        let mut users_of: Vec<Vec<Vec<UserIdx>>> = vec![Vec::new(); objects.len()];
+        for record in &tenant.records {
+            let Some(&oi) = object_by_name.get(&record.object) else {
+                continue;
+            };
+            let (Some(object), Some(record_users)) = (objects.get_mut(oi), users_of.get_mut(oi))
+            else {
+                continue;
+            };
+            let ord = object.ids.len() as RecordOrd;
+            object.ids.push(record.id);
+            object.ord_of.insert(record.id, ord);
+            where_is.insert(record.id, (oi, ord));
+            if record.archived {
+                object.archived.insert(ord);
+            } else {
+                object.live.insert(ord);
+            }
+            let mut associated: Vec<UserIdx> = record
+                .owner
+                .iter()
+                .chain(record.teams.values().flatten())
+                .chain(&record.interactions)
+                .filter_map(|u| user_by_id.get(u.as_str()).copied())
+                .collect();
+            associated.sort_unstable();
+            associated.dedup();
+            for &user in &associated {
+                object.direct.entry(user).or_default().insert(ord);
+            }
+            record_users.push(associated);
+            if let Some(contact) = object.contact.as_mut() {
+                index_contact(contact, ord, record.contact.as_ref());
+            }
+        }
+        for object in &mut objects {
+            if let Some(contact) = object.contact.as_mut() {
+                contact.suppressed_until.sort_unstable();
+            }
+        }
+
+        // Pass 2: association through relationships, one hop, both directions (R9).
+        let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
+        for record in &tenant.records {
+            let Some(&from) = where_is.get(&record.id) else {
+                continue;
+            };
+            for id in record.links.values().flatten() {
+                if let Some(&to) = where_is.get(id) {
+                    edges.push((from, to));
+                    edges.push((to, from));
+                }
+            }
+        }
+        for ((oi, ord), (oj, other)) in edges {
+            let Some(object) = objects.get_mut(oi) else {
+                continue;
+            };
+            if object.source == AssociationSource::Direct {
+                continue;
+            }
+            let linked_users = users_of.get(oj).and_then(|u| u.get(other as usize));
+            for &user in linked_users.into_iter().flatten() {
+                object.related.entry(user).or_default().insert(ord);
+            }
+        }
+
+        TenantIndex {
+            id: tenant.id.clone(),
+            email_configured: tenant.email_configured,
+            sms_configured: tenant.sms_configured,
+            objects,
+            object_by_name,
+            groups,
+            users,
+            principals,
+        }
+    }
+}
+
+fn index_contact(
+    index: &mut ContactIndex,
+    ord: RecordOrd,
+    state: Option<&crate::model::data::ContactState>,
+) {
+    let Some(state) = state else {
+        index.status.push(EmailStatus::NotOptedIn);
+        return;
+    };
+    if state.has_valid_email() {
+        index.valid_email.insert(ord);
+    }
+    if state.has_valid_mobile() {
+        index.valid_mobile.insert(ord);
+    }
+    if state.sms_opted_out {
+        index.sms_opted_out.insert(ord);
+    }
+    if state.email_status == EmailStatus::UnsubscribedAll {
+        index.unsubscribed_all.insert(ord);
+    }
+    if state.suppressed || state.email_status == EmailStatus::Suppressed {
+        match state.suppressed_until {
+            None => {
+                index.suppressed_forever.insert(ord);
+            }
+            Some(until) => index.suppressed_until.push((until, ord)),
+        }
+    }
+    for list in &state.opted_out_lists {
+        index
+            .opted_out_lists
+            .entry(list.clone())
+            .or_default()
+            .insert(ord);
+    }
+    let base = match state.email_status {
+        EmailStatus::Suppressed => EmailStatus::NotOptedIn,
+        other => other,
+    };
+    index.status.push(base);
+}
+
+fn build_groups(
+    tenant: &Tenant,
+    objects: &[ObjectIndex],
+    object_by_name: &FxHashMap<String, usize>,
+) -> Vec<GroupGrants> {
+    tenant
+        .groups
+        .iter()
+        .map(|group| {
+            let mut grants: Vec<Option<ObjectGrant>> = vec![None; objects.len()];
+            for (name, perms) in &group.objects {
+                let Some(&oi) = object_by_name.get(name) else {
+                    continue;
+                };
+                let Some(object) = objects.get(oi) else {
+                    continue;
+                };
+                let default = perms.fields.get(crate::model::data::ALL_FIELDS).copied();
+                let fields = object
+                    .fields
+                    .iter()
+                    .map(|f| perms.fields.get(f).copied().or(default).unwrap_or_default())
+                    .collect();
+                let grant = ObjectGrant {
+                    view_object: perms.view_object,
+                    edit_settings: perms.edit_settings,
+                    delete_object: perms.delete_object,
+                    all_records: perms.all_records,
+                    associated_records: perms.associated_records,
+                    toggles: perms.actions.iter().fold(0, |bits, t| bits | t.bit()),
+                    fields,
+                };
+                if let Some(slot) = grants.get_mut(oi) {
+                    *slot = Some(grant);
+                }
+            }
+            GroupGrants {
+                id: group.id.clone(),
+                create_objects: group.create_objects,
+                objects: grants,
+            }
+        })
+        .collect()
+}
+
+fn build_principals(
+    tenant: &Tenant,
+    groups: &[GroupGrants],
+    user_by_id: &FxHashMap<&str, UserIdx>,
+) -> FxHashMap<(PrincipalKind, String), Principal> {
+    let group_by_id: FxHashMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.as_str(), i))
+        .collect();
+    let role_groups: BTreeMap<&str, &[String]> = tenant
+        .roles
+        .iter()
+        .map(|r| (r.id.as_str(), r.groups.as_slice()))
+        .collect();
+    let resolve = |names: &mut dyn Iterator<Item = &String>| -> Vec<usize> {
+        let mut ids: Vec<usize> = names
+            .filter_map(|n| group_by_id.get(n.as_str()).copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut principals = FxHashMap::default();
+    for user in &tenant.users {
+        let from_roles = user
+            .roles
+            .iter()
+            .flat_map(|r| role_groups.get(r.as_str()).copied().unwrap_or_default());
+        let principal = Principal {
+            groups: resolve(&mut from_roles.chain(&user.groups)),
+            admin: user.admin,
+            associated_user: user_by_id.get(user.id.as_str()).copied(),
+        };
+        principals.insert((PrincipalKind::User, user.id.clone()), principal);
+    }
+    for integration in &tenant.integrations {
+        let principal = Principal {
+            groups: resolve(&mut integration.groups.iter()),
+            admin: false,
+            associated_user: integration
+                .user
+                .as_deref()
+                .and_then(|u| user_by_id.get(u).copied()),
+        };
+        principals.insert(
+            (PrincipalKind::Integration, integration.id.clone()),
+            principal,
+        );
+    }
+    for automation in &tenant.automations {
+        let target = match &automation.run_as {
+            RunAs::User(id) => (PrincipalKind::User, id.clone()),
+            RunAs::Integration(id) => (PrincipalKind::Integration, id.clone()),
+        };
+        // An automation whose target is unknown resolves to nothing: validation
+        // refuses such files, and a missing principal answers NOT_FOUND.
+        if let Some(principal) = principals.get(&target).cloned() {
+            principals.insert(
+                (PrincipalKind::Automation, automation.id.clone()),
+                principal,
+            );
+        }
+    }
+    principals
+}

@@ -1,0 +1,31 @@
+//! permd: a gRPC authorization sidecar for a CRM's permission model.
+//!
+//! How a request flows:
+//!
+//! 1. [`server`] receives a gRPC request (`permd.v1.Authorizer`), validates it
+//!    once at the edge ([`server::convert`]) and turns it into a domain
+//!    [`index::Question`]. Bad input becomes a gRPC status there.
+//! 2. [`index::Engine`] resolves tenant, principal, object and action
+//!    against the current [`index::Snapshot`] (an immutable `Arc`, swapped
+//!    whole on change, so readers never wait).
+//! 3. The question is compiled ([`index::compile`]) into an allowed roaring
+//!    bitmap — scope ∩ live ∩ state gates — and cached by revision. A batch
+//!    is then one interned-id lookup and one bitmap probe per record; only
+//!    denied records walk the rule layers for their reason.
+//! 4. The answer (bitmask, reasons, field mask, revision) goes back through
+//!    [`server`].
+//!
+//! Where things live:
+//! - [`model`]: the permission model of SEMANTICS.md as data — the snapshot
+//!   format, levels, actions and what they need, reasons. Pure.
+//! - [`index`]: interning, bitmaps, compiled sets, the engine, Explain.
+//! - [`source`]: data files and the built-in demo tenant.
+//! - [`server`]: tonic services, validation, error mapping.
+//! - [`cli`]: the `permd` command line.
+
+pub mod cli;
+pub mod index;
+pub mod model;
+pub mod pb;
+pub mod server;
+pub mod source;

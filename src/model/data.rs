@@ -1,0 +1,310 @@
+//! The snapshot format: everything permd knows about a tenant, as read from a
+//! YAML or JSON file (README "Data format"). Unknown keys are errors so a typo
+//! never silently drops a grant.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::action::Toggle;
+use super::level::{AccessLevel, FieldLevel};
+
+/// Name of the built-in Contacts object.
+pub const CONTACTS: &str = "contacts";
+
+/// System fields every Contact has (SEMANTICS.md "Contact").
+pub const CONTACT_SYSTEM_FIELDS: [&str; 6] = [
+    "email",
+    "email_status",
+    "mobile_phone",
+    "tags",
+    "timezone",
+    "birthday",
+];
+
+/// In a group's field permissions, the "set all" shortcut: the level of every
+/// field the group does not name.
+pub const ALL_FIELDS: &str = "*";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    pub id: String,
+    #[serde(default)]
+    pub email_configured: bool,
+    #[serde(default)]
+    pub sms_configured: bool,
+    /// Custom objects, and optionally `contacts` to add fields or
+    /// relationships to it; `contacts` exists even when not listed.
+    #[serde(default)]
+    pub objects: Vec<ObjectDef>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+    #[serde(default)]
+    pub automations: Vec<Automation>,
+    #[serde(default)]
+    pub records: Vec<Record>,
+}
+
+/// Where "My Associated Records" looks for the principal (R9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssociationSource {
+    #[default]
+    Direct,
+    Related,
+    Both,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectDef {
+    pub name: String,
+    /// Plain fields. For `contacts` the system fields are added.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Team-association fields: fields that hold users (R8).
+    #[serde(default)]
+    pub team_fields: Vec<String>,
+    /// Relationship fields, each to one other object.
+    #[serde(default)]
+    pub relationships: Vec<Relationship>,
+    #[serde(default)]
+    pub association_source: AssociationSource,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relationship {
+    pub field: String,
+    pub object: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub id: String,
+    /// Level 1, global (R2).
+    #[serde(default)]
+    pub create_objects: bool,
+    /// Per object name.
+    #[serde(default)]
+    pub objects: BTreeMap<String, ObjectPermissions>,
+}
+
+/// A group's settings on one object (R2–R7).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectPermissions {
+    #[serde(default)]
+    pub view_object: bool,
+    #[serde(default)]
+    pub edit_settings: bool,
+    #[serde(default)]
+    pub delete_object: bool,
+    #[serde(default)]
+    pub all_records: AccessLevel,
+    #[serde(default)]
+    pub associated_records: AccessLevel,
+    /// Single-record and bulk action toggles that are on.
+    #[serde(default)]
+    pub actions: Vec<Toggle>,
+    /// Per field name, or `"*"` for every field not named.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldLevel>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub id: String,
+    /// Default permission groups of every user with this role.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Additional permission groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// An API key with its own groups. It is associated with records only
+/// through `user`, if set (R8 choice).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    pub id: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// An automation acts exactly as the user or integration it runs as.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Automation {
+    pub id: String,
+    pub run_as: RunAs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RunAs {
+    User(String),
+    Integration(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub id: Uuid,
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Team-association field name → users.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, Vec<String>>,
+    /// Users who acted on the record (R8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interactions: Vec<String>,
+    /// Relationship field name → linked record ids.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+    /// Contact state; only on `contacts` records (absent = no email, no mobile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactState>,
+}
+
+/// Email subscription status (R12). `suppressed` in a file is a permanent
+/// suppression; a soft bounce is `suppressed: true` with `suppressed_until`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    #[default]
+    NotOptedIn,
+    OptedIn,
+    OptedOut,
+    UnsubscribedAll,
+    Suppressed,
+}
+
+impl EmailStatus {
+    pub const ALL: [EmailStatus; 5] = [
+        Self::NotOptedIn,
+        Self::OptedIn,
+        Self::OptedOut,
+        Self::UnsubscribedAll,
+        Self::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotOptedIn => "not_opted_in",
+            Self::OptedIn => "opted_in",
+            Self::OptedOut => "opted_out",
+            Self::UnsubscribedAll => "unsubscribed_all",
+            Self::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EmailStatus> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// The communication state of a Contact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A present but undeliverable address counts as no email.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub email_valid: bool,
+    #[serde(default)]
+    pub email_status: EmailStatus,
+    /// Suppressed (hard or soft bounce, complaint). With `suppressed_until`
+    /// the suppression ends at that instant without any data change (R13).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub suppressed_until: Option<OffsetDateTime>,
+    /// Subscription lists the Contact opted out of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opted_out_lists: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile_phone: Option<String>,
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub mobile_valid: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sms_opted_out: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ContactState {
+    /// R13: a valid address is present.
+    pub fn has_valid_email(&self) -> bool {
+        self.email_valid && self.email.as_deref().is_some_and(|e| !e.trim().is_empty())
+    }
+
+    /// R14: a valid mobile number is present.
+    pub fn has_valid_mobile(&self) -> bool {
+        self.mobile_valid
+            && self
+                .mobile_phone
+                .as_deref()
+                .is_some_and(|m| !m.trim().is_empty())
+    }
+
+    /// Suppressed at `now`: a permanent suppression, or one whose expiry is
+    /// still in the future.
+    pub fn is_suppressed_at(&self, now: OffsetDateTime) -> bool {
+        let flagged = self.suppressed || self.email_status == EmailStatus::Suppressed;
+        flagged && self.suppressed_until.is_none_or(|until| now < until)
+    }
+
+    /// The status as users see it at `now`: `suppressed` while suppressed,
+    /// else the subscription status underneath (an expired `suppressed`
+    /// status falls back to `not_opted_in`).
+    pub fn email_status_at(&self, now: OffsetDateTime) -> EmailStatus {
+        if self.is_suppressed_at(now) {
+            EmailStatus::Suppressed
+        } else if self.email_status == EmailStatus::Suppressed {
+            EmailStatus::NotOptedIn
+        } else {
+            self.email_status
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The permission model of SEMANTICS.md as plain data: what a tenant holds
+//! (the snapshot format), access levels, actions and what each one needs,
+//! and the deny reasons. Pure: no I/O, no tonic, no tokio.
+
+pub mod action;
+pub mod data;
+pub mod level;
+pub mod validate;
+
+pub use action::{Action, ActionContext, Channel, FieldNeed, Gate, Reason, Toggle};
+pub use data::{DataFile, EmailStatus};
+pub use level::{AccessLevel, FieldLevel};

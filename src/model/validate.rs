@@ -1,0 +1,419 @@
+//! Checks a parsed [`DataFile`] before anything is indexed, so a bad file is
+//! refused whole with the path of each problem (`tenants[0].groups[2].objects
+//! .contacts.fields.emial`).
+//!
+//! Dangling references are handled by what they could do to access:
+//! - a user, role or group named in a *grant* (a user's roles and groups, an
+//!   integration's groups, an automation's `run_as`) must exist: a typo there
+//!   is a configuration mistake, and the load fails;
+//! - a user named on a *record* (owner, team field, interaction) or a linked
+//!   record id that does not exist is kept out of the index with a warning:
+//!   it associates nobody, so it can only narrow access, never widen it.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use uuid::Uuid;
+
+use super::data::{
+    ALL_FIELDS, CONTACT_SYSTEM_FIELDS, CONTACTS, DataFile, EmailStatus, ObjectDef, RunAs, Tenant,
+};
+
+/// One problem in a data file, located by its path inside the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// What validation found: `errors` refuse the file, `warnings` are logged.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+impl Report {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// The fields of an object as permissions see them: plain fields (plus the
+/// Contact system fields), team-association fields and relationship fields.
+pub fn object_fields(def: &ObjectDef) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    let mut push = |f: &str| {
+        if !fields.iter().any(|x| x == f) {
+            fields.push(f.to_owned());
+        }
+    };
+    if def.name == CONTACTS {
+        CONTACT_SYSTEM_FIELDS.iter().for_each(|f| push(f));
+    }
+    def.fields.iter().for_each(|f| push(f));
+    def.team_fields.iter().for_each(|f| push(f));
+    def.relationships.iter().for_each(|r| push(&r.field));
+    fields
+}
+
+/// The tenant's objects with `contacts` always present (first) and merged
+/// with its listed definition, if any.
+pub fn tenant_objects(tenant: &Tenant) -> Vec<ObjectDef> {
+    let mut objects = vec![
+        tenant
+            .objects
+            .iter()
+            .find(|o| o.name == CONTACTS)
+            .cloned()
+            .unwrap_or_else(|| ObjectDef {
+                name: CONTACTS.to_owned(),
+                ..ObjectDef::default()
+            }),
+    ];
+    objects.extend(
+        tenant
+            .objects
+            .iter()
+            .filter(|o| o.name != CONTACTS)
+            .cloned(),
+    );
+    objects
+}
+
+fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    names
+        .into_iter()
+        .map(|n| n.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Validates every tenant of the file.
+pub fn validate(file: &DataFile) -> Report {
+    let mut report = Report::default();
+    let mut tenant_ids = HashSet::new();
+    for (t, tenant) in file.tenants.iter().enumerate() {
+        let at = format!("tenants[{t}]");
+        if tenant.id.trim().is_empty() {
+            report.error(format!("{at}.id"), "tenant id is empty");
+        } else if !tenant_ids.insert(tenant.id.as_str()) {
+            report.error(
+                format!("{at}.id"),
+                format!("duplicate tenant id '{}'", tenant.id),
+            );
+        }
+        validate_tenant(&at, tenant, &mut report);
+    }
+    report
+}
+
+fn unique<'a>(
+    report: &mut Report,
+    at: &str,
+    kind: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> HashSet<&'a str> {
+    let mut seen = HashSet::new();
+    for (i, id) in ids.enumerate() {
+        if id.trim().is_empty() {
+            report.error(
+                format!("{at}.{kind}[{i}].id"),
+                format!("{kind} id is empty"),
+            );
+        } else if !seen.insert(id) {
+            report.error(
+                format!("{at}.{kind}[{i}].id"),
+                format!("duplicate id '{id}'"),
+            );
+        }
+    }
+    seen
+}
+
+fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
+    let objects = tenant_objects(tenant);
+    let mut object_names = HashSet::new();
+    for (i, o) in tenant.objects.iter().enumerate() {
+        if o.name.trim().is_empty() {
+            report.error(format!("{at}.objects[{i}].name"), "object name is empty");
+        } else if !object_names.insert(o.name.as_str()) {
+            report.error(
+                format!("{at}.objects[{i}].name"),
+                format!("duplicate object '{}'", o.name),
+            );
+        }
+        let mut fields = HashSet::new();
+        let declared = o
+            .fields
+            .iter()
+            .chain(&o.team_fields)
+            .chain(o.relationships.iter().map(|r| &r.field));
+        for f in declared {
+            if f == ALL_FIELDS || f.trim().is_empty() {
+                report.error(
+                    format!("{at}.objects[{i}]"),
+                    format!("'{f}' is not a valid field name"),
+                );
+            } else if !fields.insert(f.as_str()) {
+                report.error(
+                    format!("{at}.objects[{i}]"),
+                    format!("field '{f}' is declared twice"),
+                );
+            }
+        }
+        for (r, rel) in o.relationships.iter().enumerate() {
+            if !objects.iter().any(|x| x.name == rel.object) {
+                report.error(
+                    format!("{at}.objects[{i}].relationships[{r}].object"),
+                    format!(
+                        "unknown object '{}'; objects are: {}",
+                        rel.object,
+                        list(objects.iter().map(|o| &o.name))
+                    ),
+                );
+            }
+        }
+    }
+    let fields_of: HashMap<&str, Vec<String>> = objects
+        .iter()
+        .map(|o| (o.name.as_str(), object_fields(o)))
+        .collect();
+    let object_list = || list(objects.iter().map(|o| &o.name));
+
+    let groups = unique(
+        report,
+        at,
+        "groups",
+        tenant.groups.iter().map(|g| g.id.as_str()),
+    );
+    for (g, group) in tenant.groups.iter().enumerate() {
+        for (object, perms) in &group.objects {
+            let here = format!("{at}.groups[{g}].objects.{object}");
+            let Some(fields) = fields_of.get(object.as_str()) else {
+                report.error(
+                    here,
+                    format!("unknown object '{object}'; objects are: {}", object_list()),
+                );
+                continue;
+            };
+            for toggle in &perms.actions {
+                if toggle.contacts_only() && object != CONTACTS {
+                    report.error(
+                        format!("{here}.actions"),
+                        format!("'{}' exists only on contacts", toggle.as_str()),
+                    );
+                }
+            }
+            for field in perms.fields.keys() {
+                if field != ALL_FIELDS && !fields.contains(field) {
+                    report.error(
+                        format!("{here}.fields.{field}"),
+                        format!(
+                            "unknown field '{field}' on {object}; fields are: {}, or '*' for all",
+                            list(fields)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let check_groups = |report: &mut Report, path: String, names: &[String]| {
+        for (i, name) in names.iter().enumerate() {
+            if !groups.contains(name.as_str()) {
+                report.error(format!("{path}[{i}]"), format!("unknown group '{name}'"));
+            }
+        }
+    };
+    let roles = unique(
+        report,
+        at,
+        "roles",
+        tenant.roles.iter().map(|r| r.id.as_str()),
+    );
+    for (r, role) in tenant.roles.iter().enumerate() {
+        check_groups(report, format!("{at}.roles[{r}].groups"), &role.groups);
+    }
+    let users = unique(
+        report,
+        at,
+        "users",
+        tenant.users.iter().map(|u| u.id.as_str()),
+    );
+    for (u, user) in tenant.users.iter().enumerate() {
+        for (i, role) in user.roles.iter().enumerate() {
+            if !roles.contains(role.as_str()) {
+                report.error(
+                    format!("{at}.users[{u}].roles[{i}]"),
+                    format!("unknown role '{role}'"),
+                );
+            }
+        }
+        check_groups(report, format!("{at}.users[{u}].groups"), &user.groups);
+    }
+    let integrations = unique(
+        report,
+        at,
+        "integrations",
+        tenant.integrations.iter().map(|i| i.id.as_str()),
+    );
+    for (i, integration) in tenant.integrations.iter().enumerate() {
+        check_groups(
+            report,
+            format!("{at}.integrations[{i}].groups"),
+            &integration.groups,
+        );
+        if let Some(user) = &integration.user
+            && !users.contains(user.as_str())
+        {
+            report.error(
+                format!("{at}.integrations[{i}].user"),
+                format!("unknown user '{user}'"),
+            );
+        }
+    }
+    unique(
+        report,
+        at,
+        "automations",
+        tenant.automations.iter().map(|a| a.id.as_str()),
+    );
+    for (a, automation) in tenant.automations.iter().enumerate() {
+        let (known, kind, id) = match &automation.run_as {
+            RunAs::User(id) => (users.contains(id.as_str()), "user", id),
+            RunAs::Integration(id) => (integrations.contains(id.as_str()), "integration", id),
+        };
+        if !known {
+            report.error(
+                format!("{at}.automations[{a}].run_as"),
+                format!("unknown {kind} '{id}'"),
+            );
+        }
+    }
+    validate_records(at, tenant, &objects, &users, report);
+}
+
+fn validate_records(
+    at: &str,
+    tenant: &Tenant,
+    objects: &[ObjectDef],
+    users: &HashSet<&str>,
+    report: &mut Report,
+) {
+    let mut object_of: HashMap<Uuid, &str> = HashMap::with_capacity(tenant.records.len());
+    for (r, record) in tenant.records.iter().enumerate() {
+        if object_of
+            .insert(record.id, record.object.as_str())
+            .is_some()
+        {
+            report.error(
+                format!("{at}.records[{r}].id"),
+                format!("duplicate record id {}", record.id),
+            );
+        }
+    }
+    let mut dangling_users = 0usize;
+    let mut dangling_links = 0usize;
+    for (r, record) in tenant.records.iter().enumerate() {
+        let here = format!("{at}.records[{r}]");
+        let Some(def) = objects.iter().find(|o| o.name == record.object) else {
+            report.error(
+                format!("{here}.object"),
+                format!(
+                    "unknown object '{}'; objects are: {}",
+                    record.object,
+                    list(objects.iter().map(|o| &o.name))
+                ),
+            );
+            continue;
+        };
+        for team in record.teams.keys() {
+            if !def.team_fields.contains(team) {
+                report.error(
+                    format!("{here}.teams.{team}"),
+                    format!(
+                        "'{team}' is not a team field of {}; team fields are: {}",
+                        def.name,
+                        list(&def.team_fields)
+                    ),
+                );
+            }
+        }
+        for (field, ids) in &record.links {
+            let Some(rel) = def.relationships.iter().find(|rel| &rel.field == field) else {
+                report.error(
+                    format!("{here}.links.{field}"),
+                    format!(
+                        "'{field}' is not a relationship field of {}; relationship fields are: {}",
+                        def.name,
+                        list(def.relationships.iter().map(|r| &r.field))
+                    ),
+                );
+                continue;
+            };
+            for (i, id) in ids.iter().enumerate() {
+                match object_of.get(id) {
+                    None => dangling_links += 1,
+                    Some(object) if *object != rel.object => report.error(
+                        format!("{here}.links.{field}[{i}]"),
+                        format!(
+                            "record {id} is a {object} record, but '{field}' links to {}",
+                            rel.object
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        let named_users = record
+            .owner
+            .iter()
+            .chain(record.teams.values().flatten())
+            .chain(&record.interactions);
+        dangling_users += named_users.filter(|u| !users.contains(u.as_str())).count();
+        match (&record.contact, record.object == CONTACTS) {
+            (Some(_), false) => report.error(
+                format!("{here}.contact"),
+                "contact state is only for contacts records",
+            ),
+            (Some(c), true)
+                if c.suppressed_until.is_some()
+                    && !c.suppressed
+                    && c.email_status != EmailStatus::Suppressed =>
+            {
+                report.error(
+                    format!("{here}.contact.suppressed_until"),
+                    "suppressed_until needs suppressed: true (or email_status: suppressed)",
+                )
+            }
+            _ => {}
+        }
+    }
+    if dangling_users > 0 {
+        report.warn(
+            format!("{at}.records"),
+            format!("{dangling_users} owner/team/interaction entries name users that do not exist; they associate nobody"),
+        );
+    }
+    if dangling_links > 0 {
+        report.warn(
+            format!("{at}.records"),
+            format!("{dangling_links} links point to records that do not exist; they are ignored"),
+        );
+    }
+}

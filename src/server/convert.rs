@@ -1,0 +1,148 @@
+//! Request validation and conversion between the wire types and the domain:
+//! everything a request says is parsed here once, with errors that name the
+//! field (and position) to fix.
+
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::index::PrincipalKind;
+use crate::index::engine::{FieldMask, PrincipalRef, Question};
+use crate::model::data::EmailStatus;
+use crate::model::{ActionContext, Channel, FieldLevel, Reason};
+use crate::pb;
+
+pub fn tenant(tenant: &str) -> Result<String, Status> {
+    if tenant.is_empty() {
+        return Err(Status::invalid_argument("tenant is required"));
+    }
+    Ok(tenant.to_owned())
+}
+
+pub fn principal(p: Option<&pb::Principal>) -> Result<PrincipalRef, Status> {
+    let p = p.ok_or_else(|| Status::invalid_argument("principal is required: {kind, id}"))?;
+    if p.id.is_empty() {
+        return Err(Status::invalid_argument("principal.id is required"));
+    }
+    let kind = match pb::principal::Kind::try_from(p.kind) {
+        Ok(pb::principal::Kind::Unspecified | pb::principal::Kind::User) => PrincipalKind::User,
+        Ok(pb::principal::Kind::Integration) => PrincipalKind::Integration,
+        Ok(pb::principal::Kind::Automation) => PrincipalKind::Automation,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "principal.kind {} is unknown; use USER, INTEGRATION or AUTOMATION",
+                p.kind
+            )));
+        }
+    };
+    Ok(PrincipalRef {
+        kind,
+        id: p.id.clone(),
+    })
+}
+
+pub fn context(ctx: Option<&pb::ActionContext>) -> Result<ActionContext, Status> {
+    let Some(ctx) = ctx else {
+        return Ok(ActionContext::default());
+    };
+    let channel = match pb::Channel::try_from(ctx.channel) {
+        Ok(pb::Channel::Unspecified) => None,
+        Ok(pb::Channel::Email) => Some(Channel::Email),
+        Ok(pb::Channel::Text) => Some(Channel::Text),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "context.channel {} is unknown; use EMAIL or TEXT",
+                ctx.channel
+            )));
+        }
+    };
+    let target_email_status = match ctx.target_email_status.as_str() {
+        "" => None,
+        s => Some(EmailStatus::parse(s).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "context.target_email_status '{s}' is unknown; use one of: {}",
+                EmailStatus::ALL.map(EmailStatus::as_str).join(", ")
+            ))
+        })?),
+    };
+    Ok(ActionContext {
+        channel,
+        transactional: ctx.transactional,
+        subscription_list: (!ctx.subscription_list.is_empty())
+            .then(|| ctx.subscription_list.clone()),
+        fields: ctx.fields.clone(),
+        target_email_status,
+    })
+}
+
+pub fn question(
+    tenant_id: &str,
+    p: Option<&pb::Principal>,
+    object: &str,
+    action: &str,
+    ctx: Option<&pb::ActionContext>,
+    min_revision: u64,
+) -> Result<Question, Status> {
+    Ok(Question {
+        tenant: tenant(tenant_id)?,
+        principal: principal(p)?,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        ctx: context(ctx)?,
+        min_revision,
+    })
+}
+
+pub fn uuid(field: &str, s: &str) -> Result<Uuid, Status> {
+    Uuid::try_parse(s)
+        .map_err(|_| Status::invalid_argument(format!("{field}: '{}' is not a UUID", truncate(s))))
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => s.get(..i).unwrap_or(s),
+        None => s,
+    }
+}
+
+/// Decodes string ids, naming the first malformed position.
+pub fn string_ids(field: &str, ids: &[String]) -> Result<Vec<Uuid>, Status> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, s)| uuid(&format!("{field}[{i}]"), s))
+        .collect()
+}
+
+/// Decodes packed 16-byte ids.
+pub fn packed_ids(field: &str, bytes: &[u8]) -> Result<Vec<Uuid>, Status> {
+    if !bytes.len().is_multiple_of(16) {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {} bytes is not a whole number of 16-byte UUIDs (the last one has {} bytes)",
+            bytes.len(),
+            bytes.len() % 16
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| Uuid::from_bytes(<[u8; 16]>::try_from(c).unwrap_or_default()))
+        .collect())
+}
+
+pub fn reason(r: Option<Reason>) -> i32 {
+    r.map_or(0, |r| r as i32)
+}
+
+pub fn field_mask(mask: &FieldMask) -> pb::FieldMask {
+    pb::FieldMask {
+        fields: mask
+            .iter()
+            .map(|(name, level)| {
+                let level = match level {
+                    FieldLevel::Hidden => pb::FieldLevel::Hidden,
+                    FieldLevel::View => pb::FieldLevel::View,
+                    FieldLevel::Edit => pb::FieldLevel::Edit,
+                };
+                (name.clone(), level as i32)
+            })
+            .collect(),
+    }
+}
