@@ -1,4 +1,6 @@
-//! The `permd` command line: `serve`, `validate`, `demo-data`.
+//! The `permd` command line: `serve`, `check`, `explain`, `validate`, `demo-data`.
+
+mod client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Authorizer gRPC API (plus health and reflection).
     Serve(ServeArgs),
+    /// Ask a running permd whether a principal may act on records (BatchCheck / Check).
+    Check(client::CheckArgs),
+    /// Ask a running permd why a principal may or may not act on a record.
+    Explain(client::ExplainArgs),
     /// Check a data file and report every problem, without serving it.
     Validate {
         /// YAML or JSON snapshot file.
@@ -83,6 +89,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check(args) => client_runtime()?.block_on(client::check(args)),
+        Command::Explain(args) => client_runtime()?.block_on(client::explain(args)),
         Command::Validate { file } => {
             let (data, warnings) = load_file(&file)?;
             for w in &warnings {
@@ -102,9 +110,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Format::Yaml => serde_yaml::to_string(&data)?,
                 Format::Json => serde_json::to_string_pretty(&data)?,
             };
-            println!("{text}");
-            Ok(())
+            print_stdout(&text)
         }
+    }
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Writes to stdout; a closed pipe (`permd demo-data | head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -12,7 +12,7 @@
 use roaring::RoaringBitmap;
 use time::OffsetDateTime;
 
-use super::tenant::{ObjectIndex, Principal, RecordOrd, TenantIndex};
+use super::tenant::{ObjectIndex, Principal, RecordOrd, TenantIndex, Validity};
 use crate::model::data::EmailStatus;
 use crate::model::{AccessLevel, Action, ActionContext, FieldLevel, Gate, Reason};
 
@@ -178,8 +178,8 @@ pub struct Compiled {
     pub allowed: RoaringBitmap,
     /// The principal's field mask on the object (R7), per field index.
     pub field_mask: Vec<FieldLevel>,
-    /// The answer is exact until this instant (a soft bounce ends), if any.
-    pub valid_until: Option<OffsetDateTime>,
+    /// The instants for which the answer is exact (R13 soft bounces).
+    pub validity: Validity,
     plan: Plan,
 }
 
@@ -218,7 +218,7 @@ impl Compiled {
             return Compiled {
                 allowed: RoaringBitmap::new(),
                 field_mask,
-                valid_until: None,
+                validity: Validity::default(),
                 plan: Plan::NotVisible,
             };
         };
@@ -226,7 +226,7 @@ impl Compiled {
             return Compiled {
                 allowed: RoaringBitmap::new(),
                 field_mask,
-                valid_until: None,
+                validity: Validity::default(),
                 plan: Plan::NotVisible,
             };
         }
@@ -248,7 +248,7 @@ impl Compiled {
         } else {
             None
         };
-        let (gates, valid_until) = gate_tests(tenant, object, action, ctx, now);
+        let (gates, validity) = gate_tests(tenant, object, action, ctx, now);
 
         let eligible = if action.reaches_archived() {
             &object.live | &object.archived
@@ -269,7 +269,7 @@ impl Compiled {
         Compiled {
             allowed,
             field_mask,
-            valid_until,
+            validity,
             plan: Plan::Layers {
                 deny_archived: !action.reaches_archived(),
                 reach,
@@ -281,7 +281,7 @@ impl Compiled {
 
     /// Whether the answer still holds at `now`.
     pub fn fresh_at(&self, now: OffsetDateTime) -> bool {
-        self.valid_until.is_none_or(|until| now < until)
+        self.validity.contains(now)
     }
 
     /// The first reason, in SEMANTICS.md order, that denies a known record.
@@ -331,13 +331,13 @@ fn gate_tests(
     action: Action,
     ctx: &ActionContext,
     now: OffsetDateTime,
-) -> (Vec<(Reason, GateTest)>, Option<OffsetDateTime>) {
+) -> (Vec<(Reason, GateTest)>, Validity) {
     let Some(gate) = action.gate(ctx) else {
-        return (Vec::new(), None);
+        return (Vec::new(), Validity::default());
     };
-    let (suppressed, valid_until) = match &object.contact {
+    let (suppressed, validity) = match &object.contact {
         Some(c) => c.suppressed_at(now),
-        None => (RoaringBitmap::new(), None),
+        None => (RoaringBitmap::new(), Validity::default()),
     };
     let mut tests = Vec::new();
     match gate {
@@ -371,5 +371,5 @@ fn gate_tests(
             }
         }
     }
-    (tests, valid_until)
+    (tests, validity)
 }

@@ -14,7 +14,7 @@ use super::compile::{Compiled, Effective};
 use super::error::QueryError;
 use super::tenant::{Principal, PrincipalKind, RecordOrd, TenantIndex};
 use crate::model::data::DataFile;
-use crate::model::{AccessLevel, Action, ActionContext, FieldLevel, Reason};
+use crate::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason};
 
 /// Default largest batch a request may carry.
 pub const DEFAULT_MAX_BATCH: usize = 100_000;
@@ -442,10 +442,13 @@ impl Engine {
                     .filter(|a| a.toggle().is_some())
                     .filter(|a| !a.contacts_only() || object.contact.is_some())
                     .filter(|a| {
-                        let ctx = ActionContext::default();
-                        eff.toggle_on(*a)
-                            && eff.best_level() >= a.level(&ctx)
-                            && eff.fields_allow(object, *a, &ctx)
+                        // An action is listed if some context of it could
+                        // pass: send_single_message by email or by text.
+                        Self::contexts_of(*a).iter().any(|ctx| {
+                            eff.toggle_on(*a)
+                                && eff.best_level() >= a.level(ctx)
+                                && eff.fields_allow(object, *a, ctx)
+                        })
                     })
                     .collect();
                 let (bulk, single) = possible.into_iter().partition(|a| a.is_bulk());
@@ -468,6 +471,21 @@ impl Engine {
                 .filter_map(|g| tenant_index.groups.get(*g))
                 .any(|g| g.create_objects);
         Ok((flags, create_objects, snapshot.revision))
+    }
+
+    /// The contexts under which ObjectAccess asks whether an action is
+    /// possible at all.
+    fn contexts_of(action: Action) -> Vec<ActionContext> {
+        match action {
+            Action::SendSingleMessage => [Channel::Email, Channel::Text]
+                .into_iter()
+                .map(|channel| ActionContext {
+                    channel: Some(channel),
+                    ..ActionContext::default()
+                })
+                .collect(),
+            _ => vec![ActionContext::default()],
+        }
     }
 
     /// Per-record view / edit / remove flags and field masks (R17).

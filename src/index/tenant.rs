@@ -19,6 +19,22 @@ pub type UserIdx = u32;
 /// Dense ordinal of a record inside its tenant and object.
 pub type RecordOrd = u32;
 
+/// The time window `[from, until)` in which a time-dependent answer (a soft
+/// bounce suppression, R13) stays exact. A cached answer is reused only
+/// inside it, so the answer for an instant never depends on which instant
+/// was asked about first — even when clocks or racing requests go backwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Validity {
+    pub fn contains(&self, now: OffsetDateTime) -> bool {
+        self.from.is_none_or(|from| from <= now) && self.until.is_none_or(|until| now < until)
+    }
+}
+
 /// A tenant, ready to answer.
 #[derive(Debug)]
 pub struct TenantIndex {
@@ -122,7 +138,10 @@ impl ContactIndex {
     /// The Contacts suppressed at `now`, and the instant this set next
     /// shrinks (when the earliest running soft bounce ends), so a cached
     /// answer knows when it goes stale without any data change (R13).
-    pub fn suppressed_at(&self, now: OffsetDateTime) -> (RoaringBitmap, Option<OffsetDateTime>) {
+    /// The records suppressed at `now`, and the window `[from, until)`
+    /// around `now` in which that set stays the same: no soft bounce ends
+    /// inside it. Both ends are open (`None`) when no expiry bounds them.
+    pub fn suppressed_at(&self, now: OffsetDateTime) -> (RoaringBitmap, Validity) {
         let first_running = self
             .suppressed_until
             .partition_point(|(until, _)| *until <= now);
@@ -132,7 +151,12 @@ impl ContactIndex {
             .unwrap_or_default();
         let mut set = self.suppressed_forever.clone();
         set.extend(running.iter().map(|(_, ord)| *ord));
-        (set, running.first().map(|(until, _)| *until))
+        let from = first_running
+            .checked_sub(1)
+            .and_then(|i| self.suppressed_until.get(i))
+            .map(|(until, _)| *until);
+        let until = running.first().map(|(until, _)| *until);
+        (set, Validity { from, until })
     }
 
     pub fn is_suppressed_at(&self, ord: RecordOrd, now: OffsetDateTime) -> bool {

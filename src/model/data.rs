@@ -170,11 +170,62 @@ pub struct Automation {
     pub run_as: RunAs,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Whose permissions an automation runs with. Written as a map with exactly
+/// one key, `run_as: {user: alice}` or `run_as: {integration: sync}`, which
+/// reads the same in YAML and JSON (serde_yaml's own enum form would need
+/// YAML tags).
+#[derive(Clone, Debug, PartialEq)]
 pub enum RunAs {
     User(String),
     Integration(String),
+}
+
+impl Serialize for RunAs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (key, id) = match self {
+            Self::User(id) => ("user", id),
+            Self::Integration(id) => ("integration", id),
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(key, id)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RunAs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RunAsVisitor)
+    }
+}
+
+struct RunAsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RunAsVisitor {
+    type Value = RunAs;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map with exactly one key, `user` or `integration`, e.g. {user: alice}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RunAs, A::Error> {
+        use serde::de::Error;
+        let Some((key, id)) = map.next_entry::<String, String>()? else {
+            return Err(A::Error::custom(
+                "run_as is empty: name `user` or `integration`",
+            ));
+        };
+        if map.next_key::<String>()?.is_some() {
+            return Err(A::Error::custom(
+                "run_as names more than one principal: keep exactly one of `user` or `integration`",
+            ));
+        }
+        match key.as_str() {
+            "user" => Ok(RunAs::User(id)),
+            "integration" => Ok(RunAs::Integration(id)),
+            other => Err(A::Error::unknown_field(other, &["user", "integration"])),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -90,41 +90,48 @@ impl Authorizer for AuthorizerService {
             req.context.as_ref(),
             req.min_revision,
         )?;
-        let (ids, packed) = match &req.records {
+        let ids = match &req.records {
             Some(pb::batch_check_request::Records::RecordIds(s)) => {
                 self.check_batch_size("record_ids", s.ids.len())?;
-                (convert::string_ids("record_ids.ids", &s.ids)?, false)
+                convert::string_ids("record_ids.ids", &s.ids)?
             }
             Some(pb::batch_check_request::Records::PackedRecordIds(p)) => {
                 self.check_batch_size("packed_record_ids", p.uuids.len() / 16)?;
-                (
-                    convert::packed_ids("packed_record_ids.uuids", &p.uuids)?,
-                    true,
-                )
+                convert::packed_ids("packed_record_ids.uuids", &p.uuids)?
             }
-            None => (Vec::new(), false),
+            None => Vec::new(),
         };
         let engine = self.engine.clone();
         let return_ids = req.return_allowed_ids;
+        let records = req.records;
         blocking(move || {
             let a = engine.batch_check(&q, &ids, now())?;
-            let allowed_ids = ids
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| return_ids && a.is_allowed(*i))
-                .map(|(_, id)| id);
-            let (allowed_ids, allowed_packed_ids) = match (return_ids, packed) {
-                (false, _) => (None, None),
-                (true, false) => (
+            // Allowed ids go back exactly as the caller sent them, so a
+            // client can match them against its own strings.
+            let (allowed_ids, allowed_packed_ids) = match (return_ids, records) {
+                (false, _) | (true, None) => (None, None),
+                (true, Some(pb::batch_check_request::Records::RecordIds(sent))) => (
                     Some(pb::StringIds {
-                        ids: allowed_ids.map(|id| id.to_string()).collect(),
+                        ids: sent
+                            .ids
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| a.is_allowed(*i))
+                            .map(|(_, id)| id)
+                            .collect(),
                     }),
                     None,
                 ),
-                (true, true) => (
+                (true, Some(pb::batch_check_request::Records::PackedRecordIds(sent))) => (
                     None,
                     Some(pb::PackedIds {
-                        uuids: allowed_ids.flat_map(|id| *id.as_bytes()).collect(),
+                        uuids: sent
+                            .uuids
+                            .chunks_exact(16)
+                            .enumerate()
+                            .filter(|(i, _)| a.is_allowed(*i))
+                            .flat_map(|(_, id)| id.iter().copied())
+                            .collect(),
                     }),
                 ),
             };

@@ -1,6 +1,6 @@
 //! The built-in demo tenant that `permd serve` answers with no flags: a small
-//! CRM with four groups, three roles, six users (one admin), an integration,
-//! an automation, companies and deals related to 5,000 Contacts in a
+//! CRM with five groups, three roles, six users (one admin), an integration,
+//! an automation, companies and deals related to 10,000 Contacts in a
 //! realistic mix of email and SMS states. Generated deterministically, so the
 //! README's examples always give the same answers.
 
@@ -16,7 +16,7 @@ use crate::model::data::{
 use crate::model::{AccessLevel, FieldLevel, Toggle};
 
 pub const DEMO_TENANT: &str = "demo";
-pub const DEMO_CONTACTS: u64 = 5_000;
+pub const DEMO_CONTACTS: u64 = 10_000;
 const COMPANIES: u64 = 200;
 const DEALS: u64 = 600;
 

@@ -60,8 +60,15 @@ pub fn parse_str(
             .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
     } else {
         let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // serde_yaml already prefixes its message with the path.
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map_or(message.clone(), str::to_owned);
+            parse_error(path, message)
+        })?
     };
     let report = validate(&data);
     if !report.errors.is_empty() {

@@ -1,0 +1,249 @@
+//! `permd check` and `permd explain`: a gRPC client of a running permd, for
+//! admins and for the README's tour.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+
+use crate::pb::{self, authorizer_client::AuthorizerClient};
+use crate::source::demo::contact_id;
+
+/// What to ask and whom.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AskArgs {
+    /// Address of a running permd.
+    #[arg(long, env = "PERMD_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// `ID` for a user, or `integration:ID`, `automation:ID`.
+    #[arg(long)]
+    pub principal: String,
+    #[arg(long, default_value = "contacts")]
+    pub object: String,
+    #[arg(long, default_value = "view")]
+    pub action: String,
+    /// `email` or `text` (send_single_message).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Transactional mail (may reach unsubscribed Contacts).
+    #[arg(long)]
+    pub transactional: bool,
+    /// Subscription list the message goes out on.
+    #[arg(long)]
+    pub list: Option<String>,
+    /// Fields to be changed (edit, bulk_change_field_values); repeatable.
+    #[arg(long = "field")]
+    pub fields: Vec<String>,
+    /// Target email status of a subscription change.
+    #[arg(long)]
+    pub target_status: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub ask: AskArgs,
+    /// Also ask for the first N Contacts of the built-in demo tenant.
+    #[arg(long, default_value_t = 0)]
+    pub demo_contacts: u64,
+    /// Record ids (UUIDs). None for `create` / `upload`.
+    pub records: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub ask: AskArgs,
+    /// Record id (UUID); omit for `create` / `upload`.
+    pub record: Option<String>,
+}
+
+fn principal(spec: &str) -> pb::Principal {
+    let (kind, id) = match spec.split_once(':') {
+        Some(("integration", id)) => (pb::principal::Kind::Integration, id),
+        Some(("automation", id)) => (pb::principal::Kind::Automation, id),
+        Some(("user", id)) => (pb::principal::Kind::User, id),
+        _ => (pb::principal::Kind::User, spec),
+    };
+    pb::Principal {
+        kind: kind as i32,
+        id: id.to_owned(),
+    }
+}
+
+fn context(a: &AskArgs) -> anyhow::Result<pb::ActionContext> {
+    let channel = match a.channel.as_deref() {
+        None => pb::Channel::Unspecified,
+        Some("email") => pb::Channel::Email,
+        Some("text") => pb::Channel::Text,
+        Some(other) => anyhow::bail!("--channel {other}: use email or text"),
+    };
+    Ok(pb::ActionContext {
+        channel: channel as i32,
+        transactional: a.transactional,
+        subscription_list: a.list.clone().unwrap_or_default(),
+        fields: a.fields.clone(),
+        target_email_status: a.target_status.clone().unwrap_or_default(),
+    })
+}
+
+fn reason_name(code: i32) -> &'static str {
+    pb::Reason::try_from(code).map_or("UNKNOWN_REASON", |r| r.as_str_name())
+}
+
+async fn connect(addr: &str) -> anyhow::Result<AuthorizerClient<tonic::transport::Channel>> {
+    let addr = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    AuthorizerClient::connect(addr.clone())
+        .await
+        .map(|c| {
+            c.max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20)
+        })
+        .with_context(|| format!("cannot connect to permd at {addr}"))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let a = &args.ask;
+    let mut client = connect(&a.addr).await?;
+    let mut records = args.records.clone();
+    records.extend((0..args.demo_contacts).map(|n| contact_id(n).to_string()));
+    if records.is_empty() {
+        let r = client
+            .check(pb::CheckRequest {
+                tenant: a.tenant.clone(),
+                principal: Some(principal(&a.principal)),
+                object: a.object.clone(),
+                action: a.action.clone(),
+                record_id: String::new(),
+                context: Some(context(a)?),
+                min_revision: 0,
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        println!(
+            "{} {} on {}: {} (revision {})",
+            a.principal,
+            a.action,
+            a.object,
+            if r.allowed {
+                "ALLOWED".to_owned()
+            } else {
+                format!("DENIED {}", reason_name(r.reason))
+            },
+            r.revision
+        );
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let r = client
+        .batch_check(pb::BatchCheckRequest {
+            tenant: a.tenant.clone(),
+            principal: Some(principal(&a.principal)),
+            object: a.object.clone(),
+            action: a.action.clone(),
+            records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+                ids: records.clone(),
+            })),
+            context: Some(context(a)?),
+            return_allowed_ids: false,
+            min_revision: 0,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let elapsed = started.elapsed();
+    let reasons: BTreeMap<i32, usize> = r.denials.iter().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d.reason).or_default() += 1;
+        m
+    });
+    if records.len() <= 20 {
+        let denied: BTreeMap<u32, i32> = r.denials.iter().map(|d| (d.position, d.reason)).collect();
+        for (i, id) in records.iter().enumerate() {
+            match denied.get(&(i as u32)) {
+                None => println!("  {id}  ALLOWED"),
+                Some(reason) => println!("  {id}  DENIED {}", reason_name(*reason)),
+            }
+        }
+    }
+    println!(
+        "{} {} on {} {}: {} allowed, {} denied (revision {}, round trip {:.2} ms)",
+        a.principal,
+        a.action,
+        records.len(),
+        a.object,
+        r.allowed_count,
+        r.denials.len(),
+        r.revision,
+        elapsed.as_secs_f64() * 1e3
+    );
+    for (reason, count) in reasons {
+        println!("  {:<22} {count}", reason_name(reason));
+    }
+    if let Some(mask) = r.field_mask {
+        let fields: BTreeMap<_, _> = mask.fields.into_iter().collect();
+        let shown: Vec<String> = fields
+            .iter()
+            .map(|(f, l)| {
+                format!(
+                    "{f}={}",
+                    pb::FieldLevel::try_from(*l)
+                        .map_or("?", |l| l.as_str_name())
+                        .to_lowercase()
+                )
+            })
+            .collect();
+        println!("  field mask: {}", shown.join(" "));
+    }
+    Ok(())
+}
+
+pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let a = &args.ask;
+    let mut client = connect(&a.addr).await?;
+    let r = client
+        .explain(pb::ExplainRequest {
+            tenant: a.tenant.clone(),
+            principal: Some(principal(&a.principal)),
+            object: a.object.clone(),
+            action: a.action.clone(),
+            record_id: args.record.clone().unwrap_or_default(),
+            context: Some(context(a)?),
+            min_revision: 0,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "{}: {} {} {} → {}",
+        a.tenant,
+        a.principal,
+        a.action,
+        args.record.as_deref().unwrap_or(&a.object),
+        if r.allowed {
+            "ALLOWED".to_owned()
+        } else {
+            format!("DENIED {}", reason_name(r.reason))
+        }
+    );
+    for s in &r.steps {
+        let mark = if s.passed { "ok  " } else { "FAIL" };
+        let why = if s.passed {
+            String::new()
+        } else {
+            format!(" [{}]", reason_name(s.reason))
+        };
+        println!("  {mark} {:<10} {}{why}", s.layer, s.detail);
+    }
+    println!("  (revision {})", r.revision);
+    Ok(())
+}

@@ -1,0 +1,2367 @@
+//! End-to-end tests over real gRPC on loopback: the server runs in-process on
+//! `127.0.0.1:<ephemeral>`, a tonic client talks to it through HTTP/2, and
+//! every answer is compared with what the same `Engine` computes in-process
+//! (and, where the demo data makes it easy, with what SEMANTICS.md says).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use permd::index::{DEFAULT_MAX_BATCH, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use permd::model::data::{EmailStatus, Record};
+use permd::model::{ActionContext, Channel as ModelChannel, DataFile, FieldLevel, Reason};
+use permd::pb::{self, authorizer_client::AuthorizerClient};
+use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
+use permd::source::demo::{DEMO_CONTACTS, DEMO_TENANT, company_id, contact_id, deal_id, demo_data};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+/// No test may run longer than this.
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// No single RPC may take longer than this.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// Runs a test body under [`TEST_TIMEOUT`].
+async fn bounded(body: impl Future<Output = ()>) {
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test exceeded its time limit");
+}
+
+fn demo_file() -> &'static DataFile {
+    static DATA: OnceLock<DataFile> = OnceLock::new();
+    DATA.get_or_init(demo_data)
+}
+
+/// One engine over the demo tenant, shared by every test (and every server
+/// of this binary) so the in-process answers come from the very engine the
+/// server uses.
+fn demo_engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            Arc::new(Engine::new(
+                Snapshot::build(demo_file(), 1),
+                DEFAULT_MAX_BATCH,
+            ))
+        })
+        .clone()
+}
+
+/// A small custom tenant: email and SMS not configured, one user.
+const ACME_YAML: &str = r#"
+tenants:
+  - id: acme
+    email_configured: false
+    sms_configured: false
+    groups:
+      - id: everyone
+        objects:
+          contacts:
+            view_object: true
+            all_records: edit
+            actions: [send_single_message, bulk_send_email, bulk_send_text]
+            fields: {"*": view}
+    users:
+      - id: zoe
+        groups: [everyone]
+    records:
+      - id: 0a000000-0000-4000-8000-000000000001
+        object: contacts
+        contact: {email: one@example.com, email_status: opted_in, mobile_phone: "+15550000001"}
+      - id: 0a000000-0000-4000-8000-000000000002
+        object: contacts
+        contact: {email_status: opted_in}
+      - id: 0a000000-0000-4000-8000-000000000003
+        object: contacts
+        archived: true
+        contact: {email: three@example.com, email_status: opted_in}
+"#;
+
+fn acme_id(n: u128) -> Uuid {
+    Uuid::from_u128(0x0a00_0000_0000_4000_8000_0000_0000_0000 | n)
+}
+
+/// The demo tenant plus `acme`, with a batch limit of 10.
+fn small_batch_engine() -> Arc<Engine> {
+    let (acme, warnings) = permd::source::parse_str(ACME_YAML, false, Path::new("acme.yaml"))
+        .expect("the acme test data file is valid");
+    assert!(warnings.is_empty(), "acme warnings: {warnings:?}");
+    let mut data = demo_file().clone();
+    data.tenants.extend(acme.tenants);
+    Arc::new(Engine::new(Snapshot::build(&data, 1), 10))
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    engine: Arc<Engine>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    async fn start(engine: Arc<Engine>) -> TestServer {
+        Self::start_with(engine, DEFAULT_MAX_MESSAGE_BYTES).await
+    }
+
+    async fn start_with(engine: Arc<Engine>, max_message_bytes: usize) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(permd::server::serve(
+            engine.clone(),
+            listener,
+            max_message_bytes,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestServer {
+            addr,
+            engine,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(RPC_TIMEOUT)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self) -> AuthorizerClient<Channel> {
+        AuthorizerClient::new(self.channel().await)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Request builders and comparisons
+// ---------------------------------------------------------------------------
+
+fn principal(kind: pb::principal::Kind, id: &str) -> Option<pb::Principal> {
+    Some(pb::Principal {
+        kind: kind as i32,
+        id: id.to_owned(),
+    })
+}
+
+fn user(id: &str) -> Option<pb::Principal> {
+    principal(pb::principal::Kind::User, id)
+}
+
+fn strings(ids: &[Uuid]) -> Vec<String> {
+    ids.iter().map(Uuid::to_string).collect()
+}
+
+fn packed(ids: &[Uuid]) -> Vec<u8> {
+    ids.iter().flat_map(|id| *id.as_bytes()).collect()
+}
+
+fn unpack(bytes: &[u8]) -> Vec<Uuid> {
+    assert_eq!(bytes.len() % 16, 0, "packed ids must be whole UUIDs");
+    bytes
+        .chunks_exact(16)
+        .map(|c| Uuid::from_slice(c).unwrap())
+        .collect()
+}
+
+fn demo_contacts(n: u64) -> Vec<Uuid> {
+    (0..n).map(contact_id).collect()
+}
+
+fn batch(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    ids: &[Uuid],
+) -> pb::BatchCheckRequest {
+    pb::BatchCheckRequest {
+        tenant: DEMO_TENANT.to_owned(),
+        principal: who,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+            ids: strings(ids),
+        })),
+        ..Default::default()
+    }
+}
+
+fn batch_packed(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    ids: &[Uuid],
+) -> pb::BatchCheckRequest {
+    pb::BatchCheckRequest {
+        records: Some(pb::batch_check_request::Records::PackedRecordIds(
+            pb::PackedIds { uuids: packed(ids) },
+        )),
+        ..batch(who, object, action, &[])
+    }
+}
+
+fn check(who: Option<pb::Principal>, object: &str, action: &str, id: &str) -> pb::CheckRequest {
+    pb::CheckRequest {
+        tenant: DEMO_TENANT.to_owned(),
+        principal: who,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        record_id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn lookup(who: Option<pb::Principal>, object: &str, action: &str) -> pb::LookupRecordsRequest {
+    pb::LookupRecordsRequest {
+        tenant: DEMO_TENANT.to_owned(),
+        principal: who,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn question(kind: PrincipalKind, id: &str, object: &str, action: &str) -> Question {
+    Question {
+        tenant: DEMO_TENANT.to_owned(),
+        principal: PrincipalRef {
+            kind,
+            id: id.to_owned(),
+        },
+        object: object.to_owned(),
+        action: action.to_owned(),
+        ctx: ActionContext::default(),
+        min_revision: 0,
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn level(l: FieldLevel) -> i32 {
+    match l {
+        FieldLevel::Hidden => pb::FieldLevel::Hidden as i32,
+        FieldLevel::View => pb::FieldLevel::View as i32,
+        FieldLevel::Edit => pb::FieldLevel::Edit as i32,
+    }
+}
+
+fn engine_mask(mask: &[(String, FieldLevel)]) -> BTreeMap<String, i32> {
+    mask.iter().map(|(f, l)| (f.clone(), level(*l))).collect()
+}
+
+fn wire_mask(mask: Option<&pb::FieldMask>) -> BTreeMap<String, i32> {
+    mask.expect("a field mask is present")
+        .fields
+        .iter()
+        .map(|(f, l)| (f.clone(), *l))
+        .collect()
+}
+
+fn reason_name(r: i32) -> &'static str {
+    pb::Reason::try_from(r)
+        .map(|r| r.as_str_name())
+        .unwrap_or("<not a Reason>")
+}
+
+fn bit(mask: &[u8], i: usize) -> bool {
+    mask[i / 8] & (1 << (i % 8)) != 0
+}
+
+/// Asserts the status code and that the message names each of `needles`.
+#[track_caller]
+fn assert_status<T: std::fmt::Debug>(res: Result<T, Status>, code: Code, needles: &[&str]) {
+    let status = match res {
+        Ok(v) => panic!("expected {code:?} naming {needles:?}, got OK: {v:?}"),
+        Err(s) => s,
+    };
+    assert_eq!(
+        status.code(),
+        code,
+        "wrong code; message: {}",
+        status.message()
+    );
+    for needle in needles {
+        assert!(
+            status.message().contains(needle),
+            "message {:?} does not mention {needle:?}",
+            status.message()
+        );
+    }
+}
+
+/// Asserts a wire BatchCheck answer is self-consistent and equal to the
+/// engine's in-process answer for the same ids.
+#[track_caller]
+fn assert_batch_matches_engine(
+    resp: &pb::BatchCheckResponse,
+    engine: &Engine,
+    q: &Question,
+    ids: &[Uuid],
+) {
+    let n = ids.len();
+    let want = engine.batch_check(q, ids, now()).unwrap();
+    assert_eq!(resp.allowed.len(), n.div_ceil(8), "bitmask length");
+    assert_eq!(resp.allowed, want.allowed, "bitmask differs from engine");
+    assert_eq!(resp.allowed_count, want.allowed_count);
+    let got: Vec<(u32, i32)> = resp
+        .denials
+        .iter()
+        .map(|d| (d.position, d.reason))
+        .collect();
+    let expected: Vec<(u32, i32)> = want.denials.iter().map(|(p, r)| (*p, *r as i32)).collect();
+    assert_eq!(got, expected, "denials differ from engine");
+    assert_eq!(
+        wire_mask(resp.field_mask.as_ref()),
+        engine_mask(&want.field_mask)
+    );
+    assert_eq!(resp.revision, want.revision);
+    // Self-consistency: the bitmask, the count and the denials agree.
+    let set = (0..n).filter(|&i| bit(&resp.allowed, i)).count();
+    assert_eq!(set as u32, resp.allowed_count);
+    let denied: Vec<u32> = (0..n as u32)
+        .filter(|&i| !bit(&resp.allowed, i as usize))
+        .collect();
+    let positions: Vec<u32> = resp.denials.iter().map(|d| d.position).collect();
+    assert_eq!(
+        positions, denied,
+        "one denial per denied position, in order"
+    );
+    assert!(
+        resp.denials.iter().all(|d| d.reason != 0),
+        "a denial carries a reason"
+    );
+    // Bits past the end are clear.
+    for i in n..resp.allowed.len() * 8 {
+        assert!(!bit(&resp.allowed, i), "bit {i} past the end is set");
+    }
+}
+
+fn record(id: Uuid) -> &'static Record {
+    demo_file().tenants[0]
+        .records
+        .iter()
+        .find(|r| r.id == id)
+        .expect("a demo record")
+}
+
+/// SEMANTICS.md applied by hand to carol (marketing: all records view,
+/// email ≥ view, bulk_send_email on) for bulk_send_email, marketing mail.
+fn carol_bulk_email_reason(id: Uuid, at: OffsetDateTime) -> Option<Reason> {
+    let Some(r) = demo_file().tenants[0].records.iter().find(|r| r.id == id) else {
+        return Some(Reason::UnknownRecord);
+    };
+    if r.object != "contacts" {
+        return Some(Reason::UnknownRecord);
+    }
+    if r.archived {
+        return Some(Reason::Archived);
+    }
+    let c = r.contact.clone().unwrap_or_default();
+    if !c.has_valid_email() {
+        Some(Reason::NoEmail)
+    } else if c.is_suppressed_at(at) {
+        Some(Reason::Suppressed)
+    } else if c.email_status == EmailStatus::UnsubscribedAll {
+        Some(Reason::Unsubscribed)
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Check
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_a_record_matches_the_engine_and_the_data() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let engine = &server.engine;
+        // alice (sales: all records view) sees every live Contact.
+        let mut seen_archived = false;
+        let mut seen_live = false;
+        for n in 0..60 {
+            let id = contact_id(n);
+            let resp = c
+                .check(check(user("alice"), "contacts", "view", &id.to_string()))
+                .await
+                .unwrap()
+                .into_inner();
+            let archived = record(id).archived;
+            seen_archived |= archived;
+            seen_live |= !archived;
+            assert_eq!(resp.allowed, !archived, "alice view contact {n}");
+            let want_reason = if archived { Reason::Archived as i32 } else { 0 };
+            assert_eq!(resp.reason, want_reason, "contact {n}");
+            assert_eq!(resp.revision, 1);
+            let want = engine
+                .check(
+                    &question(PrincipalKind::User, "alice", "contacts", "view"),
+                    Some(id),
+                    now(),
+                )
+                .unwrap();
+            assert_eq!(resp.reason, want.reason.map_or(0, |r| r as i32));
+            assert_eq!(
+                wire_mask(resp.field_mask.as_ref()),
+                engine_mask(&want.field_mask)
+            );
+        }
+        assert!(seen_archived && seen_live, "the sample covers both cases");
+
+        // Every field of the object is in the mask, at the group's level.
+        let resp = c
+            .check(check(
+                user("carol"),
+                "contacts",
+                "view",
+                &contact_id(1).to_string(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let mask = wire_mask(resp.field_mask.as_ref());
+        for f in [
+            "first_name",
+            "last_name",
+            "job_title",
+            "email",
+            "email_status",
+            "mobile_phone",
+            "tags",
+            "timezone",
+            "birthday",
+        ] {
+            assert!(mask.contains_key(f), "mask lacks {f}: {mask:?}");
+        }
+        assert_eq!(mask["birthday"], pb::FieldLevel::Hidden as i32);
+        assert_eq!(mask["email_status"], pb::FieldLevel::Edit as i32);
+        assert_eq!(mask["first_name"], pb::FieldLevel::View as i32);
+
+        // Other principal kinds over the wire: the integration (sync-readonly:
+        // all records view, bulk_export) and the automation running as carol.
+        let live = (0..DEMO_CONTACTS)
+            .map(contact_id)
+            .find(|id| !record(*id).archived)
+            .unwrap();
+        let resp = c
+            .check(check(
+                principal(pb::principal::Kind::Integration, "warehouse-sync"),
+                "contacts",
+                "bulk_export",
+                &live.to_string(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.allowed, "{resp:?}");
+        let resp = c
+            .check(check(
+                principal(pb::principal::Kind::Integration, "warehouse-sync"),
+                "contacts",
+                "edit",
+                &live.to_string(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reason_name(resp.reason), "NO_RECORD_ACCESS");
+        for n in 0..40 {
+            let id = contact_id(n);
+            let as_automation = c
+                .check(check(
+                    principal(pb::principal::Kind::Automation, "welcome-series"),
+                    "contacts",
+                    "bulk_send_email",
+                    &id.to_string(),
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let as_carol = c
+                .check(check(
+                    user("carol"),
+                    "contacts",
+                    "bulk_send_email",
+                    &id.to_string(),
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(as_automation.reason, as_carol.reason, "contact {n}");
+            let want = carol_bulk_email_reason(id, now()).map_or(0, |r| r as i32);
+            assert_eq!(as_carol.reason, want, "contact {n}: SEMANTICS R13");
+        }
+        // KIND_UNSPECIFIED is a user.
+        let resp = c
+            .check(check(
+                principal(pb::principal::Kind::Unspecified, "alice"),
+                "contacts",
+                "view",
+                &live.to_string(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.allowed);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_record_less_create_and_upload() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let cases = [
+            // sales: associated edit on contacts.
+            ("alice", "contacts", "create", 0),
+            // marketing: all view, associated none.
+            ("carol", "contacts", "create", Reason::NoRecordAccess as i32),
+            // support sees no deals at all.
+            ("dave", "deals", "create", Reason::ObjectNotVisible as i32),
+            // companies: support has view_object but no record access.
+            ("dave", "companies", "create", Reason::NoRecordAccess as i32),
+            // deal-desk has the upload toggle, sales does not.
+            ("erin", "deals", "upload", 0),
+            (
+                "alice",
+                "deals",
+                "upload",
+                Reason::ActionNotPermitted as i32,
+            ),
+            ("ada", "deals", "create", 0),
+        ];
+        for (who, object, action, want) in cases {
+            let resp = c
+                .check(check(user(who), object, action, ""))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                resp.reason,
+                want,
+                "{who} {action} {object}: got {}",
+                reason_name(resp.reason)
+            );
+            assert_eq!(resp.allowed, want == 0);
+            assert_eq!(resp.revision, 1);
+            let engine = server
+                .engine
+                .check(
+                    &question(PrincipalKind::User, who, object, action),
+                    None,
+                    now(),
+                )
+                .unwrap();
+            assert_eq!(resp.reason, engine.reason.map_or(0, |r| r as i32));
+            assert_eq!(
+                wire_mask(resp.field_mask.as_ref()),
+                engine_mask(&engine.field_mask)
+            );
+        }
+        // create with a record, view without one: both say what to fix.
+        assert_status(
+            c.check(check(
+                user("alice"),
+                "contacts",
+                "create",
+                &contact_id(1).to_string(),
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["create", "record_id"],
+        );
+        assert_status(
+            c.check(check(user("alice"), "contacts", "view", "")).await,
+            Code::InvalidArgument,
+            &["view", "record_id"],
+        );
+        // BatchCheck and LookupRecords refuse record-less actions.
+        assert_status(
+            c.batch_check(batch(user("alice"), "contacts", "create", &[contact_id(1)]))
+                .await,
+            Code::InvalidArgument,
+            &["create"],
+        );
+        assert_status(
+            c.lookup_records(lookup(user("alice"), "contacts", "upload"))
+                .await,
+            Code::InvalidArgument,
+            &["upload"],
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// BatchCheck
+// ---------------------------------------------------------------------------
+
+/// A mix that exercises many reasons: contacts, an unknown id, ids of other
+/// objects, duplicates.
+fn mixed_ids() -> Vec<Uuid> {
+    let mut ids = demo_contacts(300);
+    ids.push(Uuid::from_u128(0x1234_5678_9abc_4def_8000_0000_0000_0001));
+    ids.push(company_id(3));
+    ids.push(deal_id(3));
+    ids.push(contact_id(7));
+    ids.push(contact_id(7));
+    ids.push(contact_id(DEMO_CONTACTS + 5));
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_check_string_ids() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let ids = mixed_ids();
+        for (who, action) in [
+            ("alice", "view"),
+            ("alice", "edit"),
+            ("carol", "bulk_send_email"),
+            ("dave", "send_single_message"),
+            ("erin", "view_archived"),
+            ("ada", "bulk_send_text"),
+        ] {
+            let mut req = batch(user(who), "contacts", action, &ids);
+            let mut q = question(PrincipalKind::User, who, "contacts", action);
+            if action == "send_single_message" {
+                req.context = Some(pb::ActionContext {
+                    channel: pb::Channel::Text as i32,
+                    ..Default::default()
+                });
+                q.ctx.channel = Some(ModelChannel::Text);
+            }
+            req.return_allowed_ids = true;
+            let resp = c.batch_check(req).await.unwrap().into_inner();
+            assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
+            assert_eq!(resp.revision, 1);
+            // Allowed ids come back as strings, in request order.
+            let want: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bit(&resp.allowed, *i))
+                .map(|(_, id)| id.to_string())
+                .collect();
+            let got = resp.allowed_ids.as_ref().expect("allowed_ids").ids.clone();
+            assert_eq!(got, want, "{who} {action}");
+            assert!(resp.allowed_packed_ids.is_none(), "not in packed form");
+            // Each denial reason is what a single Check says for that id.
+            for d in resp.denials.iter().step_by(7) {
+                let mut single = check(
+                    user(who),
+                    "contacts",
+                    action,
+                    &ids[d.position as usize].to_string(),
+                );
+                single.context = Some(pb::ActionContext {
+                    channel: pb::Channel::Text as i32,
+                    ..Default::default()
+                });
+                let one = c.check(single).await.unwrap().into_inner();
+                assert_eq!(
+                    one.reason, d.reason,
+                    "{who} {action} position {}",
+                    d.position
+                );
+            }
+        }
+        // Without return_allowed_ids neither list is sent.
+        let resp = c
+            .batch_check(batch(user("alice"), "contacts", "view", &ids))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.allowed_ids.is_none() && resp.allowed_packed_ids.is_none());
+        assert!(resp.allowed_count > 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_check_returns_allowed_ids_as_sent() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let id = contact_id(1);
+        // Every spelling Uuid::try_parse accepts, so every one is answered.
+        let sent = vec![
+            id.to_string().to_uppercase(),
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            id.to_string(),
+        ];
+        let mut req = batch(user("ada"), "contacts", "view_archived", &[]);
+        req.records = Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+            ids: sent.clone(),
+        }));
+        req.return_allowed_ids = true;
+        let resp = c.batch_check(req).await.unwrap().into_inner();
+        assert_eq!(resp.allowed_count, 5, "every spelling is the same record");
+        // RecordAccess echoes each id as sent ...
+        let ra = c
+            .record_access(pb::RecordAccessRequest {
+                tenant: DEMO_TENANT.to_owned(),
+                principal: user("ada"),
+                object: "contacts".to_owned(),
+                record_ids: sent.clone(),
+                min_revision: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let echoed: Vec<String> = ra.records.into_iter().map(|r| r.record_id).collect();
+        assert_eq!(echoed, sent);
+        // ... and BatchCheck must too ("in the form they were sent"), or a
+        // caller matching the returned ids against its own finds none.
+        assert_eq!(resp.allowed_ids.unwrap().ids, sent);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_batch_limit_is_100_000() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        assert_eq!(server.engine.max_batch(), 100_000);
+        let ids: Vec<Uuid> = (0..100_000).map(contact_id).collect();
+        let q = question(PrincipalKind::User, "alice", "contacts", "view");
+        for req in [
+            batch(user("alice"), "contacts", "view", &ids),
+            batch_packed(user("alice"), "contacts", "view", &ids),
+        ] {
+            let resp = c.batch_check(req).await.unwrap().into_inner();
+            assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
+            assert_eq!(resp.allowed.len(), 12_500);
+        }
+        let mut over = ids;
+        over.push(contact_id(100_000));
+        for req in [
+            batch(user("alice"), "contacts", "view", &over),
+            batch_packed(user("alice"), "contacts", "view", &over),
+        ] {
+            assert_status(
+                c.batch_check(req).await,
+                Code::InvalidArgument,
+                &["100001", "limit of 100000"],
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clients_get_the_engine_answer() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let shared = server.client().await;
+        let mut tasks = Vec::new();
+        for k in 0..24u64 {
+            let (who, action) = [
+                ("alice", "view"),
+                ("alice", "edit"),
+                ("carol", "bulk_send_email"),
+                ("erin", "archive"),
+            ][(k % 4) as usize];
+            // Half share one HTTP/2 connection, half open their own.
+            let mut c = if k % 2 == 0 {
+                shared.clone()
+            } else {
+                server.client().await
+            };
+            let engine = server.engine.clone();
+            tasks.push(tokio::spawn(async move {
+                let ids: Vec<Uuid> = (k * 97..k * 97 + 2_000).map(contact_id).collect();
+                let resp = c
+                    .batch_check(batch_packed(user(who), "contacts", action, &ids))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let q = question(PrincipalKind::User, who, "contacts", action);
+                assert_batch_matches_engine(&resp, &engine, &q, &ids);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_abandoning_a_stream_leaves_the_server_healthy() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        for _ in 0..5 {
+            let mut req = lookup(user("alice"), "contacts", "view");
+            req.page_size = 1;
+            let mut stream = c.lookup_records(req).await.unwrap().into_inner();
+            stream.message().await.unwrap().expect("a first page");
+            drop(stream);
+        }
+        let pages =
+            collect_lookup(&mut c, lookup(user("carol"), "contacts", "bulk_send_email")).await;
+        let (want, _) = server
+            .engine
+            .lookup(
+                &question(PrincipalKind::User, "carol", "contacts", "bulk_send_email"),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(pages.concat(), want);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_check_carol_bulk_email_reasons_per_position() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let ids = mixed_ids();
+        let resp = c
+            .batch_check(batch(user("carol"), "contacts", "bulk_send_email", &ids))
+            .await
+            .unwrap()
+            .into_inner();
+        let at = now();
+        let denials: BTreeMap<u32, i32> = resp
+            .denials
+            .iter()
+            .map(|d| (d.position, d.reason))
+            .collect();
+        let mut kinds = HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            let want = carol_bulk_email_reason(*id, at);
+            kinds.insert(want);
+            assert_eq!(bit(&resp.allowed, i), want.is_none(), "position {i} ({id})");
+            assert_eq!(
+                denials.get(&(i as u32)).copied(),
+                want.map(|r| r as i32),
+                "position {i} ({id})"
+            );
+        }
+        for r in [
+            None,
+            Some(Reason::UnknownRecord),
+            Some(Reason::Archived),
+            Some(Reason::NoEmail),
+            Some(Reason::Suppressed),
+            Some(Reason::Unsubscribed),
+        ] {
+            assert!(kinds.contains(&r), "the sample covers {r:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_check_packed_ids() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let ids = mixed_ids();
+        for (who, action) in [("alice", "edit"), ("carol", "bulk_send_email")] {
+            let mut req = batch_packed(user(who), "contacts", action, &ids);
+            req.return_allowed_ids = true;
+            let resp = c.batch_check(req).await.unwrap().into_inner();
+            let q = question(PrincipalKind::User, who, "contacts", action);
+            assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
+            // Allowed ids come back packed, in request order.
+            let want: Vec<Uuid> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bit(&resp.allowed, *i))
+                .map(|(_, id)| *id)
+                .collect();
+            let got = unpack(&resp.allowed_packed_ids.as_ref().expect("packed ids").uuids);
+            assert_eq!(got, want);
+            assert!(resp.allowed_ids.is_none(), "not in string form");
+            // Same answer as with string ids.
+            let as_strings = c
+                .batch_check(batch(user(who), "contacts", action, &ids))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(as_strings.allowed, resp.allowed);
+            assert_eq!(as_strings.denials, resp.denials);
+            assert_eq!(as_strings.allowed_count, resp.allowed_count);
+            assert_eq!(as_strings.field_mask, resp.field_mask);
+        }
+        // Packed ids are big-endian RFC 4122 bytes: contact 1 by hand.
+        let mut bytes = vec![0u8; 16];
+        bytes[0] = 0xc0;
+        bytes[6] = 0x40;
+        bytes[8] = 0x80;
+        bytes[15] = 0x01;
+        let resp = c
+            .batch_check(pb::BatchCheckRequest {
+                records: Some(pb::batch_check_request::Records::PackedRecordIds(
+                    pb::PackedIds { uuids: bytes },
+                )),
+                return_allowed_ids: true,
+                ..batch(user("ada"), "contacts", "view_archived", &[])
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.allowed_count, 1, "{resp:?}");
+        assert_eq!(
+            unpack(&resp.allowed_packed_ids.unwrap().uuids),
+            vec![contact_id(1)]
+        );
+        // An empty batch is an empty answer.
+        let resp = c
+            .batch_check(batch_packed(user("alice"), "contacts", "view", &[]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.allowed_count, 0);
+        assert!(resp.allowed.is_empty() && resp.denials.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_record_ids_are_denied_never_allowed() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        // Random ids, ids of other objects, a contact id past the last, the
+        // nil UUID: unknown on contacts even to the admin.
+        let mut ids: Vec<Uuid> = (0..50u128)
+            .map(|i| Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | i))
+            .collect();
+        ids.extend([
+            company_id(0),
+            deal_id(0),
+            contact_id(DEMO_CONTACTS),
+            Uuid::nil(),
+        ]);
+        for (who, action) in [
+            ("ada", "view"),
+            ("ada", "view_archived"),
+            ("alice", "view"),
+            ("carol", "bulk_send_email"),
+        ] {
+            for req in [
+                batch(user(who), "contacts", action, &ids),
+                batch_packed(user(who), "contacts", action, &ids),
+            ] {
+                let resp = c.batch_check(req).await.unwrap().into_inner();
+                assert_eq!(resp.allowed_count, 0);
+                assert!(resp.allowed.iter().all(|b| *b == 0));
+                assert_eq!(resp.denials.len(), ids.len());
+                for (i, d) in resp.denials.iter().enumerate() {
+                    assert_eq!(d.position, i as u32);
+                    assert_eq!(reason_name(d.reason), "UNKNOWN_RECORD", "{who} {action}");
+                }
+            }
+            let one = c
+                .check(check(
+                    user(who),
+                    "contacts",
+                    action,
+                    &company_id(0).to_string(),
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!one.allowed);
+            assert_eq!(reason_name(one.reason), "UNKNOWN_RECORD");
+        }
+        // A company id is known on companies.
+        let resp = c
+            .batch_check(batch(
+                user("ada"),
+                "companies",
+                "view_archived",
+                &[company_id(0)],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.allowed_count, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_ids_are_answered_per_position() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let live = (0..DEMO_CONTACTS)
+            .map(contact_id)
+            .find(|id| !record(*id).archived)
+            .unwrap();
+        let archived = (0..DEMO_CONTACTS)
+            .map(contact_id)
+            .find(|id| record(*id).archived)
+            .unwrap();
+        let ids = [
+            live, live, archived, live, archived, archived, live, live, live,
+        ];
+        for mut req in [
+            batch(user("alice"), "contacts", "view", &ids),
+            batch_packed(user("alice"), "contacts", "view", &ids),
+        ] {
+            req.return_allowed_ids = true;
+            let string_form = matches!(
+                req.records,
+                Some(pb::batch_check_request::Records::RecordIds(_))
+            );
+            let resp = c.batch_check(req).await.unwrap().into_inner();
+            // positions 0,1,3,6,7,8 allowed; 2,4,5 archived.
+            assert_eq!(resp.allowed, vec![0b1100_1011, 0b0000_0001]);
+            assert_eq!(resp.allowed_count, 6);
+            let denials: Vec<(u32, &str)> = resp
+                .denials
+                .iter()
+                .map(|d| (d.position, reason_name(d.reason)))
+                .collect();
+            assert_eq!(
+                denials,
+                vec![(2, "ARCHIVED"), (4, "ARCHIVED"), (5, "ARCHIVED")]
+            );
+            if string_form {
+                assert_eq!(resp.allowed_ids.unwrap().ids, strings(&[live; 6]));
+            } else {
+                assert_eq!(
+                    unpack(&resp.allowed_packed_ids.unwrap().uuids),
+                    vec![live; 6]
+                );
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_send_email_for_ten_thousand_contacts_matches_the_engine() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let ids = demo_contacts(10_000);
+        let q = question(PrincipalKind::User, "carol", "contacts", "bulk_send_email");
+        for req in [
+            batch(user("carol"), "contacts", "bulk_send_email", &ids),
+            batch_packed(user("carol"), "contacts", "bulk_send_email", &ids),
+        ] {
+            let resp = c.batch_check(req).await.unwrap().into_inner();
+            assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
+            assert_eq!(resp.allowed.len(), 1250);
+            assert!(resp.allowed_count > 0);
+            // And every position is what SEMANTICS.md says for carol.
+            let at = now();
+            let denials: BTreeMap<u32, i32> = resp
+                .denials
+                .iter()
+                .map(|d| (d.position, d.reason))
+                .collect();
+            for (i, id) in ids.iter().enumerate() {
+                let want = carol_bulk_email_reason(*id, at).map(|r| r as i32);
+                assert_eq!(denials.get(&(i as u32)).copied(), want, "position {i}");
+            }
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// LookupRecords
+// ---------------------------------------------------------------------------
+
+async fn collect_lookup(
+    c: &mut AuthorizerClient<Channel>,
+    req: pb::LookupRecordsRequest,
+) -> Vec<Vec<Uuid>> {
+    let packed_form = req.packed;
+    let mut stream = c.lookup_records(req).await.unwrap().into_inner();
+    let mut pages = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        assert_eq!(m.revision, 1);
+        let page = if packed_form {
+            assert!(m.record_ids.is_none(), "packed request gets packed ids");
+            unpack(&m.packed_record_ids.expect("packed ids").uuids)
+        } else {
+            assert!(m.packed_record_ids.is_none(), "string request gets strings");
+            m.record_ids
+                .expect("string ids")
+                .ids
+                .iter()
+                .map(|s| Uuid::parse_str(s).unwrap())
+                .collect()
+        };
+        pages.push(page);
+    }
+    pages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_records_equals_what_batch_check_allows() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let all = demo_contacts(DEMO_CONTACTS);
+        for (kind, who, action) in [
+            (pb::principal::Kind::User, "alice", "view"),
+            (pb::principal::Kind::User, "alice", "edit"),
+            (pb::principal::Kind::User, "carol", "bulk_send_email"),
+            (pb::principal::Kind::User, "dave", "view"),
+            (
+                pb::principal::Kind::Integration,
+                "warehouse-sync",
+                "bulk_export",
+            ),
+            (
+                pb::principal::Kind::Automation,
+                "welcome-series",
+                "bulk_send_email",
+            ),
+        ] {
+            let mut req = batch(principal(kind, who), "contacts", action, &all);
+            req.return_allowed_ids = true;
+            let allowed: Vec<Uuid> = c
+                .batch_check(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .allowed_ids
+                .unwrap()
+                .ids
+                .iter()
+                .map(|s| Uuid::parse_str(s).unwrap())
+                .collect();
+            let allowed_set: HashSet<Uuid> = allowed.iter().copied().collect();
+            for (page_size, packed_form) in [(0u32, false), (997, false), (1000, true), (1, true)] {
+                if page_size == 1 && allowed.len() > 3000 {
+                    continue; // one message per id: keep it to the small sets
+                }
+                let mut req = lookup(principal(kind, who), "contacts", action);
+                req.page_size = page_size;
+                req.packed = packed_form;
+                let pages = collect_lookup(&mut c, req).await;
+                let effective = if page_size == 0 {
+                    10_000
+                } else {
+                    page_size as usize
+                };
+                let (last, full) = pages.split_last().expect("at least one page");
+                assert!(full.iter().all(|p| p.len() == effective), "full pages");
+                assert!(!last.is_empty() && last.len() <= effective, "last page");
+                let ids: Vec<Uuid> = pages.into_iter().flatten().collect();
+                let set: HashSet<Uuid> = ids.iter().copied().collect();
+                assert_eq!(set.len(), ids.len(), "no id twice");
+                assert_eq!(
+                    set, allowed_set,
+                    "{who} {action} page {page_size}: lookup == batch allowed"
+                );
+            }
+        }
+        // An action nobody may perform streams nothing (and ends cleanly).
+        let pages =
+            collect_lookup(&mut c, lookup(user("dave"), "contacts", "bulk_send_email")).await;
+        assert!(pages.is_empty(), "{pages:?}");
+        // page_size is bounded.
+        let mut req = lookup(user("alice"), "contacts", "view");
+        req.page_size = 100_001;
+        assert_status(
+            c.lookup_records(req).await,
+            Code::InvalidArgument,
+            &["page_size", "100000"],
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// ObjectAccess, RecordAccess, Explain
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_access_one_and_all() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let req = |who: &str, object: &str| pb::ObjectAccessRequest {
+            tenant: DEMO_TENANT.to_owned(),
+            principal: user(who),
+            object: object.to_owned(),
+            min_revision: 0,
+        };
+        let objects = |r: &pb::ObjectAccessResponse| -> Vec<String> {
+            r.objects.iter().map(|o| o.object.clone()).collect()
+        };
+        for (who, visible) in [
+            ("ada", vec!["contacts", "companies", "deals"]),
+            ("alice", vec!["contacts", "companies", "deals"]),
+            ("carol", vec!["contacts"]),
+            ("dave", vec!["contacts", "companies"]),
+        ] {
+            let all = c.object_access(req(who, "")).await.unwrap().into_inner();
+            let mut got = objects(&all);
+            got.sort();
+            let mut want: Vec<String> = visible.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            assert_eq!(got, want, "{who}: visible objects");
+            assert_eq!(all.revision, 1);
+            assert_eq!(all.create_objects, who == "ada");
+            // The engine agrees, flag for flag.
+            let (flags, create, rev) = server
+                .engine
+                .object_access(
+                    DEMO_TENANT,
+                    &PrincipalRef {
+                        kind: PrincipalKind::User,
+                        id: who.to_owned(),
+                    },
+                    None,
+                    0,
+                )
+                .unwrap();
+            assert_eq!((create, rev), (all.create_objects, all.revision));
+            assert_eq!(flags.len(), all.objects.len());
+            for (f, o) in flags.iter().zip(&all.objects) {
+                assert_eq!(f.object, o.object);
+                assert_eq!(
+                    (f.view, f.edit, f.remove, f.create_records),
+                    (o.view, o.edit, o.remove, o.create_records)
+                );
+                let names = |a: &[permd::model::Action]| -> Vec<String> {
+                    a.iter().map(|a| a.as_str().to_owned()).collect()
+                };
+                assert_eq!(names(&f.single_actions), o.single_actions);
+                assert_eq!(names(&f.bulk_actions), o.bulk_actions);
+                assert_eq!(engine_mask(&f.field_mask), wire_mask(o.field_mask.as_ref()));
+            }
+            // One object at a time gives the same flags.
+            for o in &all.objects {
+                let one = c
+                    .object_access(req(who, &o.object))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(one.objects, vec![o.clone()], "{who} {}", o.object);
+            }
+        }
+        // carol: marketing on contacts.
+        let one = c
+            .object_access(req("carol", "contacts"))
+            .await
+            .unwrap()
+            .into_inner();
+        let contacts = &one.objects[0];
+        assert!(contacts.view);
+        assert!(!contacts.create_records, "marketing cannot create contacts");
+        for a in ["bulk_send_email", "bulk_export", "bulk_send_survey"] {
+            assert!(contacts.bulk_actions.iter().any(|b| b == a), "{a}");
+        }
+        assert!(contacts.single_actions.iter().any(|s| s == "export"));
+        assert!(
+            contacts.bulk_actions.iter().all(|a| a.starts_with("bulk_"))
+                && contacts
+                    .single_actions
+                    .iter()
+                    .all(|a| !a.starts_with("bulk_"))
+        );
+        assert!(!contacts.bulk_actions.iter().any(|a| a == "bulk_send_text"));
+        // An object the principal cannot see is not listed.
+        let hidden = c
+            .object_access(req("carol", "deals"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(hidden.objects.is_empty(), "{hidden:?}");
+        // Every principal kind.
+        let sync = c
+            .object_access(pb::ObjectAccessRequest {
+                principal: principal(pb::principal::Kind::Integration, "warehouse-sync"),
+                ..req("", "")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got = objects(&sync);
+        got.sort();
+        assert_eq!(got, vec!["companies", "contacts"]);
+        let automation = c
+            .object_access(pb::ObjectAccessRequest {
+                principal: principal(pb::principal::Kind::Automation, "welcome-series"),
+                ..req("", "")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let carol = c
+            .object_access(req("carol", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(automation, carol, "an automation acts as its user");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_access_matches_batch_check() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let ids = mixed_ids();
+        for who in ["alice", "erin", "dave", "carol", "ada"] {
+            let resp = c
+                .record_access(pb::RecordAccessRequest {
+                    tenant: DEMO_TENANT.to_owned(),
+                    principal: user(who),
+                    object: "contacts".to_owned(),
+                    record_ids: strings(&ids),
+                    min_revision: 1,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(resp.revision, 1);
+            assert_eq!(resp.records.len(), ids.len());
+            let mut flags = [None, None, None];
+            for (k, action) in ["view", "edit", "archive"].into_iter().enumerate() {
+                flags[k] = Some(
+                    c.batch_check(batch(user(who), "contacts", action, &ids))
+                        .await
+                        .unwrap()
+                        .into_inner(),
+                );
+            }
+            let [view, edit, archive] = flags.map(Option::unwrap);
+            let view_mask = wire_mask(view.field_mask.as_ref());
+            for (i, r) in resp.records.iter().enumerate() {
+                assert_eq!(r.record_id, ids[i].to_string(), "echoes the id, in order");
+                assert_eq!(r.view, bit(&view.allowed, i), "{who} view {i}");
+                assert_eq!(r.edit, bit(&edit.allowed, i), "{who} edit {i}");
+                assert_eq!(r.remove, bit(&archive.allowed, i), "{who} remove {i}");
+                let mask = r.field_mask.as_ref().map(|m| m.fields.len()).unwrap_or(0);
+                if r.view {
+                    assert_eq!(wire_mask(r.field_mask.as_ref()), view_mask);
+                } else {
+                    assert_eq!(mask, 0, "no mask for a record that cannot be viewed");
+                }
+            }
+        }
+        // A missing record and a forbidden one look alike.
+        let forbidden = (0..DEMO_CONTACTS)
+            .map(contact_id)
+            .find(|id| record(*id).archived)
+            .unwrap();
+        let resp = c
+            .record_access(pb::RecordAccessRequest {
+                tenant: DEMO_TENANT.to_owned(),
+                principal: user("alice"),
+                object: "contacts".to_owned(),
+                record_ids: strings(&[forbidden, company_id(1)]),
+                min_revision: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let strip = |r: &pb::RecordFlags| {
+            (
+                r.view,
+                r.edit,
+                r.remove,
+                r.field_mask.clone().unwrap_or_default(),
+            )
+        };
+        assert_eq!(strip(&resp.records[0]), strip(&resp.records[1]));
+        // Malformed ids name the position.
+        assert_status(
+            c.record_access(pb::RecordAccessRequest {
+                tenant: DEMO_TENANT.to_owned(),
+                principal: user("alice"),
+                object: "contacts".to_owned(),
+                record_ids: vec![contact_id(0).to_string(), "nope".to_owned()],
+                min_revision: 0,
+            })
+            .await,
+            Code::InvalidArgument,
+            &["record_ids[1]", "nope", "UUID"],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_agrees_with_check() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let email = || {
+            Some(pb::ActionContext {
+                channel: pb::Channel::Email as i32,
+                ..Default::default()
+            })
+        };
+        /// Principal, object, action, record id, context.
+        type Case = (
+            Option<pb::Principal>,
+            &'static str,
+            &'static str,
+            String,
+            Option<pb::ActionContext>,
+        );
+        let mut cases: Vec<Case> = Vec::new();
+        for n in 0..25 {
+            let id = contact_id(n).to_string();
+            cases.push((user("alice"), "contacts", "edit", id.clone(), None));
+            cases.push((
+                user("carol"),
+                "contacts",
+                "bulk_send_email",
+                id.clone(),
+                None,
+            ));
+            cases.push((
+                user("dave"),
+                "contacts",
+                "send_single_message",
+                id.clone(),
+                email(),
+            ));
+            cases.push((
+                principal(pb::principal::Kind::Integration, "warehouse-sync"),
+                "contacts",
+                "bulk_export",
+                id.clone(),
+                None,
+            ));
+        }
+        cases.push((
+            user("alice"),
+            "contacts",
+            "view",
+            company_id(2).to_string(),
+            None,
+        ));
+        cases.push((user("carol"), "deals", "view", deal_id(2).to_string(), None));
+        cases.push((user("alice"), "contacts", "create", String::new(), None));
+        cases.push((user("carol"), "contacts", "create", String::new(), None));
+        cases.push((user("erin"), "deals", "upload", String::new(), None));
+        let mut reasons = HashSet::new();
+        for (who, object, action, id, ctx) in cases {
+            let chk = c
+                .check(pb::CheckRequest {
+                    context: ctx.clone(),
+                    ..check(who.clone(), object, action, &id)
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let ex = c
+                .explain(pb::ExplainRequest {
+                    tenant: DEMO_TENANT.to_owned(),
+                    principal: who.clone(),
+                    object: object.to_owned(),
+                    action: action.to_owned(),
+                    record_id: id.clone(),
+                    context: ctx,
+                    min_revision: 1,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let what = format!("{who:?} {action} {object} {id}");
+            assert_eq!(ex.allowed, chk.allowed, "{what}");
+            assert_eq!(ex.reason, chk.reason, "{what}");
+            assert_eq!(ex.revision, chk.revision);
+            assert!(!ex.steps.is_empty(), "{what}: steps present");
+            assert!(
+                ex.steps
+                    .iter()
+                    .all(|s| !s.layer.is_empty() && !s.detail.is_empty()),
+                "{what}: every step names its layer and says why"
+            );
+            reasons.insert(ex.reason);
+            // Failed steps carry a reason; passed ones do not. The first
+            // failure is the final reason (reasons are in layer order).
+            for s in &ex.steps {
+                assert_eq!(s.passed, s.reason == 0, "{what}: {s:?}");
+            }
+            match ex.steps.iter().find(|s| !s.passed) {
+                None => assert!(ex.allowed, "{what}: no failing step but denied"),
+                Some(first) => assert_eq!(first.reason, ex.reason, "{what}: {:?}", ex.steps),
+            }
+            if who == user("erin") {
+                assert!(
+                    ex.groups.iter().any(|g| g == "deal-desk"),
+                    "{:?}",
+                    ex.groups
+                );
+            }
+        }
+        assert!(
+            reasons.len() >= 5,
+            "the cases cover several reasons: {reasons:?}"
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Health and reflection
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut h = HealthClient::new(server.channel().await);
+        for service in ["", "permd.v1.Authorizer"] {
+            let resp = h
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                resp.status,
+                ServingStatus::Serving as i32,
+                "service {service:?}"
+            );
+        }
+        assert_status(
+            h.check(HealthCheckRequest {
+                service: "permd.v1.Nope".to_owned(),
+            })
+            .await,
+            Code::NotFound,
+            &[],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1_lists_the_authorizer() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut r = ServerReflectionClient::new(server.channel().await);
+        let requests = vec![
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            },
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::FileContainingSymbol(
+                    "permd.v1.Authorizer".to_owned(),
+                )),
+            },
+        ];
+        let mut stream = r
+            .server_reflection_info(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().expect("a list response");
+        let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+            panic!("not a list: {first:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            names.iter().any(|n| n == "permd.v1.Authorizer"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "grpc.health.v1.Health"),
+            "{names:?}"
+        );
+        let second = stream.message().await.unwrap().expect("a file response");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
+            panic!("not a file: {second:?}");
+        };
+        let has = |needle: &[u8]| {
+            files
+                .file_descriptor_proto
+                .iter()
+                .any(|f| f.windows(needle.len()).any(|w| w == needle))
+        };
+        assert!(has(b"permd/v1/authorizer.proto"));
+        assert!(has(b"BatchCheck"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_the_authorizer() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut r = ServerReflectionClient::new(server.channel().await);
+        let mut stream = r
+            .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            }]))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().expect("a list response");
+        let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+            panic!("not a list: {first:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            names.iter().any(|n| n == "permd.v1.Authorizer"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "grpc.health.v1.Health"),
+            "{names:?}"
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: exact codes and messages that say what to fix
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_uuids_name_the_position() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let mut req = batch(user("alice"), "contacts", "view", &demo_contacts(5));
+        if let Some(pb::batch_check_request::Records::RecordIds(s)) = &mut req.records {
+            s.ids[2] = "c0000000-0000-4000-8000-00000000000g".to_owned();
+        }
+        assert_status(
+            c.batch_check(req).await,
+            Code::InvalidArgument,
+            &[
+                "record_ids.ids[2]",
+                "c0000000-0000-4000-8000-00000000000g",
+                "UUID",
+            ],
+        );
+        let mut req = batch(user("alice"), "contacts", "view", &demo_contacts(5));
+        if let Some(pb::batch_check_request::Records::RecordIds(s)) = &mut req.records {
+            s.ids[4] = String::new();
+        }
+        assert_status(
+            c.batch_check(req).await,
+            Code::InvalidArgument,
+            &["record_ids.ids[4]"],
+        );
+        assert_status(
+            c.check(check(user("alice"), "contacts", "view", "not-a-uuid"))
+                .await,
+            Code::InvalidArgument,
+            &["record_id", "not-a-uuid"],
+        );
+        assert_status(
+            c.explain(pb::ExplainRequest {
+                tenant: DEMO_TENANT.to_owned(),
+                principal: user("alice"),
+                object: "contacts".to_owned(),
+                action: "view".to_owned(),
+                record_id: "12345".to_owned(),
+                ..Default::default()
+            })
+            .await,
+            Code::InvalidArgument,
+            &["record_id", "12345"],
+        );
+        // A very long bad id is quoted, but not whole.
+        let long = "x".repeat(10_000);
+        let mut req = batch(user("alice"), "contacts", "view", &[]);
+        req.records = Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+            ids: vec![long],
+        }));
+        let err = c.batch_check(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("record_ids.ids[0]"));
+        assert!(
+            err.message().len() < 500,
+            "message is {} bytes",
+            err.message().len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_ids_must_be_whole_uuids() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        for len in [1usize, 15, 17, 33] {
+            let mut req = batch(user("alice"), "contacts", "view", &[]);
+            req.records = Some(pb::batch_check_request::Records::PackedRecordIds(
+                pb::PackedIds {
+                    uuids: vec![0xc0; len],
+                },
+            ));
+            assert_status(
+                c.batch_check(req).await,
+                Code::InvalidArgument,
+                &["packed_record_ids", &len.to_string(), "16"],
+            );
+        }
+    })
+    .await;
+}
+
+/// Each RPC with a tenant, principal and (where it has one) object/action.
+struct AnyRequest {
+    tenant: String,
+    principal: Option<pb::Principal>,
+    object: String,
+    action: String,
+    min_revision: u64,
+}
+
+impl AnyRequest {
+    fn new(principal: Option<pb::Principal>) -> AnyRequest {
+        AnyRequest {
+            tenant: DEMO_TENANT.to_owned(),
+            principal,
+            object: "contacts".to_owned(),
+            action: "view".to_owned(),
+            min_revision: 0,
+        }
+    }
+
+    /// Sends the request through every RPC; returns each RPC's name and status.
+    async fn through_every_rpc(
+        &self,
+        c: &mut AuthorizerClient<Channel>,
+        rpcs: &[&str],
+    ) -> Vec<(&'static str, Result<(), Status>)> {
+        let id = contact_id(1).to_string();
+        let mut out: Vec<(&'static str, Result<(), Status>)> = Vec::new();
+        if rpcs.contains(&"Check") {
+            let r = c
+                .check(pb::CheckRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    action: self.action.clone(),
+                    record_id: id.clone(),
+                    context: None,
+                    min_revision: self.min_revision,
+                })
+                .await;
+            out.push(("Check", r.map(drop)));
+        }
+        if rpcs.contains(&"BatchCheck") {
+            let r = c
+                .batch_check(pb::BatchCheckRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    action: self.action.clone(),
+                    records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+                        ids: vec![id.clone()],
+                    })),
+                    min_revision: self.min_revision,
+                    ..Default::default()
+                })
+                .await;
+            out.push(("BatchCheck", r.map(drop)));
+        }
+        if rpcs.contains(&"LookupRecords") {
+            let r = c
+                .lookup_records(pb::LookupRecordsRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    action: self.action.clone(),
+                    min_revision: self.min_revision,
+                    ..Default::default()
+                })
+                .await;
+            // An error may also arrive as the stream's first item.
+            let r = match r {
+                Ok(resp) => resp.into_inner().message().await.map(drop),
+                Err(e) => Err(e),
+            };
+            out.push(("LookupRecords", r));
+        }
+        if rpcs.contains(&"ObjectAccess") {
+            let r = c
+                .object_access(pb::ObjectAccessRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    min_revision: self.min_revision,
+                })
+                .await;
+            out.push(("ObjectAccess", r.map(drop)));
+        }
+        if rpcs.contains(&"RecordAccess") {
+            let r = c
+                .record_access(pb::RecordAccessRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    record_ids: vec![id.clone()],
+                    min_revision: self.min_revision,
+                })
+                .await;
+            out.push(("RecordAccess", r.map(drop)));
+        }
+        if rpcs.contains(&"Explain") {
+            let r = c
+                .explain(pb::ExplainRequest {
+                    tenant: self.tenant.clone(),
+                    principal: self.principal.clone(),
+                    object: self.object.clone(),
+                    action: self.action.clone(),
+                    record_id: id.clone(),
+                    context: None,
+                    min_revision: self.min_revision,
+                })
+                .await;
+            out.push(("Explain", r.map(drop)));
+        }
+        out
+    }
+}
+
+const EVERY_RPC: [&str; 6] = [
+    "Check",
+    "BatchCheck",
+    "LookupRecords",
+    "ObjectAccess",
+    "RecordAccess",
+    "Explain",
+];
+/// The RPCs that take an action.
+const ACTION_RPCS: [&str; 4] = ["Check", "BatchCheck", "LookupRecords", "Explain"];
+
+#[track_caller]
+fn assert_all(results: Vec<(&'static str, Result<(), Status>)>, code: Code, needles: &[&str]) {
+    assert!(!results.is_empty());
+    for (rpc, res) in results {
+        let status = match res {
+            Ok(()) => panic!("{rpc}: expected {code:?} naming {needles:?}, got OK"),
+            Err(s) => s,
+        };
+        assert_eq!(
+            status.code(),
+            code,
+            "{rpc}: wrong code; message: {}",
+            status.message()
+        );
+        for needle in needles {
+            assert!(
+                status.message().contains(needle),
+                "{rpc}: message {:?} does not mention {needle:?}",
+                status.message()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tenant_and_principals_are_not_found() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let mut req = AnyRequest::new(user("alice"));
+        req.tenant = "no-such-tenant".to_owned();
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::NotFound,
+            &["tenant", "no-such-tenant"],
+        );
+        for (kind, id, word) in [
+            (pb::principal::Kind::User, "zed", "user"),
+            (pb::principal::Kind::Unspecified, "zed", "user"),
+            (
+                pb::principal::Kind::Integration,
+                "no-such-integration",
+                "integration",
+            ),
+            (
+                pb::principal::Kind::Automation,
+                "no-such-automation",
+                "automation",
+            ),
+            // Ids exist, but as another kind.
+            (pb::principal::Kind::Integration, "alice", "integration"),
+            (pb::principal::Kind::Automation, "carol", "automation"),
+            (pb::principal::Kind::User, "warehouse-sync", "user"),
+        ] {
+            let req = AnyRequest::new(principal(kind, id));
+            assert_all(
+                req.through_every_rpc(&mut c, &EVERY_RPC).await,
+                Code::NotFound,
+                &[word, id, "demo"],
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_tenant_or_principal_is_invalid() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let mut req = AnyRequest::new(user("alice"));
+        req.tenant = String::new();
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::InvalidArgument,
+            &["tenant"],
+        );
+        let req = AnyRequest::new(None);
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::InvalidArgument,
+            &["principal"],
+        );
+        let req = AnyRequest::new(user(""));
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::InvalidArgument,
+            &["principal.id"],
+        );
+        let req = AnyRequest::new(Some(pb::Principal {
+            kind: 42,
+            id: "alice".to_owned(),
+        }));
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::InvalidArgument,
+            &["principal.kind", "42", "USER", "INTEGRATION", "AUTOMATION"],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_action_and_object_list_the_valid_ones() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let mut req = AnyRequest::new(user("alice"));
+        req.action = "bulk_send_fax".to_owned();
+        let mut needles = vec!["bulk_send_fax"];
+        needles.extend(permd::model::Action::ALL.map(permd::model::Action::as_str));
+        assert_all(
+            req.through_every_rpc(&mut c, &ACTION_RPCS).await,
+            Code::InvalidArgument,
+            &needles,
+        );
+        let mut req = AnyRequest::new(user("alice"));
+        req.object = "tickets".to_owned();
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::InvalidArgument,
+            &["tickets", "contacts", "companies", "deals"],
+        );
+        // A Contacts-only action on another object.
+        let mut req = AnyRequest::new(user("alice"));
+        req.object = "deals".to_owned();
+        req.action = "bulk_send_email".to_owned();
+        assert_all(
+            req.through_every_rpc(&mut c, &ACTION_RPCS).await,
+            Code::InvalidArgument,
+            &["bulk_send_email", "contacts", "deals"],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_context_is_invalid() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let id = contact_id(3).to_string();
+        let with = |action: &str, ctx: pb::ActionContext| pb::CheckRequest {
+            context: Some(ctx),
+            ..check(user("dave"), "contacts", action, &id)
+        };
+        // send_single_message without a channel.
+        assert_status(
+            c.check(check(user("dave"), "contacts", "send_single_message", &id))
+                .await,
+            Code::InvalidArgument,
+            &["send_single_message", "channel", "EMAIL", "TEXT"],
+        );
+        assert_status(
+            c.batch_check(batch(
+                user("dave"),
+                "contacts",
+                "send_single_message",
+                &[contact_id(3)],
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["send_single_message", "channel"],
+        );
+        assert_status(
+            c.lookup_records(lookup(user("dave"), "contacts", "send_single_message"))
+                .await,
+            Code::InvalidArgument,
+            &["channel"],
+        );
+        // ... and with one it is answered.
+        for ch in [pb::Channel::Email, pb::Channel::Text] {
+            c.check(with(
+                "send_single_message",
+                pb::ActionContext {
+                    channel: ch as i32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        }
+        assert_status(
+            c.check(with(
+                "send_single_message",
+                pb::ActionContext {
+                    channel: 9,
+                    ..Default::default()
+                },
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["context.channel", "9"],
+        );
+        assert_status(
+            c.check(with(
+                "bulk_manage_subscription",
+                pb::ActionContext {
+                    target_email_status: "subscribed".to_owned(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["target_email_status", "subscribed", "opted_in"],
+        );
+        assert_status(
+            c.check(check(
+                user("carol"),
+                "contacts",
+                "bulk_manage_subscription",
+                &id,
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["target_email_status"],
+        );
+        assert_status(
+            c.check(check(
+                user("alice"),
+                "deals",
+                "bulk_change_field_values",
+                &deal_id(1).to_string(),
+            ))
+            .await,
+            Code::InvalidArgument,
+            &["context.fields"],
+        );
+        assert_status(
+            c.check(pb::CheckRequest {
+                context: Some(pb::ActionContext {
+                    fields: vec!["first_name".to_owned(), "shoe_size".to_owned()],
+                    ..Default::default()
+                }),
+                ..check(user("alice"), "contacts", "edit", &id)
+            })
+            .await,
+            Code::InvalidArgument,
+            &["shoe_size", "first_name"],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_over_the_limit_are_refused_naming_it() {
+    bounded(async {
+        let server = TestServer::start(small_batch_engine()).await;
+        let mut c = server.client().await;
+        let ten = demo_contacts(10);
+        let eleven = demo_contacts(11);
+        // At the limit: answered.
+        let resp = c
+            .batch_check(batch(user("alice"), "contacts", "view", &ten))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.allowed.len(), 2);
+        c.batch_check(batch_packed(user("alice"), "contacts", "view", &ten))
+            .await
+            .unwrap();
+        // Over it: refused, naming the limit.
+        for req in [
+            batch(user("alice"), "contacts", "view", &eleven),
+            batch_packed(user("alice"), "contacts", "view", &eleven),
+        ] {
+            assert_status(
+                c.batch_check(req).await,
+                Code::InvalidArgument,
+                &["11", "limit of 10"],
+            );
+        }
+        let ra = |ids: &[Uuid]| pb::RecordAccessRequest {
+            tenant: DEMO_TENANT.to_owned(),
+            principal: user("alice"),
+            object: "contacts".to_owned(),
+            record_ids: strings(ids),
+            min_revision: 0,
+        };
+        c.record_access(ra(&ten)).await.unwrap();
+        assert_status(
+            c.record_access(ra(&eleven)).await,
+            Code::InvalidArgument,
+            &["11", "limit of 10"],
+        );
+        // LookupRecords is not bounded by max_batch: it streams pages.
+        let pages = collect_lookup(&mut c, lookup(user("alice"), "contacts", "view")).await;
+        assert!(pages.iter().map(Vec::len).sum::<usize>() > 10);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_tenant_without_email_or_sms() {
+    bounded(async {
+        let server = TestServer::start(small_batch_engine()).await;
+        let mut c = server.client().await;
+        let ids = [
+            acme_id(1),
+            acme_id(2),
+            acme_id(3),
+            acme_id(4),
+            contact_id(1),
+        ];
+        let mut req = batch(user("zoe"), "contacts", "bulk_send_email", &ids);
+        req.tenant = "acme".to_owned();
+        let resp = c.batch_check(req.clone()).await.unwrap().into_inner();
+        let reasons: Vec<&str> = resp.denials.iter().map(|d| reason_name(d.reason)).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "EMAIL_NOT_CONFIGURED",
+                "NO_EMAIL",
+                "ARCHIVED",
+                "UNKNOWN_RECORD",
+                "UNKNOWN_RECORD"
+            ]
+        );
+        req.action = "bulk_send_text".to_owned();
+        let resp = c.batch_check(req).await.unwrap().into_inner();
+        let reasons: Vec<&str> = resp.denials.iter().map(|d| reason_name(d.reason)).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "SMS_NOT_CONFIGURED",
+                "NO_MOBILE",
+                "ARCHIVED",
+                "UNKNOWN_RECORD",
+                "UNKNOWN_RECORD"
+            ]
+        );
+        // Tenants are separate: zoe is unknown in demo, alice in acme.
+        let mut req = check(user("zoe"), "contacts", "view", &acme_id(1).to_string());
+        assert_status(c.check(req.clone()).await, Code::NotFound, &["zoe", "demo"]);
+        req.tenant = "acme".to_owned();
+        req.principal = user("alice");
+        assert_status(c.check(req).await, Code::NotFound, &["alice", "acme"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_revision_above_current_is_failed_precondition() {
+    bounded(async {
+        let server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        let mut req = AnyRequest::new(user("alice"));
+        req.min_revision = 7;
+        assert_all(
+            req.through_every_rpc(&mut c, &EVERY_RPC).await,
+            Code::FailedPrecondition,
+            &["revision 1", "min_revision 7"],
+        );
+        // At or below the current revision: answered.
+        for rev in [0, 1] {
+            req.min_revision = rev;
+            for (rpc, res) in req.through_every_rpc(&mut c, &EVERY_RPC).await {
+                res.unwrap_or_else(|e| panic!("{rpc} at min_revision {rev}: {e}"));
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_size_limit_are_refused() {
+    bounded(async {
+        let server = TestServer::start_with(demo_engine(), 64 * 1024).await;
+        let mut c = server.client().await;
+        // 5,000 string ids are ~190 KB.
+        let err = c
+            .batch_check(batch(
+                user("alice"),
+                "contacts",
+                "view",
+                &demo_contacts(5_000),
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted),
+            "{err:?}"
+        );
+        assert!(
+            err.message().contains("65536"),
+            "names the limit: {}",
+            err.message()
+        );
+        // Small requests still work on the same server.
+        c.batch_check(batch(
+            user("alice"),
+            "contacts",
+            "view",
+            &demo_contacts(100),
+        ))
+        .await
+        .unwrap();
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_and_returns() {
+    bounded(async {
+        let mut server = TestServer::start(demo_engine()).await;
+        let mut c = server.client().await;
+        c.check(check(
+            user("alice"),
+            "contacts",
+            "view",
+            &contact_id(1).to_string(),
+        ))
+        .await
+        .unwrap();
+        // An in-flight stream: one id per message.
+        let (want, _) = server
+            .engine
+            .lookup(
+                &question(PrincipalKind::User, "carol", "contacts", "bulk_send_email"),
+                now(),
+            )
+            .unwrap();
+        let mut req = lookup(user("carol"), "contacts", "bulk_send_email");
+        req.page_size = 1;
+        let mut stream = c.lookup_records(req).await.unwrap().into_inner();
+        let first = stream.message().await.unwrap().expect("a first page");
+        let mut got = vec![first.record_ids.unwrap().ids[0].clone()];
+
+        server.shutdown.take().unwrap().send(()).unwrap();
+        // The in-flight stream is drained, not cut.
+        while let Some(m) = stream.message().await.unwrap() {
+            got.extend(m.record_ids.unwrap().ids);
+        }
+        assert_eq!(
+            got,
+            strings(&want),
+            "the stream finished after shutdown began"
+        );
+        drop(stream);
+        drop(c);
+        // serve returns once the shutdown future resolved and RPCs drained.
+        let served = tokio::time::timeout(Duration::from_secs(15), server.handle.take().unwrap())
+            .await
+            .expect("serve returns after shutdown")
+            .expect("serve task did not panic");
+        served.expect("serve returns Ok");
+        // Nothing listens any more.
+        let refused = Endpoint::from_shared(format!("http://{}", server.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await;
+        assert!(refused.is_err(), "the listener is closed");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_no_traffic_returns_promptly() {
+    bounded(async {
+        let mut server = TestServer::start(demo_engine()).await;
+        server.shutdown.take().unwrap().send(()).unwrap();
+        let served = tokio::time::timeout(Duration::from_secs(5), server.handle.take().unwrap())
+            .await
+            .expect("serve returns promptly")
+            .unwrap();
+        served.unwrap();
+    })
+    .await;
+}
