@@ -59,7 +59,7 @@ pub struct ExplainArgs {
     pub record: Option<String>,
 }
 
-fn principal(spec: &str) -> pb::Principal {
+pub(crate) fn principal(spec: &str) -> pb::Principal {
     let (kind, id) = match spec.split_once(':') {
         Some(("integration", id)) => (pb::principal::Kind::Integration, id),
         Some(("automation", id)) => (pb::principal::Kind::Automation, id),
@@ -72,7 +72,7 @@ fn principal(spec: &str) -> pb::Principal {
     }
 }
 
-fn context(a: &AskArgs) -> anyhow::Result<pb::ActionContext> {
+pub(crate) fn context(a: &AskArgs) -> anyhow::Result<pb::ActionContext> {
     let channel = match a.channel.as_deref() {
         None => pb::Channel::Unspecified,
         Some("email") => pb::Channel::Email,
@@ -88,17 +88,24 @@ fn context(a: &AskArgs) -> anyhow::Result<pb::ActionContext> {
     })
 }
 
-fn reason_name(code: i32) -> &'static str {
+pub(crate) fn reason_name(code: i32) -> &'static str {
     pb::Reason::try_from(code).map_or("UNKNOWN_REASON", |r| r.as_str_name())
 }
 
-async fn connect(addr: &str) -> anyhow::Result<AuthorizerClient<tonic::transport::Channel>> {
+pub(crate) async fn connect(
+    addr: &str,
+) -> anyhow::Result<AuthorizerClient<tonic::transport::Channel>> {
     let addr = if addr.contains("://") {
         addr.to_owned()
     } else {
         format!("http://{addr}")
     };
-    AuthorizerClient::connect(addr.clone())
+    let endpoint = tonic::transport::Endpoint::from_shared(addr.clone())
+        .with_context(|| format!("{addr} is not a valid address"))?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(crate::server::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::server::CONNECTION_WINDOW_BYTES);
+    AuthorizerClient::connect(endpoint)
         .await
         .map(|c| {
             c.max_decoding_message_size(64 << 20)
@@ -107,7 +114,7 @@ async fn connect(addr: &str) -> anyhow::Result<AuthorizerClient<tonic::transport
         .with_context(|| format!("cannot connect to permd at {addr}"))
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 

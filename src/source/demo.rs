@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use time::macros::datetime;
 use uuid::Uuid;
 
+use super::rng::Rng;
 use crate::model::data::{
     AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
     ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
@@ -29,32 +30,6 @@ pub fn company_id(n: u64) -> Uuid {
 }
 pub fn deal_id(n: u64) -> Uuid {
     Uuid::from_u128(0xd000_0000_0000_4000_8000_0000_0000_0000 | u128::from(n))
-}
-
-/// A tiny deterministic generator (SplitMix64): no dependency, same data on
-/// every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        let len = items.len() as u64;
-        if len == 0 {
-            None
-        } else {
-            items.get((self.next() % len) as usize)
-        }
-    }
 }
 
 fn perms(

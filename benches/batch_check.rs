@@ -1,0 +1,168 @@
+//! In-process BatchCheck on the generated benchmark tenant (README
+//! "Benchmarks"): what the server does per request minus the transport —
+//! decoding the ids (strings or packed bytes) and answering the batch.
+//!
+//! `PERMD_BENCH_CONTACTS` scales the tenant (default 1,000,000 Contacts);
+//! `PERMD_BENCH_QUICK=1` runs one tiny configuration, for CI's smoke test.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use permd::model::ActionContext;
+use permd::server::convert::{packed_ids, string_ids};
+use permd::source::generate::{GenSpec, generate, record_ids, sample};
+use time::OffsetDateTime;
+
+struct Workload {
+    engine: Engine,
+    contacts: Vec<uuid::Uuid>,
+}
+
+fn workload(contacts: usize) -> Workload {
+    let spec = GenSpec {
+        contacts,
+        ..GenSpec::default()
+    };
+    let data = generate(&spec);
+    let ids = record_ids(&data, &spec.tenant, "contacts");
+    let engine = Engine::new(Snapshot::build(&data, 1), 1_000_000);
+    Workload {
+        engine,
+        contacts: ids,
+    }
+}
+
+fn question(action: &str) -> Question {
+    let ctx = ActionContext::default();
+    Question {
+        tenant: "bench".to_owned(),
+        principal: PrincipalRef {
+            kind: PrincipalKind::User,
+            id: "u0".to_owned(),
+        },
+        object: "contacts".to_owned(),
+        action: action.to_owned(),
+        ctx,
+        min_revision: 0,
+    }
+}
+
+/// The four actions of README "Benchmarks": scope only, scope + email gate,
+/// scope + SMS gate, edit scope + field.
+const ACTIONS: [&str; 4] = [
+    "view",
+    "bulk_send_email",
+    "bulk_send_text",
+    "bulk_change_tags",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn batch_check(c: &mut Criterion) {
+    let quick = std::env::var_os("PERMD_BENCH_QUICK").is_some();
+    let contacts = env_usize(
+        "PERMD_BENCH_CONTACTS",
+        if quick { 10_000 } else { 1_000_000 },
+    );
+    let w = workload(contacts);
+    let sizes: &[usize] = if quick {
+        &[1_000]
+    } else {
+        &[100, 1_000, 10_000, 100_000]
+    };
+    let actions: &[&str] = if quick { &ACTIONS[1..2] } else { &ACTIONS };
+    let now = OffsetDateTime::now_utc();
+
+    for action in actions {
+        let q = question(action);
+        let mut group = c.benchmark_group(format!("batch_check_warm/{action}"));
+        for &n in sizes {
+            let ids = sample(&w.contacts, n, n as u64);
+            let strings: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+            let packed: Vec<u8> = ids.iter().flat_map(|id| *id.as_bytes()).collect();
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::new("strings", n), &strings, |b, s| {
+                b.iter(|| {
+                    let ids = string_ids("ids", s).ok().unwrap_or_default();
+                    black_box(w.engine.batch_check(&q, &ids, now).ok())
+                })
+            });
+            group.bench_with_input(BenchmarkId::new("packed", n), &packed, |b, p| {
+                b.iter(|| {
+                    let ids = packed_ids("ids", p).ok().unwrap_or_default();
+                    black_box(w.engine.batch_check(&q, &ids, now).ok())
+                })
+            });
+        }
+        group.finish();
+    }
+
+    // Cold: the first call after a revision change compiles the set anew.
+    // The new snapshot shares the tenant index, as a revision that touched
+    // another tenant would.
+    let mut group = c.benchmark_group("batch_check_cold");
+    for action in actions {
+        let q = question(action);
+        let n = 10_000.min(contacts);
+        let ids = sample(&w.contacts, n, 7);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new(*action, n), |b| {
+            b.iter_batched(
+                || {
+                    let old = w.engine.snapshot();
+                    w.engine.publish(Snapshot {
+                        revision: old.revision + 1,
+                        tenants: old.tenants.clone(),
+                    });
+                },
+                |()| black_box(w.engine.batch_check(&q, &ids, now).ok()),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+
+    // Building the tenant index from data: what a full reload costs.
+    if !quick {
+        let spec = GenSpec {
+            contacts: contacts / 10,
+            ..GenSpec::default()
+        };
+        let data = Arc::new(generate(&spec));
+        let mut group = c.benchmark_group("index_build");
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(spec.contacts as u64));
+        group.bench_function(BenchmarkId::new("contacts", spec.contacts), |b| {
+            b.iter(|| black_box(Snapshot::build(&data, 1)))
+        });
+        group.finish();
+    }
+}
+
+fn config() -> Criterion {
+    let quick = std::env::var_os("PERMD_BENCH_QUICK").is_some();
+    let c = Criterion::default().configure_from_args();
+    if quick {
+        c.sample_size(10)
+            .warm_up_time(std::time::Duration::from_millis(100))
+            .measurement_time(std::time::Duration::from_millis(300))
+    } else {
+        c.sample_size(30)
+            .warm_up_time(std::time::Duration::from_millis(500))
+            .measurement_time(std::time::Duration::from_secs(2))
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = batch_check
+}
+criterion_main!(benches);
