@@ -12,7 +12,8 @@
 use roaring::RoaringBitmap;
 use time::OffsetDateTime;
 
-use super::tenant::{ObjectIndex, Principal, RecordOrd, TenantIndex, Validity};
+use super::dense::DenseSet;
+use super::tenant::{ContactIndex, ObjectIndex, Principal, RecordOrd, TenantIndex, Validity};
 use crate::model::data::EmailStatus;
 use crate::model::{AccessLevel, Action, ActionContext, FieldLevel, Gate, Reason};
 
@@ -93,81 +94,93 @@ impl Effective {
     }
 }
 
+/// A Contact state set a gate reads.
+#[derive(Clone, Copy, Debug)]
+enum StateSet {
+    ValidEmail,
+    ValidMobile,
+    SmsOptedOut,
+    UnsubscribedAll,
+}
+
+impl StateSet {
+    fn bits(self, c: &ContactIndex) -> &RoaringBitmap {
+        match self {
+            Self::ValidEmail => &c.valid_email,
+            Self::ValidMobile => &c.valid_mobile,
+            Self::SmsOptedOut => &c.sms_opted_out,
+            Self::UnsubscribedAll => &c.unsubscribed_all,
+        }
+    }
+
+    fn dense(self, c: &ContactIndex) -> &DenseSet {
+        match self {
+            Self::ValidEmail => &c.dense.valid_email,
+            Self::ValidMobile => &c.dense.valid_mobile,
+            Self::SmsOptedOut => &c.dense.sms_opted_out,
+            Self::UnsubscribedAll => &c.dense.unsubscribed_all,
+        }
+    }
+}
+
 /// How a denied record is tested against one gate.
 #[derive(Debug)]
 enum GateTest {
     /// Denied unless in the set (e.g. valid email).
-    NotIn(fn(&ObjectIndex) -> Option<&RoaringBitmap>),
+    NotIn(StateSet),
     /// Denied if in the set (e.g. SMS opted out).
-    In(fn(&ObjectIndex) -> Option<&RoaringBitmap>),
+    In(StateSet),
     /// Denied if opted out of the named list.
     OptedOutOf(String),
     /// Denied if in this set, computed at compile time (suppressed now).
-    InOwned(RoaringBitmap),
+    InOwned(RoaringBitmap, DenseSet),
     /// Denied for every record (tenant not configured).
     Always,
 }
 
 impl GateTest {
     fn denies(&self, object: &ObjectIndex, ord: RecordOrd) -> bool {
+        let contact = object.contact.as_ref();
         match self {
-            Self::NotIn(set) => !set(object).is_some_and(|s| s.contains(ord)),
-            Self::In(set) => set(object).is_some_and(|s| s.contains(ord)),
-            Self::OptedOutOf(list) => object
-                .contact
-                .as_ref()
+            Self::NotIn(set) => !contact.is_some_and(|c| set.dense(c).contains(ord)),
+            Self::In(set) => contact.is_some_and(|c| set.dense(c).contains(ord)),
+            Self::OptedOutOf(list) => contact
                 .and_then(|c| c.opted_out_lists.get(list))
                 .is_some_and(|s| s.contains(ord)),
-            Self::InOwned(set) => set.contains(ord),
+            Self::InOwned(_, dense) => dense.contains(ord),
             Self::Always => true,
         }
     }
 
     /// Removes the records this test denies from `allowed`.
     fn apply(&self, object: &ObjectIndex, allowed: &mut RoaringBitmap) {
+        let contact = object.contact.as_ref();
         match self {
-            Self::NotIn(set) => match set(object) {
-                Some(s) => *allowed &= s,
+            Self::NotIn(set) => match contact {
+                Some(c) => *allowed &= set.bits(c),
                 None => allowed.clear(),
             },
             Self::In(set) => {
-                if let Some(s) = set(object) {
-                    *allowed -= s;
+                if let Some(c) = contact {
+                    *allowed -= set.bits(c);
                 }
             }
             Self::OptedOutOf(list) => {
-                if let Some(s) = object
-                    .contact
-                    .as_ref()
-                    .and_then(|c| c.opted_out_lists.get(list))
-                {
+                if let Some(s) = contact.and_then(|c| c.opted_out_lists.get(list)) {
                     *allowed -= s;
                 }
             }
-            Self::InOwned(set) => *allowed -= set,
+            Self::InOwned(set, _) => *allowed -= set,
             Self::Always => allowed.clear(),
         }
     }
-}
-
-fn valid_email(o: &ObjectIndex) -> Option<&RoaringBitmap> {
-    o.contact.as_ref().map(|c| &c.valid_email)
-}
-fn valid_mobile(o: &ObjectIndex) -> Option<&RoaringBitmap> {
-    o.contact.as_ref().map(|c| &c.valid_mobile)
-}
-fn sms_opted_out(o: &ObjectIndex) -> Option<&RoaringBitmap> {
-    o.contact.as_ref().map(|c| &c.sms_opted_out)
-}
-fn unsubscribed_all(o: &ObjectIndex) -> Option<&RoaringBitmap> {
-    o.contact.as_ref().map(|c| &c.unsubscribed_all)
 }
 
 /// Which records the principal's scopes reach at the needed level (R5).
 #[derive(Debug)]
 enum Reach {
     All,
-    Associated(RoaringBitmap),
+    Associated(RoaringBitmap, DenseSet),
     Nothing,
 }
 
@@ -176,6 +189,8 @@ enum Reach {
 pub struct Compiled {
     /// Records on which the action is allowed.
     pub allowed: RoaringBitmap,
+    /// `allowed` again, dense, for per-record probes.
+    pub dense: DenseSet,
     /// The principal's field mask on the object (R7), per field index.
     pub field_mask: Vec<FieldLevel>,
     /// The instants for which the answer is exact (R13 soft bounces).
@@ -217,6 +232,7 @@ impl Compiled {
         let Some(object) = tenant.objects.get(object_idx) else {
             return Compiled {
                 allowed: RoaringBitmap::new(),
+                dense: DenseSet::default(),
                 field_mask,
                 validity: Validity::default(),
                 plan: Plan::NotVisible,
@@ -225,6 +241,7 @@ impl Compiled {
         if !eff.visible() {
             return Compiled {
                 allowed: RoaringBitmap::new(),
+                dense: DenseSet::default(),
                 field_mask,
                 validity: Validity::default(),
                 plan: Plan::NotVisible,
@@ -235,7 +252,11 @@ impl Compiled {
             Reach::All
         } else if eff.associated_records >= level {
             match principal.associated_user {
-                Some(user) => Reach::Associated(object.associated(user)),
+                Some(user) => {
+                    let set = object.associated(user);
+                    let dense = DenseSet::of(&set, object.len());
+                    Reach::Associated(set, dense)
+                }
                 None => Reach::Nothing,
             }
         } else {
@@ -258,7 +279,7 @@ impl Compiled {
         let mut allowed = match (&reach, uniform) {
             (_, Some(_)) | (Reach::Nothing, _) => RoaringBitmap::new(),
             (Reach::All, None) => eligible,
-            (Reach::Associated(set), None) => set & &eligible,
+            (Reach::Associated(set, _), None) => set & &eligible,
         };
         for (_, test) in &gates {
             if allowed.is_empty() {
@@ -267,6 +288,7 @@ impl Compiled {
             test.apply(object, &mut allowed);
         }
         Compiled {
+            dense: DenseSet::of(&allowed, object.len()),
             allowed,
             field_mask,
             validity,
@@ -296,12 +318,12 @@ impl Compiled {
         else {
             return Reason::ObjectNotVisible;
         };
-        if *deny_archived && object.archived.contains(ord) {
+        if *deny_archived && object.archived_dense.contains(ord) {
             return Reason::Archived;
         }
         let reached = match reach {
             Reach::All => true,
-            Reach::Associated(set) => set.contains(ord),
+            Reach::Associated(_, dense) => dense.contains(ord),
             Reach::Nothing => false,
         };
         if !reached {
@@ -319,8 +341,9 @@ impl Compiled {
             .unwrap_or(Reason::NoRecordAccess)
     }
 
+    #[inline]
     pub fn allows(&self, ord: RecordOrd) -> bool {
-        self.allowed.contains(ord)
+        self.dense.contains(ord)
     }
 }
 
@@ -342,10 +365,16 @@ fn gate_tests(
     let mut tests = Vec::new();
     match gate {
         Gate::Email => {
-            tests.push((Reason::NoEmail, GateTest::NotIn(valid_email)));
-            tests.push((Reason::Suppressed, GateTest::InOwned(suppressed)));
+            tests.push((Reason::NoEmail, GateTest::NotIn(StateSet::ValidEmail)));
+            tests.push((
+                Reason::Suppressed,
+                GateTest::InOwned(suppressed.clone(), DenseSet::of(&suppressed, object.len())),
+            ));
             if !ctx.transactional {
-                tests.push((Reason::Unsubscribed, GateTest::In(unsubscribed_all)));
+                tests.push((
+                    Reason::Unsubscribed,
+                    GateTest::In(StateSet::UnsubscribedAll),
+                ));
             }
             if let Some(list) = &ctx.subscription_list {
                 tests.push((Reason::OptedOutOfList, GateTest::OptedOutOf(list.clone())));
@@ -355,8 +384,8 @@ fn gate_tests(
             }
         }
         Gate::Sms => {
-            tests.push((Reason::NoMobile, GateTest::NotIn(valid_mobile)));
-            tests.push((Reason::SmsOptedOut, GateTest::In(sms_opted_out)));
+            tests.push((Reason::NoMobile, GateTest::NotIn(StateSet::ValidMobile)));
+            tests.push((Reason::SmsOptedOut, GateTest::In(StateSet::SmsOptedOut)));
             if !tenant.sms_configured {
                 tests.push((Reason::SmsNotConfigured, GateTest::Always));
             }
@@ -365,9 +394,15 @@ fn gate_tests(
             if ctx.target_email_status == Some(EmailStatus::Suppressed) {
                 tests.push((Reason::SystemManaged, GateTest::Always));
             }
-            tests.push((Reason::SystemManaged, GateTest::InOwned(suppressed)));
+            tests.push((
+                Reason::SystemManaged,
+                GateTest::InOwned(suppressed.clone(), DenseSet::of(&suppressed, object.len())),
+            ));
             if bulk && ctx.target_email_status == Some(EmailStatus::OptedIn) {
-                tests.push((Reason::SingleRecordOnly, GateTest::In(unsubscribed_all)));
+                tests.push((
+                    Reason::SingleRecordOnly,
+                    GateTest::In(StateSet::UnsubscribedAll),
+                ));
             }
         }
     }

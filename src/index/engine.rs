@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::compile::{Compiled, Effective};
 use super::error::QueryError;
+use super::ids::UNKNOWN;
 use super::tenant::{Principal, PrincipalKind, RecordOrd, TenantIndex};
 use crate::model::data::DataFile;
 use crate::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason};
@@ -149,7 +150,8 @@ impl Engine {
         let cache = Cache::builder()
             // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
             .weigher(|_k, v: &Arc<Compiled>| {
-                u32::try_from(v.allowed.serialized_size() + 256).unwrap_or(u32::MAX)
+                u32::try_from(v.allowed.serialized_size() + v.dense.heap_bytes() + 256)
+                    .unwrap_or(u32::MAX)
             })
             .max_capacity(256 * 1024 * 1024)
             .build();
@@ -321,19 +323,22 @@ impl Engine {
             .objects
             .get(r.object)
             .ok_or(QueryError::Internal("object index out of range"))?;
+        let mut ords = vec![0; ids.len()];
+        object.ids.get_many(ids, &mut ords);
         let mut allowed = vec![0u8; ids.len().div_ceil(8)];
         let mut allowed_count = 0u32;
         let mut denials = Vec::new();
-        for (pos, id) in ids.iter().enumerate() {
-            match object.ord(id) {
-                Some(ord) if compiled.allows(ord) => {
-                    if let Some(b) = allowed.get_mut(pos / 8) {
-                        *b |= 1 << (pos % 8);
-                    }
+        for ((chunk, byte), first) in ords.chunks(8).zip(&mut allowed).zip((0u32..).step_by(8)) {
+            for (bit, &ord) in (0u32..).zip(chunk) {
+                let pos = first + bit;
+                if ord == UNKNOWN {
+                    denials.push((pos, Reason::UnknownRecord));
+                } else if compiled.allows(ord) {
+                    *byte |= 1 << bit;
                     allowed_count += 1;
+                } else {
+                    denials.push((pos, compiled.reason(object, ord)));
                 }
-                Some(ord) => denials.push((pos as u32, compiled.reason(object, ord))),
-                None => denials.push((pos as u32, Reason::UnknownRecord)),
             }
         }
         Ok(BatchAnswer {

@@ -2,9 +2,11 @@
 //! per-question allowed sets, and the snapshot that holds them.
 
 pub mod compile;
+pub mod dense;
 pub mod engine;
 pub mod error;
 pub mod explain;
+pub mod ids;
 pub mod tenant;
 
 pub use engine::{

@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::dense::DenseSet;
+use super::ids::IdTable;
 use crate::model::data::{AssociationSource, CONTACTS, EmailStatus, RunAs, Tenant};
 use crate::model::validate::{object_fields, tenant_objects};
 use crate::model::{AccessLevel, FieldLevel};
@@ -105,10 +107,11 @@ pub struct ObjectIndex {
     /// Every field permissions apply to, in a stable order.
     pub fields: Vec<String>,
     pub source: AssociationSource,
-    ids: Vec<Uuid>,
-    ord_of: FxHashMap<Uuid, RecordOrd>,
+    pub ids: IdTable,
     pub live: RoaringBitmap,
     pub archived: RoaringBitmap,
+    /// `archived`, dense, for probes.
+    pub archived_dense: DenseSet,
     /// Per user: records they own, are on a team field of, or interacted with.
     pub direct: FxHashMap<UserIdx, RoaringBitmap>,
     /// Per user: records linked (one hop, either direction) to a record
@@ -132,12 +135,19 @@ pub struct ContactIndex {
     pub opted_out_lists: FxHashMap<String, RoaringBitmap>,
     /// Base status per record, for Explain.
     pub status: Vec<EmailStatus>,
+    /// Dense copies of the sets a denied record's reason is probed in.
+    pub dense: ContactProbes,
+}
+
+#[derive(Debug, Default)]
+pub struct ContactProbes {
+    pub valid_email: DenseSet,
+    pub valid_mobile: DenseSet,
+    pub sms_opted_out: DenseSet,
+    pub unsubscribed_all: DenseSet,
 }
 
 impl ContactIndex {
-    /// The Contacts suppressed at `now`, and the instant this set next
-    /// shrinks (when the earliest running soft bounce ends), so a cached
-    /// answer knows when it goes stale without any data change (R13).
     /// The records suppressed at `now`, and the window `[from, until)`
     /// around `now` in which that set stays the same: no soft bounce ends
     /// inside it. Both ends are open (`None`) when no expiry bounds them.
@@ -170,11 +180,11 @@ impl ContactIndex {
 
 impl ObjectIndex {
     pub fn ord(&self, id: &Uuid) -> Option<RecordOrd> {
-        self.ord_of.get(id).copied()
+        self.ids.get(id)
     }
 
     pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
-        self.ids.get(ord as usize).copied()
+        self.ids.id(ord)
     }
 
     pub fn len(&self) -> usize {
@@ -236,10 +246,10 @@ impl TenantIndex {
                 name: def.name.clone(),
                 fields: object_fields(def),
                 source: def.association_source,
-                ids: Vec::new(),
-                ord_of: FxHashMap::default(),
+                ids: IdTable::default(),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
+                archived_dense: DenseSet::default(),
                 direct: FxHashMap::default(),
                 related: FxHashMap::default(),
                 contact: (def.name == CONTACTS).then(ContactIndex::default),
@@ -266,9 +276,10 @@ impl TenantIndex {
             else {
                 continue;
             };
-            let ord = object.ids.len() as RecordOrd;
-            object.ids.push(record.id);
-            object.ord_of.insert(record.id, ord);
+            // A repeated id is refused by validation; never index it twice.
+            let Some((ord, true)) = object.ids.insert(record.id) else {
+                continue;
+            };
             where_is.insert(record.id, (oi, ord));
             if record.archived {
                 object.archived.insert(ord);
@@ -293,8 +304,16 @@ impl TenantIndex {
             }
         }
         for object in &mut objects {
+            let universe = object.len();
+            object.archived_dense = DenseSet::of(&object.archived, universe);
             if let Some(contact) = object.contact.as_mut() {
                 contact.suppressed_until.sort_unstable();
+                contact.dense = ContactProbes {
+                    valid_email: DenseSet::of(&contact.valid_email, universe),
+                    valid_mobile: DenseSet::of(&contact.valid_mobile, universe),
+                    sms_opted_out: DenseSet::of(&contact.sms_opted_out, universe),
+                    unsubscribed_all: DenseSet::of(&contact.unsubscribed_all, universe),
+                };
             }
         }
 

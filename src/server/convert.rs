@@ -93,8 +93,57 @@ pub fn question(
 }
 
 pub fn uuid(field: &str, s: &str) -> Result<Uuid, Status> {
-    Uuid::try_parse(s).map_err(|_| not_a_uuid(field, s))
+    parse_uuid(s).ok_or_else(|| not_a_uuid(field, s))
 }
+
+/// Parses a UUID. The canonical hyphenated form (what clients send) takes a
+/// table-driven path several times faster than the general parser, which
+/// still handles every other form (simple, braced, urn, upper case).
+pub fn parse_uuid(s: &str) -> Option<Uuid> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
+        return Uuid::try_parse(s).ok();
+    }
+    let mut value = 0u128;
+    for &c in b {
+        if c == b'-' {
+            continue;
+        }
+        let digit = HEX.get(c as usize).copied().unwrap_or(INVALID);
+        if digit == INVALID {
+            // Not hex (a hyphen elsewhere is caught by the digit count).
+            return None;
+        }
+        value = (value << 4) | u128::from(digit);
+    }
+    // 36 bytes with 4 hyphens at the right places and the rest hex is 32
+    // digits, unless more hyphens stood where digits belong.
+    let hyphens = b.iter().filter(|&&c| c == b'-').count();
+    (hyphens == 4).then(|| Uuid::from_u128(value))
+}
+
+const INVALID: u8 = 0xFF;
+
+/// Hex digit values by ASCII code; [`INVALID`] for every other byte.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, never a request"
+)]
+static HEX: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn not_a_uuid(field: &str, s: &str) -> Status {
     Status::invalid_argument(format!("{field}: '{}' is not a UUID", truncate(s)))
@@ -114,7 +163,7 @@ pub fn string_ids(field: &str, ids: &[String]) -> Result<Vec<Uuid>, Status> {
         .map(|(i, s)| {
             // The field name is formatted only for the malformed id: this
             // loop runs once per record on the hot path.
-            Uuid::try_parse(s).map_err(|_| not_a_uuid(&format!("{field}[{i}]"), s))
+            parse_uuid(s).ok_or_else(|| not_a_uuid(&format!("{field}[{i}]"), s))
         })
         .collect()
 }
@@ -151,5 +200,47 @@ pub fn field_mask(mask: &FieldMask) -> pb::FieldMask {
                 (name.clone(), level as i32)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn fast_uuid_parse_agrees_with_the_uuid_crate(s in "[0-9a-fA-F-]{30,40}|[ -~]{0,40}") {
+            prop_assert_eq!(parse_uuid(&s), Uuid::try_parse(&s).ok());
+        }
+
+        #[test]
+        fn every_uuid_round_trips_in_every_form(v: u128) {
+            let id = Uuid::from_u128(v);
+            let forms = [
+                id.hyphenated().to_string(),
+                id.hyphenated().to_string().to_uppercase(),
+                id.simple().to_string(),
+                id.braced().to_string(),
+                id.urn().to_string(),
+            ];
+            for form in forms {
+                prop_assert_eq!(parse_uuid(&form), Some(id));
+            }
+        }
+    }
+
+    #[test]
+    fn misplaced_hyphens_are_not_uuids() {
+        for s in [
+            "c0000000-0000-4000-8000-00000000000-",
+            "c0000000-0000-4000-8000-0000-0000000",
+            "c0000000-0000-4000-8000-00000000000g",
+            "c0000000-0000-4000-8000-00000000000é",
+        ] {
+            assert_eq!(parse_uuid(s), None, "{s}");
+            assert_eq!(Uuid::try_parse(s).ok(), None, "{s}");
+        }
     }
 }
