@@ -2,8 +2,10 @@
 //! "Benchmarks"): what the server does per request minus the transport —
 //! decoding the ids (strings or packed bytes) and answering the batch.
 //!
-//! `PERMD_BENCH_CONTACTS` scales the tenant (default 1,000,000 Contacts);
-//! `PERMD_BENCH_QUICK=1` runs one tiny configuration, for CI's smoke test.
+//! `PERMD_BENCH_CONTACTS` scales the tenant (default 1,000,000 Contacts).
+//! Run without `--bench` — as `cargo test` does, since this target has
+//! `test = true` — or with `PERMD_BENCH_QUICK=1`, it runs one tiny
+//! configuration once: CI's smoke test that the benches still work.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -65,8 +67,12 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn quick() -> bool {
+    std::env::var_os("PERMD_BENCH_QUICK").is_some() || !std::env::args().any(|a| a == "--bench")
+}
+
 fn batch_check(c: &mut Criterion) {
-    let quick = std::env::var_os("PERMD_BENCH_QUICK").is_some();
+    let quick = quick();
     let contacts = env_usize(
         "PERMD_BENCH_CONTACTS",
         if quick { 10_000 } else { 1_000_000 },
@@ -147,7 +153,7 @@ fn batch_check(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    let quick = std::env::var_os("PERMD_BENCH_QUICK").is_some();
+    let quick = quick();
     let c = Criterion::default().configure_from_args();
     if quick {
         c.sample_size(10)

@@ -1,0 +1,111 @@
+//! Smoke test of the load tool: `permd bench` (the real binary) for two
+//! seconds against a permd served in-process on an ephemeral loopback port.
+//! It must stop by itself, check every answer and write figures whose keys
+//! carry their units. Performance is not asserted here: that is what
+//! `cargo bench` and `permd bench` are for.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use permd::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
+use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
+use permd::source::demo::demo_data;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let engine = Arc::new(Engine::new(
+        Snapshot::build(&demo_data(), 1),
+        DEFAULT_MAX_BATCH,
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(permd::server::serve(
+        engine,
+        listener,
+        DEFAULT_MAX_MESSAGE_BYTES,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (format!("http://{addr}"), stop)
+}
+
+async fn bench(args: &[&str]) -> std::process::Output {
+    let run = Command::new(env!("CARGO_BIN_EXE_permd"))
+        .arg("bench")
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("permd bench did not stop by itself")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permd_bench_runs_two_seconds_and_reports_figures_with_units() {
+    let (addr, _stop) = serve().await;
+    let dir = std::env::temp_dir().join(format!("permd-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = bench(&[
+        "--addr",
+        &addr,
+        "--duration",
+        "2",
+        "--batch",
+        "1000",
+        "--concurrency",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("p50"), "{stdout}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(figures["errors"], 0);
+    assert_eq!(figures["batch"], 1000);
+    assert!(figures["requests"].as_u64().unwrap() > 0, "{figures}");
+    let p50 = figures["latency_ms"]["p50"].as_f64().unwrap();
+    let p99 = figures["latency_ms"]["p99"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 <= p99, "{figures}");
+    assert!(figures["record_decisions_per_s"].as_f64().unwrap() > 0.0);
+    let duration = figures["duration_s"].as_f64().unwrap();
+    assert!((2.0..10.0).contains(&duration), "{figures}");
+    // The demo tenant's ids are known: nothing should be UNKNOWN_RECORD,
+    // and carol's bulk email is allowed for most Contacts.
+    assert_eq!(figures["unknown_record_fraction"], 0.0);
+    let allowed = figures["allowed_fraction"].as_f64().unwrap();
+    assert!((0.5..0.9).contains(&allowed), "{figures}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permd_bench_fails_clearly_on_a_wrong_principal() {
+    let (addr, _stop) = serve().await;
+    let out = bench(&["--addr", &addr, "--duration", "1", "--principal", "nobody"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("NotFound") && stderr.contains("nobody"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permd_bench_refuses_an_unbounded_run() {
+    let out = bench(&["--addr", "http://127.0.0.1:9", "--duration", "0"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--duration"), "{stderr}");
+}
