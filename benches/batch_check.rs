@@ -110,6 +110,21 @@ fn batch_check(c: &mut Criterion) {
         group.finish();
     }
 
+    // Decoding alone: what string ids cost over packed ones.
+    let mut group = c.benchmark_group("decode_ids");
+    let n = 10_000.min(contacts);
+    let ids = sample(&w.contacts, n, 3);
+    let strings: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+    let packed: Vec<u8> = ids.iter().flat_map(|id| *id.as_bytes()).collect();
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(BenchmarkId::new("strings", n), |b| {
+        b.iter(|| black_box(string_ids("ids", &strings).ok()))
+    });
+    group.bench_function(BenchmarkId::new("packed", n), |b| {
+        b.iter(|| black_box(packed_ids("ids", &packed).ok()))
+    });
+    group.finish();
+
     // Cold: the first call after a revision change compiles the set anew.
     // The new snapshot shares the tenant index, as a revision that touched
     // another tenant would.

@@ -1,13 +1,13 @@
 //! Interning of record UUIDs to dense ordinals (`0..n`), built for the one
 //! lookup every BatchCheck position makes.
 //!
-//! A general hash map keeps key and value in every bucket (~42 bytes per
-//! record at its load factor) and resolves one lookup before starting the
-//! next. Here the ids live once, in ordinal order, and the table holds only
-//! `u64` slots — the ordinal plus 32 bits of the hash as a fingerprint — so
-//! a probe rarely touches an id that is not the one asked for. A batch is
-//! resolved in two passes over small chunks (find slots, then verify ids) so
-//! the CPU has many independent memory loads in flight instead of one.
+//! A batch probes the table at random, so its cost is memory traffic, not
+//! instructions. Each slot holds the whole id and its ordinal (20 bytes), so
+//! a lookup touches one place — a general hash map plus a separate id array
+//! touch two or three — and the table is sized to the records (load ≤ 0.6)
+//! rather than to a power of two. A batch is resolved in two passes over
+//! small chunks (load every home slot, then compare) so the CPU keeps many
+//! independent loads in flight instead of one at a time.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -15,19 +15,48 @@ use uuid::Uuid;
 
 use super::tenant::RecordOrd;
 
-/// An empty slot. Ordinals are below `u32::MAX` (the table refuses more).
-const EMPTY: u64 = u64::MAX;
 /// Positions resolved together; enough independent loads to hide latency.
 const CHUNK: usize = 32;
-/// The ordinal a batch lookup gives an unknown id.
+/// How many chunks ahead slots are prefetched: about one memory latency of
+/// work ahead.
+const PREFETCH_CHUNKS_AHEAD: usize = 4;
+/// The ordinal a batch lookup gives an unknown id, and an empty slot's.
 pub const UNKNOWN: RecordOrd = RecordOrd::MAX;
+
+/// An id and its ordinal; `ord == UNKNOWN` marks an empty slot. Four-byte
+/// alignment keeps it at 20 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    key: [u32; 4],
+    ord: RecordOrd,
+}
+
+const EMPTY: Slot = Slot {
+    key: [0; 4],
+    ord: UNKNOWN,
+};
+
+fn key_of(id: &Uuid) -> [u32; 4] {
+    let v = id.as_u128();
+    [
+        v as u32,
+        (v >> 32) as u32,
+        (v >> 64) as u32,
+        (v >> 96) as u32,
+    ]
+}
+
+fn id_of(key: [u32; 4]) -> Uuid {
+    let [a, b, c, d] = key.map(u128::from);
+    Uuid::from_u128(a | (b << 32) | (c << 64) | (d << 96))
+}
 
 #[derive(Clone, Debug)]
 pub struct IdTable {
-    ids: Vec<Uuid>,
-    /// `ord << 32 | fingerprint`, or [`EMPTY`]. Length a power of two, at
-    /// most half full, probed linearly.
-    slots: Vec<u64>,
+    slots: Vec<Slot>,
+    /// Per ordinal, the slot holding it: ordinal → id without a second copy
+    /// of the ids.
+    slot_of: Vec<u32>,
     /// Per-table seed: which ids collide cannot be chosen from outside.
     seed: u64,
 }
@@ -41,23 +70,24 @@ impl Default for IdTable {
 impl IdTable {
     pub fn with_capacity(records: usize) -> IdTable {
         IdTable {
-            ids: Vec::with_capacity(records),
             slots: vec![EMPTY; slot_count(records)],
+            slot_of: Vec::with_capacity(records),
             seed: RandomState::new().hash_one(0x0070_6572_6d64_u64) | 1,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.slot_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.slot_of.is_empty()
     }
 
     /// The id of an ordinal.
     pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
-        self.ids.get(ord as usize).copied()
+        let at = *self.slot_of.get(ord as usize)?;
+        self.slots.get(at as usize).map(|s| id_of(s.key))
     }
 
     /// Interns `id`: its ordinal, and whether it was new. `None` only when
@@ -66,55 +96,60 @@ impl IdTable {
         if let Some(ord) = self.get(&id) {
             return Some((ord, false));
         }
-        let ord = RecordOrd::try_from(self.ids.len())
+        let ord = RecordOrd::try_from(self.len())
             .ok()
             .filter(|o| *o < UNKNOWN)?;
-        self.ids.push(id);
-        if self.ids.len() * 2 > self.slots.len() {
-            self.rehash();
-        } else {
-            self.place(id, ord);
+        if (self.len() + 1) * 5 > self.slots.len() * 3 {
+            self.grow();
         }
+        let at = self.place(key_of(&id), ord)?;
+        self.slot_of.push(at);
         Some((ord, true))
     }
 
     /// The ordinal of `id`, if interned.
     pub fn get(&self, id: &Uuid) -> Option<RecordOrd> {
-        let hash = self.hash(id);
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
-        loop {
-            let slot = *self.slots.get(at)?;
-            if slot == EMPTY {
+        let key = key_of(id);
+        let mut at = self.home(id);
+        for _ in 0..self.slots.len() {
+            let slot = self.slots.get(at)?;
+            if slot.ord == UNKNOWN {
                 return None;
             }
-            if self.holds(slot, hash, id) {
-                return Some((slot >> 32) as RecordOrd);
+            if slot.key == key {
+                return Some(slot.ord);
             }
-            at = (at + 1) & mask;
+            at = self.next(at);
         }
+        None
     }
 
     /// Writes the ordinal of every id into `out` ([`UNKNOWN`] where not
     /// interned). `out` must be as long as `ids`.
     pub fn get_many(&self, ids: &[Uuid], out: &mut [RecordOrd]) {
-        let mask = self.slots.len() - 1;
-        let mut hashes = [0u64; CHUNK];
-        let mut first = [EMPTY; CHUNK];
+        let mut home = [EMPTY; CHUNK];
+        let mut ahead = ids.chunks(CHUNK).skip(PREFETCH_CHUNKS_AHEAD);
+        for id in ids.iter().take(CHUNK * PREFETCH_CHUNKS_AHEAD) {
+            self.prefetch(self.home(id));
+        }
         for (ids, out) in ids.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            // Pass 1: hash and load each home slot; the loads are
-            // independent, so they overlap.
-            for ((id, h), f) in ids.iter().zip(&mut hashes).zip(&mut first) {
-                *h = self.hash(id);
-                *f = self.slots.get(*h as usize & mask).copied().unwrap_or(EMPTY);
+            // Ask for the next chunk's slots now: prefetches retire at once,
+            // so far more misses overlap than loads alone allow.
+            for id in ahead.next().unwrap_or_default() {
+                self.prefetch(self.home(id));
             }
-            // Pass 2: verify against the id (again independent loads), and
-            // probe on only where the home slot was someone else's.
-            for (((id, h), f), o) in ids.iter().zip(&hashes).zip(&first).zip(out.iter_mut()) {
-                *o = if *f == EMPTY {
+            // Pass 1: load each home slot. The loads are independent, so
+            // they overlap.
+            for (id, h) in ids.iter().zip(&mut home) {
+                *h = self.slots.get(self.home(id)).copied().unwrap_or(EMPTY);
+            }
+            // Pass 2: compare; probe on only where the home slot holds
+            // another id.
+            for ((id, h), o) in ids.iter().zip(&home).zip(out.iter_mut()) {
+                *o = if h.ord == UNKNOWN {
                     UNKNOWN
-                } else if self.holds(*f, *h, id) {
-                    (*f >> 32) as RecordOrd
+                } else if h.key == key_of(id) {
+                    h.ord
                 } else {
                     self.get(id).unwrap_or(UNKNOWN)
                 };
@@ -122,52 +157,76 @@ impl IdTable {
         }
     }
 
-    /// Whether `slot` holds `id`. The fingerprint (the hash's high half; the
-    /// low half chose the slot) is compared before the id is touched.
-    fn holds(&self, slot: u64, hash: u64, id: &Uuid) -> bool {
-        slot as u32 == (hash >> 32) as u32 && self.ids.get((slot >> 32) as usize) == Some(id)
-    }
-
-    fn hash(&self, id: &Uuid) -> u64 {
+    /// The slot an id's probe starts at: the hash mapped onto the table by
+    /// multiplication (the table's length need not be a power of two).
+    #[inline]
+    fn home(&self, id: &Uuid) -> usize {
+        // One multiply mixes the id into the high bits, which the range
+        // mapping uses; the seed keeps collisions from being chosen.
         let v = id.as_u128();
-        let (hi, lo) = ((v >> 64) as u64, v as u64);
-        let x = (hi ^ self.seed.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ lo.wrapping_add(self.seed)
-                .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        x ^ (x >> 29)
+        let hash = ((v >> 64) as u64 ^ v as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
     }
 
-    fn place(&mut self, id: Uuid, ord: RecordOrd) {
-        let hash = self.hash(&id);
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
-        while let Some(slot) = self.slots.get_mut(at) {
-            if *slot == EMPTY {
-                *slot = (u64::from(ord) << 32) | (hash >> 32);
-                return;
-            }
-            at = (at + 1) & mask;
+    #[inline]
+    fn prefetch(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self.slots.get(at) {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: a prefetch is a hint: it reads nothing into the
+            // program and cannot fault; the pointer is to a live slot.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast::<i8>()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
+    #[inline]
+    fn next(&self, at: usize) -> usize {
+        if at + 1 == self.slots.len() {
+            0
+        } else {
+            at + 1
         }
     }
 
-    fn rehash(&mut self) {
-        self.slots = vec![EMPTY; slot_count(self.ids.len())];
-        for ord in 0..self.ids.len() {
-            if let Some(id) = self.ids.get(ord).copied() {
-                self.place(id, ord as RecordOrd);
+    /// Puts a new key in the first free slot of its probe; returns the slot.
+    fn place(&mut self, key: [u32; 4], ord: RecordOrd) -> Option<u32> {
+        let mut at = self.home(&id_of(key));
+        for _ in 0..self.slots.len() {
+            let next = self.next(at);
+            let slot = self.slots.get_mut(at)?;
+            if slot.ord == UNKNOWN {
+                *slot = Slot { key, ord };
+                return u32::try_from(at).ok();
+            }
+            at = next;
+        }
+        None
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![EMPTY; slot_count(self.len() * 2)];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        for (ord, &at) in self.slot_of.clone().iter().enumerate() {
+            let placed = old
+                .get(at as usize)
+                .and_then(|s| self.place(s.key, ord as RecordOrd));
+            if let (Some(placed), Some(entry)) = (placed, self.slot_of.get_mut(ord)) {
+                *entry = placed;
             }
         }
     }
 
     /// Heap bytes held, for memory reports.
     pub fn heap_bytes(&self) -> usize {
-        self.ids.capacity() * size_of::<Uuid>() + self.slots.capacity() * size_of::<u64>()
+        self.slots.capacity() * size_of::<Slot>() + self.slot_of.capacity() * size_of::<u32>()
     }
 }
 
-/// A power of two at least twice `records` (load ≤ ½), at least 16.
+/// Slots for `records` at a load of at most 0.6, at least 16.
 fn slot_count(records: usize) -> usize {
-    (records.max(8) * 2).next_power_of_two()
+    (records * 5 / 3 + 1).max(16)
 }
 
 #[cfg(test)]

@@ -246,7 +246,13 @@ impl TenantIndex {
                 name: def.name.clone(),
                 fields: object_fields(def),
                 source: def.association_source,
-                ids: IdTable::default(),
+                ids: IdTable::with_capacity(
+                    tenant
+                        .records
+                        .iter()
+                        .filter(|r| r.object == def.name)
+                        .count(),
+                ),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
                 archived_dense: DenseSet::default(),
