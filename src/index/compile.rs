@@ -9,7 +9,6 @@
 //! Denied records are rare enough on the hot path to get their reason by
 //! walking the layers in SEMANTICS.md order for that record alone.
 
-use roaring::RoaringBitmap;
 use time::OffsetDateTime;
 
 use super::dense::DenseSet;
@@ -104,15 +103,6 @@ enum StateSet {
 }
 
 impl StateSet {
-    fn bits(self, c: &ContactIndex) -> &RoaringBitmap {
-        match self {
-            Self::ValidEmail => &c.valid_email,
-            Self::ValidMobile => &c.valid_mobile,
-            Self::SmsOptedOut => &c.sms_opted_out,
-            Self::UnsubscribedAll => &c.unsubscribed_all,
-        }
-    }
-
     fn dense(self, c: &ContactIndex) -> &DenseSet {
         match self {
             Self::ValidEmail => &c.dense.valid_email,
@@ -133,7 +123,7 @@ enum GateTest {
     /// Denied if opted out of the named list.
     OptedOutOf(String),
     /// Denied if in this set, computed at compile time (suppressed now).
-    InOwned(RoaringBitmap, DenseSet),
+    InOwned(DenseSet),
     /// Denied for every record (tenant not configured).
     Always,
 }
@@ -147,30 +137,30 @@ impl GateTest {
             Self::OptedOutOf(list) => contact
                 .and_then(|c| c.opted_out_lists.get(list))
                 .is_some_and(|s| s.contains(ord)),
-            Self::InOwned(_, dense) => dense.contains(ord),
+            Self::InOwned(set) => set.contains(ord),
             Self::Always => true,
         }
     }
 
     /// Removes the records this test denies from `allowed`.
-    fn apply(&self, object: &ObjectIndex, allowed: &mut RoaringBitmap) {
+    fn apply(&self, object: &ObjectIndex, allowed: &mut DenseSet) {
         let contact = object.contact.as_ref();
         match self {
             Self::NotIn(set) => match contact {
-                Some(c) => *allowed &= set.bits(c),
+                Some(c) => allowed.and(set.dense(c)),
                 None => allowed.clear(),
             },
             Self::In(set) => {
                 if let Some(c) = contact {
-                    *allowed -= set.bits(c);
+                    allowed.and_not(set.dense(c));
                 }
             }
             Self::OptedOutOf(list) => {
                 if let Some(s) = contact.and_then(|c| c.opted_out_lists.get(list)) {
-                    *allowed -= s;
+                    allowed.remove_all(s);
                 }
             }
-            Self::InOwned(set, _) => *allowed -= set,
+            Self::InOwned(set) => allowed.and_not(set),
             Self::Always => allowed.clear(),
         }
     }
@@ -180,7 +170,7 @@ impl GateTest {
 #[derive(Debug)]
 enum Reach {
     All,
-    Associated(RoaringBitmap, DenseSet),
+    Associated(DenseSet),
     Nothing,
 }
 
@@ -188,9 +178,7 @@ enum Reach {
 #[derive(Debug)]
 pub struct Compiled {
     /// Records on which the action is allowed.
-    pub allowed: RoaringBitmap,
-    /// `allowed` again, dense, for per-record probes.
-    pub dense: DenseSet,
+    pub allowed: DenseSet,
     /// The principal's field mask on the object (R7), per field index.
     pub field_mask: Vec<FieldLevel>,
     /// The instants for which the answer is exact (R13 soft bounces).
@@ -231,8 +219,7 @@ impl Compiled {
         };
         let Some(object) = tenant.objects.get(object_idx) else {
             return Compiled {
-                allowed: RoaringBitmap::new(),
-                dense: DenseSet::default(),
+                allowed: DenseSet::default(),
                 field_mask,
                 validity: Validity::default(),
                 plan: Plan::NotVisible,
@@ -240,8 +227,7 @@ impl Compiled {
         };
         if !eff.visible() {
             return Compiled {
-                allowed: RoaringBitmap::new(),
-                dense: DenseSet::default(),
+                allowed: DenseSet::default(),
                 field_mask,
                 validity: Validity::default(),
                 plan: Plan::NotVisible,
@@ -253,9 +239,7 @@ impl Compiled {
         } else if eff.associated_records >= level {
             match principal.associated_user {
                 Some(user) => {
-                    let set = object.associated(user);
-                    let dense = DenseSet::of(&set, object.len());
-                    Reach::Associated(set, dense)
+                    Reach::Associated(DenseSet::of(&object.associated(user), object.len()))
                 }
                 None => Reach::Nothing,
             }
@@ -271,24 +255,30 @@ impl Compiled {
         };
         let (gates, validity) = gate_tests(tenant, object, action, ctx, now);
 
-        let eligible = if action.reaches_archived() {
-            &object.live | &object.archived
-        } else {
-            object.live.clone()
-        };
         let mut allowed = match (&reach, uniform) {
-            (_, Some(_)) | (Reach::Nothing, _) => RoaringBitmap::new(),
-            (Reach::All, None) => eligible,
-            (Reach::Associated(set, _), None) => set & &eligible,
-        };
-        for (_, test) in &gates {
-            if allowed.is_empty() {
-                break;
+            (_, Some(_)) | (Reach::Nothing, _) => DenseSet::empty(object.len()),
+            (Reach::All, None) => object.live_dense.clone(),
+            (Reach::Associated(set), None) => {
+                let mut set = set.clone();
+                set.and(&object.live_dense);
+                set
             }
+        };
+        if action.reaches_archived() && uniform.is_none() {
+            let mut archived = object.archived_dense.clone();
+            match &reach {
+                Reach::All => allowed.or(&archived),
+                Reach::Associated(set) => {
+                    archived.and(set);
+                    allowed.or(&archived);
+                }
+                Reach::Nothing => {}
+            }
+        }
+        for (_, test) in &gates {
             test.apply(object, &mut allowed);
         }
         Compiled {
-            dense: DenseSet::of(&allowed, object.len()),
             allowed,
             field_mask,
             validity,
@@ -323,7 +313,7 @@ impl Compiled {
         }
         let reached = match reach {
             Reach::All => true,
-            Reach::Associated(_, dense) => dense.contains(ord),
+            Reach::Associated(set) => set.contains(ord),
             Reach::Nothing => false,
         };
         if !reached {
@@ -343,7 +333,7 @@ impl Compiled {
 
     #[inline]
     pub fn allows(&self, ord: RecordOrd) -> bool {
-        self.dense.contains(ord)
+        self.allowed.contains(ord)
     }
 }
 
@@ -360,16 +350,13 @@ fn gate_tests(
     };
     let (suppressed, validity) = match &object.contact {
         Some(c) => c.suppressed_at(now),
-        None => (RoaringBitmap::new(), Validity::default()),
+        None => (DenseSet::empty(object.len()), Validity::default()),
     };
     let mut tests = Vec::new();
     match gate {
         Gate::Email => {
             tests.push((Reason::NoEmail, GateTest::NotIn(StateSet::ValidEmail)));
-            tests.push((
-                Reason::Suppressed,
-                GateTest::InOwned(suppressed.clone(), DenseSet::of(&suppressed, object.len())),
-            ));
+            tests.push((Reason::Suppressed, GateTest::InOwned(suppressed.clone())));
             if !ctx.transactional {
                 tests.push((
                     Reason::Unsubscribed,
@@ -394,10 +381,7 @@ fn gate_tests(
             if ctx.target_email_status == Some(EmailStatus::Suppressed) {
                 tests.push((Reason::SystemManaged, GateTest::Always));
             }
-            tests.push((
-                Reason::SystemManaged,
-                GateTest::InOwned(suppressed.clone(), DenseSet::of(&suppressed, object.len())),
-            ));
+            tests.push((Reason::SystemManaged, GateTest::InOwned(suppressed.clone())));
             if bulk && ctx.target_email_status == Some(EmailStatus::OptedIn) {
                 tests.push((
                     Reason::SingleRecordOnly,

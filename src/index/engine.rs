@@ -150,8 +150,7 @@ impl Engine {
         let cache = Cache::builder()
             // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
             .weigher(|_k, v: &Arc<Compiled>| {
-                u32::try_from(v.allowed.serialized_size() + v.dense.heap_bytes() + 256)
-                    .unwrap_or(u32::MAX)
+                u32::try_from(v.allowed.heap_bytes() + 256).unwrap_or(u32::MAX)
             })
             .max_capacity(256 * 1024 * 1024)
             .build();

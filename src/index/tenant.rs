@@ -110,7 +110,8 @@ pub struct ObjectIndex {
     pub ids: IdTable,
     pub live: RoaringBitmap,
     pub archived: RoaringBitmap,
-    /// `archived`, dense, for probes.
+    /// `live` and `archived`, dense: compiled answers start from them.
+    pub live_dense: DenseSet,
     pub archived_dense: DenseSet,
     /// Per user: records they own, are on a team field of, or interacted with.
     pub direct: FxHashMap<UserIdx, RoaringBitmap>,
@@ -145,13 +146,14 @@ pub struct ContactProbes {
     pub valid_mobile: DenseSet,
     pub sms_opted_out: DenseSet,
     pub unsubscribed_all: DenseSet,
+    pub suppressed_forever: DenseSet,
 }
 
 impl ContactIndex {
     /// The records suppressed at `now`, and the window `[from, until)`
     /// around `now` in which that set stays the same: no soft bounce ends
     /// inside it. Both ends are open (`None`) when no expiry bounds them.
-    pub fn suppressed_at(&self, now: OffsetDateTime) -> (RoaringBitmap, Validity) {
+    pub fn suppressed_at(&self, now: OffsetDateTime) -> (DenseSet, Validity) {
         let first_running = self
             .suppressed_until
             .partition_point(|(until, _)| *until <= now);
@@ -159,8 +161,10 @@ impl ContactIndex {
             .suppressed_until
             .get(first_running..)
             .unwrap_or_default();
-        let mut set = self.suppressed_forever.clone();
-        set.extend(running.iter().map(|(_, ord)| *ord));
+        let mut set = self.dense.suppressed_forever.clone();
+        for (_, ord) in running {
+            set.insert(*ord);
+        }
         let from = first_running
             .checked_sub(1)
             .and_then(|i| self.suppressed_until.get(i))
@@ -255,6 +259,7 @@ impl TenantIndex {
                 ),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
+                live_dense: DenseSet::default(),
                 archived_dense: DenseSet::default(),
                 direct: FxHashMap::default(),
                 related: FxHashMap::default(),
@@ -311,6 +316,7 @@ impl TenantIndex {
         }
         for object in &mut objects {
             let universe = object.len();
+            object.live_dense = DenseSet::of(&object.live, universe);
             object.archived_dense = DenseSet::of(&object.archived, universe);
             if let Some(contact) = object.contact.as_mut() {
                 contact.suppressed_until.sort_unstable();
@@ -319,6 +325,7 @@ impl TenantIndex {
                     valid_mobile: DenseSet::of(&contact.valid_mobile, universe),
                     sms_opted_out: DenseSet::of(&contact.sms_opted_out, universe),
                     unsubscribed_all: DenseSet::of(&contact.unsubscribed_all, universe),
+                    suppressed_forever: DenseSet::of(&contact.suppressed_forever, universe),
                 };
             }
         }
