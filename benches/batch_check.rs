@@ -11,8 +11,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, RecordChange, Snapshot};
 use permd::model::ActionContext;
+use permd::model::data::{ContactState, EmailStatus};
 use permd::server::convert::{packed_ids, string_ids};
 use permd::source::generate::{GenSpec, generate, record_ids, sample};
 use time::OffsetDateTime;
@@ -148,6 +149,40 @@ fn batch_check(c: &mut Criterion) {
             )
         });
     }
+    group.finish();
+
+    // One change (a Contact's email status) applied as a new revision, then
+    // the first BatchCheck after it, which compiles afresh.
+    let mut group = c.benchmark_group("apply_change");
+    let q = question("bulk_send_email");
+    let n = 10_000.min(contacts);
+    let ids = sample(&w.contacts, n, 11);
+    let record = w.contacts.first().copied().unwrap_or_default();
+    let mut flip = false;
+    let mut change = move || {
+        flip = !flip;
+        RecordChange::ContactState {
+            record,
+            state: ContactState {
+                email: Some("x@example.com".to_owned()),
+                email_status: if flip {
+                    EmailStatus::UnsubscribedAll
+                } else {
+                    EmailStatus::OptedIn
+                },
+                ..ContactState::default()
+            },
+        }
+    };
+    group.bench_function("apply_one_contact_state", |b| {
+        b.iter(|| black_box(w.engine.apply("bench", &[change()]).ok()))
+    });
+    group.bench_function(BenchmarkId::new("apply_then_batch_check", n), |b| {
+        b.iter(|| {
+            let applied = w.engine.apply("bench", &[change()]).ok();
+            black_box((applied, w.engine.batch_check(&q, &ids, now).ok()))
+        })
+    });
     group.finish();
 
     // Building the tenant index from data: what a full reload costs.

@@ -7,8 +7,9 @@
 //!    default 100,000) and builds permd's index, a Cedar entity store and
 //!    policy set, and a casbin enforcer from it.
 //! 2. Checks that every peer decides exactly as permd on every Contact for
-//!    each workload; any difference is printed and the run exits non-zero
-//!    (a comparison of different decisions would be void).
+//!    each workload, and on a 2,000-Contact sample for 31 more users; any
+//!    difference is printed and the run exits non-zero (a comparison of
+//!    different decisions would be void).
 //! 3. Times whole batches of sampled Contact ids (`PERMD_PEERS_BATCHES`,
 //!    default `100,1000,10000`), `PERMD_PEERS_REPS` repetitions (default 21,
 //!    at least 15) interleaved across engines, and prints the medians per
@@ -46,6 +47,10 @@ const WORKLOADS: [(&str, &str); 4] = [
 ];
 
 const ENGINES: [&str; 3] = ["permd", "cedar", "casbin"];
+
+/// Further users whose decisions are verified (not timed), on a sample.
+const EXTRA_USERS: usize = 30;
+const EXTRA_SAMPLE: usize = 2_000;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -103,7 +108,7 @@ fn machine() -> String {
 
 /// One workload, ready for every engine.
 struct Prepared {
-    principal: &'static str,
+    principal: String,
     action: &'static str,
     question: Question,
     cedar_principal: cedar_policy::EntityUid,
@@ -167,11 +172,21 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 /// Every Contact, every workload: each peer must decide exactly as permd.
-fn verify(e: &Engines, workloads: &[Prepared], ids: &[Uuid]) -> anyhow::Result<bool> {
-    println!(
-        "\nverification: every Contact ({}), decision by decision",
-        ids.len()
-    );
+fn verify(e: &Engines, workloads: &[Prepared], ids: &[Uuid], quiet: bool) -> anyhow::Result<bool> {
+    if quiet {
+        println!(
+            "\nverification: {} more principal/action pairs on {} sampled Contacts",
+            workloads.len(),
+            ids.len()
+        );
+    } else {
+        println!(
+            "\nverification: every Contact ({}), decision by decision",
+            ids.len()
+        );
+    }
+    let mut checked = 0;
+    let mut allowed_total = 0;
     let resources = e.cedar.resources(ids);
     let mut all_equal = true;
     for w in workloads {
@@ -181,12 +196,16 @@ fn verify(e: &Engines, workloads: &[Prepared], ids: &[Uuid]) -> anyhow::Result<b
             .batch(&w.cedar_principal, &w.cedar_action, &resources)?;
         let casbin = e.casbin.batch(&w.subject, w.action, ids)?;
         let allowed = permd.iter().filter(|a| **a).count();
-        println!(
-            "  {:<3} {:<16} permd allows {allowed:>7}, denies {:>7}",
-            w.principal,
-            w.action,
-            ids.len() - allowed
-        );
+        allowed_total += allowed;
+        checked += ids.len();
+        if !quiet {
+            println!(
+                "  {:<3} {:<16} permd allows {allowed:>7}, denies {:>7}",
+                w.principal,
+                w.action,
+                ids.len() - allowed
+            );
+        }
         for (peer, decisions) in [("cedar", &cedar), ("casbin", &casbin)] {
             let diffs: Vec<(usize, bool, bool)> = permd
                 .iter()
@@ -196,12 +215,16 @@ fn verify(e: &Engines, workloads: &[Prepared], ids: &[Uuid]) -> anyhow::Result<b
                 .map(|(i, (p, d))| (i, *p, *d))
                 .collect();
             if diffs.is_empty() && decisions.len() == permd.len() {
-                println!("      {peer:<6} equal on all {}", permd.len());
+                if !quiet {
+                    println!("      {peer:<6} equal on all {}", permd.len());
+                }
                 continue;
             }
             all_equal = false;
             println!(
-                "      {peer:<6} DIFFERS on {} of {} records; first ones:",
+                "      {} {} {peer}: DIFFERS on {} of {} records; first ones:",
+                w.principal,
+                w.action,
                 diffs.len(),
                 permd.len()
             );
@@ -220,11 +243,16 @@ fn verify(e: &Engines, workloads: &[Prepared], ids: &[Uuid]) -> anyhow::Result<b
             }
         }
     }
+    if quiet && all_equal {
+        println!(
+            "  cedar and casbin equal to permd on all {checked} decisions ({allowed_total} allowed)"
+        );
+    }
     Ok(all_equal)
 }
 
 struct Row {
-    principal: &'static str,
+    principal: String,
     action: &'static str,
     batch: usize,
     /// Median ns per record, in ENGINES order.
@@ -302,7 +330,7 @@ fn main() -> anyhow::Result<()> {
             .find(|u| u.user == principal)
             .with_context(|| format!("no user {principal} in the generated tenant"))?;
         workloads.push(Prepared {
-            principal,
+            principal: principal.to_owned(),
             action,
             question: question(principal, action),
             cedar_principal: cedar.user(principal),
@@ -334,7 +362,34 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
-    if !verify(&engines, &workloads, &ids)? {
+    // The four workloads exercise few of the rules' combinations (one group
+    // each), so the peers are also held to permd for more principals on a
+    // sample: users with one to four groups, and the admin.
+    let mut extra = Vec::new();
+    let admin = tenant.users.iter().find(|u| u.admin).map(|u| u.id.clone());
+    let others: Vec<String> = (2..2 + EXTRA_USERS)
+        .map(|n| format!("u{n}"))
+        .chain(admin)
+        .collect();
+    for user in &others {
+        let Some(eff) = users.iter().find(|u| &u.user == user) else {
+            continue;
+        };
+        for (_, action) in WORKLOADS.into_iter().take(2) {
+            extra.push(Prepared {
+                principal: user.clone(),
+                action,
+                question: question(user, action),
+                cedar_principal: engines.cedar.user(user),
+                cedar_action: engines.cedar.action(action)?,
+                subject: Subject::of(eff),
+            });
+        }
+    }
+    let extra_ids = sample(&ids, EXTRA_SAMPLE, 4_242);
+    let equal =
+        verify(&engines, &workloads, &ids, false)? & verify(&engines, &extra, &extra_ids, true)?;
+    if !equal {
         eprintln!("peers: a peer's decisions differ from permd's; no figures are valid");
         std::process::exit(1);
     }
@@ -369,7 +424,7 @@ fn main() -> anyhow::Result<()> {
         for (w, per_engine) in workloads.iter().zip(samples) {
             let ns = per_engine.map(|s| median(s).as_secs_f64() * 1e9 / ids_n.len() as f64);
             rows.push(Row {
-                principal: w.principal,
+                principal: w.principal.clone(),
                 action: w.action,
                 batch: ids_n.len(),
                 ns,

@@ -34,12 +34,6 @@ pub struct Effective {
     pub fields: BTreeMap<&'static str, FieldLevel>,
 }
 
-impl Effective {
-    pub fn field(&self, name: &str) -> FieldLevel {
-        self.fields.get(name).copied().unwrap_or_default()
-    }
-}
-
 /// Numeric form of an access level for the peers' comparisons.
 pub fn level_number(level: AccessLevel) -> i64 {
     match level {

@@ -42,6 +42,17 @@ impl DenseSet {
         }
     }
 
+    /// Adds or removes one record.
+    pub fn set(&mut self, ord: RecordOrd, member: bool) {
+        if let Some(w) = self.words.get_mut(ord as usize / 64) {
+            if member {
+                *w |= 1 << (ord % 64);
+            } else {
+                *w &= !(1 << (ord % 64));
+            }
+        }
+    }
+
     /// Keeps only records also in `other`.
     pub fn and(&mut self, other: &DenseSet) {
         let mut theirs = other.words.iter();

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::change::{ApplyError, RecordChange};
 use super::compile::{Compiled, Effective};
 use super::error::QueryError;
 use super::ids::UNKNOWN;
@@ -141,6 +142,8 @@ struct CacheKey {
 /// Holds the current snapshot and the compiled-answer cache.
 pub struct Engine {
     snapshot: ArcSwap<Snapshot>,
+    /// Serializes writers (read, change, publish); readers never take it.
+    writer: std::sync::Mutex<()>,
     cache: Cache<CacheKey, Arc<Compiled>>,
     max_batch: usize,
 }
@@ -156,6 +159,7 @@ impl Engine {
             .build();
         Engine {
             snapshot: ArcSwap::from_pointee(snapshot),
+            writer: std::sync::Mutex::new(()),
             cache,
             max_batch,
         }
@@ -176,7 +180,33 @@ impl Engine {
     /// Publishes a new snapshot; in-flight readers keep the one they hold.
     /// Cached answers of older revisions are never looked up again and age out.
     pub fn publish(&self, snapshot: Snapshot) {
+        let _writing = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Applies record changes to one tenant as one new revision (all or
+    /// none of them) and returns it. Readers see the old revision or the
+    /// new one, never a part.
+    pub fn apply(&self, tenant: &str, changes: &[RecordChange]) -> Result<u64, ApplyError> {
+        let _writing = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.snapshot();
+        let index = current
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| ApplyError::UnknownTenant(tenant.to_owned()))?;
+        let next = index.apply(changes)?;
+        let mut tenants = current.tenants.clone();
+        tenants.insert(tenant.to_owned(), Arc::new(next));
+        let revision = current.revision + 1;
+        self.snapshot
+            .store(Arc::new(Snapshot { revision, tenants }));
+        Ok(revision)
     }
 
     fn tenant_and_principal(

@@ -1,6 +1,7 @@
 //! The index: interned record ids, roaring bitmaps of record facts, compiled
 //! per-question allowed sets, and the snapshot that holds them.
 
+pub mod change;
 pub mod compile;
 pub mod dense;
 pub mod engine;
@@ -9,6 +10,7 @@ pub mod explain;
 pub mod ids;
 pub mod tenant;
 
+pub use change::{ApplyError, RecordChange};
 pub use engine::{
     BatchAnswer, DEFAULT_MAX_BATCH, Decision, Engine, PrincipalRef, Question, Snapshot,
 };

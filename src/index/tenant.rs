@@ -4,6 +4,7 @@
 //! bitmap over those ordinals. Built once per revision, then read-only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
@@ -37,13 +38,14 @@ impl Validity {
     }
 }
 
-/// A tenant, ready to answer.
-#[derive(Debug)]
+/// A tenant, ready to answer. Cloning is cheap: objects are shared, and a
+/// change copies only the object it touches (`src/index/change.rs`).
+#[derive(Clone, Debug)]
 pub struct TenantIndex {
     pub id: String,
     pub email_configured: bool,
     pub sms_configured: bool,
-    pub objects: Vec<ObjectIndex>,
+    pub objects: Vec<Arc<ObjectIndex>>,
     object_by_name: FxHashMap<String, usize>,
     pub groups: Vec<GroupGrants>,
     pub users: Vec<String>,
@@ -79,7 +81,7 @@ pub struct Principal {
 }
 
 /// A permission group's settings, with objects and fields resolved to indexes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GroupGrants {
     pub id: String,
     pub create_objects: bool,
@@ -100,30 +102,31 @@ pub struct ObjectGrant {
     pub fields: Vec<FieldLevel>,
 }
 
-/// One object's records.
-#[derive(Debug)]
+/// One object's records. The parts a record change never touches (the id
+/// table, the association sets) are shared between revisions.
+#[derive(Clone, Debug)]
 pub struct ObjectIndex {
     pub name: String,
     /// Every field permissions apply to, in a stable order.
     pub fields: Vec<String>,
     pub source: AssociationSource,
-    pub ids: IdTable,
+    pub ids: Arc<IdTable>,
     pub live: RoaringBitmap,
     pub archived: RoaringBitmap,
     /// `live` and `archived`, dense: compiled answers start from them.
     pub live_dense: DenseSet,
     pub archived_dense: DenseSet,
     /// Per user: records they own, are on a team field of, or interacted with.
-    pub direct: FxHashMap<UserIdx, RoaringBitmap>,
+    pub direct: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
     /// Per user: records linked (one hop, either direction) to a record
     /// directly associated with them. Only for `related` and `both` sources.
-    pub related: FxHashMap<UserIdx, RoaringBitmap>,
+    pub related: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
     /// Present on `contacts` only.
     pub contact: Option<ContactIndex>,
 }
 
 /// Contact state as sets (R12–R15).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ContactIndex {
     pub valid_email: RoaringBitmap,
     pub valid_mobile: RoaringBitmap,
@@ -140,7 +143,7 @@ pub struct ContactIndex {
     pub dense: ContactProbes,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ContactProbes {
     pub valid_email: DenseSet,
     pub valid_mobile: DenseSet,
@@ -150,6 +153,46 @@ pub struct ContactProbes {
 }
 
 impl ContactIndex {
+    fn set_status(&mut self, ord: RecordOrd, status: EmailStatus) {
+        match self.status.get_mut(ord as usize) {
+            Some(slot) => *slot = status,
+            None => self.status.push(status),
+        }
+    }
+
+    /// Removes every fact of one Contact, before it gets new ones.
+    pub(crate) fn forget(&mut self, ord: RecordOrd) {
+        for set in [
+            &mut self.valid_email,
+            &mut self.valid_mobile,
+            &mut self.sms_opted_out,
+            &mut self.unsubscribed_all,
+            &mut self.suppressed_forever,
+        ] {
+            set.remove(ord);
+        }
+        for set in self.opted_out_lists.values_mut() {
+            set.remove(ord);
+        }
+        self.suppressed_until.retain(|(_, o)| *o != ord);
+    }
+
+    /// Brings the dense copies of one Contact's sets in line with the
+    /// roaring ones, after a change.
+    pub(crate) fn refresh_dense(&mut self, ord: RecordOrd) {
+        let pairs = [
+            (&self.valid_email, &mut self.dense.valid_email),
+            (&self.valid_mobile, &mut self.dense.valid_mobile),
+            (&self.sms_opted_out, &mut self.dense.sms_opted_out),
+            (&self.unsubscribed_all, &mut self.dense.unsubscribed_all),
+            (&self.suppressed_forever, &mut self.dense.suppressed_forever),
+        ];
+        for (set, dense) in pairs {
+            dense.set(ord, set.contains(ord));
+        }
+        self.suppressed_until.sort_unstable();
+    }
+
     /// The records suppressed at `now`, and the window `[from, until)`
     /// around `now` in which that set stays the same: no soft bounce ends
     /// inside it. Both ends are open (`None`) when no expiry bounds them.
@@ -250,19 +293,19 @@ impl TenantIndex {
                 name: def.name.clone(),
                 fields: object_fields(def),
                 source: def.association_source,
-                ids: IdTable::with_capacity(
+                ids: Arc::new(IdTable::with_capacity(
                     tenant
                         .records
                         .iter()
                         .filter(|r| r.object == def.name)
                         .count(),
-                ),
+                )),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
                 live_dense: DenseSet::default(),
                 archived_dense: DenseSet::default(),
-                direct: FxHashMap::default(),
-                related: FxHashMap::default(),
+                direct: Arc::default(),
+                related: Arc::default(),
                 contact: (def.name == CONTACTS).then(ContactIndex::default),
             })
             .collect();
@@ -288,7 +331,7 @@ impl TenantIndex {
                 continue;
             };
             // A repeated id is refused by validation; never index it twice.
-            let Some((ord, true)) = object.ids.insert(record.id) else {
+            let Some((ord, true)) = Arc::make_mut(&mut object.ids).insert(record.id) else {
                 continue;
             };
             where_is.insert(record.id, (oi, ord));
@@ -307,7 +350,10 @@ impl TenantIndex {
             associated.sort_unstable();
             associated.dedup();
             for &user in &associated {
-                object.direct.entry(user).or_default().insert(ord);
+                Arc::make_mut(&mut object.direct)
+                    .entry(user)
+                    .or_default()
+                    .insert(ord);
             }
             record_users.push(associated);
             if let Some(contact) = object.contact.as_mut() {
@@ -352,7 +398,10 @@ impl TenantIndex {
             }
             let linked_users = users_of.get(oj).and_then(|u| u.get(other as usize));
             for &user in linked_users.into_iter().flatten() {
-                object.related.entry(user).or_default().insert(ord);
+                Arc::make_mut(&mut object.related)
+                    .entry(user)
+                    .or_default()
+                    .insert(ord);
             }
         }
 
@@ -360,7 +409,7 @@ impl TenantIndex {
             id: tenant.id.clone(),
             email_configured: tenant.email_configured,
             sms_configured: tenant.sms_configured,
-            objects,
+            objects: objects.into_iter().map(Arc::new).collect(),
             object_by_name,
             groups,
             users,
@@ -369,13 +418,13 @@ impl TenantIndex {
     }
 }
 
-fn index_contact(
+pub(crate) fn index_contact(
     index: &mut ContactIndex,
     ord: RecordOrd,
     state: Option<&crate::model::data::ContactState>,
 ) {
     let Some(state) = state else {
-        index.status.push(EmailStatus::NotOptedIn);
+        index.set_status(ord, EmailStatus::NotOptedIn);
         return;
     };
     if state.has_valid_email() {
@@ -409,7 +458,7 @@ fn index_contact(
         EmailStatus::Suppressed => EmailStatus::NotOptedIn,
         other => other,
     };
-    index.status.push(base);
+    index.set_status(ord, base);
 }
 
 fn build_groups(
