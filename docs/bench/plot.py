@@ -24,6 +24,7 @@ PRINCIPAL = "u0"
 COLORS = {
     "permd, packed ids": "#1b7837",
     "permd, string ids": "#5aae61",
+    "permd, beside the peers": "#a6dba0",
     "Cedar": "#2166ac",
     "casbin": "#b2182b",
 }
@@ -50,7 +51,7 @@ def peer_series(peers: dict, key: str) -> list[tuple[int, float]]:
 
 
 def svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
-    width, height, left, right, top, bottom = 760, 480, 80, 190, 50, 60
+    width, height, left, right, top, bottom = 820, 480, 80, 250, 50, 60
     xs = [x for pts in series.values() for x, _ in pts]
     ys = [y for pts in series.values() for _, y in pts]
     if not xs:
@@ -114,6 +115,7 @@ def main() -> None:
     series = {
         "permd, packed ids": criterion_series(args.criterion, "packed"),
         "permd, string ids": criterion_series(args.criterion, "strings"),
+        "permd, beside the peers": peer_series(peers, "permd_ns"),
         "Cedar": peer_series(peers, "cedar_ns"),
         "casbin": peer_series(peers, "casbin_ns"),
     }
