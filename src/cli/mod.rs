@@ -98,6 +98,12 @@ pub struct ServeArgs {
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "PERMD_MAX_MESSAGE_BYTES", default_value_t = crate::server::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
+    /// Most unary requests answered at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PERMD_MAX_CONCURRENT_REQUESTS", default_value_t = crate::server::limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// Most LookupRecords streams open at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PERMD_MAX_CONCURRENT_STREAMS", default_value_t = crate::server::limits::DEFAULT_MAX_CONCURRENT_STREAMS)]
+    pub max_concurrent_streams: usize,
 }
 
 /// Entry point of the binary.
@@ -234,6 +240,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.max_batch == 0 {
         anyhow::bail!("--max-batch must be at least 1");
     }
+    if args.max_concurrent_requests == 0 || args.max_concurrent_streams == 0 {
+        anyhow::bail!("--max-concurrent-requests and --max-concurrent-streams must be at least 1");
+    }
+    if args.max_message_bytes < 1024 {
+        anyhow::bail!("--max-message-bytes must be at least 1024");
+    }
+    let limits = crate::server::Limits {
+        max_message_bytes: args.max_message_bytes,
+        max_concurrent_requests: args.max_concurrent_requests,
+        max_concurrent_streams: args.max_concurrent_streams,
+    };
     let started = std::time::Instant::now();
     let data = load_data(args.data.as_deref())?;
     let snapshot = Snapshot::build(&data, 1);
@@ -254,7 +271,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             load_ms = started.elapsed().as_millis() as u64,
             "permd serving"
         );
-        crate::server::serve(engine, listener, args.max_message_bytes, shutdown_signal()).await
+        crate::server::serve_with_limits(engine, listener, limits, shutdown_signal()).await
     })
 }
 

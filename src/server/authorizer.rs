@@ -8,6 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::limits::{Admitted, Gate, Limits};
 use crate::index::Engine;
 use crate::pb::{self, authorizer_server::Authorizer};
 
@@ -17,11 +18,15 @@ const DEFAULT_PAGE: usize = 10_000;
 
 pub struct AuthorizerService {
     engine: Arc<Engine>,
+    gate: Gate,
 }
 
 impl AuthorizerService {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        AuthorizerService { engine }
+    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+        AuthorizerService {
+            engine,
+            gate: Gate::new(limits),
+        }
     }
 
     fn check_batch_size(&self, field: &str, len: usize) -> Result<(), Status> {
@@ -40,13 +45,20 @@ fn now() -> OffsetDateTime {
 }
 
 /// Runs CPU-bound work off the async workers so a 100,000-record batch never
-/// stalls other connections.
+/// stalls other connections. The work is skipped if the caller's deadline
+/// passed while it waited for a thread.
 async fn blocking<T: Send + 'static>(
+    admitted: Admitted,
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("request task failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        admitted.still_wanted()?;
+        let answer = f();
+        drop(admitted);
+        answer
+    })
+    .await
+    .map_err(|e| Status::internal(format!("request task failed: {e}")))?
 }
 
 #[tonic::async_trait]
@@ -55,6 +67,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
+        let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
             &req.tenant,
@@ -81,6 +94,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
             &req.tenant,
@@ -104,7 +118,7 @@ impl Authorizer for AuthorizerService {
         let engine = self.engine.clone();
         let return_ids = req.return_allowed_ids;
         let records = req.records;
-        blocking(move || {
+        blocking(admitted, move || {
             let a = engine.batch_check(&q, &ids, now())?;
             // Allowed ids go back exactly as the caller sent them, so a
             // client can match them against its own strings.
@@ -161,6 +175,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
+        let admitted = self.gate.stream(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
             &req.tenant,
@@ -182,6 +197,8 @@ impl Authorizer for AuthorizerService {
         let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
+            // The stream holds its permit until it ends.
+            let _admitted = admitted;
             let Some(object) = resolved.tenant.objects.get(resolved.object) else {
                 return;
             };
@@ -225,6 +242,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
+        let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant)?;
         let principal = convert::principal(req.principal.as_ref())?;
@@ -258,13 +276,14 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::RecordAccessRequest>,
     ) -> Result<Response<pb::RecordAccessResponse>, Status> {
+        let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant)?;
         let principal = convert::principal(req.principal.as_ref())?;
         self.check_batch_size("record_ids", req.record_ids.len())?;
         let ids = convert::string_ids("record_ids", &req.record_ids)?;
         let engine = self.engine.clone();
-        blocking(move || {
+        blocking(admitted, move || {
             let (flags, revision) = engine.record_access(
                 &tenant,
                 &principal,
@@ -295,6 +314,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
             &req.tenant,

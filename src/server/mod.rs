@@ -5,6 +5,7 @@
 mod authorizer;
 pub mod convert;
 mod error;
+pub mod limits;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use authorizer::AuthorizerService;
+pub use limits::Limits;
 
 use crate::index::Engine;
 use crate::pb::authorizer_server::AuthorizerServer;
@@ -26,13 +28,29 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
-/// Serves until `shutdown` resolves, then drains in-flight RPCs.
+/// Serves until `shutdown` resolves, then drains in-flight RPCs, with the
+/// default limits except the message size.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let limits = Limits {
+        max_message_bytes,
+        ..Limits::default()
+    };
+    serve_with_limits(engine, listener, limits, shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight RPCs.
+pub async fn serve_with_limits(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let max_message_bytes = limits.max_message_bytes;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AuthorizerServer<AuthorizerService>>()
@@ -45,7 +63,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let authorizer = AuthorizerServer::new(AuthorizerService::new(engine))
+    let authorizer = AuthorizerServer::new(AuthorizerService::new(engine, limits))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     // Without TCP_NODELAY a response that ends in a small segment waits for
@@ -57,6 +75,9 @@ pub async fn serve(
         Ok::<_, std::io::Error>(stream)
     });
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(move |response| {
+            limits::message_too_large(response, max_message_bytes)
+        }))
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(health_service)
