@@ -104,6 +104,15 @@ pub struct ServeArgs {
     /// Most LookupRecords streams open at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PERMD_MAX_CONCURRENT_STREAMS", default_value_t = crate::server::limits::DEFAULT_MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: usize,
+    /// TLS certificate (PEM). With --tls-key, every connection is TLS.
+    #[arg(long, env = "PERMD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "PERMD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates are required: mutual TLS.
+    #[arg(long, env = "PERMD_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Entry point of the binary.
@@ -246,6 +255,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.max_message_bytes < 1024 {
         anyhow::bail!("--max-message-bytes must be at least 1024");
     }
+    let transport = match (&args.tls_cert, &args.tls_client_ca) {
+        (None, _) => "plaintext",
+        (Some(_), None) => "tls",
+        (Some(_), Some(_)) => "mutual tls",
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }
+            .server_config()?,
+        ),
+        _ => None,
+    };
     let limits = crate::server::Limits {
         max_message_bytes: args.max_message_bytes,
         max_concurrent_requests: args.max_concurrent_requests,
@@ -265,13 +290,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(
             listen = %listener.local_addr()?,
+            transport,
             source = args.data.as_ref().map_or("built-in demo tenant".to_owned(), |p| p.display().to_string()),
             records,
             revision = engine.revision(),
             load_ms = started.elapsed().as_millis() as u64,
             "permd serving"
         );
-        crate::server::serve_with_limits(engine, listener, limits, shutdown_signal()).await
+        crate::server::serve_with(engine, listener, limits, tls, shutdown_signal()).await
     })
 }
 

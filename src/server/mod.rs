@@ -6,6 +6,7 @@ mod authorizer;
 pub mod convert;
 mod error;
 pub mod limits;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::ServerTlsConfig;
 
 pub use authorizer::AuthorizerService;
 pub use limits::Limits;
@@ -43,11 +45,23 @@ pub async fn serve(
     serve_with_limits(engine, listener, limits, shutdown).await
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight RPCs.
+/// Serves until `shutdown` resolves, then drains in-flight RPCs, without TLS.
 pub async fn serve_with_limits(
     engine: Arc<Engine>,
     listener: TcpListener,
     limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    serve_with(engine, listener, limits, None, shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight RPCs. With `tls`
+/// every connection is TLS (and mutual TLS if it names a client CA).
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let max_message_bytes = limits.max_message_bytes;
@@ -74,7 +88,11 @@ pub async fn serve_with_limits(
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(stream)
     });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .layer(tower::util::MapResponseLayer::new(move |response| {
             limits::message_too_large(response, max_message_bytes)
         }))

@@ -1,0 +1,219 @@
+//! TLS and mutual TLS over loopback with certificates made in the test
+//! (rcgen): a CA, a server certificate for localhost and client certificates
+//! from that CA and from a stranger's.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use permd::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
+use permd::pb::{self, authorizer_client::AuthorizerClient};
+use permd::server::Limits;
+use permd::server::tls::TlsFiles;
+use permd::source::demo::demo_data;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+struct Issued {
+    cert_pem: String,
+    key_pem: String,
+}
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn new_ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca { cert, key }
+}
+
+fn issue(ca: &Ca, names: &[&str]) -> Issued {
+    let params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn serve(files: TlsFiles) -> SocketAddr {
+    let engine = Arc::new(Engine::new(
+        Snapshot::build(&demo_data(), 1),
+        DEFAULT_MAX_BATCH,
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = files.server_config().unwrap();
+    tokio::spawn(permd::server::serve_with(
+        engine,
+        listener,
+        Limits::default(),
+        Some(tls),
+        std::future::pending(),
+    ));
+    addr
+}
+
+async fn ask(channel: Result<Channel, tonic::transport::Error>) -> Result<(), String> {
+    let channel = channel.map_err(|e| format!("connect: {e}"))?;
+    AuthorizerClient::new(channel)
+        .object_access(pb::ObjectAccessRequest {
+            tenant: "demo".to_owned(),
+            principal: Some(pb::Principal {
+                kind: pb::principal::Kind::User as i32,
+                id: "carol".to_owned(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("{s:?}"))
+}
+
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://localhost:{}", addr.port()))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).unwrap();
+    }
+    endpoint.connect().await
+}
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("permd-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
+    let d = dir("tls");
+    let ca = new_ca("permd test CA");
+    let server = issue(&ca, &["localhost"]);
+    let addr = serve(TlsFiles {
+        cert: write(&d, "server.pem", &server.cert_pem),
+        key: write(&d, "server.key", &server.key_pem),
+        client_ca: None,
+    })
+    .await;
+    let trusting = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.cert.pem()))
+        .domain_name("localhost");
+    ask(connect(addr, Some(trusting)).await).await.unwrap();
+
+    assert!(
+        ask(connect(addr, None).await).await.is_err(),
+        "plaintext must not be answered"
+    );
+    let stranger = new_ca("someone else");
+    let distrusting = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(stranger.cert.pem()))
+        .domain_name("localhost");
+    assert!(
+        ask(connect(addr, Some(distrusting)).await).await.is_err(),
+        "a client that does not trust the server's CA must fail"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_requires_a_client_certificate_from_the_named_ca() {
+    let d = dir("mtls");
+    let ca = new_ca("permd test CA");
+    let server = issue(&ca, &["localhost"]);
+    let clients = new_ca("permd clients CA");
+    let addr = serve(TlsFiles {
+        cert: write(&d, "server.pem", &server.cert_pem),
+        key: write(&d, "server.key", &server.key_pem),
+        client_ca: Some(write(&d, "clients.pem", &clients.cert.pem())),
+    })
+    .await;
+    let base = || {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.cert.pem()))
+            .domain_name("localhost")
+    };
+    let good = issue(&clients, &["app"]);
+    ask(connect(
+        addr,
+        Some(base().identity(Identity::from_pem(&good.cert_pem, &good.key_pem))),
+    )
+    .await)
+    .await
+    .unwrap();
+
+    assert!(
+        ask(connect(addr, Some(base())).await).await.is_err(),
+        "no client certificate: refused"
+    );
+    let rogue = issue(&new_ca("rogue CA"), &["app"]);
+    assert!(
+        ask(connect(
+            addr,
+            Some(base().identity(Identity::from_pem(&rogue.cert_pem, &rogue.key_pem)))
+        )
+        .await)
+        .await
+        .is_err(),
+        "a client certificate from another CA: refused"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn bad_tls_files_are_named_at_start() {
+    let d = dir("bad");
+    let not_pem = write(&d, "cert.pem", "hello");
+    let err = TlsFiles {
+        cert: not_pem.clone(),
+        key: not_pem.clone(),
+        client_ca: None,
+    }
+    .server_config()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not PEM") && err.contains("cert.pem"), "{err}");
+    let missing = TlsFiles {
+        cert: d.join("nope.pem"),
+        key: not_pem,
+        client_ca: None,
+    }
+    .server_config()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("cannot read TLS certificate") && missing.contains("nope.pem"),
+        "{missing}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
