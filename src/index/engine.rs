@@ -185,6 +185,10 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.snapshot.store(Arc::new(snapshot));
+        // Answers are keyed by revision: none of the cached ones will be
+        // asked for again. Dropping them now keeps memory flat under a
+        // stream of changes instead of filling the cache with dead sets.
+        self.cache.invalidate_all();
     }
 
     /// Applies record changes to one tenant as one new revision (all or
@@ -206,6 +210,7 @@ impl Engine {
         let revision = current.revision + 1;
         self.snapshot
             .store(Arc::new(Snapshot { revision, tenants }));
+        self.cache.invalidate_all();
         Ok(revision)
     }
 

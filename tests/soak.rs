@@ -1,0 +1,488 @@
+//! Soak: mixed RPCs and batch sizes over real gRPC at ~80% of the measured
+//! maximum throughput, with record changes streaming in, then a sample of
+//! answers compared with the reference evaluator on the changed data.
+//!
+//! `soak_smoke` (a few seconds) runs with every `cargo test`. The real soak
+//! is ignored by default:
+//!
+//! ```sh
+//! PERMD_SOAK_SECS=300 cargo test --release --test soak -- --ignored --nocapture
+//! ```
+//!
+//! It prints latency percentiles per window and the resident set after
+//! warm-up and at the end, and fails on any error, on memory growth of 5% or
+//! more, or on any answer that differs from the reference.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[allow(
+    dead_code,
+    reason = "the soak uses only `decide` of the reference evaluator"
+)]
+mod reference;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use permd::index::{Engine, RecordChange, Snapshot};
+use permd::model::data::{ContactState, DataFile, EmailStatus};
+use permd::model::{Action, ActionContext};
+use permd::pb::{self, authorizer_client::AuthorizerClient};
+use permd::server::Limits;
+use permd::source::generate::{GenSpec, generate, record_ids, sample};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const ACTIONS: [&str; 4] = [
+    "view",
+    "bulk_send_email",
+    "bulk_send_text",
+    "bulk_change_tags",
+];
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn user(n: usize) -> Option<pb::Principal> {
+    Some(pb::Principal {
+        kind: pb::principal::Kind::User as i32,
+        id: format!("u{n}"),
+    })
+}
+
+/// One request of the mix; returns an error description or Ok.
+async fn one_request(
+    client: &mut AuthorizerClient<Channel>,
+    rng: &mut Rng,
+    contacts: &[Uuid],
+    users: usize,
+) -> Result<(&'static str, usize), String> {
+    let principal = user(rng.below(users.min(20)));
+    let roll = rng.below(100);
+    let tenant = "bench".to_owned();
+    let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+    if roll < 70 {
+        let n = SIZES[rng.below(SIZES.len())];
+        let ids = sample(contacts, n, rng.next());
+        let r = client
+            .batch_check(pb::BatchCheckRequest {
+                tenant,
+                principal,
+                object: "contacts".to_owned(),
+                action: ACTIONS[rng.below(ACTIONS.len())].to_owned(),
+                records: Some(pb::batch_check_request::Records::PackedRecordIds(
+                    pb::PackedIds {
+                        uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
+                    },
+                )),
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        if r.allowed_count as usize + r.denials.len() != n {
+            return Err(format!(
+                "BatchCheck answered {} + {} of {n}",
+                r.allowed_count,
+                r.denials.len()
+            ));
+        }
+        return Ok(("BatchCheck", n));
+    }
+    if roll < 80 {
+        let id = contacts[rng.below(contacts.len())];
+        client
+            .check(pb::CheckRequest {
+                tenant,
+                principal,
+                object: "contacts".to_owned(),
+                action: "view".to_owned(),
+                record_id: id.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?;
+        return Ok(("Check", 1));
+    }
+    if roll < 87 {
+        client
+            .object_access(pb::ObjectAccessRequest {
+                tenant,
+                principal,
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?;
+        return Ok(("ObjectAccess", 0));
+    }
+    if roll < 94 {
+        let ids = sample(contacts, 100, rng.next());
+        client
+            .record_access(pb::RecordAccessRequest {
+                tenant,
+                principal,
+                object: "contacts".to_owned(),
+                record_ids: ids.iter().map(Uuid::to_string).collect(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?;
+        return Ok(("RecordAccess", 100));
+    }
+    if roll < 97 {
+        let id = contacts[rng.below(contacts.len())];
+        client
+            .explain(pb::ExplainRequest {
+                tenant,
+                principal,
+                object: "contacts".to_owned(),
+                action: "bulk_send_email".to_owned(),
+                record_id: id.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?;
+        return Ok(("Explain", 1));
+    }
+    let mut stream = client
+        .lookup_records(pb::LookupRecordsRequest {
+            tenant,
+            principal,
+            object: "contacts".to_owned(),
+            action: "bulk_send_email".to_owned(),
+            page_size: 10_000,
+            packed: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut n = 0;
+    while let Some(page) = stream.message().await.map_err(status)? {
+        n += page.packed_record_ids.map_or(0, |p| p.uuids.len() / 16);
+    }
+    Ok(("LookupRecords", n))
+}
+
+fn random_change(rng: &mut Rng, contacts: &[Uuid]) -> RecordChange {
+    let record = contacts[rng.below(contacts.len())];
+    if rng.below(4) == 0 {
+        return RecordChange::Archived {
+            object: "contacts".to_owned(),
+            record,
+            archived: rng.below(2) == 0,
+        };
+    }
+    RecordChange::ContactState {
+        record,
+        state: ContactState {
+            email: (rng.below(10) != 0).then(|| "x@example.com".to_owned()),
+            email_status: EmailStatus::ALL[rng.below(EmailStatus::ALL.len())],
+            suppressed: rng.below(20) == 0,
+            mobile_phone: (rng.below(5) != 0).then(|| "+15550001".to_owned()),
+            sms_opted_out: rng.below(10) == 0,
+            ..ContactState::default()
+        },
+    }
+}
+
+fn apply_to_data(data: &mut DataFile, changes: &[RecordChange]) {
+    let tenant = &mut data.tenants[0];
+    let index: std::collections::HashMap<Uuid, usize> = tenant
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id, i))
+        .collect();
+    for c in changes {
+        match c {
+            RecordChange::ContactState { record, state } => {
+                tenant.records[index[record]].contact = Some(state.clone());
+            }
+            RecordChange::Archived {
+                record, archived, ..
+            } => tenant.records[index[record]].archived = *archived,
+        }
+    }
+}
+
+struct Window {
+    latencies_us: Vec<u64>,
+    requests: u64,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1e3
+}
+
+/// `check_memory`: a run of seconds on a tiny tenant is allocator noise,
+/// so only the real soak holds memory growth to 5%.
+async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
+    let spec = GenSpec {
+        contacts: contacts_count,
+        users: 200,
+        groups: 20,
+        roles: 8,
+        custom_objects: 2,
+        ..GenSpec::default()
+    };
+    let data = generate(&spec);
+    let contacts = Arc::new(record_ids(&data, "bench", "contacts"));
+    let engine = Arc::new(Engine::new(Snapshot::build(&data, 1), 100_000));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(permd::server::serve_with_limits(
+        engine.clone(),
+        listener,
+        Limits::default(),
+        std::future::pending(),
+    ));
+    let client = AuthorizerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .max_decoding_message_size(64 << 20);
+    let workers = 4;
+
+    // 1. Maximum throughput, closed loop, no changes.
+    let calibrate = Duration::from_secs_f64((duration.as_secs_f64() / 10.0).clamp(1.0, 10.0));
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + calibrate;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (mut client, contacts, done) = (client.clone(), contacts.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9 + w as u64);
+            while Instant::now() < until {
+                one_request(&mut client, &mut rng, &contacts, 200)
+                    .await
+                    .unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let max_rate = done.load(Ordering::Relaxed) as f64 / calibrate.as_secs_f64();
+    let rate = max_rate * 0.8;
+    let rss_start = rss_kib();
+    say(&format!(
+        "soak: {contacts_count} contacts; max {max_rate:.0} requests/s, running at {rate:.0}/s for {duration:?}; RSS after warm-up {rss_start} KiB"
+    ));
+
+    // 2. The soak: paced workers, changes streaming in.
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = Arc::new(Mutex::new(Vec::<RecordChange>::new()));
+    let changer = {
+        let (engine, contacts, stop, changes) = (
+            engine.clone(),
+            contacts.clone(),
+            stop.clone(),
+            changes.clone(),
+        );
+        tokio::spawn(async move {
+            let mut rng = Rng(0x0C4A_96E5);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let batch: Vec<RecordChange> = (0..1 + rng.below(5))
+                    .map(|_| random_change(&mut rng, &contacts))
+                    .collect();
+                engine.apply("bench", &batch).unwrap();
+                changes.lock().unwrap().extend(batch);
+            }
+        })
+    };
+    let windows = 10usize;
+    let window_len = duration / windows as u32;
+    let started = Instant::now();
+    let per_worker = Duration::from_secs_f64(workers as f64 / rate.max(1.0));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stats: Arc<Vec<Mutex<Window>>> = Arc::new(
+        (0..windows)
+            .map(|_| {
+                Mutex::new(Window {
+                    latencies_us: Vec::new(),
+                    requests: 0,
+                })
+            })
+            .collect(),
+    );
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (mut client, contacts, errors, stats) = (
+            client.clone(),
+            contacts.clone(),
+            errors.clone(),
+            stats.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x51_7C_C1 + w as u64);
+            let mut tick = tokio::time::interval(per_worker);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let at = started.elapsed();
+                if at >= duration {
+                    break;
+                }
+                let t0 = Instant::now();
+                let answer = one_request(&mut client, &mut rng, &contacts, 200).await;
+                let us = t0.elapsed().as_micros() as u64;
+                let slot =
+                    ((at.as_secs_f64() / window_len.as_secs_f64()) as usize).min(windows - 1);
+                let mut s = stats[slot].lock().unwrap();
+                s.requests += 1;
+                match answer {
+                    Ok(("BatchCheck", _)) => s.latencies_us.push(us),
+                    Ok(_) => {}
+                    Err(e) => errors.lock().unwrap().push(e),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    changer.await.unwrap();
+    let rss_end = rss_kib();
+    for (i, w) in stats.iter().enumerate() {
+        let mut w = w.lock().unwrap();
+        w.latencies_us.sort_unstable();
+        say(&format!(
+            "  window {:>2} ({:>5.0} s): {:>6} requests, BatchCheck p50 {:.2} ms p99 {:.2} ms",
+            i,
+            (window_len * (i as u32 + 1)).as_secs_f64(),
+            w.requests,
+            percentile(&w.latencies_us, 0.5),
+            percentile(&w.latencies_us, 0.99)
+        ));
+    }
+    let applied = changes.lock().unwrap().len();
+    let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
+    say(&format!(
+        "  {applied} record changes applied (revision {}); RSS {rss_start} KiB → {rss_end} KiB ({growth:+.1}%)",
+        engine.revision()
+    ));
+    let errors = std::mem::take(&mut *errors.lock().unwrap());
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+
+    // 3. Answers still equal the reference on the changed data.
+    let mut changed = data.clone();
+    let all_changes = std::mem::take(&mut *changes.lock().unwrap());
+    apply_to_data(&mut changed, &all_changes);
+    let tenant = &changed.tenants[0];
+    let now = OffsetDateTime::now_utc();
+    let mut client = client.clone();
+    let mut compared = 0;
+    for (n, action) in [
+        (0, "view"),
+        (1, "bulk_send_email"),
+        (5, "bulk_send_text"),
+        (7, "bulk_change_tags"),
+    ] {
+        let ids = sample(&contacts, 2_000, n as u64 + 1);
+        let r = client
+            .batch_check(pb::BatchCheckRequest {
+                tenant: "bench".to_owned(),
+                principal: user(n),
+                object: "contacts".to_owned(),
+                action: action.to_owned(),
+                records: Some(pb::batch_check_request::Records::PackedRecordIds(
+                    pb::PackedIds {
+                        uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
+                    },
+                )),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let denied: std::collections::HashMap<u32, i32> =
+            r.denials.iter().map(|d| (d.position, d.reason)).collect();
+        for (pos, id) in ids.iter().enumerate() {
+            let want = reference::decide(
+                tenant,
+                (reference::Kind::User, &format!("u{n}")),
+                "contacts",
+                Action::parse(action).unwrap(),
+                &ActionContext::default(),
+                Some(*id),
+                now,
+            )
+            .unwrap();
+            let got = denied.get(&(pos as u32)).copied();
+            assert_eq!(
+                got,
+                want.map(|reason| reason as i32),
+                "u{n} {action} on {id} after {applied} changes"
+            );
+            compared += 1;
+        }
+    }
+    say(&format!(
+        "  {compared} answers equal to the reference evaluator"
+    ));
+    assert!(
+        !check_memory || growth < 5.0,
+        "resident memory grew {growth:.1}% ({rss_start} → {rss_end} KiB)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_smoke() {
+    soak(Duration::from_secs(3), 5_000, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "five minutes; run with --ignored (see the module docs)"]
+async fn soak_five_minutes() {
+    let secs = std::env::var("PERMD_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    soak(Duration::from_secs(secs), 100_000, true).await;
+}
