@@ -220,36 +220,80 @@ fn random_change(rng: &mut Rng, contacts: &[Uuid]) -> RecordChange {
     }
 }
 
-fn apply_to_data(data: &mut DataFile, changes: &[RecordChange]) {
-    let tenant = &mut data.tenants[0];
-    let index: std::collections::HashMap<Uuid, usize> = tenant
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id, i))
-        .collect();
-    for c in changes {
-        match c {
-            RecordChange::ContactState { record, state } => {
-                tenant.records[index[record]].contact = Some(state.clone());
+/// The data file with every applied change, kept beside the engine so the
+/// end of the run can ask the reference evaluator. Updated in place: its
+/// memory does not grow with the number of changes.
+struct Shadow {
+    data: DataFile,
+    position: std::collections::HashMap<Uuid, usize>,
+    applied: usize,
+}
+
+impl Shadow {
+    fn new(data: &DataFile) -> Shadow {
+        let position = data.tenants[0]
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id, i))
+            .collect();
+        Shadow {
+            data: data.clone(),
+            position,
+            applied: 0,
+        }
+    }
+
+    fn apply(&mut self, changes: &[RecordChange]) {
+        let records = &mut self.data.tenants[0].records;
+        for c in changes {
+            match c {
+                RecordChange::ContactState { record, state } => {
+                    records[self.position[record]].contact = Some(state.clone());
+                }
+                RecordChange::Archived {
+                    record, archived, ..
+                } => records[self.position[record]].archived = *archived,
             }
-            RecordChange::Archived {
-                record, archived, ..
-            } => tenant.records[index[record]].archived = *archived,
+            self.applied += 1;
         }
     }
 }
 
+/// Latencies in 10 µs buckets up to 1 s: fixed memory however long it runs.
 struct Window {
-    latencies_us: Vec<u64>,
+    buckets: Vec<u64>,
     requests: u64,
 }
 
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+const BUCKET_US: u64 = 10;
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            buckets: vec![0; 100_000],
+            requests: 0,
+        }
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1e3
+
+    fn record(&mut self, us: u64) {
+        let i = ((us / BUCKET_US) as usize).min(self.buckets.len() - 1);
+        self.buckets[i] += 1;
+    }
+
+    /// The latency in ms below which a fraction `q` of the samples fall.
+    fn percentile(&self, q: f64) -> f64 {
+        let total: u64 = self.buckets.iter().sum();
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= want.max(1) {
+                return ((i as u64 + 1) * BUCKET_US) as f64 / 1e3;
+            }
+        }
+        0.0
+    }
 }
 
 /// `check_memory`: a run of seconds on a tiny tenant is allocator noise,
@@ -302,20 +346,20 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     }
     let max_rate = done.load(Ordering::Relaxed) as f64 / calibrate.as_secs_f64();
     let rate = max_rate * 0.8;
-    let rss_start = rss_kib();
     say(&format!(
-        "soak: {contacts_count} contacts; max {max_rate:.0} requests/s, running at {rate:.0}/s for {duration:?}; RSS after warm-up {rss_start} KiB"
+        "soak: {contacts_count} contacts; max {max_rate:.0} requests/s, running at {rate:.0}/s for {duration:?}; RSS after calibration {} KiB",
+        rss_kib()
     ));
 
     // 2. The soak: paced workers, changes streaming in.
     let stop = Arc::new(AtomicBool::new(false));
-    let changes = Arc::new(Mutex::new(Vec::<RecordChange>::new()));
+    let shadow = Arc::new(Mutex::new(Shadow::new(&data)));
     let changer = {
-        let (engine, contacts, stop, changes) = (
+        let (engine, contacts, stop, shadow) = (
             engine.clone(),
             contacts.clone(),
             stop.clone(),
-            changes.clone(),
+            shadow.clone(),
         );
         tokio::spawn(async move {
             let mut rng = Rng(0x0C4A_96E5);
@@ -326,7 +370,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
                     .map(|_| random_change(&mut rng, &contacts))
                     .collect();
                 engine.apply("bench", &batch).unwrap();
-                changes.lock().unwrap().extend(batch);
+                shadow.lock().unwrap().apply(&batch);
             }
         })
     };
@@ -335,16 +379,24 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     let started = Instant::now();
     let per_worker = Duration::from_secs_f64(workers as f64 / rate.max(1.0));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stats: Arc<Vec<Mutex<Window>>> = Arc::new(
-        (0..windows)
-            .map(|_| {
-                Mutex::new(Window {
-                    latencies_us: Vec::new(),
-                    requests: 0,
-                })
-            })
-            .collect(),
-    );
+    let stats: Arc<Vec<Mutex<Window>>> =
+        Arc::new((0..windows).map(|_| Mutex::new(Window::new())).collect());
+    // Resident memory at the end of each window. The first sample, after a
+    // window of traffic and changes, is the baseline: by then every cache
+    // and the copy-on-write of the Contacts object have reached their size.
+    let rss_samples = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + window_len, window_len);
+            while !stop.load(Ordering::Relaxed) && samples.len() < windows {
+                tick.tick().await;
+                samples.push(rss_kib());
+            }
+            samples
+        })
+    };
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (mut client, contacts, errors, stats) = (
@@ -371,7 +423,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
                 let mut s = stats[slot].lock().unwrap();
                 s.requests += 1;
                 match answer {
-                    Ok(("BatchCheck", _)) => s.latencies_us.push(us),
+                    Ok(("BatchCheck", _)) => s.record(us),
                     Ok(_) => {}
                     Err(e) => errors.lock().unwrap().push(e),
                 }
@@ -384,19 +436,21 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     stop.store(true, Ordering::Relaxed);
     changer.await.unwrap();
     let rss_end = rss_kib();
+    let samples = rss_samples.await.unwrap();
+    let rss_start = samples.first().copied().unwrap_or(rss_end);
+    say(&format!("  RSS per window (KiB): {samples:?}"));
     for (i, w) in stats.iter().enumerate() {
-        let mut w = w.lock().unwrap();
-        w.latencies_us.sort_unstable();
+        let w = w.lock().unwrap();
         say(&format!(
             "  window {:>2} ({:>5.0} s): {:>6} requests, BatchCheck p50 {:.2} ms p99 {:.2} ms",
             i,
             (window_len * (i as u32 + 1)).as_secs_f64(),
             w.requests,
-            percentile(&w.latencies_us, 0.5),
-            percentile(&w.latencies_us, 0.99)
+            w.percentile(0.5),
+            w.percentile(0.99)
         ));
     }
-    let applied = changes.lock().unwrap().len();
+    let applied = shadow.lock().unwrap().applied;
     let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
     say(&format!(
         "  {applied} record changes applied (revision {}); RSS {rss_start} KiB → {rss_end} KiB ({growth:+.1}%)",
@@ -411,9 +465,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     );
 
     // 3. Answers still equal the reference on the changed data.
-    let mut changed = data.clone();
-    let all_changes = std::mem::take(&mut *changes.lock().unwrap());
-    apply_to_data(&mut changed, &all_changes);
+    let changed = std::mem::take(&mut shadow.lock().unwrap().data);
     let tenant = &changed.tenants[0];
     let now = OffsetDateTime::now_utc();
     let mut client = client.clone();
