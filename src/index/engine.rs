@@ -392,6 +392,16 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Result<Decision, QueryError> {
         let r = self.resolve(q)?;
+        self.decide(&r, record, now)
+    }
+
+    /// One decision on a question already resolved against one snapshot.
+    pub(crate) fn decide(
+        &self,
+        r: &Resolved,
+        record: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<Decision, QueryError> {
         let object = r
             .tenant
             .objects
@@ -415,7 +425,7 @@ impl Engine {
                 })
             }
             (false, Some(id)) => {
-                let compiled = self.compiled(&r, now);
+                let compiled = self.compiled(r, now);
                 let reason = match object.ord(&id) {
                     Some(ord) if compiled.allows(ord) => None,
                     Some(ord) => Some(compiled.reason(object, ord)),

@@ -60,8 +60,9 @@ impl Engine {
         record: Option<Uuid>,
         now: OffsetDateTime,
     ) -> Result<Explanation, QueryError> {
-        let decision = self.check(q, record, now)?;
+        // One snapshot for both the decision and the steps that explain it.
         let r = self.resolve(q)?;
+        let decision = self.decide(&r, record, now)?;
         let tenant = &r.tenant;
         let object = tenant
             .objects
