@@ -104,6 +104,12 @@ pub struct ServeArgs {
     /// Most LookupRecords streams open at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PERMD_MAX_CONCURRENT_STREAMS", default_value_t = crate::server::limits::DEFAULT_MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: usize,
+    /// Address of the Prometheus `/metrics` endpoint (plain HTTP).
+    #[arg(long, env = "PERMD_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: SocketAddr,
+    /// Serve no metrics endpoint.
+    #[arg(long, env = "PERMD_NO_METRICS")]
+    pub no_metrics: bool,
     /// TLS certificate (PEM). With --tls-key, every connection is TLS.
     #[arg(long, env = "PERMD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -276,6 +282,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_concurrent_requests: args.max_concurrent_requests,
         max_concurrent_streams: args.max_concurrent_streams,
     };
+    // Before the index is built, so its first revision and sizes are recorded.
+    let metrics_handle = if args.no_metrics {
+        None
+    } else {
+        Some(crate::server::metrics::install().context("cannot install the metrics recorder")?)
+    };
     let started = std::time::Instant::now();
     let data = load_data(args.data.as_deref())?;
     let snapshot = Snapshot::build(&data, 1);
@@ -288,6 +300,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(handle) = metrics_handle {
+            let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for metrics on {} (--metrics-listen, or --no-metrics)",
+                        args.metrics_listen
+                    )
+                })?;
+            tracing::info!(metrics = %metrics.local_addr()?, "metrics on /metrics");
+            tokio::spawn(crate::server::metrics::serve(metrics, handle, async {
+                let _ = metrics_stopped.await;
+            }));
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
             transport,
@@ -297,7 +324,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             load_ms = started.elapsed().as_millis() as u64,
             "permd serving"
         );
-        crate::server::serve_with(engine, listener, limits, tls, shutdown_signal()).await
+        let served = crate::server::serve_with(engine, listener, limits, tls, shutdown_signal()).await;
+        let _ = stop_metrics.send(());
+        served
     })
 }
 

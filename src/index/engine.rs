@@ -150,6 +150,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(snapshot: Snapshot, max_batch: usize) -> Engine {
+        Self::record_published(&snapshot);
         let cache = Cache::builder()
             // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
             .weigher(|_k, v: &Arc<Compiled>| {
@@ -162,6 +163,21 @@ impl Engine {
             writer: std::sync::Mutex::new(()),
             cache,
             max_batch,
+        }
+    }
+
+    /// Exports the revision, its publish time and each tenant's size.
+    fn record_published(snapshot: &Snapshot) {
+        use crate::server::metrics::{PUBLISHED, REVISION, TENANT_BYTES, TENANT_RECORDS};
+        metrics::gauge!(REVISION).set(snapshot.revision as f64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!(PUBLISHED).set(now);
+        for (id, tenant) in &snapshot.tenants {
+            metrics::gauge!(TENANT_BYTES, "tenant" => id.clone()).set(tenant.heap_bytes() as f64);
+            metrics::gauge!(TENANT_RECORDS, "tenant" => id.clone())
+                .set(tenant.record_count() as f64);
         }
     }
 
@@ -184,6 +200,7 @@ impl Engine {
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::record_published(&snapshot);
         self.snapshot.store(Arc::new(snapshot));
         // Answers are keyed by revision: none of the cached ones will be
         // asked for again. Dropping them now keeps memory flat under a
@@ -208,8 +225,9 @@ impl Engine {
         let mut tenants = current.tenants.clone();
         tenants.insert(tenant.to_owned(), Arc::new(next));
         let revision = current.revision + 1;
-        self.snapshot
-            .store(Arc::new(Snapshot { revision, tenants }));
+        let next = Snapshot { revision, tenants };
+        Self::record_published(&next);
+        self.snapshot.store(Arc::new(next));
         self.cache.invalidate_all();
         Ok(revision)
     }
@@ -311,8 +329,10 @@ impl Engine {
             ctx: r.ctx.clone(),
         };
         if let Some(hit) = self.cache.get(&key).filter(|c| c.fresh_at(now)) {
+            metrics::counter!(crate::server::metrics::CACHE, "result" => "hit").increment(1);
             return hit;
         }
+        metrics::counter!(crate::server::metrics::CACHE, "result" => "miss").increment(1);
         let compiled = Arc::new(Compiled::build(
             &r.tenant,
             &r.principal,

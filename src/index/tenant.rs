@@ -261,6 +261,43 @@ impl ObjectIndex {
 }
 
 impl TenantIndex {
+    /// Approximate heap bytes of the index (ids, sets, dense copies), for
+    /// the per-tenant memory metric.
+    pub fn heap_bytes(&self) -> usize {
+        self.objects
+            .iter()
+            .map(|o| {
+                let sets: usize = [&o.live, &o.archived]
+                    .into_iter()
+                    .chain(o.direct.values())
+                    .chain(o.related.values())
+                    .map(|b| b.serialized_size())
+                    .sum();
+                let contact = o.contact.as_ref().map_or(0, |c| {
+                    [
+                        &c.valid_email,
+                        &c.valid_mobile,
+                        &c.sms_opted_out,
+                        &c.unsubscribed_all,
+                        &c.suppressed_forever,
+                    ]
+                    .into_iter()
+                    .chain(c.opted_out_lists.values())
+                    .map(|b| b.serialized_size())
+                    .sum::<usize>()
+                        + c.status.capacity()
+                        + 5 * o.live_dense.heap_bytes()
+                });
+                o.ids.heap_bytes() + sets + contact + 2 * o.live_dense.heap_bytes()
+            })
+            .sum()
+    }
+
+    /// Records of every object.
+    pub fn record_count(&self) -> usize {
+        self.objects.iter().map(|o| o.len()).sum()
+    }
+
     pub fn object_index(&self, name: &str) -> Option<usize> {
         self.object_by_name.get(name).copied()
     }

@@ -374,6 +374,26 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in SEMANTICS.md order.
+    pub const ALL: [Reason; 16] = [
+        Self::UnknownRecord,
+        Self::ObjectNotVisible,
+        Self::Archived,
+        Self::NoRecordAccess,
+        Self::ActionNotPermitted,
+        Self::FieldRestricted,
+        Self::NoEmail,
+        Self::Suppressed,
+        Self::Unsubscribed,
+        Self::OptedOutOfList,
+        Self::EmailNotConfigured,
+        Self::NoMobile,
+        Self::SmsOptedOut,
+        Self::SmsNotConfigured,
+        Self::SystemManaged,
+        Self::SingleRecordOnly,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnknownRecord => "UNKNOWN_RECORD",

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::limits::{Admitted, Gate, Limits};
+use super::metrics::{RpcTimer, record_batch};
 use crate::index::Engine;
 use crate::pb::{self, authorizer_server::Authorizer};
 
@@ -67,6 +68,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
+        let _timer = RpcTimer::start("Check");
         let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
@@ -94,6 +96,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let _timer = RpcTimer::start("BatchCheck");
         let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
@@ -120,6 +123,7 @@ impl Authorizer for AuthorizerService {
         let records = req.records;
         blocking(admitted, move || {
             let a = engine.batch_check(&q, &ids, now())?;
+            record_batch(ids.len(), a.allowed_count, &a.denials);
             // Allowed ids go back exactly as the caller sent them, so a
             // client can match them against its own strings.
             let (allowed_ids, allowed_packed_ids) = match (return_ids, records) {
@@ -175,6 +179,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
+        let _timer = RpcTimer::start("LookupRecords");
         let admitted = self.gate.stream(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(
@@ -242,6 +247,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
+        let _timer = RpcTimer::start("ObjectAccess");
         let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant)?;
@@ -276,6 +282,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::RecordAccessRequest>,
     ) -> Result<Response<pb::RecordAccessResponse>, Status> {
+        let _timer = RpcTimer::start("RecordAccess");
         let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant)?;
@@ -314,6 +321,7 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let _timer = RpcTimer::start("Explain");
         let _admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
         let q = convert::question(

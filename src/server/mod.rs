@@ -6,6 +6,7 @@ mod authorizer;
 pub mod convert;
 mod error;
 pub mod limits;
+pub mod metrics;
 pub mod tls;
 
 use std::future::Future;

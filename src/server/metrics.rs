@@ -1,0 +1,135 @@
+//! Prometheus metrics: what an SRE watches — latency per RPC, batch sizes,
+//! decisions by outcome, compiled-set cache hits, revision, snapshot age and
+//! index memory per tenant — served as text on `/metrics`.
+//!
+//! The recorder is process-global (the `metrics` facade), installed once.
+//! Snapshot age is exported as the publish time (`…_timestamp_seconds`), the
+//! Prometheus idiom: `time() - permd_snapshot_published_timestamp_seconds`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::model::Reason;
+
+pub const RPC_SECONDS: &str = "permd_rpc_duration_seconds";
+pub const BATCH_RECORDS: &str = "permd_batch_records";
+pub const DECISIONS: &str = "permd_record_decisions_total";
+pub const CACHE: &str = "permd_compiled_cache_total";
+pub const REVISION: &str = "permd_revision";
+pub const PUBLISHED: &str = "permd_snapshot_published_timestamp_seconds";
+pub const TENANT_BYTES: &str = "permd_tenant_index_bytes";
+pub const TENANT_RECORDS: &str = "permd_tenant_records";
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder (once per process) and returns its handle; `None`
+/// if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(RPC_SECONDS.to_owned()),
+                    &[
+                        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+                        0.05, 0.1, 0.25, 1.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(BATCH_RECORDS.to_owned()),
+                        &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0],
+                    )
+                })
+                .ok()
+                .and_then(|b| b.install_recorder().ok())
+        })
+        .clone()
+}
+
+/// Times one RPC; records on drop, so early returns count too.
+pub struct RpcTimer {
+    method: &'static str,
+    started: std::time::Instant,
+}
+
+impl RpcTimer {
+    pub fn start(method: &'static str) -> RpcTimer {
+        RpcTimer {
+            method,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for RpcTimer {
+    fn drop(&mut self) {
+        metrics::histogram!(RPC_SECONDS, "method" => self.method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Counts a batch's outcomes: allowed, and denied per reason.
+pub fn record_batch(size: usize, allowed: u32, denials: &[(u32, Reason)]) {
+    metrics::histogram!(BATCH_RECORDS).record(size as f64);
+    metrics::counter!(DECISIONS, "outcome" => "ALLOWED").increment(u64::from(allowed));
+    let mut per_reason = [0u64; 32];
+    for (_, reason) in denials {
+        if let Some(n) = per_reason.get_mut(*reason as usize) {
+            *n += 1;
+        }
+    }
+    for reason in Reason::ALL {
+        if let Some(&n) = per_reason.get(reason as usize).filter(|n| **n > 0) {
+            metrics::counter!(DECISIONS, "outcome" => reason.as_str()).increment(n);
+        }
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` resolves. A deliberately small
+/// HTTP/1.1 responder: one request per connection, bounded reads.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let mut request = [0u8; 4096];
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            let Ok(Ok(n)) = read else {
+                return;
+            };
+            let line = request.get(..n).unwrap_or_default();
+            let (status, body) =
+                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
+                    ("200 OK", handle.render())
+                } else {
+                    (
+                        "404 Not Found",
+                        "only GET /metrics is served here\n".to_owned(),
+                    )
+                };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

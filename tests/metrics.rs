@@ -1,0 +1,150 @@
+//! `/metrics` of a real `permd serve` process: after a few RPCs the scrape
+//! holds latency histograms per method, batch sizes, decisions by outcome,
+//! cache hits and misses, the revision, the publish time and tenant sizes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener as StdListener;
+use std::time::Duration;
+
+use permd::pb::{self, authorizer_client::AuthorizerClient};
+use permd::source::demo::contact_id;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn scrape(port: u16) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_shows_what_the_server_did() {
+    let (grpc, metrics) = (free_port(), free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_permd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut client = None;
+    for _ in 0..200 {
+        if let Ok(c) = AuthorizerClient::connect(format!("http://127.0.0.1:{grpc}")).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = client.expect("permd serve came up within 10 s");
+    let ids: Vec<String> = (0..1_000).map(|n| contact_id(n).to_string()).collect();
+    let mut allowed = 0;
+    for _ in 0..3 {
+        let r = client
+            .batch_check(pb::BatchCheckRequest {
+                tenant: "demo".to_owned(),
+                principal: Some(pb::Principal {
+                    kind: pb::principal::Kind::User as i32,
+                    id: "carol".to_owned(),
+                }),
+                object: "contacts".to_owned(),
+                action: "bulk_send_email".to_owned(),
+                records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+                    ids: ids.clone(),
+                })),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        allowed += u64::from(r.allowed_count);
+    }
+    let _ = client
+        .check(pb::CheckRequest {
+            tenant: "nope".to_owned(),
+            ..Default::default()
+        })
+        .await;
+
+    let text = scrape(metrics).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "permd_rpc_duration_seconds_count{method=\"BatchCheck\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "permd_rpc_duration_seconds_count{method=\"Check\"}"),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "permd_batch_records_count"), Some(3.0));
+    assert_eq!(value(&text, "permd_batch_records_sum"), Some(3_000.0));
+    assert_eq!(
+        value(&text, "permd_record_decisions_total{outcome=\"ALLOWED\"}"),
+        Some(allowed as f64)
+    );
+    let denied: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("permd_record_decisions_total{") && !l.contains("ALLOWED"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(denied + allowed as f64, 3_000.0, "{text}");
+    assert!(text.contains("permd_record_decisions_total{outcome=\"NO_EMAIL\"}"));
+    assert_eq!(
+        value(&text, "permd_compiled_cache_total{result=\"miss\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "permd_compiled_cache_total{result=\"hit\"}"),
+        Some(2.0)
+    );
+    assert_eq!(value(&text, "permd_revision"), Some(1.0));
+    let published = value(&text, "permd_snapshot_published_timestamp_seconds").unwrap();
+    assert!(published > 1.7e9, "{published}");
+    assert!(value(&text, "permd_tenant_index_bytes{tenant=\"demo\"}").unwrap() > 10_000.0);
+    assert_eq!(
+        value(&text, "permd_tenant_records{tenant=\"demo\"}"),
+        Some(10_800.0)
+    );
+
+    let other = {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics))
+            .await
+            .unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut t = String::new();
+        stream.read_to_string(&mut t).await.unwrap();
+        t
+    };
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    server.start_kill().unwrap();
+}
