@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod config;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,8 +85,33 @@ pub struct GenArgs {
     pub seed: u64,
 }
 
+/// How logs are written to stderr.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Settings come from flags, then PERMD_* environment variables, then the
+/// `--config` file, then the defaults shown here.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// YAML file with any of these settings (keys as the flags, with `_`:
+    /// `max_batch: 5000`). Flags and environment variables win over it.
+    #[arg(long, env = "PERMD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the settings this would run with, then exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Log format on stderr; `RUST_LOG` sets the level.
+    #[arg(long, env = "PERMD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
     /// Address to listen on. Loopback by default: permd is a sidecar.
     #[arg(long, env = "PERMD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -123,20 +149,41 @@ pub struct ServeArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
+    match parse().and_then(|cli| {
+        init_logs(&cli);
+        run(cli)
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("permd: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Parses the command line and, for `serve`, merges its config file.
+fn parse() -> anyhow::Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.exit())?;
+    if let (Command::Serve(args), Some(("serve", serve_matches))) =
+        (&mut cli.command, matches.subcommand())
+        && let Some(path) = args.config.clone()
+    {
+        config::ConfigFile::load(&path)?.apply(args, serve_matches);
+    }
+    Ok(cli)
+}
+
+fn init_logs(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match &cli.command {
+        Command::Serve(args) if args.log_format == LogFormat::Json => logs.json().init(),
+        _ => logs.init(),
     }
 }
 
@@ -252,6 +299,9 @@ pub fn load_data(path: Option<&std::path::Path>) -> anyhow::Result<DataFile> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.print_config {
+        return print_stdout(serde_yaml::to_string(&config::Effective::of(&args))?.trim_end());
+    }
     if args.max_batch == 0 {
         anyhow::bail!("--max-batch must be at least 1");
     }
