@@ -1,6 +1,7 @@
 //! The `permd` command line: `serve`, `check`, `explain`, `validate`, `gen`,
 //! `bench`, `demo-data`.
 
+mod assertions;
 mod bench;
 mod client;
 mod config;
@@ -41,6 +42,13 @@ pub enum Command {
     Validate {
         /// YAML or JSON snapshot file.
         file: PathBuf,
+    },
+    /// Run assertion files: expected decisions and field levels per principal,
+    /// action and record; prints every mismatch and exits non-zero on any.
+    Test {
+        /// Assertion files (YAML); see examples/assertions.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Generate a deterministic tenant at any scale, for benchmarks and load tests.
     Gen(GenArgs),
@@ -205,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Test { files } => assertions::run(&files),
         Command::Gen(args) => gen_file(args),
         Command::Bench(args) => bench::run(args),
         Command::DemoData { format } => {
