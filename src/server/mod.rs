@@ -103,7 +103,13 @@ pub async fn serve_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(authorizer)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            // Draining: load balancers and probes stop sending new work.
+            health_reporter
+                .set_not_serving::<AuthorizerServer<AuthorizerService>>()
+                .await;
+        })
         .await?;
     Ok(())
 }

@@ -1,0 +1,114 @@
+//! Lifecycle of a real `permd serve` process: health says SERVING once it
+//! answers; SIGTERM lets an in-flight LookupRecords stream finish, then the
+//! process exits 0 and stops accepting.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use permd::pb::{self, authorizer_client::AuthorizerClient};
+use tokio::process::Command;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_streams_then_exits_zero() {
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_permd"))
+        .args([
+            "serve",
+            "--no-metrics",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut channel = None;
+    for _ in 0..200 {
+        if let Ok(c) = tonic::transport::Endpoint::from_shared(addr.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
+            channel = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let channel = channel.expect("permd serve came up within 10 s");
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "permd.v1.Authorizer".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+
+    let request = pb::LookupRecordsRequest {
+        tenant: "demo".to_owned(),
+        principal: Some(pb::Principal {
+            kind: pb::principal::Kind::User as i32,
+            id: "carol".to_owned(),
+        }),
+        object: "contacts".to_owned(),
+        action: "view".to_owned(),
+        page_size: 100,
+        ..Default::default()
+    };
+    let mut client = AuthorizerClient::new(channel);
+    let mut expected = 0;
+    let mut all = client
+        .lookup_records(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(page) = all.message().await.unwrap() {
+        expected += page.record_ids.map_or(0, |p| p.ids.len());
+    }
+    assert!(expected > 1_000);
+
+    // A stream in flight: its first page has arrived.
+    let mut stream = client.lookup_records(request).await.unwrap().into_inner();
+    let mut got = stream
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .record_ids
+        .unwrap()
+        .ids
+        .len();
+    let pid = server.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    while let Some(page) = stream.message().await.unwrap() {
+        got += page.record_ids.map_or(0, |p| p.ids.len());
+    }
+    assert_eq!(got, expected, "the in-flight stream finished whole");
+
+    let status = tokio::time::timeout(Duration::from_secs(20), server.wait())
+        .await
+        .expect("permd exits after draining")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "no longer accepting");
+}
