@@ -29,3 +29,4 @@ pub mod model;
 pub mod pb;
 pub mod server;
 pub mod source;
+pub mod telemetry;

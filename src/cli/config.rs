@@ -28,6 +28,7 @@ pub struct ConfigFile {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ConfigFile {
@@ -101,6 +102,7 @@ impl ConfigFile {
         fill!(option tls_key);
         fill!(option tls_client_ca);
         fill!(log_format);
+        fill!(option otlp_endpoint);
     }
 }
 
@@ -118,6 +120,7 @@ pub struct Effective<'a> {
     pub tls_key: Option<&'a Path>,
     pub tls_client_ca: Option<&'a Path>,
     pub log_format: LogFormat,
+    pub otlp_endpoint: Option<&'a str>,
 }
 
 impl<'a> Effective<'a> {
@@ -134,6 +137,7 @@ impl<'a> Effective<'a> {
             tls_key: args.tls_key.as_deref(),
             tls_client_ca: args.tls_client_ca.as_deref(),
             log_format: args.log_format,
+            otlp_endpoint: args.otlp_endpoint.as_deref(),
         }
     }
 }

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// Serve no metrics endpoint.
     #[arg(long, env = "PERMD_NO_METRICS")]
     pub no_metrics: bool,
+    /// OTLP/gRPC collector to export a span per RPC to (e.g.
+    /// http://otel-collector:4317); no traces when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// TLS certificate (PEM). With --tls-key, every connection is TLS.
     #[arg(long, env = "PERMD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -157,10 +161,7 @@ pub struct ServeArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    match parse().and_then(|cli| {
-        init_logs(&cli);
-        run(cli)
-    }) {
+    match parse().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("permd: {e:#}");
@@ -183,19 +184,12 @@ fn parse() -> anyhow::Result<Cli> {
     Ok(cli)
 }
 
-fn init_logs(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match &cli.command {
-        Command::Serve(args) if args.log_format == LogFormat::Json => logs.json().init(),
-        _ => logs.init(),
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // `serve` sets up its own logs and traces inside its runtime.
+    let _logs = match &cli.command {
+        Command::Serve(_) => None,
+        _ => Some(crate::telemetry::init(false, None)?),
+    };
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => client_runtime()?.block_on(client::check(args)),
@@ -311,6 +305,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.print_config {
         return print_stdout(serde_yaml::to_string(&config::Effective::of(&args))?.trim_end());
     }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let _in_runtime = runtime.enter();
+    let _telemetry = crate::telemetry::init(
+        args.log_format == LogFormat::Json,
+        args.otlp_endpoint.as_deref(),
+    )?;
     if args.max_batch == 0 {
         anyhow::bail!("--max-batch must be at least 1");
     }
@@ -354,7 +354,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(data);
     release_freed_memory();
     let engine = Arc::new(Engine::new(snapshot, args.max_batch));
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let shutdown = shutdown_signal();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -383,7 +383,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             load_ms = started.elapsed().as_millis() as u64,
             "permd serving"
         );
-        let served = crate::server::serve_with(engine, listener, limits, tls, shutdown_signal()).await;
+        let served = crate::server::serve_with(engine, listener, limits, tls, shutdown).await;
         let _ = stop_metrics.send(());
         served
     })
@@ -405,24 +405,35 @@ fn release_freed_memory() {
 }
 
 /// Resolves on SIGINT or SIGTERM; the server then drains in-flight RPCs.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The handlers are registered when this is called, not when it is first
+/// polled: a SIGTERM that arrives right after start-up still drains instead
+/// of killing the process. Call it inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {},
+                () = wait(interrupt) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: draining in-flight requests");
     }
-    tracing::info!("shutting down: draining in-flight requests");
 }

@@ -94,6 +94,7 @@ pub async fn serve_with(
         builder = builder.tls_config(tls)?;
     }
     builder
+        .layer(crate::telemetry::TraceLayer)
         .layer(tower::util::MapResponseLayer::new(move |response| {
             limits::message_too_large(response, max_message_bytes)
         }))

@@ -1,0 +1,356 @@
+{{/*
+Named templates of the permd chart.
+
+The public ones — "permd.sidecar", "permd.volumes", "permd.podAnnotations",
+"permd.clientAddress" — take a dict:
+
+  root    the caller's top-level context (`.`): Release, Chart, Capabilities
+  values  permd's values: `.Values` in this chart, `.Values.permd` in an
+          application chart that depends on this one (Helm merges this
+          chart's defaults in, so every key of values.yaml is present)
+
+so an application chart writes, in its pod spec:
+
+  containers:
+    - name: my-app
+      ...
+    {{- include "permd.sidecar" (dict "root" . "values" .Values.permd) | nindent 4 }}
+  volumes:
+    {{- include "permd.volumes" (dict "root" . "values" .Values.permd) | nindent 4 }}
+
+Nothing here reads `root.Chart`, so names and the image come out the same
+whichever chart includes them.
+*/}}
+
+{{/*
+permd.fullname: prefix of every object name: "<release>-permd", or the
+release name when it already contains "permd", or values.fullnameOverride.
+It depends on the release and values only, so the ConfigMap this chart
+renders and the volume an including chart renders agree on the name.
+*/}}
+{{- define "permd.fullname" -}}
+{{- $v := .values -}}
+{{- if $v.fullnameOverride -}}
+{{- $v.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains "permd" .root.Release.Name -}}
+{{- .root.Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-permd" .root.Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* permd.dataConfigMapName: the ConfigMap the data file is mounted from, "" for the demo tenant. */}}
+{{- define "permd.dataConfigMapName" -}}
+{{- if .values.data.inline -}}
+{{- printf "%s-data" (include "permd.fullname" . | trunc 58 | trimSuffix "-") -}}
+{{- else if .values.data.configMap.name -}}
+{{- .values.data.configMap.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* permd.dataKey: the key (and file name) of the data file in that ConfigMap. */}}
+{{- define "permd.dataKey" -}}
+{{- if .values.data.inline -}}data.yaml{{- else -}}{{ .values.data.configMap.key }}{{- end -}}
+{{- end -}}
+
+{{/* permd.image: repository:tag, or repository@digest when a digest is set. */}}
+{{- define "permd.image" -}}
+{{- $i := .values.image -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository $i.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+permd.listenHost: 0.0.0.0 when anything outside the pod's loopback must
+reach the gRPC port — other pods (exposeBeyondPod) or the kubelet's probes,
+which dial the pod IP — else 127.0.0.1. values.listenHost overrides.
+*/}}
+{{- define "permd.listenHost" -}}
+{{- $v := .values -}}
+{{- if $v.listenHost -}}
+{{- $v.listenHost -}}
+{{- else if or $v.exposeBeyondPod $v.probes.enabled -}}
+0.0.0.0
+{{- else -}}
+127.0.0.1
+{{- end -}}
+{{- end -}}
+
+{{/* permd.listenAddress: PERMD_LISTEN. */}}
+{{- define "permd.listenAddress" -}}
+{{- printf "%s:%d" (include "permd.listenHost" .) (.values.port | int) -}}
+{{- end -}}
+
+{{/* permd.metricsAddress: where metrics listen; Prometheus scrapes the pod IP. */}}
+{{- define "permd.metricsAddress" -}}
+{{- $host := .values.listenHost | default "0.0.0.0" -}}
+{{- if hasPrefix "127." $host -}}{{- $host = "0.0.0.0" -}}{{- end -}}
+{{- printf "%s:%d" $host (.values.metrics.port | int) -}}
+{{- end -}}
+
+{{/*
+permd.clientAddress: the address an app container in the same pod dials
+(`PERMD_ADDR`, as `permd check` reads it): loopback, https with TLS (the
+certificate must name localhost).
+*/}}
+{{- define "permd.clientAddress" -}}
+{{- if .values.tls.enabled -}}
+{{- printf "https://localhost:%d" (.values.port | int) -}}
+{{- else -}}
+{{- printf "http://127.0.0.1:%d" (.values.port | int) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+permd.validate: combinations the schema cannot express; fails the render
+with a message that says what to change. Renders nothing.
+*/}}
+{{- define "permd.validate" -}}
+{{- $v := .values -}}
+{{- if and $v.data.inline $v.data.configMap.name -}}
+{{- fail "permd: set data.inline or data.configMap.name, not both" -}}
+{{- end -}}
+{{- if and $v.tls.enabled (not $v.tls.secretName) -}}
+{{- fail "permd: tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" -}}
+{{- end -}}
+{{- if and $v.tls.clientCa (not $v.tls.enabled) -}}
+{{- fail "permd: tls.clientCa needs tls.enabled" -}}
+{{- end -}}
+{{- if and $v.exposeBeyondPod (not $v.tls.enabled) (not $v.allowPlaintextBeyondPod) -}}
+{{- fail "permd: exposeBeyondPod serves other pods: enable tls (tls.enabled, tls.secretName), or set allowPlaintextBeyondPod: true if a mesh encrypts pod-to-pod traffic" -}}
+{{- end -}}
+{{- if and $v.metrics.enabled (eq ($v.metrics.port | int) ($v.port | int)) -}}
+{{- fail (printf "permd: metrics.port and port are both %d; they must differ" ($v.port | int)) -}}
+{{- end -}}
+{{- if and $v.probes.enabled $v.probes.grpcTls $v.tls.clientCa -}}
+{{- fail "permd: probes.grpcTls cannot be used with tls.clientCa: the kubelet's gRPC probe presents no client certificate (leave grpcTls false for tcpSocket probes)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* permd.probe: one probe; takes (dict "values" $v "kind" "startup|readiness|liveness" "service" "<name or empty>"). */}}
+{{- define "permd.probe" -}}
+{{- include "permd.probeRaw" . | trim -}}
+{{- end -}}
+
+{{- define "permd.probeRaw" -}}
+{{- $v := .values -}}
+{{- $p := index $v.probes .kind -}}
+{{- if and $v.tls.enabled (not $v.probes.grpcTls) }}
+tcpSocket:
+  port: {{ $v.port | int }}
+{{- else }}
+grpc:
+  port: {{ $v.port | int }}
+  {{- if .service }}
+  service: {{ .service | quote }}
+  {{- end }}
+  {{- if $v.tls.enabled }}
+  mode: TLS
+  {{- end }}
+{{- end }}
+periodSeconds: {{ $p.periodSeconds | int }}
+timeoutSeconds: {{ $p.timeoutSeconds | int }}
+failureThreshold: {{ $p.failureThreshold | int }}
+{{- end -}}
+
+{{/*
+permd.env: every PERMD_* setting `permd serve` reads, from values — except
+PERMD_CONFIG: env wins over that file, and the chart sets every setting.
+*/}}
+{{- define "permd.env" -}}
+{{- $v := .values -}}
+- name: PERMD_LISTEN
+  value: {{ include "permd.listenAddress" . | quote }}
+{{- if include "permd.dataConfigMapName" . }}
+- name: PERMD_DATA
+  value: {{ printf "/etc/permd/data/%s" (include "permd.dataKey" .) | quote }}
+{{- end }}
+- name: PERMD_MAX_BATCH
+  value: {{ $v.maxBatch | int64 | quote }}
+- name: PERMD_MAX_MESSAGE_BYTES
+  value: {{ $v.maxMessageBytes | int64 | quote }}
+- name: PERMD_MAX_CONCURRENT_REQUESTS
+  value: {{ $v.maxConcurrentRequests | int64 | quote }}
+- name: PERMD_MAX_CONCURRENT_STREAMS
+  value: {{ $v.maxConcurrentStreams | int64 | quote }}
+{{- if $v.tls.enabled }}
+- name: PERMD_TLS_CERT
+  value: /etc/permd/tls/tls.crt
+- name: PERMD_TLS_KEY
+  value: /etc/permd/tls/tls.key
+{{- if $v.tls.clientCa }}
+- name: PERMD_TLS_CLIENT_CA
+  value: /etc/permd/tls/ca.crt
+{{- end }}
+{{- end }}
+{{- if $v.metrics.enabled }}
+- name: PERMD_METRICS_LISTEN
+  value: {{ include "permd.metricsAddress" . | quote }}
+{{- else }}
+- name: PERMD_NO_METRICS
+  value: "true"
+{{- end }}
+{{- if $v.secrets.existingSecret }}
+- name: PERMD_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.existingSecret | quote }}
+      key: database-url
+- name: PERMD_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.existingSecret | quote }}
+      key: admin-token
+      optional: true
+{{- end }}
+- name: PERMD_LOG_FORMAT
+  value: {{ $v.logFormat | quote }}
+- name: RUST_LOG
+  value: {{ $v.logLevel | quote }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+permd.sidecar: the permd container, as one item of a pod spec's
+`containers` list (or `initContainers` with values.nativeSidecar).
+*/}}
+{{- define "permd.sidecar" -}}
+{{- include "permd.validate" . -}}
+{{- $v := .values -}}
+- name: permd
+  image: {{ include "permd.image" . | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  {{- if $v.nativeSidecar }}
+  restartPolicy: Always
+  {{- end }}
+  # "serve" alone: the image's default command adds --listen, and a flag
+  # would win over PERMD_LISTEN below.
+  args: ["serve"]
+  env:
+    {{- include "permd.env" . | nindent 4 }}
+  {{- if or (ne (include "permd.listenHost" .) "127.0.0.1") $v.metrics.enabled }}
+  ports:
+    {{- if ne (include "permd.listenHost" .) "127.0.0.1" }}
+    - name: permd-grpc
+      containerPort: {{ $v.port | int }}
+      protocol: TCP
+    {{- end }}
+    {{- if $v.metrics.enabled }}
+    - name: {{ $v.metrics.portName }}
+      containerPort: {{ $v.metrics.port | int }}
+      protocol: TCP
+    {{- end }}
+  {{- end }}
+  {{- if $v.probes.enabled }}
+  startupProbe:
+    {{- include "permd.probe" (dict "values" $v "kind" "startup" "service" "") | nindent 4 }}
+  readinessProbe:
+    {{- include "permd.probe" (dict "values" $v "kind" "readiness" "service" "permd.v1.Authorizer") | nindent 4 }}
+  livenessProbe:
+    {{- include "permd.probe" (dict "values" $v "kind" "liveness" "service" "") | nindent 4 }}
+  {{- end }}
+  {{- with $v.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    readOnlyRootFilesystem: true
+    allowPrivilegeEscalation: false
+    privileged: false
+    capabilities:
+      drop: ["ALL"]
+    seccompProfile:
+      type: RuntimeDefault
+  {{- if or (include "permd.dataConfigMapName" .) $v.tls.enabled }}
+  volumeMounts:
+    {{- if include "permd.dataConfigMapName" . }}
+    - name: permd-data
+      mountPath: /etc/permd/data
+      readOnly: true
+    {{- end }}
+    {{- if $v.tls.enabled }}
+    - name: permd-tls
+      mountPath: /etc/permd/tls
+      readOnly: true
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+permd.volumes: the volumes the sidecar mounts, as items of a pod spec's
+`volumes` list; renders nothing when it mounts none (demo data, no TLS).
+*/}}
+{{- define "permd.volumes" -}}
+{{- include "permd.volumesRaw" . | trim -}}
+{{- end -}}
+
+{{- define "permd.volumesRaw" -}}
+{{- $v := .values -}}
+{{- $cm := include "permd.dataConfigMapName" . -}}
+{{- if $cm }}
+- name: permd-data
+  configMap:
+    name: {{ $cm | quote }}
+    items:
+      - key: {{ include "permd.dataKey" . | quote }}
+        path: {{ include "permd.dataKey" . | quote }}
+{{- end }}
+{{- if $v.tls.enabled }}
+- name: permd-tls
+  secret:
+    secretName: {{ $v.tls.secretName | quote }}
+    # 0444: readable by permd's non-root user without an fsGroup.
+    defaultMode: 292
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      {{- if $v.tls.clientCa }}
+      - key: ca.crt
+        path: ca.crt
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+permd.podAnnotations: annotations for the pod template: Prometheus scrape
+hints for permd's metrics port, and a checksum of the data settings so pods
+restart (and reload) when they change.
+*/}}
+{{- define "permd.podAnnotations" -}}
+{{- include "permd.podAnnotationsRaw" . | trim -}}
+{{- end -}}
+
+{{- define "permd.podAnnotationsRaw" -}}
+{{- $v := .values -}}
+{{- if $v.metrics.enabled }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ $v.metrics.port | int | quote }}
+prometheus.io/path: {{ $v.metrics.path | quote }}
+{{- end }}
+checksum/permd-data: {{ toJson $v.data | sha256sum | quote }}
+{{- end -}}
+
+{{/* permd.labels: labels of the objects this chart renders itself. */}}
+{{- define "permd.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/part-of: permd
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{/* permd.exampleSelectorLabels: selects the example app's pods. */}}
+{{- define "permd.exampleSelectorLabels" -}}
+app.kubernetes.io/name: permd-example
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
