@@ -31,6 +31,7 @@ use crate::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use crate::model::data::EmailStatus;
 use crate::model::{ActionContext, Channel, FieldLevel};
 use crate::source::demo::{DEMO_TENANT, demo_data};
+use crate::source::file::from_yaml;
 use crate::source::load_file;
 
 #[derive(Debug, Deserialize)]
@@ -125,9 +126,8 @@ pub struct Outcome {
 pub fn run_file(path: &Path) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read assertion file {}", path.display()))?;
-    let de = serde_yaml::Deserializer::from_str(&text);
-    let file: AssertionFile = serde_path_to_error::deserialize(de)
-        .map_err(|e| anyhow::anyhow!("{}: at {}: {}", path.display(), e.path(), e.inner()))?;
+    let file: AssertionFile = from_yaml(&text)
+        .map_err(|(at, message)| anyhow::anyhow!("{}: at {at}: {message}", path.display()))?;
     let data = if file.data == DEMO_TENANT {
         demo_data()
     } else {

@@ -11,6 +11,7 @@ use clap::parser::ValueSource;
 use serde::{Deserialize, Serialize};
 
 use super::{LogFormat, ServeArgs};
+use crate::source::file::from_yaml;
 
 /// Every key a config file may hold; an unknown key is an error.
 #[derive(Debug, Default, Deserialize)]
@@ -39,13 +40,7 @@ impl ConfigFile {
         if text.trim().is_empty() {
             return Ok(ConfigFile::default());
         }
-        let de = serde_yaml::Deserializer::from_str(&text);
-        let mut config: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let message = e.inner().to_string();
-            let message = message
-                .strip_prefix(&format!("{key}: "))
-                .map_or(message.clone(), str::to_owned);
+        let mut config: ConfigFile = from_yaml(&text).map_err(|(key, message)| {
             anyhow::anyhow!("config file {}: at {key}: {message}", path.display())
         })?;
         // Paths in the file are relative to the file, not to the cwd.

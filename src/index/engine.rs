@@ -150,7 +150,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(snapshot: Snapshot, max_batch: usize) -> Engine {
-        Self::record_published(&snapshot);
+        Self::record_published(snapshot.revision, &snapshot.tenants);
         let cache = Cache::builder()
             // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
             .weigher(|_k, v: &Arc<Compiled>| {
@@ -166,15 +166,19 @@ impl Engine {
         }
     }
 
-    /// Exports the revision, its publish time and each tenant's size.
-    fn record_published(snapshot: &Snapshot) {
+    /// Exports the revision, its publish time and the size of each tenant
+    /// in `changed` (the others kept theirs).
+    fn record_published<'a>(
+        revision: u64,
+        changed: impl IntoIterator<Item = (&'a String, &'a Arc<TenantIndex>)>,
+    ) {
         use crate::server::metrics::{PUBLISHED, REVISION, TENANT_BYTES, TENANT_RECORDS};
-        metrics::gauge!(REVISION).set(snapshot.revision as f64);
+        metrics::gauge!(REVISION).set(revision as f64);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         metrics::gauge!(PUBLISHED).set(now);
-        for (id, tenant) in &snapshot.tenants {
+        for (id, tenant) in changed {
             metrics::gauge!(TENANT_BYTES, "tenant" => id.clone()).set(tenant.heap_bytes() as f64);
             metrics::gauge!(TENANT_RECORDS, "tenant" => id.clone())
                 .set(tenant.record_count() as f64);
@@ -200,7 +204,7 @@ impl Engine {
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::record_published(&snapshot);
+        Self::record_published(snapshot.revision, &snapshot.tenants);
         self.snapshot.store(Arc::new(snapshot));
         // Answers are keyed by revision: none of the cached ones will be
         // asked for again. Dropping them now keeps memory flat under a
@@ -221,12 +225,12 @@ impl Engine {
             .tenants
             .get(tenant)
             .ok_or_else(|| ApplyError::UnknownTenant(tenant.to_owned()))?;
-        let next = index.apply(changes)?;
+        let next = Arc::new(index.apply(changes)?);
         let mut tenants = current.tenants.clone();
-        tenants.insert(tenant.to_owned(), Arc::new(next));
+        tenants.insert(tenant.to_owned(), next.clone());
         let revision = current.revision + 1;
+        Self::record_published(revision, [(&tenant.to_owned(), &next)]);
         let next = Snapshot { revision, tenants };
-        Self::record_published(&next);
         self.snapshot.store(Arc::new(next));
         self.cache.invalidate_all();
         Ok(revision)

@@ -324,19 +324,24 @@ impl TenantIndex {
             .enumerate()
             .map(|(i, d)| (d.name.clone(), i))
             .collect();
+        // Records per object, counted in one pass, to size each id table.
+        let mut record_counts = vec![0usize; defs.len()];
+        for record in &tenant.records {
+            if let Some(n) = object_by_name
+                .get(&record.object)
+                .and_then(|&oi| record_counts.get_mut(oi))
+            {
+                *n += 1;
+            }
+        }
         let mut objects: Vec<ObjectIndex> = defs
             .iter()
-            .map(|def| ObjectIndex {
+            .zip(&record_counts)
+            .map(|(def, &records)| ObjectIndex {
                 name: def.name.clone(),
                 fields: object_fields(def),
                 source: def.association_source,
-                ids: Arc::new(IdTable::with_capacity(
-                    tenant
-                        .records
-                        .iter()
-                        .filter(|r| r.object == def.name)
-                        .count(),
-                )),
+                ids: Arc::new(IdTable::with_capacity(records)),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
                 live_dense: DenseSet::default(),

@@ -59,16 +59,7 @@ pub fn parse_str(
         serde_path_to_error::deserialize(&mut de)
             .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
     } else {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            // serde_yaml already prefixes its message with the path.
-            let path = e.path().to_string();
-            let message = e.inner().to_string();
-            let message = message
-                .strip_prefix(&format!("{path}: "))
-                .map_or(message.clone(), str::to_owned);
-            parse_error(path, message)
-        })?
+        from_yaml(text).map_err(|(path, message)| parse_error(path, message))?
     };
     let report = validate(&data);
     if !report.errors.is_empty() {
@@ -78,4 +69,19 @@ pub fn parse_str(
         });
     }
     Ok((data, report.warnings))
+}
+
+/// Deserializes YAML; on error, the path inside the document (e.g.
+/// `tenants[0].groups[2]`) and the problem, without serde_yaml's own copy
+/// of the path at the front of the message.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .map_or(message.clone(), str::to_owned);
+        (path, message)
+    })
 }
