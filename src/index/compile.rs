@@ -217,7 +217,7 @@ impl Compiled {
         } else {
             vec![FieldLevel::Hidden; eff.fields.len()]
         };
-        let Some(object) = tenant.objects.get(object_idx) else {
+        let Some(object) = tenant.objects.get(object_idx).filter(|_| eff.visible()) else {
             return Compiled {
                 allowed: DenseSet::default(),
                 field_mask,
@@ -225,14 +225,6 @@ impl Compiled {
                 plan: Plan::NotVisible,
             };
         };
-        if !eff.visible() {
-            return Compiled {
-                allowed: DenseSet::default(),
-                field_mask,
-                validity: Validity::default(),
-                plan: Plan::NotVisible,
-            };
-        }
         let level = action.level(ctx);
         let reach = if eff.all_records >= level {
             Reach::All
