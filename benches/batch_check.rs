@@ -11,9 +11,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, RecordChange, Snapshot};
+use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::ActionContext;
-use permd::model::data::{ContactState, EmailStatus};
+use permd::model::change::{Change, Entity};
+use permd::model::data::{ContactState, EmailStatus, Record};
 use permd::server::convert::{packed_ids, string_ids};
 use permd::source::generate::{GenSpec, generate, record_ids, sample};
 use time::OffsetDateTime;
@@ -21,6 +22,8 @@ use time::OffsetDateTime;
 struct Workload {
     engine: Engine,
     contacts: Vec<uuid::Uuid>,
+    /// The first Contacts' records, for change benchmarks.
+    some_records: Vec<Record>,
 }
 
 fn workload(contacts: usize) -> Workload {
@@ -31,9 +34,22 @@ fn workload(contacts: usize) -> Workload {
     let data = generate(&spec);
     let ids = record_ids(&data, &spec.tenant, "contacts");
     let engine = Engine::new(Snapshot::build(&data, 1), 1_000_000);
+    let some_records = data
+        .tenants
+        .first()
+        .map(|t| {
+            t.records
+                .iter()
+                .filter(|r| r.object == "contacts")
+                .take(1000)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     Workload {
         engine,
         contacts: ids,
+        some_records,
     }
 }
 
@@ -157,29 +173,69 @@ fn batch_check(c: &mut Criterion) {
     let q = question("bulk_send_email");
     let n = 10_000.min(contacts);
     let ids = sample(&w.contacts, n, 11);
-    let record = w.contacts.first().copied().unwrap_or_default();
+    let first = w.some_records.first().cloned();
     let mut flip = false;
     let mut change = move || {
         flip = !flip;
-        RecordChange::ContactState {
-            record,
-            state: ContactState {
-                email: Some("x@example.com".to_owned()),
-                email_status: if flip {
-                    EmailStatus::UnsubscribedAll
-                } else {
-                    EmailStatus::OptedIn
-                },
-                ..ContactState::default()
+        let mut record = first.clone()?;
+        record.contact = Some(ContactState {
+            email: Some("x@example.com".to_owned()),
+            email_status: if flip {
+                EmailStatus::UnsubscribedAll
+            } else {
+                EmailStatus::OptedIn
             },
-        }
+            ..ContactState::default()
+        });
+        Some(Change::upsert("bench", Entity::Record(record)))
     };
     group.bench_function("apply_one_contact_state", |b| {
-        b.iter(|| black_box(w.engine.apply("bench", &[change()]).ok()))
+        b.iter(|| {
+            black_box(
+                w.engine
+                    .apply(&[change()].into_iter().flatten().collect::<Vec<_>>())
+                    .ok(),
+            )
+        })
     });
+    // A batch of 1,000 record changes (owner and email status of 1,000
+    // Contacts) as one revision: what the change feed applies per poll
+    // under load.
+    let mut round = 0usize;
+    let mut batch = move || {
+        round += 1;
+        w.some_records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.owner = Some(format!("u{}", round % 7));
+                r.contact = Some(ContactState {
+                    email: Some("x@example.com".to_owned()),
+                    email_status: EmailStatus::ALL
+                        .get(round % EmailStatus::ALL.len())
+                        .copied()
+                        .unwrap_or_default(),
+                    ..ContactState::default()
+                });
+                Change::upsert("bench", Entity::Record(r))
+            })
+            .collect::<Vec<_>>()
+    };
+    group.throughput(criterion::Throughput::Elements(1000));
+    group.bench_function("apply_1000_record_changes", |b| {
+        b.iter_batched(
+            &mut batch,
+            |changes| black_box(w.engine.apply(&changes).ok()),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.throughput(criterion::Throughput::Elements(1));
     group.bench_function(BenchmarkId::new("apply_then_batch_check", n), |b| {
         b.iter(|| {
-            let applied = w.engine.apply("bench", &[change()]).ok();
+            let applied = w
+                .engine
+                .apply(&[change()].into_iter().flatten().collect::<Vec<_>>())
+                .ok();
             black_box((applied, w.engine.batch_check(&q, &ids, now).ok()))
         })
     });

@@ -1,13 +1,19 @@
 //! Record changes applied to a live engine answer exactly as an engine
 //! rebuilt from the changed data file: the incremental path may never drift
 //! from a full load.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
-use permd::index::{
-    ApplyError, Engine, PrincipalKind, PrincipalRef, Question, RecordChange, Snapshot,
-};
-use permd::model::data::{ContactState, DataFile, EmailStatus};
-use permd::model::{ActionContext, Channel};
+use std::collections::BTreeMap;
+
+use permd::index::{ApplyError, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
+use permd::model::data::{AssociationSource, ContactState, DataFile, EmailStatus, Record};
+use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -65,7 +71,9 @@ fn contact_state() -> impl Strategy<Value = ContactState> {
                     email,
                     email_valid,
                     email_status,
-                    suppressed,
+                    // An expiry needs a suppression (validation refuses it otherwise).
+                    suppressed: suppressed
+                        || (until.is_some() && email_status != EmailStatus::Suppressed),
                     suppressed_until: until,
                     opted_out_lists: lists.into_iter().map(str::to_owned).collect(),
                     mobile_phone: mobile,
@@ -76,37 +84,301 @@ fn contact_state() -> impl Strategy<Value = ContactState> {
         )
 }
 
-fn change(contacts: usize, customs: usize) -> impl Strategy<Value = (usize, ChangeKind)> {
+/// One change, drawn by index into the data as it stands when it applies.
+#[derive(Clone, Debug)]
+enum Edit {
+    /// A record gets a new owner (index into users, or a user nobody
+    /// created), team, archived flag, contact state and links.
+    Record {
+        pick: usize,
+        owner: Option<usize>,
+        team: Vec<usize>,
+        archived: bool,
+        state: Option<ContactState>,
+        links: Vec<usize>,
+    },
+    Insert {
+        custom: bool,
+        owner: Option<usize>,
+        state: Option<ContactState>,
+        links: Vec<usize>,
+    },
+    Delete(usize),
+    /// A group's Contacts grant: all / associated level, a toggle, a field.
+    Group {
+        pick: usize,
+        all: AccessLevel,
+        associated: AccessLevel,
+        toggle: Toggle,
+        field: FieldLevel,
+    },
+    /// A user's extra groups and admin flag.
+    User {
+        pick: usize,
+        groups: Vec<usize>,
+        admin: bool,
+    },
+    /// obj0 starts or stops looking at related records.
+    Source(AssociationSource),
+    EmailConfigured(bool),
+}
+
+fn level() -> impl Strategy<Value = AccessLevel> {
+    prop::sample::select(vec![
+        AccessLevel::None,
+        AccessLevel::View,
+        AccessLevel::Edit,
+        AccessLevel::Delete,
+    ])
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let user = prop_oneof![4 => (0..14usize).prop_map(Some), 1 => Just(None)];
     prop_oneof![
-        (0..contacts, contact_state()).prop_map(|(i, s)| (i, ChangeKind::State(s))),
-        (0..contacts, any::<bool>()).prop_map(|(i, a)| (i, ChangeKind::ArchiveContact(a))),
-        (0..customs.max(1), any::<bool>()).prop_map(|(i, a)| (i, ChangeKind::ArchiveCustom(a))),
+        6 => (
+            any::<usize>(),
+            user.clone(),
+            prop::collection::vec(0..14usize, 0..3),
+            prop::bool::weighted(0.2),
+            prop::option::of(contact_state()),
+            prop::collection::vec(any::<usize>(), 0..3),
+        )
+            .prop_map(|(pick, owner, team, archived, state, links)| Edit::Record {
+                pick,
+                owner,
+                team,
+                archived,
+                state,
+                links,
+            }),
+        2 => (
+            any::<bool>(),
+            user,
+            prop::option::of(contact_state()),
+            prop::collection::vec(any::<usize>(), 0..3),
+        )
+            .prop_map(|(custom, owner, state, links)| Edit::Insert { custom, owner, state, links }),
+        2 => any::<usize>().prop_map(Edit::Delete),
+        2 => (
+            0..6usize,
+            level(),
+            level(),
+            prop::sample::select(Toggle::ALL.to_vec()),
+            prop::sample::select(vec![FieldLevel::Hidden, FieldLevel::View, FieldLevel::Edit]),
+        )
+            .prop_map(|(pick, all, associated, toggle, field)| Edit::Group {
+                pick,
+                all,
+                associated,
+                toggle,
+                field,
+            }),
+        2 => (0..12usize, prop::sample::subsequence((0..6usize).collect::<Vec<_>>(), 0..3), prop::bool::weighted(0.1))
+            .prop_map(|(pick, groups, admin)| Edit::User { pick, groups, admin }),
+        1 => prop::sample::select(vec![
+            AssociationSource::Direct,
+            AssociationSource::Related,
+            AssociationSource::Both
+        ])
+        .prop_map(Edit::Source),
+        1 => any::<bool>().prop_map(Edit::EmailConfigured),
     ]
 }
 
-#[derive(Clone, Debug)]
-enum ChangeKind {
-    State(ContactState),
-    ArchiveContact(bool),
-    ArchiveCustom(bool),
+/// A user name: one of the 12 generated users, or one nobody created yet
+/// (records may name them; R8 then associates nobody until they exist).
+fn user_name(n: usize) -> String {
+    if n < 12 {
+        format!("u{n}")
+    } else {
+        format!("ghost{n}")
+    }
 }
 
-/// Applies the changes to the data file, the slow and obvious way.
-fn apply_to_data(data: &mut DataFile, changes: &[RecordChange]) {
-    let tenant = &mut data.tenants[0];
-    for c in changes {
-        match c {
-            RecordChange::ContactState { record, state } => {
-                let r = tenant.records.iter_mut().find(|r| r.id == *record).unwrap();
-                r.contact = Some(state.clone());
-            }
-            RecordChange::Archived {
-                record, archived, ..
-            } => {
-                let r = tenant.records.iter_mut().find(|r| r.id == *record).unwrap();
-                r.archived = *archived;
-            }
+/// Turns an edit into a change against the data as it stands.
+fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
+    let t = &data.tenants[0];
+    let ids_of = |object: &str| -> Vec<Uuid> {
+        t.records
+            .iter()
+            .filter(|r| r.object == object)
+            .map(|r| r.id)
+            .collect()
+    };
+    let contact_links = |links: &[usize]| -> BTreeMap<String, Vec<Uuid>> {
+        let contacts = ids_of("contacts");
+        let mut ids: Vec<Uuid> = links
+            .iter()
+            .map(|i| {
+                contacts
+                    .get(i % contacts.len().max(1))
+                    .copied()
+                    .unwrap_or(Uuid::from_u128(*i as u128))
+            })
+            .collect();
+        if links.first().is_some_and(|i| i % 5 == 0) {
+            // A link to a record that does not exist (yet).
+            ids.push(Uuid::from_u128(0xdead_0000 + (links[0] % 4) as u128));
         }
+        if ids.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([("contacts".to_owned(), ids)])
+        }
+    };
+    match edit {
+        Edit::Record {
+            pick,
+            owner,
+            team,
+            archived,
+            state,
+            links,
+        } => {
+            let mut record = t.records[pick % t.records.len()].clone();
+            record.owner = owner.map(user_name);
+            let team_field = if record.object == "contacts" {
+                "account_team"
+            } else {
+                "team"
+            };
+            record.teams = if team.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(
+                    team_field.to_owned(),
+                    team.iter().map(|u| user_name(*u)).collect(),
+                )])
+            };
+            record.archived = *archived;
+            if record.object == "contacts" {
+                record.contact = state.clone();
+                record.links = BTreeMap::new();
+            } else {
+                record.links = contact_links(links);
+            }
+            Change::upsert("bench", Entity::Record(record))
+        }
+        Edit::Insert {
+            custom,
+            owner,
+            state,
+            links,
+        } => {
+            *fresh += 1;
+            // Ids that dangling links above may already point at.
+            let id = Uuid::from_u128(0xdead_0000 + (*fresh % 6));
+            // Only Contacts may take them: the links are to contacts.
+            let id = if *custom || t.records.iter().any(|r| r.id == id) {
+                Uuid::from_u128(0xbeef_0000 + *fresh)
+            } else {
+                id
+            };
+            let record = Record {
+                id,
+                object: if *custom {
+                    "obj0".to_owned()
+                } else {
+                    "contacts".to_owned()
+                },
+                owner: owner.map(user_name),
+                teams: BTreeMap::new(),
+                interactions: vec![],
+                links: if *custom {
+                    contact_links(links)
+                } else {
+                    BTreeMap::new()
+                },
+                archived: false,
+                contact: if *custom { None } else { state.clone() },
+            };
+            Change::upsert("bench", Entity::Record(record))
+        }
+        Edit::Delete(pick) => Change::delete(
+            "bench",
+            EntityKind::Record,
+            t.records[pick % t.records.len()].id.to_string(),
+        ),
+        Edit::Group {
+            pick,
+            all,
+            associated,
+            toggle,
+            field,
+        } => {
+            let mut group = t.groups[pick % t.groups.len()].clone();
+            let perms = group.objects.entry("contacts".to_owned()).or_default();
+            perms.view_object = true;
+            perms.all_records = *all;
+            perms.associated_records = *associated;
+            if perms.actions.contains(toggle) {
+                perms.actions.retain(|a| a != toggle);
+            } else {
+                perms.actions.push(*toggle);
+            }
+            perms.fields.insert("email".to_owned(), *field);
+            Change::upsert("bench", Entity::Group(group))
+        }
+        Edit::User {
+            pick,
+            groups,
+            admin,
+        } => {
+            let mut user = t.users[pick % t.users.len()].clone();
+            user.groups = groups
+                .iter()
+                .map(|g| t.groups[g % t.groups.len()].id.clone())
+                .collect();
+            user.admin = *admin;
+            Change::upsert("bench", Entity::User(user))
+        }
+        Edit::Source(source) => {
+            let mut object = t.objects.iter().find(|o| o.name == "obj0").unwrap().clone();
+            object.association_source = *source;
+            Change::upsert("bench", Entity::Object(object))
+        }
+        Edit::EmailConfigured(on) => Change::upsert(
+            "bench",
+            Entity::Tenant(TenantSettings {
+                email_configured: *on,
+                sms_configured: t.sms_configured,
+            }),
+        ),
+    }
+}
+
+/// Applies one change to the data file, the slow and obvious way.
+fn apply_to_data(data: &mut DataFile, change: &Change) {
+    fn put<T: Clone>(list: &mut Vec<T>, key: impl Fn(&T) -> String, k: &str, e: Option<&T>) {
+        match (list.iter().position(|x| key(x) == k), e) {
+            (Some(at), Some(e)) => list[at] = e.clone(),
+            (None, Some(e)) => list.push(e.clone()),
+            (Some(at), None) => {
+                list.remove(at);
+            }
+            (None, None) => {}
+        }
+    }
+    let t = &mut data.tenants[0];
+    let key = change.key();
+    match &change.op {
+        ChangeOp::Upsert(Entity::Record(r)) => {
+            put(&mut t.records, |x| x.id.to_string(), &key, Some(r))
+        }
+        ChangeOp::Upsert(Entity::Group(g)) => put(&mut t.groups, |x| x.id.clone(), &key, Some(g)),
+        ChangeOp::Upsert(Entity::User(u)) => put(&mut t.users, |x| x.id.clone(), &key, Some(u)),
+        ChangeOp::Upsert(Entity::Object(o)) => {
+            put(&mut t.objects, |x| x.name.clone(), &key, Some(o))
+        }
+        ChangeOp::Upsert(Entity::Tenant(s)) => {
+            t.email_configured = s.email_configured;
+            t.sms_configured = s.sms_configured;
+        }
+        ChangeOp::Delete {
+            kind: EntityKind::Record,
+            key,
+        } => t.records.retain(|r| &r.id.to_string() != key),
+        other => panic!("the test makes no {other:?}"),
     }
 }
 
@@ -164,55 +436,60 @@ proptest! {
 
     #[test]
     fn applied_changes_answer_as_a_rebuild_from_changed_data(
-        picks in prop::collection::vec(change(300, 30), 1..12)
+        batches in prop::collection::vec(prop::collection::vec(edit(), 1..6), 1..5)
     ) {
         let data = generate(&spec());
-        let contacts = record_ids(&data, "bench", "contacts");
-        let customs = record_ids(&data, "bench", "obj0");
-        let changes: Vec<RecordChange> = picks
-            .into_iter()
-            .map(|(i, kind)| match kind {
-                ChangeKind::State(state) => RecordChange::ContactState { record: contacts[i], state },
-                ChangeKind::ArchiveContact(archived) => RecordChange::Archived {
-                    object: "contacts".to_owned(),
-                    record: contacts[i],
-                    archived,
-                },
-                ChangeKind::ArchiveCustom(archived) => RecordChange::Archived {
-                    object: "obj0".to_owned(),
-                    record: customs[i % customs.len()],
-                    archived,
-                },
-            })
-            .collect();
-
         let live = Engine::new(Snapshot::build(&data, 1), 100_000);
-        // Compile some answers first, so stale cache entries would show.
-        for (action, ctx) in questions() {
-            ask(&live, "u0", "contacts", action, ctx, &contacts);
-        }
-        let revision = live.apply("bench", &changes).unwrap();
-        prop_assert_eq!(revision, 2);
-
         let mut changed = data.clone();
-        apply_to_data(&mut changed, &changes);
-        let rebuilt = Engine::new(Snapshot::build(&changed, 2), 100_000);
-
-        let users: Vec<String> = (0..12).map(|n| format!("u{n}")).collect();
+        let mut fresh = 0u128;
+        let mut every_id: Vec<Uuid> = data.tenants[0].records.iter().map(|r| r.id).collect();
+        let users: Vec<String> = (0..14).map(user_name).collect();
+        for (b, batch) in batches.iter().enumerate() {
+            // Compile answers first, so stale cache entries would show.
+            let contacts = record_ids(&changed, "bench", "contacts");
+            for (action, ctx) in questions() {
+                ask(&live, "u0", "contacts", action, ctx, &contacts);
+            }
+            let mut changes = Vec::new();
+            for e in batch {
+                let change = to_change(&changed, e, &mut fresh);
+                apply_to_data(&mut changed, &change);
+                if let ChangeOp::Upsert(Entity::Record(r)) = &change.op {
+                    every_id.push(r.id);
+                }
+                changes.push(change);
+            }
+            let revision = live.apply(&changes).unwrap();
+            prop_assert_eq!(revision, 2 + b as u64);
+        }
+        every_id.sort_unstable();
+        every_id.dedup();
+        let rebuilt = Engine::new(Snapshot::build(&changed, live.revision()), 100_000);
         for user in &users {
             for (action, ctx) in questions() {
                 prop_assert_eq!(
-                    ask(&live, user, "contacts", action, ctx.clone(), &contacts),
-                    ask(&rebuilt, user, "contacts", action, ctx, &contacts),
+                    ask(&live, user, "contacts", action, ctx.clone(), &every_id),
+                    ask(&rebuilt, user, "contacts", action, ctx, &every_id),
                     "{} {}", user, action
                 );
             }
             prop_assert_eq!(
-                ask(&live, user, "obj0", "view", ActionContext::default(), &customs),
-                ask(&rebuilt, user, "obj0", "view", ActionContext::default(), &customs)
+                ask(&live, user, "obj0", "view", ActionContext::default(), &every_id),
+                ask(&rebuilt, user, "obj0", "view", ActionContext::default(), &every_id)
             );
         }
     }
+}
+
+fn archived(data: &DataFile, id: Uuid, archived: bool) -> Change {
+    let mut record = data.tenants[0]
+        .records
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap()
+        .clone();
+    record.archived = archived;
+    Change::upsert("bench", Entity::Record(record))
 }
 
 #[test]
@@ -220,27 +497,13 @@ fn a_bad_change_applies_nothing_and_names_what_is_wrong() {
     let data = generate(&spec());
     let contacts = record_ids(&data, "bench", "contacts");
     let e = Engine::new(Snapshot::build(&data, 1), 100_000);
-    let good = RecordChange::Archived {
-        object: "contacts".to_owned(),
-        record: contacts[0],
-        archived: true,
-    };
-    let stranger = Uuid::from_u128(7);
-    let bad = RecordChange::Archived {
-        object: "contacts".to_owned(),
-        record: stranger,
-        archived: true,
-    };
-    let err = e.apply("bench", &[good.clone(), bad]).unwrap_err();
-    assert_eq!(
-        err,
-        ApplyError::UnknownRecord {
-            tenant: "bench".to_owned(),
-            object: "contacts".to_owned(),
-            record: stranger,
-        }
-    );
-    assert!(err.to_string().contains(&stranger.to_string()));
+    let good = archived(&data, contacts[0], true);
+    let mut bad_record = data.tenants[0].records[0].clone();
+    bad_record.object = "nope".to_owned();
+    let bad = Change::upsert("bench", Entity::Record(bad_record));
+    let err = e.apply(&[good.clone(), bad]).unwrap_err();
+    assert!(matches!(err, ApplyError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("unknown object 'nope'"), "{err}");
     assert_eq!(e.revision(), 1, "nothing of a failed batch is published");
     let before = ask(
         &e,
@@ -252,18 +515,50 @@ fn a_bad_change_applies_nothing_and_names_what_is_wrong() {
     );
     assert!(before.contains("[]"), "still allowed: {before}");
 
+    let mut other = good.clone();
+    other.tenant = "other".to_owned();
     assert_eq!(
-        e.apply("other", std::slice::from_ref(&good)).unwrap_err(),
+        e.apply(&[other]).unwrap_err(),
         ApplyError::UnknownTenant("other".to_owned())
     );
-    let bad_object = RecordChange::Archived {
-        object: "nope".to_owned(),
-        record: contacts[0],
-        archived: true,
-    };
-    assert!(matches!(
-        e.apply("bench", &[bad_object]).unwrap_err(),
-        ApplyError::UnknownObject { .. }
-    ));
-    assert_eq!(e.apply("bench", &[good]).unwrap(), 2);
+
+    // A user granted a group that does not exist: refused like in a file.
+    let mut user = data.tenants[0].users[0].clone();
+    user.groups.push("no-such-group".to_owned());
+    let err = e
+        .apply(&[Change::upsert("bench", Entity::User(user))])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown group 'no-such-group'"),
+        "{err}"
+    );
+
+    // An object with records cannot go.
+    let err = e
+        .apply(&[Change::delete("bench", EntityKind::Object, "obj0")])
+        .unwrap_err();
+    assert!(matches!(err, ApplyError::ObjectHasRecords { .. }), "{err}");
+
+    assert_eq!(e.apply(&[good]).unwrap(), 2);
+}
+
+#[test]
+fn a_deleted_record_is_unknown_and_a_group_change_keeps_other_answers_cached() {
+    let data = generate(&spec());
+    let contacts = record_ids(&data, "bench", "contacts");
+    let e = Engine::new(Snapshot::build(&data, 1), 100_000);
+    let gone = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
+    e.apply(&[gone]).unwrap();
+    let answer = ask(
+        &e,
+        "u11",
+        "contacts",
+        "view",
+        ActionContext::default(),
+        &contacts[..1],
+    );
+    assert!(answer.contains("UnknownRecord"), "{answer}");
+    // Deleting it again changes nothing but the revision.
+    let again = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
+    assert_eq!(e.apply(&[again]).unwrap(), 3);
 }

@@ -53,8 +53,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use permd::index::explain::Explanation;
 use permd::index::{
-    ApplyError, Engine, PrincipalKind, PrincipalRef, QueryError, Question, RecordChange, Snapshot,
+    ApplyError, Engine, PrincipalKind, PrincipalRef, QueryError, Question, Snapshot,
 };
+use permd::model::change::{Change, Entity};
 use permd::model::data::{
     AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
     ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
@@ -1310,48 +1311,23 @@ fn change_one_tenant(w: &World, s: &Scenario, cov: &mut Coverage) -> Outcome {
     else {
         return Ok(());
     };
-    let change = if record.object == "contacts" && !s.change.archive {
-        RecordChange::ContactState {
-            record: record.id,
-            state: contact_state(&s.change.contact, record.id),
-        }
+    let mut changed = record.clone();
+    if record.object == "contacts" && !s.change.archive {
+        changed.contact = Some(contact_state(&s.change.contact, record.id));
     } else {
-        RecordChange::Archived {
-            object: record.object.clone(),
-            record: record.id,
-            archived: !record.archived,
-        }
-    };
-    // A change naming another tenant's record is refused and changes nothing.
-    if let Some(foreign) = universe()
-        .into_iter()
-        .find(|id| !w.is_record(t, "contacts", id))
-    {
-        let refused = w.all.apply(
-            TENANTS[t],
-            &[RecordChange::Archived {
-                object: "contacts".to_owned(),
-                record: foreign,
-                archived: true,
-            }],
-        );
-        prop_assert_eq!(
-            refused,
-            Err(ApplyError::UnknownRecord {
-                tenant: TENANTS[t].to_owned(),
-                object: "contacts".to_owned(),
-                record: foreign,
-            })
-        );
-        prop_assert_eq!(w.all.revision(), 1);
+        changed.archived = !record.archived;
     }
+    let change = Change::upsert(TENANTS[t], Entity::Record(changed));
+    let mut elsewhere = change.clone();
+    elsewhere.tenant = "t-nowhere".to_owned();
     prop_assert_eq!(
-        w.all.apply("t-nowhere", std::slice::from_ref(&change)),
+        w.all.apply(std::slice::from_ref(&elsewhere)),
         Err(ApplyError::UnknownTenant("t-nowhere".to_owned()))
     );
-    let revision = w.all.apply(TENANTS[t], std::slice::from_ref(&change));
+    prop_assert_eq!(w.all.revision(), 1);
+    let revision = w.all.apply(std::slice::from_ref(&change));
     prop_assert_eq!(revision, Ok(2));
-    prop_assert_eq!(w.alone[t].apply(TENANTS[t], &[change]), Ok(2));
+    prop_assert_eq!(w.alone[t].apply(&[change]), Ok(2));
     // The other tenants' own engines: same data, next revision.
     for (i, e) in w.alone.iter().enumerate() {
         if i != t {

@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use permd::index::{Engine, RecordChange, Snapshot};
+use permd::index::{Engine, Snapshot};
+use permd::model::change::{Change, Entity};
 use permd::model::data::{ContactState, DataFile, EmailStatus};
 use permd::model::{Action, ActionContext};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
@@ -198,28 +199,6 @@ async fn one_request(
     Ok(("LookupRecords", n))
 }
 
-fn random_change(rng: &mut Rng, contacts: &[Uuid]) -> RecordChange {
-    let record = contacts[rng.below(contacts.len())];
-    if rng.below(4) == 0 {
-        return RecordChange::Archived {
-            object: "contacts".to_owned(),
-            record,
-            archived: rng.below(2) == 0,
-        };
-    }
-    RecordChange::ContactState {
-        record,
-        state: ContactState {
-            email: (rng.below(10) != 0).then(|| "x@example.com".to_owned()),
-            email_status: EmailStatus::ALL[rng.below(EmailStatus::ALL.len())],
-            suppressed: rng.below(20) == 0,
-            mobile_phone: (rng.below(5) != 0).then(|| "+15550001".to_owned()),
-            sms_opted_out: rng.below(10) == 0,
-            ..ContactState::default()
-        },
-    }
-}
-
 /// The data file with every applied change, kept beside the engine so the
 /// end of the run can ask the reference evaluator. Updated in place: its
 /// memory does not grow with the number of changes.
@@ -244,19 +223,25 @@ impl Shadow {
         }
     }
 
-    fn apply(&mut self, changes: &[RecordChange]) {
-        let records = &mut self.data.tenants[0].records;
-        for c in changes {
-            match c {
-                RecordChange::ContactState { record, state } => {
-                    records[self.position[record]].contact = Some(state.clone());
-                }
-                RecordChange::Archived {
-                    record, archived, ..
-                } => records[self.position[record]].archived = *archived,
-            }
-            self.applied += 1;
+    /// Changes one random Contact here and returns the change for the
+    /// engine: the whole record, as a writer upserts it.
+    fn random_change(&mut self, rng: &mut Rng, contacts: &[Uuid]) -> Change {
+        let at = self.position[&contacts[rng.below(contacts.len())]];
+        let record = &mut self.data.tenants[0].records[at];
+        if rng.below(4) == 0 {
+            record.archived = rng.below(2) == 0;
+        } else {
+            record.contact = Some(ContactState {
+                email: (rng.below(10) != 0).then(|| "x@example.com".to_owned()),
+                email_status: EmailStatus::ALL[rng.below(EmailStatus::ALL.len())],
+                suppressed: rng.below(20) == 0,
+                mobile_phone: (rng.below(5) != 0).then(|| "+15550001".to_owned()),
+                sms_opted_out: rng.below(10) == 0,
+                ..ContactState::default()
+            });
         }
+        self.applied += 1;
+        Change::upsert("bench", Entity::Record(record.clone()))
     }
 }
 
@@ -366,11 +351,13 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let batch: Vec<RecordChange> = (0..1 + rng.below(5))
-                    .map(|_| random_change(&mut rng, &contacts))
-                    .collect();
-                engine.apply("bench", &batch).unwrap();
-                shadow.lock().unwrap().apply(&batch);
+                let batch: Vec<Change> = {
+                    let mut shadow = shadow.lock().unwrap();
+                    (0..1 + rng.below(5))
+                        .map(|_| shadow.random_change(&mut rng, &contacts))
+                        .collect()
+                };
+                engine.apply(&batch).unwrap();
             }
         })
     };

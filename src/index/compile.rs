@@ -291,6 +291,10 @@ impl Compiled {
     /// The first reason, in SEMANTICS.md order, that denies a known record.
     /// Called only for records not in `allowed`.
     pub fn reason(&self, object: &ObjectIndex, ord: RecordOrd) -> Reason {
+        // A deleted record keeps its ordinal but is no longer a record.
+        if !object.exists(ord) {
+            return Reason::UnknownRecord;
+        }
         let Plan::Layers {
             deny_archived,
             reach,

@@ -36,6 +36,14 @@ impl DenseSet {
         }
     }
 
+    /// Makes room for a universe of `universe` records; new ones are out.
+    pub fn grow(&mut self, universe: usize) {
+        let words = universe.div_ceil(64);
+        if words > self.words.len() {
+            self.words.resize(words, 0);
+        }
+    }
+
     pub fn insert(&mut self, ord: RecordOrd) {
         if let Some(w) = self.words.get_mut(ord as usize / 64) {
             *w |= 1 << (ord % 64);

@@ -10,11 +10,12 @@ use rustc_hash::FxHashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::change::{ApplyError, RecordChange};
+use super::change::{ApplyError, by_tenant};
 use super::compile::{Compiled, Effective};
 use super::error::QueryError;
 use super::ids::UNKNOWN;
 use super::tenant::{Principal, PrincipalKind, RecordOrd, TenantIndex};
+use crate::model::change::{ChangeOp, Entity, EntityKind};
 use crate::model::data::DataFile;
 use crate::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason};
 
@@ -34,7 +35,11 @@ impl Snapshot {
         let tenants = file
             .tenants
             .iter()
-            .map(|t| (t.id.clone(), Arc::new(TenantIndex::build(t))))
+            .map(|t| {
+                let mut index = TenantIndex::build(t);
+                index.stamp(revision);
+                (t.id.clone(), Arc::new(index))
+            })
             .collect();
         Snapshot { revision, tenants }
     }
@@ -129,14 +134,24 @@ pub struct RecordFlags {
     pub field_mask: FieldMask,
 }
 
+/// A compiled answer is cached across revisions: it stays valid while the
+/// versions of its object and principal stay the same, so a record change
+/// recompiles only answers on that object, and a group change only the
+/// answers of that group's principals.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CacheKey {
     tenant: String,
-    revision: u64,
     principal: PrincipalRef,
     object: usize,
     action: Action,
     ctx: ActionContext,
+}
+
+#[derive(Clone, Debug)]
+struct CacheEntry {
+    object_version: u64,
+    principal_version: u64,
+    compiled: Arc<Compiled>,
 }
 
 /// Holds the current snapshot and the compiled-answer cache.
@@ -144,8 +159,10 @@ pub struct Engine {
     snapshot: ArcSwap<Snapshot>,
     /// Serializes writers (read, change, publish); readers never take it.
     writer: std::sync::Mutex<()>,
-    cache: Cache<CacheKey, Arc<Compiled>>,
+    cache: Cache<CacheKey, CacheEntry>,
     max_batch: usize,
+    /// Wakes requests waiting for a revision (`min_revision`).
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
@@ -153,16 +170,19 @@ impl Engine {
         Self::record_published(snapshot.revision, &snapshot.tenants);
         let cache = Cache::builder()
             // Weighed by the allowed bitmap's size; 256 MiB of compiled sets.
-            .weigher(|_k, v: &Arc<Compiled>| {
-                u32::try_from(v.allowed.heap_bytes() + 256).unwrap_or(u32::MAX)
+            .weigher(|_k, v: &CacheEntry| {
+                u32::try_from(v.compiled.allowed.heap_bytes() + 256).unwrap_or(u32::MAX)
             })
             .max_capacity(256 * 1024 * 1024)
+            .support_invalidation_closures()
             .build();
+        let (published, _) = tokio::sync::watch::channel(snapshot.revision);
         Engine {
             snapshot: ArcSwap::from_pointee(snapshot),
             writer: std::sync::Mutex::new(()),
             cache,
             max_batch,
+            published,
         }
     }
 
@@ -198,42 +218,164 @@ impl Engine {
     }
 
     /// Publishes a new snapshot; in-flight readers keep the one they hold.
-    /// Cached answers of older revisions are never looked up again and age out.
     pub fn publish(&self, snapshot: Snapshot) {
         let _writing = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Self::record_published(snapshot.revision, &snapshot.tenants);
+        let revision = snapshot.revision;
         self.snapshot.store(Arc::new(snapshot));
-        // Answers are keyed by revision: none of the cached ones will be
-        // asked for again. Dropping them now keeps memory flat under a
-        // stream of changes instead of filling the cache with dead sets.
+        // A snapshot built afresh shares nothing with the cached answers.
         self.cache.invalidate_all();
+        self.published.send_replace(revision);
     }
 
-    /// Applies record changes to one tenant as one new revision (all or
-    /// none of them) and returns it. Readers see the old revision or the
-    /// new one, never a part.
-    pub fn apply(&self, tenant: &str, changes: &[RecordChange]) -> Result<u64, ApplyError> {
+    /// Applies changes as one new revision (all of them or none) and
+    /// returns it: the next revision in memory.
+    pub fn apply(&self, changes: &[crate::model::change::Change]) -> Result<u64, ApplyError> {
+        self.apply_as(changes, None)
+    }
+
+    /// Applies changes as revision `revision` (a database revision), or as
+    /// the next one. Readers see the old revision or the new one, never a
+    /// part. Only cached answers whose object or principal the changes
+    /// touched are dropped.
+    pub fn apply_as(
+        &self,
+        changes: &[crate::model::change::Change],
+        revision: Option<u64>,
+    ) -> Result<u64, ApplyError> {
         let _writing = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.snapshot();
-        let index = current
-            .tenants
-            .get(tenant)
-            .ok_or_else(|| ApplyError::UnknownTenant(tenant.to_owned()))?;
-        let next = Arc::new(index.apply(changes)?);
+        let revision = revision
+            .unwrap_or(current.revision + 1)
+            .max(current.revision);
         let mut tenants = current.tenants.clone();
-        tenants.insert(tenant.to_owned(), next.clone());
-        let revision = current.revision + 1;
-        Self::record_published(revision, [(&tenant.to_owned(), &next)]);
-        let next = Snapshot { revision, tenants };
-        self.snapshot.store(Arc::new(next));
-        self.cache.invalidate_all();
+        let mut changed: Vec<String> = Vec::new();
+        let grouped = by_tenant(changes);
+        // Tenants in the order their first change came, so errors name
+        // the first problem.
+        let mut order: Vec<&str> = Vec::new();
+        for change in changes {
+            if !order.contains(&change.tenant.as_str()) {
+                order.push(&change.tenant);
+            }
+        }
+        for tenant in order {
+            let Some(list) = grouped.get(tenant) else {
+                continue;
+            };
+            let mut index: Option<TenantIndex> = tenants.get(tenant).map(|t| (**t).clone());
+            let mut pending: Vec<&crate::model::change::Change> = Vec::new();
+            let flush = |index: &mut Option<TenantIndex>,
+                         pending: &mut Vec<&crate::model::change::Change>|
+             -> Result<(), ApplyError> {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                // Deleting inside a tenant that is gone deletes nothing
+                // (a tenant delete cascades to its rows in PostgreSQL).
+                if index.is_none()
+                    && pending
+                        .iter()
+                        .all(|c| matches!(c.op, ChangeOp::Delete { .. }))
+                {
+                    pending.clear();
+                    return Ok(());
+                }
+                let current = index
+                    .as_ref()
+                    .ok_or_else(|| ApplyError::UnknownTenant(tenant.to_owned()))?;
+                *index = Some(current.apply(pending, revision)?);
+                pending.clear();
+                Ok(())
+            };
+            for change in list {
+                match &change.op {
+                    ChangeOp::Upsert(Entity::Tenant(settings)) if index.is_none() => {
+                        flush(&mut index, &mut pending)?;
+                        let mut fresh = TenantIndex::empty(
+                            tenant,
+                            settings.email_configured,
+                            settings.sms_configured,
+                        );
+                        fresh.stamp(revision);
+                        index = Some(fresh);
+                    }
+                    ChangeOp::Delete {
+                        kind: EntityKind::Tenant,
+                        ..
+                    } => {
+                        pending.clear();
+                        index = None;
+                    }
+                    _ => pending.push(change),
+                }
+            }
+            flush(&mut index, &mut pending)?;
+            match index {
+                Some(index) => {
+                    tenants.insert(tenant.to_owned(), Arc::new(index));
+                }
+                None => {
+                    tenants.remove(tenant);
+                }
+            }
+            changed.push(tenant.to_owned());
+        }
+        let published: Vec<(String, Arc<TenantIndex>)> = changed
+            .iter()
+            .filter_map(|t| tenants.get(t).map(|i| (t.clone(), i.clone())))
+            .collect();
+        Self::record_published(revision, published.iter().map(|(t, i)| (t, i)));
+        self.snapshot
+            .store(Arc::new(Snapshot { revision, tenants }));
+        // Answers of untouched objects and principals stay cached; the
+        // version check keeps any other stale one from being served, and
+        // dropping them here keeps memory flat under a change stream.
+        let touched: FxHashMap<String, Arc<TenantIndex>> = published.into_iter().collect();
+        let gone: Vec<String> = changed
+            .into_iter()
+            .filter(|t| !touched.contains_key(t))
+            .collect();
+        let _ = self.cache.invalidate_entries_if(move |key, entry| {
+            if gone.contains(&key.tenant) {
+                return true;
+            }
+            let Some(tenant) = touched.get(&key.tenant) else {
+                return false;
+            };
+            let object = tenant.objects.get(key.object).map(|o| o.version);
+            let principal = tenant
+                .principal(key.principal.kind, &key.principal.id)
+                .map(|p| p.version);
+            object != Some(entry.object_version) || principal != Some(entry.principal_version)
+        });
+        self.published.send_replace(revision);
         Ok(revision)
+    }
+
+    /// Waits until revision `wanted` is published, or `deadline` passes.
+    /// Returns the revision held when it gave up.
+    pub async fn wait_for(
+        &self,
+        wanted: u64,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), u64> {
+        let mut rx = self.published.subscribe();
+        let reached = rx.wait_for(|r| *r >= wanted);
+        let outcome = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, reached).await.ok(),
+            None => Some(reached.await),
+        };
+        match outcome {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(self.revision()),
+        }
     }
 
     fn tenant_and_principal(
@@ -326,15 +468,20 @@ impl Engine {
     pub fn compiled(&self, r: &Resolved, now: OffsetDateTime) -> Arc<Compiled> {
         let key = CacheKey {
             tenant: r.tenant.id.clone(),
-            revision: r.revision,
             principal: r.principal_ref.clone(),
             object: r.object,
             action: r.action,
             ctx: r.ctx.clone(),
         };
-        if let Some(hit) = self.cache.get(&key).filter(|c| c.fresh_at(now)) {
+        let object_version = r.tenant.objects.get(r.object).map_or(0, |o| o.version);
+        let principal_version = r.principal.version;
+        if let Some(hit) = self.cache.get(&key).filter(|e| {
+            e.object_version == object_version
+                && e.principal_version == principal_version
+                && e.compiled.fresh_at(now)
+        }) {
             metrics::counter!(crate::server::metrics::CACHE, "result" => "hit").increment(1);
-            return hit;
+            return hit.compiled;
         }
         metrics::counter!(crate::server::metrics::CACHE, "result" => "miss").increment(1);
         let compiled = Arc::new(Compiled::build(
@@ -345,7 +492,14 @@ impl Engine {
             &r.ctx,
             now,
         ));
-        self.cache.insert(key, compiled.clone());
+        self.cache.insert(
+            key,
+            CacheEntry {
+                object_version,
+                principal_version,
+                compiled: compiled.clone(),
+            },
+        );
         compiled
     }
 

@@ -10,7 +10,7 @@ pub mod explain;
 pub mod ids;
 pub mod tenant;
 
-pub use change::{ApplyError, RecordChange};
+pub use change::ApplyError;
 pub use engine::{
     BatchAnswer, DEFAULT_MAX_BATCH, Decision, Engine, PrincipalRef, Question, Snapshot,
 };

@@ -48,8 +48,25 @@ pub struct TenantIndex {
     pub objects: Vec<Arc<ObjectIndex>>,
     object_by_name: FxHashMap<String, usize>,
     pub groups: Vec<GroupGrants>,
+    /// Every user name the tenant's users and records mention, interned:
+    /// a record may name a user before the user exists (R8).
     pub users: Vec<String>,
-    principals: FxHashMap<(PrincipalKind, String), Principal>,
+    pub(crate) user_by_name: FxHashMap<String, UserIdx>,
+    pub(crate) principals: FxHashMap<(PrincipalKind, String), Principal>,
+    /// The tenant without its records (objects, groups, roles, principals):
+    /// what a principal-side change is validated against and rebuilt from.
+    pub(crate) meta: Arc<Tenant>,
+    /// Record links as written, by id, and who links to each id: what a
+    /// record change needs to update one-hop associations (R9).
+    pub(crate) links: Arc<Links>,
+}
+
+/// Record links, both ways. Kept by id so a link to a record that does
+/// not exist yet takes effect when it is created, as in a rebuild.
+#[derive(Clone, Debug, Default)]
+pub struct Links {
+    pub forward: FxHashMap<Uuid, Vec<Uuid>>,
+    pub back: FxHashMap<Uuid, Vec<Uuid>>,
 }
 
 /// The three kinds of principal (SEMANTICS.md "Principal").
@@ -78,10 +95,13 @@ pub struct Principal {
     pub admin: bool,
     /// The user whose associations count as the principal's (R8).
     pub associated_user: Option<UserIdx>,
+    /// The revision at which what this principal may do last changed:
+    /// cached answers of the principal are valid while it stays the same.
+    pub version: u64,
 }
 
 /// A permission group's settings, with objects and fields resolved to indexes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GroupGrants {
     pub id: String,
     pub create_objects: bool,
@@ -89,7 +109,7 @@ pub struct GroupGrants {
     pub objects: Vec<Option<ObjectGrant>>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObjectGrant {
     pub view_object: bool,
     pub edit_settings: bool,
@@ -123,6 +143,9 @@ pub struct ObjectIndex {
     pub related: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
     /// Present on `contacts` only.
     pub contact: Option<ContactIndex>,
+    /// The revision at which this object's records last changed: cached
+    /// answers on the object are valid while it stays the same.
+    pub version: u64,
 }
 
 /// Contact state as sets (R12–R15).
@@ -226,8 +249,14 @@ impl ContactIndex {
 }
 
 impl ObjectIndex {
+    /// The ordinal of a record that exists (a deleted record keeps its
+    /// ordinal in the id table but is neither live nor archived).
     pub fn ord(&self, id: &Uuid) -> Option<RecordOrd> {
-        self.ids.get(id)
+        self.ids.get(id).filter(|&ord| self.exists(ord))
+    }
+
+    pub fn exists(&self, ord: RecordOrd) -> bool {
+        self.live_dense.contains(ord) || self.archived_dense.contains(ord)
     }
 
     pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
@@ -293,9 +322,37 @@ impl TenantIndex {
             .sum()
     }
 
-    /// Records of every object.
+    /// Records of every object (deleted ones not counted).
     pub fn record_count(&self) -> usize {
-        self.objects.iter().map(|o| o.len()).sum()
+        self.objects
+            .iter()
+            .map(|o| (o.live.len() + o.archived.len()) as usize)
+            .sum()
+    }
+
+    /// Sets every version to `revision`: a tenant built afresh shares no
+    /// cached answer with what it replaces.
+    pub fn stamp(&mut self, revision: u64) {
+        for object in &mut self.objects {
+            Arc::make_mut(object).version = revision;
+        }
+        for principal in self.principals.values_mut() {
+            principal.version = revision;
+        }
+    }
+
+    pub(crate) fn object_by_name(&self) -> &FxHashMap<String, usize> {
+        &self.object_by_name
+    }
+
+    /// Replaces the objects (in their new order) and the name lookup.
+    pub(crate) fn set_objects(&mut self, objects: Vec<Arc<ObjectIndex>>) {
+        self.object_by_name = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.name.clone(), i))
+            .collect();
+        self.objects = objects;
     }
 
     pub fn object_index(&self, name: &str) -> Option<usize> {
@@ -349,17 +406,29 @@ impl TenantIndex {
                 direct: Arc::default(),
                 related: Arc::default(),
                 contact: (def.name == CONTACTS).then(ContactIndex::default),
+                version: 0,
             })
             .collect();
 
-        let users: Vec<String> = tenant.users.iter().map(|u| u.id.clone()).collect();
-        let user_by_id: FxHashMap<&str, UserIdx> = users
+        let mut users: Vec<String> = Vec::new();
+        let mut user_by_name: FxHashMap<String, UserIdx> = FxHashMap::default();
+        for name in tenant
+            .users
             .iter()
-            .enumerate()
-            .map(|(i, u)| (u.as_str(), i as UserIdx))
-            .collect();
-        let groups = build_groups(tenant, &objects, &object_by_name);
-        let principals = build_principals(tenant, &groups, &user_by_id);
+            .map(|u| &u.id)
+            .chain(tenant.records.iter().flat_map(|r| {
+                r.owner
+                    .iter()
+                    .chain(r.teams.values().flatten())
+                    .chain(&r.interactions)
+            }))
+        {
+            intern_user(&mut users, &mut user_by_name, name);
+        }
+        let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
+        let groups = build_groups(tenant, &field_lists, &object_by_name);
+        let principals = build_principals(tenant, &groups, &user_by_name);
+        let user_by_id = &user_by_name;
 
         // Pass 1: intern ids, record state, direct associations.
         let mut where_is: FxHashMap<Uuid, (usize, RecordOrd)> = FxHashMap::default();
@@ -420,10 +489,15 @@ impl TenantIndex {
 
         // Pass 2: association through relationships, one hop, both directions (R9).
         let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
+        let mut links = Links::default();
         for record in &tenant.records {
             let Some(&from) = where_is.get(&record.id) else {
                 continue;
             };
+            links.add(
+                record.id,
+                record.links.values().flatten().copied().collect(),
+            );
             for id in record.links.values().flatten() {
                 if let Some(&to) = where_is.get(id) {
                     edges.push((from, to));
@@ -455,9 +529,64 @@ impl TenantIndex {
             object_by_name,
             groups,
             users,
+            user_by_name,
             principals,
+            meta: Arc::new(tenant.clone_without_records()),
+            links: Arc::new(links),
         }
     }
+}
+
+impl Links {
+    /// Records `from`'s links (it had none before).
+    pub fn add(&mut self, from: Uuid, to: Vec<Uuid>) {
+        if to.is_empty() {
+            return;
+        }
+        for id in &to {
+            self.back.entry(*id).or_default().push(from);
+        }
+        self.forward.insert(from, to);
+    }
+
+    /// Forgets `from`'s links and returns them.
+    pub fn remove(&mut self, from: &Uuid) -> Vec<Uuid> {
+        let to = self.forward.remove(from).unwrap_or_default();
+        for id in &to {
+            if let Some(sources) = self.back.get_mut(id) {
+                if let Some(at) = sources.iter().position(|s| s == from) {
+                    sources.swap_remove(at);
+                }
+                if sources.is_empty() {
+                    self.back.remove(id);
+                }
+            }
+        }
+        to
+    }
+
+    /// Every record linked with `id`, either way.
+    pub fn neighbors(&self, id: &Uuid) -> impl Iterator<Item = &Uuid> {
+        self.forward
+            .get(id)
+            .into_iter()
+            .flatten()
+            .chain(self.back.get(id).into_iter().flatten())
+    }
+}
+
+pub(crate) fn intern_user(
+    users: &mut Vec<String>,
+    user_by_name: &mut FxHashMap<String, UserIdx>,
+    name: &str,
+) -> UserIdx {
+    if let Some(&idx) = user_by_name.get(name) {
+        return idx;
+    }
+    let idx = users.len() as UserIdx;
+    users.push(name.to_owned());
+    user_by_name.insert(name.to_owned(), idx);
+    idx
 }
 
 pub(crate) fn index_contact(
@@ -503,9 +632,9 @@ pub(crate) fn index_contact(
     index.set_status(ord, base);
 }
 
-fn build_groups(
+pub(crate) fn build_groups(
     tenant: &Tenant,
-    objects: &[ObjectIndex],
+    objects: &[Vec<String>],
     object_by_name: &FxHashMap<String, usize>,
 ) -> Vec<GroupGrants> {
     tenant
@@ -517,12 +646,11 @@ fn build_groups(
                 let Some(&oi) = object_by_name.get(name) else {
                     continue;
                 };
-                let Some(object) = objects.get(oi) else {
+                let Some(object_fields) = objects.get(oi) else {
                     continue;
                 };
                 let default = perms.fields.get(crate::model::data::ALL_FIELDS).copied();
-                let fields = object
-                    .fields
+                let fields = object_fields
                     .iter()
                     .map(|f| perms.fields.get(f).copied().or(default).unwrap_or_default())
                     .collect();
@@ -548,10 +676,10 @@ fn build_groups(
         .collect()
 }
 
-fn build_principals(
+pub(crate) fn build_principals(
     tenant: &Tenant,
     groups: &[GroupGrants],
-    user_by_id: &FxHashMap<&str, UserIdx>,
+    user_by_id: &FxHashMap<String, UserIdx>,
 ) -> FxHashMap<(PrincipalKind, String), Principal> {
     let group_by_id: FxHashMap<&str, usize> = groups
         .iter()
@@ -581,6 +709,7 @@ fn build_principals(
             groups: resolve(&mut from_roles.chain(&user.groups)),
             admin: user.admin,
             associated_user: user_by_id.get(user.id.as_str()).copied(),
+            version: 0,
         };
         principals.insert((PrincipalKind::User, user.id.clone()), principal);
     }
@@ -592,6 +721,7 @@ fn build_principals(
                 .user
                 .as_deref()
                 .and_then(|u| user_by_id.get(u).copied()),
+            version: 0,
         };
         principals.insert(
             (PrincipalKind::Integration, integration.id.clone()),

@@ -60,6 +60,25 @@ pub struct Tenant {
     pub records: Vec<Record>,
 }
 
+impl Tenant {
+    /// Everything but the records: small, and all a principal-side change
+    /// needs.
+    pub fn clone_without_records(&self) -> Tenant {
+        Tenant {
+            id: self.id.clone(),
+            email_configured: self.email_configured,
+            sms_configured: self.sms_configured,
+            objects: self.objects.clone(),
+            groups: self.groups.clone(),
+            roles: self.roles.clone(),
+            users: self.users.clone(),
+            integrations: self.integrations.clone(),
+            automations: self.automations.clone(),
+            records: Vec::new(),
+        }
+    }
+}
+
 /// Where "My Associated Records" looks for the principal (R9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,6 +3,7 @@
 //! and the deny reasons. Pure: no I/O, no tonic, no tokio.
 
 pub mod action;
+pub mod change;
 pub mod data;
 pub mod level;
 pub mod validate;

@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod file;
 pub mod generate;
+pub mod postgres;
 mod rng;
 
 pub use file::{LoadError, load_file, parse_str};

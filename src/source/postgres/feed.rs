@@ -1,0 +1,362 @@
+//! The follower: keeps an engine in step with PostgreSQL.
+//!
+//! 1. Connect, check the schema and bootstrap one consistent snapshot,
+//!    retrying with backoff while the database is down; health stays
+//!    NOT_SERVING until the first snapshot is published.
+//! 2. LISTEN for the changelog's wake-ups, then read every transaction after
+//!    the revision held, in revision order, and apply them as one new
+//!    revision (the last one's). A poll every `poll_interval` covers lost
+//!    notifications.
+//! 3. When the database goes away, keep serving the last snapshot, export
+//!    how stale it is, and turn NOT_SERVING past `max_staleness`. On
+//!    reconnect, resume from the revision held; reload whole only if the
+//!    changelog was pruned past it.
+//! 4. A changelog row that cannot be decoded or applied stops the feed with
+//!    an error naming its revision: nothing after it is applied, and the
+//!    staleness clock runs as if the database were down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
+use crate::index::{Engine, Snapshot};
+use crate::model::validate::validate;
+
+/// The channel the changelog trigger notifies.
+pub const CHANNEL: &str = "permd_changes";
+
+/// Transactions read per changelog query.
+const READ_TRANSACTIONS: u64 = 2_000;
+
+pub const STALENESS: &str = "permd_feed_staleness_seconds";
+pub const FEED_TRANSACTIONS: &str = "permd_feed_transactions_total";
+pub const FEED_ERRORS: &str = "permd_feed_errors_total";
+pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
+pub const FEED_STOPPED: &str = "permd_feed_stopped";
+
+#[derive(Clone, Debug)]
+pub struct FeedConfig {
+    pub database_url: String,
+    /// Health turns NOT_SERVING when the last contact with the database is
+    /// older than this.
+    pub max_staleness: Duration,
+    /// Changelog older than this is pruned (by one sidecar at a time);
+    /// `None` keeps it forever.
+    pub retention: Option<Duration>,
+    /// Poll even without a notification this often.
+    pub poll_interval: Duration,
+}
+
+/// What the server reads of the feed: whether a snapshot was ever loaded
+/// (requests before that are UNAVAILABLE) and whether health says SERVING.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub loaded: bool,
+    pub serving: bool,
+}
+
+enum Fault {
+    Database(anyhow::Error),
+    Malformed(Malformed),
+}
+
+impl From<anyhow::Error> for Fault {
+    fn from(e: anyhow::Error) -> Self {
+        Fault::Database(e)
+    }
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(e: sqlx::Error) -> Self {
+        Fault::Database(e.into())
+    }
+}
+
+/// Follows the database until `shutdown` turns true.
+pub async fn run(
+    engine: Arc<Engine>,
+    config: FeedConfig,
+    readiness: watch::Sender<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let url = redact(&config.database_url);
+    let mut backoff = Backoff::new();
+    let pool = loop {
+        match first_snapshot(&engine, &config).await {
+            Ok(pool) => break pool,
+            Err(e) => {
+                let wait = backoff.next();
+                tracing::warn!(database = %url, error = format!("{e:#}"), retry_in_ms = wait.as_millis() as u64,
+                    "no snapshot from PostgreSQL yet; health stays NOT_SERVING");
+                metrics::counter!(FEED_ERRORS, "kind" => "bootstrap").increment(1);
+                if sleep_or_shutdown(wait, &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    };
+    tracing::info!(database = %url, revision = engine.revision(), "bootstrapped from PostgreSQL; following the changelog");
+    readiness.send_replace(Readiness {
+        loaded: true,
+        serving: true,
+    });
+
+    let mut last_contact = Instant::now();
+    let mut listener: Option<PgListener> = None;
+    let mut stopped: Option<Malformed> = None;
+    let mut last_prune = Instant::now();
+    let mut lost_logged = false;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if stopped.is_none() {
+            if listener.is_none() {
+                listener = listen(&pool).await.ok();
+            }
+            match catch_up(&pool, &engine).await {
+                Ok(()) => {
+                    if lost_logged || !readiness.borrow().serving {
+                        tracing::info!(
+                            revision = engine.revision(),
+                            "PostgreSQL is back; resumed from the revision held, no reload needed"
+                        );
+                    }
+                    lost_logged = false;
+                    last_contact = Instant::now();
+                    backoff = Backoff::new();
+                    if !readiness.borrow().serving {
+                        readiness.send_replace(Readiness {
+                            loaded: true,
+                            serving: true,
+                        });
+                    }
+                }
+                Err(Fault::Malformed(m)) => {
+                    tracing::error!(revision = m.revision, seq = m.seq, tenant = %m.tenant,
+                        entity = %m.entity, key = %m.key, error = %m.message,
+                        "the change feed STOPPED on a changelog row it cannot apply; serving revision {} until it is fixed and permd restarted",
+                        engine.revision());
+                    metrics::gauge!(FEED_STOPPED).set(1.0);
+                    metrics::counter!(FEED_ERRORS, "kind" => "malformed").increment(1);
+                    stopped = Some(m);
+                }
+                Err(Fault::Database(e)) => {
+                    metrics::counter!(FEED_ERRORS, "kind" => "database").increment(1);
+                    listener = None;
+                    if !lost_logged {
+                        tracing::warn!(database = %url, error = format!("{e:#}"), revision = engine.revision(),
+                            "lost PostgreSQL; serving the last snapshot and retrying");
+                        lost_logged = true;
+                    }
+                }
+            }
+        }
+        let stale = last_contact.elapsed();
+        metrics::gauge!(STALENESS).set(stale.as_secs_f64());
+        if stale > config.max_staleness && readiness.borrow().serving {
+            tracing::error!(
+                stale_secs = stale.as_secs(),
+                max_staleness_secs = config.max_staleness.as_secs(),
+                revision = engine.revision(),
+                "snapshot older than max_staleness: health is NOT_SERVING"
+            );
+            readiness.send_replace(Readiness {
+                loaded: true,
+                serving: false,
+            });
+        }
+        if let Some(retention) = config.retention
+            && stopped.is_none()
+            && last_prune.elapsed() > Duration::from_secs(60)
+        {
+            last_prune = Instant::now();
+            if let Err(e) = super::prune(&pool, retention).await {
+                tracing::warn!(error = format!("{e:#}"), "pruning the changelog failed");
+            }
+        }
+        // Wait for a notification, the poll interval, or the retry backoff.
+        let wait = if lost_logged {
+            backoff.next()
+        } else {
+            config.poll_interval
+        };
+        let woke = async {
+            match listener.as_mut() {
+                Some(l) => match l.recv().await {
+                    // One read serves every notification queued so far.
+                    Ok(_) => while l.next_buffered().is_some() {},
+                    // The listener reconnects on its next use; do not spin.
+                    Err(_) => tokio::time::sleep(wait).await,
+                },
+                None => tokio::time::sleep(wait).await,
+            }
+        };
+        tokio::select! {
+            () = woke => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn first_snapshot(engine: &Engine, config: &FeedConfig) -> anyhow::Result<PgPool> {
+    let pool = connect(&config.database_url).await?;
+    check_schema(&pool).await?;
+    reload(&pool, engine).await?;
+    Ok(pool)
+}
+
+/// Bootstraps a whole snapshot and publishes it.
+async fn reload(pool: &PgPool, engine: &Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (file, revision) = bootstrap(pool).await?;
+    let report = validate(&file);
+    for w in &report.warnings {
+        tracing::warn!(problem = %w, "data in PostgreSQL");
+    }
+    if !report.errors.is_empty() {
+        let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the data in PostgreSQL at revision {revision} is invalid: {}",
+            problems.join("; ")
+        );
+    }
+    let records: usize = file.tenants.iter().map(|t| t.records.len()).sum();
+    let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&file, revision)).await?;
+    engine.publish(snapshot);
+    tracing::info!(
+        revision,
+        records,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot loaded from PostgreSQL"
+    );
+    Ok(())
+}
+
+async fn listen(pool: &PgPool) -> anyhow::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Applies every committed transaction after the engine's revision.
+async fn catch_up(pool: &PgPool, engine: &Engine) -> Result<(), Fault> {
+    loop {
+        let held = engine.revision();
+        let batch = match changes_after(pool, held, READ_TRANSACTIONS).await? {
+            Ok(batch) => batch,
+            Err(m) => return Err(Fault::Malformed(m)),
+        };
+        let Some(&(first, _)) = batch.first() else {
+            // Nothing after us — unless the changelog lost it.
+            let latest = super::revision(pool).await?;
+            if latest > held {
+                return gap(pool, engine, held).await;
+            }
+            return Ok(());
+        };
+        if first != held + 1 {
+            return gap(pool, engine, held).await;
+        }
+        // Revisions are gap-free; a hole inside the batch is a hole in
+        // the changelog.
+        let contiguous = batch
+            .iter()
+            .zip(held + 1..)
+            .all(|((revision, _), want)| *revision == want);
+        if !contiguous {
+            return gap(pool, engine, held).await;
+        }
+        let last = batch.last().map_or(held, |(r, _)| *r);
+        let count = batch.len();
+        let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+        if let Err(whole) = engine.apply_as(&all, Some(last)) {
+            // Find the transaction that cannot apply, applying the ones
+            // before it: the feed stops exactly there.
+            for (revision, changes) in &batch {
+                if let Err(e) = engine.apply_as(changes, Some(*revision)) {
+                    return Err(Fault::Malformed(Malformed {
+                        revision: *revision,
+                        seq: 0,
+                        tenant: changes
+                            .first()
+                            .map(|c| c.tenant.clone())
+                            .unwrap_or_default(),
+                        entity: String::new(),
+                        key: String::new(),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+            tracing::warn!(error = %whole, "a batch failed whole but each transaction applied");
+        }
+        metrics::counter!(FEED_TRANSACTIONS).increment(count as u64);
+        if (count as u64) < READ_TRANSACTIONS {
+            return Ok(());
+        }
+    }
+}
+
+/// The changelog does not hold the revisions after `held`: pruned past us
+/// (reload whole), or a revision vanished that nobody pruned (stop).
+async fn gap(pool: &PgPool, engine: &Engine, held: u64) -> Result<(), Fault> {
+    let pruned = pruned_through(pool).await?;
+    if pruned > held {
+        tracing::warn!(
+            held,
+            pruned_through = pruned,
+            "the changelog was pruned past the revision held: reloading the whole snapshot"
+        );
+        metrics::counter!(FEED_RELOADS).increment(1);
+        reload(pool, engine).await?;
+        return Ok(());
+    }
+    Err(Fault::Malformed(Malformed {
+        revision: held + 1,
+        seq: 0,
+        tenant: String::new(),
+        entity: String::new(),
+        key: String::new(),
+        message: format!(
+            "revision {} is missing from permd.transactions but the changelog is pruned only through {pruned}",
+            held + 1
+        ),
+    }))
+}
+
+/// Exponential backoff from 100 ms to 10 s with ±25% jitter, so sidecars
+/// restarted together do not retry in step.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        base.mul_f64(jitter)
+    }
+}
+
+/// Sleeps, or returns true early if shutdown was asked for.
+async fn sleep_or_shutdown(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}

@@ -1,0 +1,578 @@
+//! PostgreSQL as the source of truth: permd's schema (migrations/), loading
+//! a snapshot file into it, writing changes through it, and reading it back
+//! — a consistent bootstrap and the changelog in revision order. The
+//! follower that keeps an engine in step lives in `feed.rs`.
+
+pub mod feed;
+pub mod rows;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+// Dynamic SQL here is built only from the static table and column names
+// of `rows::TABLES`; every value is a bind parameter.
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
+use thiserror::Error;
+
+use crate::model::change::{Change, ChangeOp, Entity, EntityKind};
+use crate::model::data::{DataFile, Tenant};
+use rows::{TABLES, decode, encode, table};
+
+/// The migrations in migrations/, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Rows per statement when writing many entities of one kind.
+const WRITE_CHUNK: usize = 5_000;
+
+/// Connects a small pool. Fails fast (5 s) so callers can retry with
+/// their own backoff.
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse()
+        .with_context(|| format!("database URL '{}' is not valid", redact(url)))?;
+    let options = options.application_name("permd");
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = url.get(scheme_end..).unwrap_or_default();
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let userinfo = rest.get(..at).unwrap_or_default();
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!(
+            "{}{user}:***{}",
+            url.get(..scheme_end).unwrap_or_default(),
+            rest.get(at..).unwrap_or_default()
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// Applies every migration not yet applied; returns how many ran.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
+    let before = applied_migrations(pool).await;
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running permd's migrations")?;
+    Ok(applied_migrations(pool).await.saturating_sub(before))
+}
+
+async fn applied_migrations(pool: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+}
+
+/// Refuses to go on when the schema is missing or older than this binary.
+pub async fn check_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> = sqlx::query_scalar(
+        "SELECT max(version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "permd's schema is not in this database: run `permd migrate --database-url …` first"
+        )
+    })?;
+    match applied {
+        Some(v) if v >= latest => Ok(()),
+        _ => anyhow::bail!(
+            "permd's schema in this database is older than this binary (latest migration {latest}): run `permd migrate --database-url …`"
+        ),
+    }
+}
+
+/// The current revision (the last committed transaction's).
+pub async fn revision(pool: &PgPool) -> anyhow::Result<u64> {
+    let v: i64 = sqlx::query_scalar("SELECT value FROM permd.revision")
+        .fetch_one(pool)
+        .await
+        .context("reading permd.revision")?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+/// Writes changes inside the caller's transaction: upserts through
+/// `jsonb_populate_recordset` (a row that would not change is left alone,
+/// so it logs nothing), deletes by key. Runs of one kind and operation go
+/// in one statement; later changes to a key win over earlier ones.
+pub async fn write(conn: &mut PgConnection, changes: &[Change]) -> anyhow::Result<()> {
+    let mut start = 0;
+    while start < changes.len() {
+        let Some(first) = changes.get(start) else {
+            break;
+        };
+        let is_delete = matches!(first.op, ChangeOp::Delete { .. });
+        let kind = first.kind();
+        let end = changes
+            .iter()
+            .skip(start)
+            .position(|c| c.kind() != kind || matches!(c.op, ChangeOp::Delete { .. }) != is_delete)
+            .map_or(changes.len(), |n| start + n);
+        let run = changes.get(start..end).unwrap_or_default();
+        for chunk in run.chunks(WRITE_CHUNK) {
+            if is_delete {
+                delete_rows(conn, kind, chunk).await?;
+            } else {
+                upsert_rows(conn, kind, chunk).await?;
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+async fn upsert_rows(
+    conn: &mut PgConnection,
+    kind: EntityKind,
+    run: &[Change],
+) -> anyhow::Result<()> {
+    // The last write of a key wins; one statement may not touch a row twice.
+    let mut rows: Vec<Value> = Vec::with_capacity(run.len());
+    let mut seen = std::collections::HashMap::new();
+    for change in run {
+        let ChangeOp::Upsert(entity) = &change.op else {
+            continue;
+        };
+        let row = encode(&change.tenant, entity);
+        match seen.get(&(change.tenant.clone(), entity.key())) {
+            Some(&at) => {
+                if let Some(slot) = rows.get_mut(at) {
+                    *slot = row;
+                }
+            }
+            None => {
+                seen.insert((change.tenant.clone(), entity.key()), rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    let t = table(kind);
+    let conflict = if kind == EntityKind::Tenant {
+        "id".to_owned()
+    } else {
+        format!("tenant, {}", t.key)
+    };
+    let set: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let mine: Vec<String> = t.columns.iter().map(|c| format!("x.{c}")).collect();
+    let theirs: Vec<String> = t.columns.iter().map(|c| format!("EXCLUDED.{c}")).collect();
+    let sql = format!(
+        "INSERT INTO permd.{name} AS x SELECT * FROM jsonb_populate_recordset(NULL::permd.{name}, $1) \
+         ON CONFLICT ({conflict}) DO UPDATE SET {set} WHERE ({mine}) IS DISTINCT FROM ({theirs})",
+        name = t.name,
+        set = set.join(", "),
+        mine = mine.join(", "),
+        theirs = theirs.join(", "),
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(Value::Array(rows))
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("writing {} rows", t.name))?;
+    Ok(())
+}
+
+async fn delete_rows(
+    conn: &mut PgConnection,
+    kind: EntityKind,
+    run: &[Change],
+) -> anyhow::Result<()> {
+    let t = table(kind);
+    let tenants: Vec<String> = run.iter().map(|c| c.tenant.clone()).collect();
+    let keys: Vec<String> = run.iter().map(Change::key).collect();
+    let sql = if kind == EntityKind::Tenant {
+        "DELETE FROM permd.tenants WHERE id = ANY($1)".to_owned()
+    } else {
+        let key = if kind == EntityKind::Record {
+            "k.key::uuid"
+        } else {
+            "k.key"
+        };
+        format!(
+            "DELETE FROM permd.{name} x USING unnest($1::text[], $2::text[]) AS k(tenant, key) \
+             WHERE x.tenant = k.tenant AND x.{col} = {key}",
+            name = t.name,
+            col = t.key,
+        )
+    };
+    if kind == EntityKind::Record {
+        for key in &keys {
+            Change::record_key(key).map_err(anyhow::Error::msg)?;
+        }
+    }
+    let query = sqlx::query(AssertSqlSafe(sql)).bind(tenants);
+    let query = if kind == EntityKind::Tenant {
+        query
+    } else {
+        query.bind(keys)
+    };
+    query
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("deleting {} rows", t.name))?;
+    Ok(())
+}
+
+/// What a load did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub revision_before: u64,
+    pub revision_after: u64,
+}
+
+/// Makes the database hold exactly the file's tenants, in one transaction:
+/// every entity of the file upserted, every entity of those tenants that
+/// the file no longer has deleted. Tenants not in the file are left alone.
+/// Loading the same file twice changes nothing (no revision).
+pub async fn load(pool: &PgPool, file: &DataFile) -> anyhow::Result<Loaded> {
+    let revision_before = revision(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    for tenant in &file.tenants {
+        write(&mut tx, &upserts_of(tenant)).await?;
+        for t in &TABLES {
+            if t.kind == EntityKind::Tenant {
+                continue;
+            }
+            let keep: Vec<String> = keys_of(tenant, t.kind);
+            let key = if t.kind == EntityKind::Record {
+                "x.id::text"
+            } else {
+                &format!("x.{}", t.key)
+            };
+            let sql = format!(
+                "DELETE FROM permd.{name} x WHERE x.tenant = $1 AND NOT ({key} = ANY($2))",
+                name = t.name,
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(&tenant.id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("removing {} the file no longer has", t.name))?;
+        }
+    }
+    tx.commit().await.context("committing the load")?;
+    Ok(Loaded {
+        revision_before,
+        revision_after: revision(pool).await?,
+    })
+}
+
+fn upserts_of(t: &Tenant) -> Vec<Change> {
+    let id = t.id.as_str();
+    let mut changes = vec![Change::upsert(
+        id,
+        Entity::Tenant(crate::model::change::TenantSettings {
+            email_configured: t.email_configured,
+            sms_configured: t.sms_configured,
+        }),
+    )];
+    changes.extend(
+        t.objects
+            .iter()
+            .map(|o| Change::upsert(id, Entity::Object(o.clone()))),
+    );
+    changes.extend(
+        t.groups
+            .iter()
+            .map(|g| Change::upsert(id, Entity::Group(g.clone()))),
+    );
+    changes.extend(
+        t.roles
+            .iter()
+            .map(|r| Change::upsert(id, Entity::Role(r.clone()))),
+    );
+    changes.extend(
+        t.users
+            .iter()
+            .map(|u| Change::upsert(id, Entity::User(u.clone()))),
+    );
+    changes.extend(
+        t.integrations
+            .iter()
+            .map(|i| Change::upsert(id, Entity::Integration(i.clone()))),
+    );
+    changes.extend(
+        t.automations
+            .iter()
+            .map(|a| Change::upsert(id, Entity::Automation(a.clone()))),
+    );
+    changes.extend(
+        t.records
+            .iter()
+            .map(|r| Change::upsert(id, Entity::Record(r.clone()))),
+    );
+    changes
+}
+
+fn keys_of(t: &Tenant, kind: EntityKind) -> Vec<String> {
+    match kind {
+        EntityKind::Tenant => Vec::new(),
+        EntityKind::Object => t.objects.iter().map(|o| o.name.clone()).collect(),
+        EntityKind::Group => t.groups.iter().map(|g| g.id.clone()).collect(),
+        EntityKind::Role => t.roles.iter().map(|r| r.id.clone()).collect(),
+        EntityKind::User => t.users.iter().map(|u| u.id.clone()).collect(),
+        EntityKind::Integration => t.integrations.iter().map(|i| i.id.clone()).collect(),
+        EntityKind::Automation => t.automations.iter().map(|a| a.id.clone()).collect(),
+        EntityKind::Record => t.records.iter().map(|r| r.id.to_string()).collect(),
+    }
+}
+
+/// Writes changes in one transaction and returns the revision it got (the
+/// current one when nothing actually changed).
+pub async fn write_transaction(pool: &PgPool, changes: &[Change]) -> anyhow::Result<u64> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    write(&mut tx, changes).await?;
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await.context("committing the write")?;
+    let stamped: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM permd.transactions WHERE xid = $1::xid8")
+            .bind(&xid)
+            .fetch_optional(pool)
+            .await?;
+    match stamped {
+        Some(r) => Ok(u64::try_from(r).unwrap_or(0)),
+        None => revision(pool).await,
+    }
+}
+
+/// A changelog row that cannot be applied: the feed stops on it.
+#[derive(Debug, Error)]
+#[error(
+    "malformed changelog row (revision {revision}, seq {seq}, {entity} '{key}' of tenant '{tenant}'): {message}"
+)]
+pub struct Malformed {
+    pub revision: u64,
+    pub seq: i64,
+    pub tenant: String,
+    pub entity: String,
+    pub key: String,
+    pub message: String,
+}
+
+/// Decodes one changelog row into a change.
+pub fn decode_change(
+    tenant: &str,
+    entity: &str,
+    key: &str,
+    op: &str,
+    payload: Option<Value>,
+) -> Result<Change, String> {
+    let kind = EntityKind::parse(entity).ok_or_else(|| {
+        format!(
+            "unknown entity '{entity}'; entities are: {}",
+            EntityKind::names()
+        )
+    })?;
+    match (op, payload) {
+        ("delete", _) => {
+            if kind == EntityKind::Record {
+                Change::record_key(key)?;
+            }
+            Ok(Change::delete(tenant, kind, key))
+        }
+        ("upsert", Some(row)) => {
+            let (row_tenant, entity) = decode(kind, row)?;
+            if row_tenant != tenant || entity.key() != key {
+                return Err(format!(
+                    "the payload is {} '{}' of tenant '{row_tenant}', not the row's own key",
+                    kind.as_str(),
+                    entity.key()
+                ));
+            }
+            Ok(Change::upsert(tenant, entity))
+        }
+        ("upsert", None) => Err("an upsert without a payload".to_owned()),
+        (other, _) => Err(format!("unknown op '{other}'; ops are: upsert, delete")),
+    }
+}
+
+/// The transactions after `after`, in revision order, at most `limit` of
+/// them, each with its changes in the order they were made. A revision
+/// missing in between means the changelog was pruned past `after`.
+pub async fn changes_after(
+    pool: &PgPool,
+    after: u64,
+    limit: u64,
+) -> anyhow::Result<Result<Vec<(u64, Vec<Change>)>, Malformed>> {
+    let rows = sqlx::query(
+        "SELECT t.revision, c.seq, c.tenant, c.entity, c.key, c.op, c.payload \
+         FROM permd.transactions t JOIN permd.changelog c ON c.xid = t.xid \
+         WHERE t.revision > $1 AND t.revision <= $1 + $2 \
+         ORDER BY t.revision, c.seq",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .context("reading the changelog")?;
+    let mut out: Vec<(u64, Vec<Change>)> = Vec::new();
+    for row in rows {
+        let revision: i64 = row.try_get(0)?;
+        let revision = u64::try_from(revision).unwrap_or(0);
+        let seq: i64 = row.try_get(1)?;
+        let tenant: String = row.try_get(2)?;
+        let entity: String = row.try_get(3)?;
+        let key: String = row.try_get(4)?;
+        let op: String = row.try_get(5)?;
+        let payload: Option<Value> = row.try_get(6)?;
+        let change = match decode_change(&tenant, &entity, &key, &op, payload) {
+            Ok(change) => change,
+            Err(message) => {
+                return Ok(Err(Malformed {
+                    revision,
+                    seq,
+                    tenant,
+                    entity,
+                    key,
+                    message,
+                }));
+            }
+        };
+        match out.last_mut() {
+            Some((r, changes)) if *r == revision => changes.push(change),
+            _ => out.push((revision, vec![change])),
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// How far the changelog has been pruned: revisions at or below it are gone.
+pub async fn pruned_through(pool: &PgPool) -> anyhow::Result<u64> {
+    let v: i64 = sqlx::query_scalar("SELECT pruned_through FROM permd.revision")
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+/// Deletes changelog transactions committed more than `retention` ago
+/// (never the latest one) and returns how far the changelog is now pruned.
+/// Safe to run from every sidecar at once: the first takes an advisory
+/// lock, the others skip.
+pub async fn prune(pool: &PgPool, retention: Duration) -> anyhow::Result<u64> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(1885696621)")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or(false);
+    if locked {
+        let secs = retention.as_secs_f64();
+        let through: Option<i64> = sqlx::query_scalar(
+            "SELECT max(revision) FROM permd.transactions \
+             WHERE committed_at < clock_timestamp() - make_interval(secs => $1) \
+             AND revision < (SELECT value FROM permd.revision)",
+        )
+        .bind(secs)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(through) = through {
+            sqlx::query(
+                "DELETE FROM permd.changelog c USING permd.transactions t \
+                 WHERE c.xid = t.xid AND t.revision <= $1",
+            )
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM permd.transactions WHERE revision <= $1")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE permd.revision SET pruned_through = greatest(pruned_through, $1)")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    pruned_through(pool).await
+}
+
+/// Every tenant as of one consistent snapshot (one REPEATABLE READ, read
+/// only transaction), and the revision that snapshot is at.
+pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let revision: i64 = sqlx::query_scalar("SELECT value FROM permd.revision")
+        .fetch_one(&mut *tx)
+        .await
+        .context("reading permd.revision")?;
+    let mut tenants: Vec<Tenant> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for t in &TABLES {
+        // Ordered so a snapshot reads the same every time.
+        let sql = format!(
+            "SELECT to_jsonb(x)::text FROM permd.{name} x ORDER BY {order}",
+            name = t.name,
+            order = if t.kind == EntityKind::Tenant {
+                "id".to_owned()
+            } else {
+                format!("tenant, {}", t.key)
+            }
+        );
+        let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).fetch(&mut *tx);
+        while let Some(text) = tokio_stream::StreamExt::next(&mut rows).await.transpose()? {
+            let row: Value = serde_json::from_str(&text)
+                .with_context(|| format!("a {} row is not JSON", t.name))?;
+            let (tenant_id, entity) = decode(t.kind, row)
+                .map_err(|e| anyhow::anyhow!("a row of permd.{} cannot be read: {e}", t.name))?;
+            let index = match at.get(&tenant_id) {
+                Some(&i) => i,
+                None => {
+                    at.insert(tenant_id.clone(), tenants.len());
+                    tenants.push(Tenant {
+                        id: tenant_id.clone(),
+                        ..Tenant::default()
+                    });
+                    tenants.len() - 1
+                }
+            };
+            let Some(tenant) = tenants.get_mut(index) else {
+                continue;
+            };
+            match entity {
+                Entity::Tenant(s) => {
+                    tenant.email_configured = s.email_configured;
+                    tenant.sms_configured = s.sms_configured;
+                }
+                Entity::Object(o) => tenant.objects.push(o),
+                Entity::Group(g) => tenant.groups.push(g),
+                Entity::Role(r) => tenant.roles.push(r),
+                Entity::User(u) => tenant.users.push(u),
+                Entity::Integration(i) => tenant.integrations.push(i),
+                Entity::Automation(a) => tenant.automations.push(a),
+                Entity::Record(r) => tenant.records.push(r),
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok((DataFile { tenants }, u64::try_from(revision).unwrap_or(0)))
+}
