@@ -12,7 +12,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("permd_descriptor.bin"))
-        .compile_protos(&["proto/permd/v1/authorizer.proto"], &["proto"])?;
+        .compile_protos(
+            &[
+                "proto/permd/v1/authorizer.proto",
+                "proto/permd/v1/admin.proto",
+            ],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

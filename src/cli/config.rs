@@ -30,6 +30,71 @@ pub struct ConfigFile {
     pub tls_client_ca: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub otlp_endpoint: Option<String>,
+    pub database_url: Option<String>,
+    pub max_staleness: Option<Span>,
+    pub changelog_retention: Option<Span>,
+    pub admin_token: Option<String>,
+}
+
+/// A duration as people write it: `250ms`, `30s`, `5m`, `2h`, `7d`; `0`
+/// means none (for a retention: keep forever).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub std::time::Duration);
+
+impl std::str::FromStr for Span {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Span, String> {
+        let s = s.trim();
+        if s == "0" {
+            return Ok(Span(std::time::Duration::ZERO));
+        }
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration: write e.g. 500ms, 30s, 5m, 2h or 7d"))?;
+        let secs = match unit {
+            "ms" => return Ok(Span(std::time::Duration::from_millis(n))),
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => {
+                return Err(format!(
+                    "'{s}' has no known unit: write e.g. 500ms, 30s, 5m, 2h or 7d"
+                ));
+            }
+        };
+        Ok(Span(std::time::Duration::from_secs(secs)))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        match ms {
+            0 => write!(f, "0"),
+            _ if ms.is_multiple_of(86_400_000) => write!(f, "{}d", ms / 86_400_000),
+            _ if ms.is_multiple_of(3_600_000) => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl ConfigFile {
@@ -98,6 +163,10 @@ impl ConfigFile {
         fill!(option tls_client_ca);
         fill!(log_format);
         fill!(option otlp_endpoint);
+        fill!(option database_url);
+        fill!(max_staleness);
+        fill!(changelog_retention);
+        fill!(option admin_token);
     }
 }
 
@@ -116,6 +185,12 @@ pub struct Effective<'a> {
     pub tls_client_ca: Option<&'a Path>,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<&'a str>,
+    /// Without its password.
+    pub database_url: Option<String>,
+    pub max_staleness: Span,
+    pub changelog_retention: Span,
+    /// Never printed: only whether one is set.
+    pub admin: &'static str,
 }
 
 impl<'a> Effective<'a> {
@@ -133,6 +208,43 @@ impl<'a> Effective<'a> {
             tls_client_ca: args.tls_client_ca.as_deref(),
             log_format: args.log_format,
             otlp_endpoint: args.otlp_endpoint.as_deref(),
+            database_url: args
+                .database_url
+                .as_deref()
+                .map(crate::source::postgres::redact),
+            max_staleness: args.max_staleness,
+            changelog_retention: args.changelog_retention,
+            admin: if args.admin_token.is_some() {
+                "on (token set)"
+            } else {
+                "off"
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Span;
+    use std::time::Duration;
+
+    #[test]
+    fn spans_parse_and_print_back() {
+        for (text, d) in [
+            ("250ms", Duration::from_millis(250)),
+            ("30s", Duration::from_secs(30)),
+            ("5m", Duration::from_secs(300)),
+            ("2h", Duration::from_secs(7200)),
+            ("7d", Duration::from_secs(604_800)),
+            ("0", Duration::ZERO),
+        ] {
+            let span: Span = text.parse().unwrap();
+            assert_eq!(span.0, d);
+            assert_eq!(span.to_string(), text);
+        }
+        for bad in ["", "s", "5", "5x", "-1s", "1.5s"] {
+            assert!(bad.parse::<Span>().is_err(), "{bad}");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The `permd` command line: `serve`, `check`, `explain`, `validate`, `gen`,
-//! `bench`, `demo-data`.
+//! The `permd` command line: `serve`, `check`, `explain`, `validate`, `test`,
+//! `gen`, `bench`, `demo-data`, and for PostgreSQL `migrate`, `load`, `prune`.
 
 mod assertions;
 mod bench;
@@ -58,6 +58,29 @@ pub enum Command {
     DemoData {
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
+    },
+    /// Create or upgrade permd's schema (`permd.*`) in a PostgreSQL database.
+    Migrate {
+        #[arg(long, env = "PERMD_DATABASE_URL")]
+        database_url: String,
+    },
+    /// Import a snapshot file into PostgreSQL in one transaction: its tenants
+    /// end up holding exactly the file's entities. Loading the same file
+    /// again changes nothing.
+    Load {
+        /// YAML or JSON snapshot file.
+        file: PathBuf,
+        #[arg(long, env = "PERMD_DATABASE_URL")]
+        database_url: String,
+    },
+    /// Delete changelog transactions older than the retention (sidecars
+    /// serving with --changelog-retention do this every minute).
+    Prune {
+        #[arg(long, env = "PERMD_DATABASE_URL")]
+        database_url: String,
+        /// Keep this much history, e.g. 7d; `0` prunes all but the latest.
+        #[arg(long, default_value = "7d")]
+        retention: config::Span,
     },
 }
 
@@ -157,6 +180,23 @@ pub struct ServeArgs {
     /// CA (PEM) whose client certificates are required: mutual TLS.
     #[arg(long, env = "PERMD_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Follow PostgreSQL instead of a file: bootstrap a snapshot, then the
+    /// changelog (postgres://user:password@host/db).
+    #[arg(long, env = "PERMD_DATABASE_URL", conflicts_with = "data")]
+    pub database_url: Option<String>,
+    /// With a database: health turns NOT_SERVING when the snapshot has not
+    /// been confirmed current for this long (the database unreachable, or
+    /// the feed stopped).
+    #[arg(long, env = "PERMD_MAX_STALENESS", default_value = "30s")]
+    pub max_staleness: config::Span,
+    /// With a database: prune changelog older than this (one sidecar at a
+    /// time, every minute); `0` keeps it forever.
+    #[arg(long, env = "PERMD_CHANGELOG_RETENTION", default_value = "7d")]
+    pub changelog_retention: config::Span,
+    /// Serve the Admin service (writes) to callers presenting this bearer
+    /// token (at least 16 characters). Admin is off without it.
+    #[arg(long, env = "PERMD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// Entry point of the binary.
@@ -210,6 +250,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test { files } => assertions::run(&files),
         Command::Gen(args) => gen_file(args),
         Command::Bench(args) => bench::run(args),
+        Command::Migrate { database_url } => client_runtime()?.block_on(async {
+            let pool = crate::source::postgres::connect(&database_url).await?;
+            let ran = crate::source::postgres::migrate(&pool).await?;
+            println!(
+                "{}: schema up to date ({ran} migration{} applied)",
+                crate::source::postgres::redact(&database_url),
+                if ran == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }),
+        Command::Load { file, database_url } => {
+            let (data, warnings) = load_file(&file)?;
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            client_runtime()?.block_on(async {
+                let pool = crate::source::postgres::connect(&database_url).await?;
+                crate::source::postgres::check_schema(&pool).await?;
+                let loaded = crate::source::postgres::load(&pool, &data).await?;
+                let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
+                if loaded.revision_after == loaded.revision_before {
+                    println!(
+                        "{}: already loaded, nothing changed (revision {})",
+                        file.display(),
+                        loaded.revision_after
+                    );
+                } else {
+                    println!(
+                        "{}: loaded {} tenants, {records} records (revision {} → {})",
+                        file.display(),
+                        data.tenants.len(),
+                        loaded.revision_before,
+                        loaded.revision_after
+                    );
+                }
+                Ok(())
+            })
+        }
+        Command::Prune {
+            database_url,
+            retention,
+        } => client_runtime()?.block_on(async {
+            let pool = crate::source::postgres::connect(&database_url).await?;
+            crate::source::postgres::check_schema(&pool).await?;
+            let through = crate::source::postgres::prune(&pool, retention.0).await?;
+            println!("changelog pruned through revision {through}");
+            Ok(())
+        }),
         Command::DemoData { format } => {
             let data = demo_data();
             let text = match format {
@@ -348,12 +436,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(crate::server::metrics::install().context("cannot install the metrics recorder")?)
     };
     let started = std::time::Instant::now();
-    let data = load_data(args.data.as_deref())?;
-    let snapshot = Snapshot::build(&data, 1);
-    let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
-    drop(data);
-    release_freed_memory();
-    let engine = Arc::new(Engine::new(snapshot, args.max_batch));
+    let (engine, records) = match &args.database_url {
+        // The feed bootstraps in the background; health stays NOT_SERVING
+        // until it has.
+        Some(_) => (
+            Arc::new(Engine::new(Snapshot::default(), args.max_batch)),
+            0,
+        ),
+        None => {
+            let data = load_data(args.data.as_deref())?;
+            let snapshot = Snapshot::build(&data, 1);
+            let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
+            drop(data);
+            release_freed_memory();
+            (Arc::new(Engine::new(snapshot, args.max_batch)), records)
+        }
+    };
     let shutdown = shutdown_signal();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -374,16 +472,63 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let _ = metrics_stopped.await;
             }));
         }
+        let (stop_feed, feed_stopped) = tokio::sync::watch::channel(false);
+        let mut extras = crate::server::Extras::default();
+        let mut database = None;
+        if let Some(url) = &args.database_url {
+            let (readiness, watch) = tokio::sync::watch::channel(Default::default());
+            extras.readiness = Some(watch);
+            let config = crate::source::postgres::feed::FeedConfig {
+                database_url: url.clone(),
+                max_staleness: args.max_staleness.0,
+                retention: (!args.changelog_retention.0.is_zero())
+                    .then_some(args.changelog_retention.0),
+                poll_interval: std::time::Duration::from_secs(1),
+            };
+            tokio::spawn(crate::source::postgres::feed::run(
+                engine.clone(),
+                config,
+                readiness,
+                feed_stopped,
+            ));
+            // Admin writes through its own lazily connected pool.
+            database = Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(std::time::Duration::from_secs(5))
+                    .connect_lazy(url)
+                    .with_context(|| {
+                        format!(
+                            "database URL '{}' is not valid",
+                            crate::source::postgres::redact(url)
+                        )
+                    })?,
+            );
+        }
+        if let Some(token) = &args.admin_token {
+            extras.admin = Some(crate::server::AdminService::new(
+                engine.clone(),
+                database,
+                token.clone(),
+            )?);
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
             transport,
-            source = args.data.as_ref().map_or("built-in demo tenant".to_owned(), |p| p.display().to_string()),
+            admin = args.admin_token.is_some(),
+            source = match (&args.database_url, &args.data) {
+                (Some(url), _) => crate::source::postgres::redact(url),
+                (None, Some(p)) => p.display().to_string(),
+                (None, None) => "built-in demo tenant".to_owned(),
+            },
             records,
             revision = engine.revision(),
             load_ms = started.elapsed().as_millis() as u64,
             "permd serving"
         );
-        let served = crate::server::serve_with(engine, listener, limits, tls, shutdown).await;
+        let served =
+            crate::server::serve_full(engine, listener, limits, tls, extras, shutdown).await;
+        let _ = stop_feed.send(true);
         let _ = stop_metrics.send(());
         served
     })

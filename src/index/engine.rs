@@ -254,6 +254,56 @@ impl Engine {
         let revision = revision
             .unwrap_or(current.revision + 1)
             .max(current.revision);
+        let (tenants, changed) = Self::changed_tenants(&current, changes, revision)?;
+        let published: Vec<(String, Arc<TenantIndex>)> = changed
+            .iter()
+            .filter_map(|t| tenants.get(t).map(|i| (t.clone(), i.clone())))
+            .collect();
+        Self::record_published(revision, published.iter().map(|(t, i)| (t, i)));
+        self.snapshot
+            .store(Arc::new(Snapshot { revision, tenants }));
+        // Answers of untouched objects and principals stay cached; the
+        // version check keeps any other stale one from being served, and
+        // dropping them here keeps memory flat under a change stream.
+        let touched: FxHashMap<String, Arc<TenantIndex>> = published.into_iter().collect();
+        let gone: Vec<String> = changed
+            .into_iter()
+            .filter(|t| !touched.contains_key(t))
+            .collect();
+        let _ = self.cache.invalidate_entries_if(move |key, entry| {
+            if gone.contains(&key.tenant) {
+                return true;
+            }
+            let Some(tenant) = touched.get(&key.tenant) else {
+                return false;
+            };
+            let object = tenant.objects.get(key.object).map(|o| o.version);
+            let principal = tenant
+                .principal(key.principal.kind, &key.principal.id)
+                .map(|p| p.version);
+            object != Some(entry.object_version) || principal != Some(entry.principal_version)
+        });
+        self.published.send_replace(revision);
+        Ok(revision)
+    }
+
+    /// Would these changes apply? Checks them against the current snapshot
+    /// exactly as `apply` would, without publishing anything.
+    pub fn check_changes(
+        &self,
+        changes: &[crate::model::change::Change],
+    ) -> Result<(), ApplyError> {
+        let current = self.snapshot();
+        Self::changed_tenants(&current, changes, current.revision + 1).map(|_| ())
+    }
+
+    /// Every tenant after the changes, and which tenants changed.
+    #[allow(clippy::type_complexity)]
+    fn changed_tenants(
+        current: &Snapshot,
+        changes: &[crate::model::change::Change],
+        revision: u64,
+    ) -> Result<(FxHashMap<String, Arc<TenantIndex>>, Vec<String>), ApplyError> {
         let mut tenants = current.tenants.clone();
         let mut changed: Vec<String> = Vec::new();
         let grouped = by_tenant(changes);
@@ -327,36 +377,7 @@ impl Engine {
             }
             changed.push(tenant.to_owned());
         }
-        let published: Vec<(String, Arc<TenantIndex>)> = changed
-            .iter()
-            .filter_map(|t| tenants.get(t).map(|i| (t.clone(), i.clone())))
-            .collect();
-        Self::record_published(revision, published.iter().map(|(t, i)| (t, i)));
-        self.snapshot
-            .store(Arc::new(Snapshot { revision, tenants }));
-        // Answers of untouched objects and principals stay cached; the
-        // version check keeps any other stale one from being served, and
-        // dropping them here keeps memory flat under a change stream.
-        let touched: FxHashMap<String, Arc<TenantIndex>> = published.into_iter().collect();
-        let gone: Vec<String> = changed
-            .into_iter()
-            .filter(|t| !touched.contains_key(t))
-            .collect();
-        let _ = self.cache.invalidate_entries_if(move |key, entry| {
-            if gone.contains(&key.tenant) {
-                return true;
-            }
-            let Some(tenant) = touched.get(&key.tenant) else {
-                return false;
-            };
-            let object = tenant.objects.get(key.object).map(|o| o.version);
-            let principal = tenant
-                .principal(key.principal.kind, &key.principal.id)
-                .map(|p| p.version);
-            object != Some(entry.object_version) || principal != Some(entry.principal_version)
-        });
-        self.published.send_replace(revision);
-        Ok(revision)
+        Ok((tenants, changed))
     }
 
     /// Waits until revision `wanted` is published, or `deadline` passes.

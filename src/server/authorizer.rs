@@ -12,22 +12,57 @@ use super::limits::{Admitted, Gate, Limits};
 use super::metrics::{RpcTimer, record_batch};
 use crate::index::Engine;
 use crate::pb::{self, authorizer_server::Authorizer};
+use crate::source::postgres::feed::Readiness;
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
 const DEFAULT_PAGE: usize = 10_000;
 
+/// How long a request without a deadline waits for its `min_revision`.
+const DEFAULT_REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct AuthorizerService {
     engine: Arc<Engine>,
     gate: Gate,
+    readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
 }
 
 impl AuthorizerService {
-    pub fn new(engine: Arc<Engine>, limits: Limits) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        limits: Limits,
+        readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
+    ) -> Self {
         AuthorizerService {
             engine,
             gate: Gate::new(limits),
+            readiness,
         }
+    }
+
+    /// Ready to answer at `min_revision`: a snapshot is loaded, and the
+    /// revision is reached — waiting for it up to the request's deadline
+    /// (or 5 s without one).
+    async fn ready(&self, min_revision: u64, admitted: &Admitted) -> Result<(), Status> {
+        if self.readiness.as_ref().is_some_and(|r| !r.borrow().loaded) {
+            return Err(Status::unavailable(
+                "permd has not loaded its first snapshot from PostgreSQL yet; retry shortly",
+            ));
+        }
+        if min_revision <= self.engine.revision() {
+            return Ok(());
+        }
+        let deadline = admitted
+            .deadline
+            .unwrap_or_else(|| tokio::time::Instant::now().into_std() + DEFAULT_REVISION_WAIT);
+        self.engine
+            .wait_for(min_revision, Some(deadline.into()))
+            .await
+            .map_err(|have| {
+                Status::failed_precondition(format!(
+                    "min_revision {min_revision} not reached before the deadline: this permd has applied revision {have}; retry, or ask without min_revision"
+                ))
+            })
     }
 
     fn check_batch_size(&self, field: &str, len: usize) -> Result<(), Status> {
@@ -69,8 +104,9 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let _timer = RpcTimer::start("Check");
-        let _admitted = self.gate.request(request.metadata())?;
+        let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -99,6 +135,7 @@ impl Authorizer for AuthorizerService {
         let _timer = RpcTimer::start("BatchCheck");
         let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -182,6 +219,7 @@ impl Authorizer for AuthorizerService {
         let _timer = RpcTimer::start("LookupRecords");
         let admitted = self.gate.stream(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -248,8 +286,9 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
         let _timer = RpcTimer::start("ObjectAccess");
-        let _admitted = self.gate.request(request.metadata())?;
+        let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let tenant = convert::tenant(&req.tenant)?;
         let principal = convert::principal(req.principal.as_ref())?;
         let object = (!req.object.is_empty()).then_some(req.object.as_str());
@@ -285,6 +324,7 @@ impl Authorizer for AuthorizerService {
         let _timer = RpcTimer::start("RecordAccess");
         let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let tenant = convert::tenant(&req.tenant)?;
         let principal = convert::principal(req.principal.as_ref())?;
         self.check_batch_size("record_ids", req.record_ids.len())?;
@@ -322,8 +362,9 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
         let _timer = RpcTimer::start("Explain");
-        let _admitted = self.gate.request(request.metadata())?;
+        let admitted = self.gate.request(request.metadata())?;
         let req = request.into_inner();
+        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),

@@ -2,6 +2,7 @@
 //! server reflection (v1 and v1alpha) on one listener, with graceful
 //! shutdown.
 
+mod admin;
 mod authorizer;
 pub mod convert;
 mod error;
@@ -17,11 +18,24 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 
+pub use admin::AdminService;
 pub use authorizer::AuthorizerService;
 pub use limits::Limits;
 
 use crate::index::Engine;
+use crate::pb::admin_server::AdminServer;
 use crate::pb::authorizer_server::AuthorizerServer;
+use crate::source::postgres::feed::Readiness;
+
+/// What a server built on a database (or with Admin) adds to the basics.
+#[derive(Default)]
+pub struct Extras {
+    /// The change feed's state: health follows it, and requests before the
+    /// first snapshot are UNAVAILABLE. `None`: always ready (file mode).
+    pub readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
+    /// The Admin service, when an admin token is configured.
+    pub admin: Option<AdminService>,
+}
 
 /// Largest request message accepted: 100,000 string ids are ~4 MB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -65,11 +79,37 @@ pub async fn serve_with(
     tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_full(engine, listener, limits, tls, Extras::default(), shutdown).await
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight RPCs; with a
+/// change feed's readiness, health follows it; with an Admin service, it
+/// is served on the same listener.
+pub async fn serve_full(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<ServerTlsConfig>,
+    extras: Extras,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let max_message_bytes = limits.max_message_bytes;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<AuthorizerServer<AuthorizerService>>()
-        .await;
+    let serving = extras.readiness.as_ref().is_none_or(|r| r.borrow().serving);
+    set_health(&health_reporter, serving).await;
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(mut readiness) = extras.readiness.clone() {
+        let reporter = health_reporter.clone();
+        let draining = draining.clone();
+        tokio::spawn(async move {
+            while readiness.changed().await.is_ok() {
+                let serving = readiness.borrow().serving;
+                if !draining.load(std::sync::atomic::Ordering::SeqCst) {
+                    set_health(&reporter, serving).await;
+                }
+            }
+        });
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -78,9 +118,15 @@ pub async fn serve_with(
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let authorizer = AuthorizerServer::new(AuthorizerService::new(engine, limits))
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(max_message_bytes);
+    let admin = extras.admin.map(|a| {
+        AdminServer::new(a)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
+    });
+    let authorizer =
+        AuthorizerServer::new(AuthorizerService::new(engine, limits, extras.readiness))
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
     // Without TCP_NODELAY a response that ends in a small segment waits for
     // the peer's delayed ACK: ~40 ms per BatchCheck. Larger HTTP/2 windows
     // let a 10,000-id request arrive without waiting for window updates.
@@ -104,8 +150,10 @@ pub async fn serve_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(authorizer)
+        .add_optional_service(admin)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
             // Draining: load balancers and probes stop sending new work.
             health_reporter
                 .set_not_serving::<AuthorizerServer<AuthorizerService>>()
@@ -113,4 +161,16 @@ pub async fn serve_with(
         })
         .await?;
     Ok(())
+}
+
+async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {
+    if serving {
+        reporter
+            .set_serving::<AuthorizerServer<AuthorizerService>>()
+            .await;
+    } else {
+        reporter
+            .set_not_serving::<AuthorizerServer<AuthorizerService>>()
+            .await;
+    }
 }
