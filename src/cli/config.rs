@@ -215,9 +215,9 @@ impl<'a> Effective<'a> {
             max_staleness: args.max_staleness,
             changelog_retention: args.changelog_retention,
             admin: if args.admin_token.is_some() {
-                "on (token set)"
+                "enabled (token set)"
             } else {
-                "off"
+                "disabled"
             },
         }
     }

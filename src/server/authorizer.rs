@@ -52,11 +52,14 @@ impl AuthorizerService {
         if min_revision <= self.engine.revision() {
             return Ok(());
         }
-        let deadline = admitted
-            .deadline
-            .unwrap_or_else(|| tokio::time::Instant::now().into_std() + DEFAULT_REVISION_WAIT);
+        // Give up a little before the caller's deadline, so the caller
+        // hears why instead of its own timeout.
+        let now = std::time::Instant::now();
+        let deadline = admitted.deadline.unwrap_or(now + DEFAULT_REVISION_WAIT);
+        let margin = (deadline.saturating_duration_since(now) / 10)
+            .min(std::time::Duration::from_millis(100));
         self.engine
-            .wait_for(min_revision, Some(deadline.into()))
+            .wait_for(min_revision, Some((deadline - margin).into()))
             .await
             .map_err(|have| {
                 Status::failed_precondition(format!(

@@ -14,8 +14,10 @@ on this one, the way README.md in the chart says to.
 
 With PERMD_BIN set to a permd binary (tests/helm_chart.rs sets it), it also
 checks the chart against the real server: every PERMD_* variable `permd serve`
-reads is set by the chart with the same defaults, the rendered data files pass
-`permd validate`, and `permd serve` starts with the rendered environment.
+reads is set by the chart with the same defaults (and nothing else is), the
+rendered data files pass `permd validate`, `permd serve --print-config` with
+each rendered environment shows the values' settings, and `permd serve`
+starts with the rendered environment.
 
     pip install -r tests/helm/requirements.txt
     python3 tests/helm/test_chart.py            # add -v for each test's name
@@ -60,20 +62,26 @@ MIN_VERSION = {
     "grpc-tls-probes.yaml": "1.37",  # grpc.mode: TLS
 }
 
-# PERMD_* variables the chart sets ahead of the server reading them
-# (values.yaml says so): tolerated when `permd serve --help` lacks them.
-AHEAD_OF_SERVER = {"PERMD_DATABASE_URL", "PERMD_ADMIN_TOKEN"}
 # PERMD_* variables `permd serve` reads that the chart leaves unset, and why.
 NOT_SET_BY_CHART = {
     "PERMD_CONFIG": "the chart sets every setting as env, which wins over a config file",
 }
-# The chart's value for each `permd serve` setting with a default.
+# The chart's value (a dotted values key) for each `permd serve` setting with
+# a default that every rendering sets.
 CHART_DEFAULTS = {
     "PERMD_LISTEN": None,  # computed: see listen-address assertions
     "PERMD_MAX_BATCH": "maxBatch",
     "PERMD_MAX_MESSAGE_BYTES": "maxMessageBytes",
     "PERMD_MAX_CONCURRENT_REQUESTS": "maxConcurrentRequests",
     "PERMD_MAX_CONCURRENT_STREAMS": "maxConcurrentStreams",
+}
+# The settings of PostgreSQL mode: set exactly when secrets.existingSecret is
+# (without a database they mean nothing), with their values keys.
+DATABASE_ENV = {
+    "PERMD_DATABASE_URL": None,  # the Secret's database-url
+    "PERMD_ADMIN_TOKEN": None,  # the Secret's admin-token (optional key)
+    "PERMD_MAX_STALENESS": "database.maxStaleness",
+    "PERMD_CHANGELOG_RETENTION": "database.changelogRetention",
 }
 
 SECURITY_CONTEXT = {
@@ -105,6 +113,29 @@ def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bo
 
 
 UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def lookup(values: dict[str, Any], dotted: str) -> Any:
+    """values["a"]["b"] for "a.b"."""
+    for key in dotted.split("."):
+        values = values[key]
+    return values
+
+
+def span(text: Any) -> str:
+    """A duration as `permd serve --print-config` prints it: the largest
+    whole unit ("60s" is "1m"), "0" for none."""
+    m = re.fullmatch(r"(0|([0-9]+)(ms|s|m|h|d))", str(text))
+    assert m, f"not a permd duration: {text!r}"
+    if m.group(1) == "0":
+        return "0"
+    ms = int(m.group(2)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(3)]
+    if ms == 0:
+        return "0"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def load_values(name: str) -> dict[str, Any]:
@@ -249,6 +280,13 @@ class Render(unittest.TestCase):
         self.assertIn("RUST_LOG", env)
         self.assertIn(env["PERMD_LOG_FORMAT"], ("json", "pretty"))
         self.assertNotIn("PERMD_CONFIG", env)
+        # The database settings come together, and never with a data file
+        # (`permd serve` refuses --data with --database-url).
+        database = "PERMD_DATABASE_URL" in env
+        for name in DATABASE_ENV:
+            self.assertEqual(name in env, database, name)
+        if database:
+            self.assertNotIn("PERMD_DATA", env)
         return c
 
     def test_default(self):
@@ -277,7 +315,7 @@ class Render(unittest.TestCase):
         self.assertEqual(env["RUST_LOG"], "info")
         self.assertEqual(env["PERMD_LOG_FORMAT"], "json")
         for absent in ("PERMD_NO_METRICS", "PERMD_DATA", "PERMD_TLS_CERT", "PERMD_TLS_KEY", "PERMD_TLS_CLIENT_CA",
-                       "PERMD_DATABASE_URL", "PERMD_ADMIN_TOKEN"):
+                       *DATABASE_ENV):
             self.assertNotIn(absent, env)
         self.assertNotIn("volumeMounts", c)
 
@@ -361,6 +399,10 @@ class Render(unittest.TestCase):
         self.assertEqual(env["PERMD_ADMIN_TOKEN"],
                          {"secretKeyRef": {"name": "permd-secrets", "key": "admin-token",
                                            "optional": True}})
+        # The chart's (and permd's) defaults.
+        self.assertEqual(env["PERMD_MAX_STALENESS"], "30s")
+        self.assertEqual(env["PERMD_CHANGELOG_RETENTION"], "7d")
+        self.assertNotIn("PERMD_DATA", env)
         self.assertEqual(env["PERMD_TLS_CERT"], "/etc/permd/tls/tls.crt")
         self.assertEqual(env["PERMD_TLS_KEY"], "/etc/permd/tls/tls.key")
         self.assertEqual(env["PERMD_TLS_CLIENT_CA"], "/etc/permd/tls/ca.crt")
@@ -375,6 +417,38 @@ class Render(unittest.TestCase):
             self.assertEqual(c[probe]["tcpSocket"], {"port": 50051}, probe)
             self.assertNotIn("grpc", c[probe])
         self.assertEqual(env_of(spec["containers"][0])["PERMD_ADDR"], "https://localhost:50051")
+
+    def test_database(self):
+        values, docs, rendered = self.render_file("database.yaml")
+        self.assertEqual(by_kind(docs, "ConfigMap"), [], "no data file to store")
+        dep = by_kind(docs, "Deployment")[0]
+        c = self.check_sidecar(dep)
+        env = env_of(c)
+        self.assertEqual(env["PERMD_DATABASE_URL"],
+                         {"secretKeyRef": {"name": "permd-db", "key": "database-url"}})
+        self.assertEqual(env["PERMD_ADMIN_TOKEN"],
+                         {"secretKeyRef": {"name": "permd-db", "key": "admin-token", "optional": True}})
+        self.assertEqual(env["PERMD_MAX_STALENESS"], "2m")
+        self.assertEqual(env["PERMD_CHANGELOG_RETENTION"], "0")
+        self.assertNotIn("PERMD_DATA", env)
+        self.assertNotIn("volumeMounts", c)
+        self.assertNotIn("volumes", pod_spec(dep))
+        self.assertIn("Secret permd-db (key database-url", rendered["permd/templates/NOTES.txt"])
+
+    def test_database_settings_need_a_database(self):
+        # Without secrets.existingSecret the database settings are not passed.
+        values = {"database": {"maxStaleness": "1m", "changelogRetention": "1d"}}
+        c = self.check_sidecar(by_kind(objects(render(values)), "Deployment")[0])
+        for name in DATABASE_ENV:
+            self.assertNotIn(name, env_of(c))
+
+    def test_zero_duration_as_a_number(self):
+        # `--set database.changelogRetention=0` gives the number 0: accepted, passed as "0".
+        values = {"secrets": {"existingSecret": "permd-db"},
+                  "database": {"maxStaleness": 0, "changelogRetention": 0}}
+        env = env_of(permd_container(pod_spec(by_kind(objects(render(values)), "Deployment")[0])))
+        self.assertEqual(env["PERMD_MAX_STALENESS"], "0")
+        self.assertEqual(env["PERMD_CHANGELOG_RETENTION"], "0")
 
     def test_expose_beyond_pod(self):
         _, docs, _ = self.render_file("expose-beyond-pod.yaml")
@@ -449,10 +523,12 @@ class Rejected(unittest.TestCase):
         "bad-negative-resources.yaml": ["/resources/limits/memory"],
         "bad-wrong-type.yaml": ["/maxBatch", "integer"],
         "bad-port-range.yaml": ["/port", "maximum"],
+        "bad-duration.yaml": ["/database/maxStaleness", "pattern"],
     }
     CHART_CHECKS = {
         "bad-plaintext-beyond-pod.yaml": ["exposeBeyondPod", "tls"],
         "bad-both-data.yaml": ["data.inline", "data.configMap.name"],
+        "bad-database-and-data.yaml": ["secrets.existingSecret", "data.configMap.name"],
     }
 
     def test_every_bad_file_is_listed(self):
@@ -592,9 +668,10 @@ class AgainstTheServer(unittest.TestCase):
     def setUpClass(cls):
         out = subprocess.run([permd_bin(), "serve", "--help"], capture_output=True, text=True,
                              timeout=60, check=True).stdout
-        # clap: "[env: PERMD_MAX_BATCH=]" then, when there is one, "[default: 100000]".
+        # clap: "[env: PERMD_MAX_BATCH=]" then, when there is one, "[default: 100000]";
+        # "[env: PERMD_ADMIN_TOKEN]" (no "=") for a setting whose value it hides.
         cls.server_env = {}
-        for m in re.finditer(r"\[env: (PERMD_\w+)=[^\]]*\](?:\s*\[default: ([^\]]*)\])?", out):
+        for m in re.finditer(r"\[env: (PERMD_\w+)(?:=[^\]]*)?\](?:\s*\[default: ([^\]]*)\])?", out):
             cls.server_env[m.group(1)] = m.group(2)
         assert cls.server_env, f"no [env: PERMD_...] in `permd serve --help`:\n{out}"
 
@@ -619,19 +696,15 @@ class AgainstTheServer(unittest.TestCase):
             if load_values(name).get("exampleApp", {}).get("enabled", True):
                 names |= {n for n in self.sidecar_env_names(load_values(name)) if n.startswith("PERMD_")}
         unknown = names - set(self.server_env)
-        self.assertLessEqual(unknown, AHEAD_OF_SERVER, "misspelt or removed PERMD_* variables")
-        pending = sorted(unknown & AHEAD_OF_SERVER)
-        if pending:
-            print(f"\nnote: set by the chart, not read by this permd yet: {', '.join(pending)}",
-                  file=sys.stderr)
+        self.assertEqual(unknown, set(), "misspelt or removed PERMD_* variables")
 
     def test_chart_defaults_are_the_servers(self):
         defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-        for env, key in CHART_DEFAULTS.items():
+        for env, key in {**CHART_DEFAULTS, **DATABASE_ENV}.items():
             if key is None:
                 continue
             with self.subTest(env=env):
-                self.assertEqual(str(defaults[key]), self.server_env[env])
+                self.assertEqual(str(lookup(defaults, key)), self.server_env[env])
 
     def data_files(self) -> dict[str, str]:
         """Rendered ConfigMap data files, plus the README's --set-file of small.yaml."""
@@ -695,9 +768,16 @@ class AgainstTheServer(unittest.TestCase):
                     proc.wait()
                 proc.stderr.close()
 
+    # What the Secret would hold, for --print-config (which connects to nothing).
+    SECRET = {
+        "database-url": "postgres://permd:s3cret@postgres.example:5432/permd",
+        "admin-token": "an-admin-token-of-32-characters!",
+    }
+
     def test_effective_settings_are_the_values(self):
-        # `permd serve --print-config` with each rendered sidecar's env: what
-        # permd would run with is what the values say.
+        # `permd serve --print-config` with each rendered sidecar's env (the
+        # Secret's keys filled in): what permd would run with is what the
+        # values say.
         for name in good_values_files():
             values = load_values(name)
             deps = by_kind(objects(render(values)), "Deployment")
@@ -707,18 +787,28 @@ class AgainstTheServer(unittest.TestCase):
                 with helm.Chart.load(CHART) as chart:
                     v = chart.merge_values(values)
                 c = permd_container(pod_spec(deps[0]))
-                env = {k: val for k, val in env_of(c).items() if isinstance(val, str)}
+                env = {}
+                for k, val in env_of(c).items():
+                    if isinstance(val, str):
+                        env[k] = val
+                    elif "secretKeyRef" in val:
+                        self.assertEqual(val["secretKeyRef"]["name"], v["secrets"]["existingSecret"])
+                        env[k] = self.SECRET[val["secretKeyRef"]["key"]]
                 base = {k: val for k, val in os.environ.items() if not k.startswith("PERMD_")}
                 run = subprocess.run([permd_bin(), *c["args"], "--print-config"],
                                      env={**base, **env}, capture_output=True, text=True, timeout=60)
                 self.assertEqual(run.returncode, 0, run.stderr)
                 effective = yaml.safe_load(run.stdout)
+                # permd writes YAML 1.2, where `admin: off` is a string; PyYAML
+                # reads YAML 1.1, where it is false: take that one as text.
+                effective["admin"] = yaml.load(run.stdout, Loader=yaml.BaseLoader)["admin"]
 
                 host = v["listenHost"] or (
                     "0.0.0.0" if v["exposeBeyondPod"] or v["probes"]["enabled"] else "127.0.0.1")
                 data_key = "data.yaml" if v["data"]["inline"] else v["data"]["configMap"]["key"]
                 has_data = bool(v["data"]["inline"] or v["data"]["configMap"]["name"])
                 tls = v["tls"]["enabled"]
+                database = bool(v["secrets"]["existingSecret"])
                 expected = {
                     "listen": f"{host}:{v['port']}",
                     "data": f"/etc/permd/data/{data_key}" if has_data else None,
@@ -731,6 +821,12 @@ class AgainstTheServer(unittest.TestCase):
                     "tls_key": "/etc/permd/tls/tls.key" if tls else None,
                     "tls_client_ca": "/etc/permd/tls/ca.crt" if tls and v["tls"]["clientCa"] else None,
                     "log_format": v["logFormat"],
+                    "database_url": "postgres://permd:***@postgres.example:5432/permd" if database else None,
+                    "max_staleness": span(v["database"]["maxStaleness"] if database
+                                          else self.server_env["PERMD_MAX_STALENESS"]),
+                    "changelog_retention": span(v["database"]["changelogRetention"] if database
+                                                else self.server_env["PERMD_CHANGELOG_RETENTION"]),
+                    "admin": "enabled (token set)" if database else "disabled",
                 }
                 self.assertEqual({k: effective.get(k, "<absent>") for k in expected}, expected)
 

@@ -113,6 +113,9 @@ with a message that says what to change. Renders nothing.
 {{- if and $v.data.inline $v.data.configMap.name -}}
 {{- fail "permd: set data.inline or data.configMap.name, not both" -}}
 {{- end -}}
+{{- if and $v.secrets.existingSecret (or $v.data.inline $v.data.configMap.name) -}}
+{{- fail "permd: secrets.existingSecret makes permd follow PostgreSQL; it serves one source: leave data.inline and data.configMap.name empty" -}}
+{{- end -}}
 {{- if and $v.tls.enabled (not $v.tls.secretName) -}}
 {{- fail "permd: tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" -}}
 {{- end -}}
@@ -159,6 +162,9 @@ failureThreshold: {{ $p.failureThreshold | int }}
 {{/*
 permd.env: every PERMD_* setting `permd serve` reads, from values — except
 PERMD_CONFIG: env wins over that file, and the chart sets every setting.
+The database ones (PERMD_DATABASE_URL, PERMD_ADMIN_TOKEN from the Secret,
+PERMD_MAX_STALENESS, PERMD_CHANGELOG_RETENTION) only with
+secrets.existingSecret: without a database they mean nothing.
 */}}
 {{- define "permd.env" -}}
 {{- $v := .values -}}
@@ -205,6 +211,10 @@ PERMD_CONFIG: env wins over that file, and the chart sets every setting.
       name: {{ $v.secrets.existingSecret | quote }}
       key: admin-token
       optional: true
+- name: PERMD_MAX_STALENESS
+  value: {{ $v.database.maxStaleness | toString | quote }}
+- name: PERMD_CHANGELOG_RETENTION
+  value: {{ $v.database.changelogRetention | toString | quote }}
 {{- end }}
 - name: PERMD_LOG_FORMAT
   value: {{ $v.logFormat | quote }}

@@ -57,6 +57,9 @@ pub struct FeedConfig {
 pub struct Readiness {
     pub loaded: bool,
     pub serving: bool,
+    /// Whole snapshots loaded so far: 1 after the bootstrap, more only if
+    /// the changelog was pruned past the revision held.
+    pub snapshots: u32,
 }
 
 enum Fault {
@@ -103,6 +106,7 @@ pub async fn run(
     readiness.send_replace(Readiness {
         loaded: true,
         serving: true,
+        snapshots: 1,
     });
 
     let mut last_contact = Instant::now();
@@ -118,7 +122,7 @@ pub async fn run(
             if listener.is_none() {
                 listener = listen(&pool).await.ok();
             }
-            match catch_up(&pool, &engine).await {
+            match catch_up(&pool, &engine, &readiness).await {
                 Ok(()) => {
                     if lost_logged || !readiness.borrow().serving {
                         tracing::info!(
@@ -129,12 +133,7 @@ pub async fn run(
                     lost_logged = false;
                     last_contact = Instant::now();
                     backoff = Backoff::new();
-                    if !readiness.borrow().serving {
-                        readiness.send_replace(Readiness {
-                            loaded: true,
-                            serving: true,
-                        });
-                    }
+                    readiness.send_if_modified(|r| !std::mem::replace(&mut r.serving, true));
                 }
                 Err(Fault::Malformed(m)) => {
                     tracing::error!(revision = m.revision, seq = m.seq, tenant = %m.tenant,
@@ -165,10 +164,7 @@ pub async fn run(
                 revision = engine.revision(),
                 "snapshot older than max_staleness: health is NOT_SERVING"
             );
-            readiness.send_replace(Readiness {
-                loaded: true,
-                serving: false,
-            });
+            readiness.send_modify(|r| r.serving = false);
         }
         if let Some(retention) = config.retention
             && stopped.is_none()
@@ -245,23 +241,29 @@ async fn listen(pool: &PgPool) -> anyhow::Result<PgListener> {
 }
 
 /// Applies every committed transaction after the engine's revision.
-async fn catch_up(pool: &PgPool, engine: &Engine) -> Result<(), Fault> {
+async fn catch_up(
+    pool: &PgPool,
+    engine: &Engine,
+    readiness: &watch::Sender<Readiness>,
+) -> Result<(), Fault> {
     loop {
         let held = engine.revision();
+        // The latest revision first: every transaction up to it committed
+        // before the changelog is read below, so the read must return them
+        // all unless they were pruned.
+        let latest = super::revision(pool).await?;
+        if latest <= held {
+            return Ok(());
+        }
         let batch = match changes_after(pool, held, READ_TRANSACTIONS).await? {
             Ok(batch) => batch,
             Err(m) => return Err(Fault::Malformed(m)),
         };
         let Some(&(first, _)) = batch.first() else {
-            // Nothing after us — unless the changelog lost it.
-            let latest = super::revision(pool).await?;
-            if latest > held {
-                return gap(pool, engine, held).await;
-            }
-            return Ok(());
+            return gap(pool, engine, held, readiness).await;
         };
         if first != held + 1 {
-            return gap(pool, engine, held).await;
+            return gap(pool, engine, held, readiness).await;
         }
         // Revisions are gap-free; a hole inside the batch is a hole in
         // the changelog.
@@ -270,7 +272,7 @@ async fn catch_up(pool: &PgPool, engine: &Engine) -> Result<(), Fault> {
             .zip(held + 1..)
             .all(|((revision, _), want)| *revision == want);
         if !contiguous {
-            return gap(pool, engine, held).await;
+            return gap(pool, engine, held, readiness).await;
         }
         let last = batch.last().map_or(held, |(r, _)| *r);
         let count = batch.len();
@@ -304,7 +306,12 @@ async fn catch_up(pool: &PgPool, engine: &Engine) -> Result<(), Fault> {
 
 /// The changelog does not hold the revisions after `held`: pruned past us
 /// (reload whole), or a revision vanished that nobody pruned (stop).
-async fn gap(pool: &PgPool, engine: &Engine, held: u64) -> Result<(), Fault> {
+async fn gap(
+    pool: &PgPool,
+    engine: &Engine,
+    held: u64,
+    readiness: &watch::Sender<Readiness>,
+) -> Result<(), Fault> {
     let pruned = pruned_through(pool).await?;
     if pruned > held {
         tracing::warn!(
@@ -314,6 +321,7 @@ async fn gap(pool: &PgPool, engine: &Engine, held: u64) -> Result<(), Fault> {
         );
         metrics::counter!(FEED_RELOADS).increment(1);
         reload(pool, engine).await?;
+        readiness.send_modify(|r| r.snapshots += 1);
         return Ok(());
     }
     Err(Fault::Malformed(Malformed {

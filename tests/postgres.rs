@@ -1,0 +1,935 @@
+//! PostgreSQL as the source of truth, against the real server on
+//! 127.0.0.1:5432 (PERMD_TEST_DATABASE_URL overrides): migrations, load,
+//! bootstrap, the change feed under concurrent writers whose commits
+//! interleave, Admin writes and read-your-writes over gRPC, faults (the
+//! database down at start, lost while serving, the changelog pruned past a
+//! follower, a malformed changelog row) and several sidecar processes.
+//!
+//! Every test gets its own database, dropped at the end. Without a
+//! reachable PostgreSQL the tests print a notice and pass, unless `CI` is
+//! set: there a missing database is a failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use permd::model::data::{ContactState, DataFile, EmailStatus};
+use permd::model::{ActionContext, Channel};
+use permd::pb::{self, admin_client::AdminClient, authorizer_client::AuthorizerClient};
+use permd::source::generate::{GenSpec, generate, record_ids};
+use permd::source::postgres::feed::{FeedConfig, Readiness};
+use permd::source::postgres::{self as pg};
+use sqlx::{Connection, PgConnection, PgPool};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::Code;
+use uuid::Uuid;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const TENANT: &str = "bench";
+/// How long a test waits for a follower to catch up before failing.
+const CATCH_UP: Duration = Duration::from_secs(20);
+
+fn admin_url() -> String {
+    std::env::var("PERMD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The feed's logs, in the test's captured output.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("permd=info")
+        .try_init();
+}
+
+fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// A database of its own for one test, dropped when the test ends.
+struct TestDb {
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// `None` (after a printed notice) when PostgreSQL is not reachable and
+    /// `CI` is not set.
+    async fn create(tag: &str) -> Option<TestDb> {
+        logs();
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let admin = match PgConnection::connect(&admin_url()).await {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!(
+                        "CI is set but PostgreSQL is not reachable at {}: {e}",
+                        admin_url()
+                    );
+                }
+                notice(&format!(
+                    "SKIPPED: PostgreSQL not reachable at {} ({e}); set PERMD_TEST_DATABASE_URL",
+                    admin_url()
+                ));
+                return None;
+            }
+        };
+        let mut admin = admin;
+        let name = format!(
+            "permd_test_{tag}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = admin_url();
+        let url = match base.rfind('/') {
+            Some(at) => format!("{}/{name}", &base[..at]),
+            None => panic!("PERMD_TEST_DATABASE_URL has no database part: {base}"),
+        };
+        Some(TestDb { name, url })
+    }
+
+    /// Migrated, with the small generated tenant loaded.
+    async fn with_tenant(tag: &str) -> Option<(TestDb, PgPool, DataFile)> {
+        let db = TestDb::create(tag).await?;
+        let pool = pg::connect(&db.url).await.unwrap();
+        pg::migrate(&pool).await.unwrap();
+        let data = small_tenant();
+        pg::load(&pool, &data).await.unwrap();
+        Some((db, pool, data))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A runtime of its own: Drop may run inside a test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn small_tenant() -> DataFile {
+    generate(&GenSpec {
+        contacts: 400,
+        users: 12,
+        groups: 6,
+        roles: 4,
+        custom_objects: 1,
+        custom_records_per_contact: 0.1,
+        seed: 21,
+        ..GenSpec::default()
+    })
+}
+
+const USERS: [&str; 5] = ["u0", "u1", "u3", "u7", "u11"];
+
+fn question(user: &str, action: &str, ctx: ActionContext) -> Question {
+    Question {
+        tenant: TENANT.to_owned(),
+        principal: PrincipalRef {
+            kind: PrincipalKind::User,
+            id: user.to_owned(),
+        },
+        object: "contacts".to_owned(),
+        action: action.to_owned(),
+        ctx,
+        min_revision: 0,
+    }
+}
+
+/// Every answer that matters for comparing two engines over the tenant.
+fn answers(engine: &Engine, ids: &[Uuid]) -> Vec<String> {
+    let now = OffsetDateTime::now_utc();
+    let email = ActionContext {
+        subscription_list: Some("newsletter".to_owned()),
+        ..ActionContext::default()
+    };
+    let text = ActionContext {
+        channel: Some(Channel::Text),
+        ..ActionContext::default()
+    };
+    let mut out = Vec::new();
+    for user in USERS {
+        for (action, ctx) in [
+            ("view", ActionContext::default()),
+            ("bulk_send_email", email.clone()),
+            ("send_single_message", text.clone()),
+            ("archive", ActionContext::default()),
+        ] {
+            let answer = engine.batch_check(&question(user, action, ctx), ids, now);
+            out.push(match answer {
+                Ok(a) => format!("{user} {action} {:?} {:?}", a.allowed, a.denials),
+                Err(e) => format!("{user} {action} error {e}"),
+            });
+        }
+    }
+    out
+}
+
+/// An engine built from the database as it is now.
+async fn engine_from_db(pool: &PgPool) -> Engine {
+    let (file, revision) = pg::bootstrap(pool).await.unwrap();
+    Engine::new(Snapshot::build(&file, revision), 100_000)
+}
+
+/// Starts a follower in this process.
+fn follow(
+    url: &str,
+    max_staleness: Duration,
+) -> (Arc<Engine>, watch::Receiver<Readiness>, watch::Sender<bool>) {
+    let engine = Arc::new(Engine::new(Snapshot::default(), 100_000));
+    let (readiness, watching) = watch::channel(Readiness::default());
+    let (stop, stopped) = watch::channel(false);
+    let config = FeedConfig {
+        database_url: url.to_owned(),
+        max_staleness,
+        retention: None,
+        poll_interval: Duration::from_millis(200),
+    };
+    tokio::spawn(pg::feed::run(engine.clone(), config, readiness, stopped));
+    (engine, watching, stop)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < CATCH_UP,
+            "timed out waiting until {what}"
+        );
+        // (the caller's closure reads the state it waits on)
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn db_revision(pool: &PgPool) -> u64 {
+    pg::revision(pool).await.unwrap()
+}
+
+/// Sets one Contact's owner and email status in the caller's transaction.
+async fn touch(conn: &mut PgConnection, id: Uuid, owner: &str, status: EmailStatus) {
+    let contact = ContactState {
+        email: Some("x@example.com".to_owned()),
+        email_status: status,
+        ..ContactState::default()
+    };
+    sqlx::query("UPDATE permd.records SET owner = $1, contact = $2 WHERE tenant = $3 AND id = $4")
+        .bind(owner)
+        .bind(serde_json::to_value(&contact).unwrap())
+        .bind(TENANT)
+        .bind(id)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_load_are_idempotent_and_bootstrap_answers_as_the_file() {
+    let Some(db) = TestDb::create("load").await else {
+        return;
+    };
+    let pool = pg::connect(&db.url).await.unwrap();
+    assert_eq!(pg::migrate(&pool).await.unwrap(), 1);
+    assert_eq!(
+        pg::migrate(&pool).await.unwrap(),
+        0,
+        "a second migrate runs nothing"
+    );
+    pg::check_schema(&pool).await.unwrap();
+
+    let mut data = small_tenant();
+    let first = pg::load(&pool, &data).await.unwrap();
+    assert_eq!(
+        (first.revision_before, first.revision_after),
+        (0, 1),
+        "one load, one revision"
+    );
+    let again = pg::load(&pool, &data).await.unwrap();
+    assert_eq!(
+        again.revision_after, 1,
+        "loading the same file again changes nothing"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM permd.transactions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    let ids = record_ids(&data, TENANT, "contacts");
+    let from_file = Engine::new(Snapshot::build(&data, 1), 100_000);
+    assert_eq!(
+        answers(&engine_from_db(&pool).await, &ids),
+        answers(&from_file, &ids)
+    );
+
+    // A changed file: a record and a user gone, a group changed.
+    let t = &mut data.tenants[0];
+    let gone = t.records.remove(0).id;
+    t.users.retain(|u| u.id != "u5");
+    t.integrations.clear();
+    t.automations.clear();
+    let g = t.groups[0]
+        .objects
+        .entry("contacts".to_owned())
+        .or_default();
+    g.all_records = permd::model::AccessLevel::Delete;
+    let third = pg::load(&pool, &data).await.unwrap();
+    assert_eq!(third.revision_after, 2);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM permd.records WHERE id = $1")
+        .bind(gone)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "the record the file no longer has is deleted");
+    let from_file = Engine::new(Snapshot::build(&data, 2), 100_000);
+    assert_eq!(
+        answers(&engine_from_db(&pool).await, &ids),
+        answers(&from_file, &ids)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_commits_after_a_later_one_is_not_lost() {
+    let Some((db, pool, data)) = TestDb::with_tenant("order").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let (engine, readiness, _stop) = follow(&db.url, Duration::from_secs(30));
+    wait_until("bootstrapped", || readiness.borrow().loaded).await;
+    assert_eq!(engine.revision(), 1);
+
+    // A writes first (its changelog row takes the lower sequence number),
+    // B writes later and commits first; the follower reads B before A
+    // commits. A sequence-number cursor would skip A's row for good.
+    let mut a = PgConnection::connect(&db.url).await.unwrap();
+    let mut b = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut a).await.unwrap();
+    touch(&mut a, ids[0], "u3", EmailStatus::UnsubscribedAll).await;
+    sqlx::raw_sql("BEGIN").execute(&mut b).await.unwrap();
+    touch(&mut b, ids[1], "u3", EmailStatus::OptedIn).await;
+    sqlx::raw_sql("COMMIT").execute(&mut b).await.unwrap();
+    wait_until("B applied", || engine.revision() == 2).await;
+    sqlx::raw_sql("COMMIT").execute(&mut a).await.unwrap();
+    wait_until("A applied", || engine.revision() == 3).await;
+
+    let seqs: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT t.revision, c.seq FROM permd.transactions t JOIN permd.changelog c ON c.xid = t.xid \
+         WHERE t.revision > 1 ORDER BY t.revision",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(
+        seqs[0].1 > seqs[1].1,
+        "B (revision 2) took a later sequence number than A (revision 3): {seqs:?}"
+    );
+    assert_eq!(
+        answers(&engine, &ids),
+        answers(&engine_from_db(&pool).await, &ids)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_with_interleaved_commits_lose_and_reorder_nothing() {
+    let Some((db, pool, data)) = TestDb::with_tenant("writers").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let (engine, readiness, _stop) = follow(&db.url, Duration::from_secs(30));
+    wait_until("bootstrapped", || readiness.borrow().loaded).await;
+
+    // The revisions the follower publishes, sampled: they only go up.
+    let watcher = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut seen = vec![engine.revision()];
+            for _ in 0..2000 {
+                let r = engine.revision();
+                if r != *seen.last().unwrap() {
+                    seen.push(r);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            seen
+        })
+    };
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let url = db.url.clone();
+            let ids = ids.clone();
+            tokio::spawn(async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                let mut rng = w * 7919 + 13;
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                for _ in 0..25 {
+                    sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                    for _ in 0..1 + next() % 3 {
+                        let id = ids[(next() % ids.len() as u64) as usize];
+                        let owner = format!("u{}", next() % 12);
+                        let status = EmailStatus::ALL[(next() % 5) as usize];
+                        touch(&mut conn, id, &owner, status).await;
+                        // Hold the transaction open so commits interleave.
+                        tokio::time::sleep(Duration::from_millis(next() % 7)).await;
+                    }
+                    sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let latest = db_revision(&pool).await;
+    assert!(latest >= 150, "8 writers × 25 transactions: {latest}");
+    wait_until(&format!("caught up to {latest}"), || {
+        engine.revision() == latest
+    })
+    .await;
+    assert_eq!(
+        answers(&engine, &ids),
+        answers(&engine_from_db(&pool).await, &ids)
+    );
+    let seen = watcher.await.unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "revisions only go up: {seen:?}"
+    );
+}
+
+/// A gRPC server (with Admin) over one engine, on an ephemeral port.
+async fn grpc_server(
+    engine: Arc<Engine>,
+    readiness: Option<watch::Receiver<Readiness>>,
+    db: Option<&str>,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let pool = db.map(|url| {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy(url)
+            .unwrap()
+    });
+    let extras = permd::server::Extras {
+        readiness,
+        admin: Some(
+            permd::server::AdminService::new(engine.clone(), pool, TOKEN.to_owned()).unwrap(),
+        ),
+    };
+    tokio::spawn(permd::server::serve_full(
+        engine,
+        listener,
+        permd::server::Limits::default(),
+        None,
+        extras,
+        std::future::pending(),
+    ));
+    addr
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+fn upsert(entity: &str, json: String) -> pb::Mutation {
+    pb::Mutation {
+        tenant: TENANT.to_owned(),
+        entity: entity.to_owned(),
+        op: Some(pb::mutation::Op::UpsertJson(json)),
+    }
+}
+
+fn batch(user: &str, ids: &[Uuid], min_revision: u64) -> pb::BatchCheckRequest {
+    pb::BatchCheckRequest {
+        tenant: TENANT.to_owned(),
+        principal: Some(pb::Principal {
+            kind: pb::principal::Kind::User as i32,
+            id: user.to_owned(),
+        }),
+        object: "contacts".to_owned(),
+        action: "view".to_owned(),
+        min_revision,
+        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+            ids: ids.iter().map(Uuid::to_string).collect(),
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_min_revision() {
+    let Some((db, pool, data)) = TestDb::with_tenant("admin").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let (a_engine, a_ready, _a) = follow(&db.url, Duration::from_secs(30));
+    let (b_engine, b_ready, _b) = follow(&db.url, Duration::from_secs(30));
+    let a = grpc_server(a_engine.clone(), Some(a_ready), Some(&db.url)).await;
+    let b = grpc_server(b_engine.clone(), Some(b_ready.clone()), Some(&db.url)).await;
+    wait_until("both bootstrapped", || {
+        a_engine.revision() == 1 && b_engine.revision() == 1
+    })
+    .await;
+    let mut admin = AdminClient::connect(a.clone()).await.unwrap();
+    let mut reader = AuthorizerClient::connect(b.clone()).await.unwrap();
+
+    // No token, a wrong token.
+    let write = pb::WriteRequest { mutations: vec![] };
+    let e = admin
+        .write(with_token(write.clone(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    let e = admin
+        .write(with_token(write.clone(), Some("not-the-token-at-all")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // u11 owns nothing of ids[0] yet: give it to u11, archived.
+    let mut record = data.tenants[0]
+        .records
+        .iter()
+        .find(|r| r.id == ids[0])
+        .unwrap()
+        .clone();
+    let before = reader
+        .batch_check(batch("u11", &ids[..1], 0))
+        .await
+        .unwrap()
+        .into_inner();
+    record.archived = true;
+    let written = admin
+        .write(with_token(
+            pb::WriteRequest {
+                mutations: vec![upsert("record", serde_json::to_string(&record).unwrap())],
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.revision, 2);
+    assert_eq!(db_revision(&pool).await, 2, "written to PostgreSQL");
+    // Read-your-writes on the other sidecar.
+    let after = reader
+        .batch_check(batch("u11", &ids[..1], written.revision))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.revision, 2);
+    assert_ne!(before.denials, after.denials);
+    assert!(
+        after
+            .denials
+            .iter()
+            .any(|d| d.reason == pb::Reason::Archived as i32),
+        "{after:?}"
+    );
+
+    // A revision nobody wrote: refused at the deadline, naming what it has.
+    let mut late = tonic::Request::new(batch("u11", &ids[..1], 999));
+    late.set_timeout(Duration::from_millis(300));
+    let e = reader.batch_check(late).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("applied revision 2"),
+        "{}",
+        e.message()
+    );
+
+    // An invalid write is refused before the database sees it.
+    let e = admin
+        .write(with_token(
+            pb::WriteRequest {
+                mutations: vec![upsert(
+                    "user",
+                    r#"{"id": "zed", "groups": ["no-such-group"]}"#.to_owned(),
+                )],
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("no-such-group"), "{}", e.message());
+    assert_eq!(db_revision(&pool).await, 2, "nothing written");
+
+    let revision = admin
+        .revision(with_token(pb::RevisionRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            revision.revision,
+            revision.database,
+            revision.database_revision
+        ),
+        (2, true, 2)
+    );
+}
+
+/// A TCP proxy to PostgreSQL that a test can cut and restore: the database
+/// "goes down" for the follower without stopping the shared server.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(up: bool) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = watch::channel(up);
+        let target =
+            std::env::var("PERMD_TEST_PG_ADDR").unwrap_or_else(|_| "127.0.0.1:5432".to_owned());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut rx = rx.clone();
+                if !*rx.borrow() {
+                    drop(client); // refused
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut cr, &mut sw) => {}
+                        _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                        _ = rx.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, up: tx }
+    }
+
+    fn url(&self, db: &TestDb) -> String {
+        format!("postgres://postgres@{}/{}", self.addr, db.name)
+    }
+
+    fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_at_start_then_lost_while_serving_then_back_resumes_without_reload() {
+    let Some((db, pool, data)) = TestDb::with_tenant("faults").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let proxy = Proxy::start(false).await;
+    let (engine, readiness, _stop) = follow(&proxy.url(&db), Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !readiness.borrow().loaded && !readiness.borrow().serving,
+        "no snapshot while down"
+    );
+    let server = grpc_server(engine.clone(), Some(readiness.clone()), None).await;
+    let mut client = AuthorizerClient::connect(server.clone()).await.unwrap();
+    let e = client
+        .batch_check(batch("u0", &ids[..1], 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    let channel = tonic::transport::Endpoint::from_shared(server)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = |h: tonic_health::pb::HealthCheckResponse| h.status;
+    let ask = tonic_health::pb::HealthCheckRequest {
+        service: "permd.v1.Authorizer".to_owned(),
+    };
+    assert_eq!(
+        status(health.check(ask.clone()).await.unwrap().into_inner()),
+        2,
+        "NOT_SERVING"
+    );
+
+    proxy.set(true);
+    wait_until("bootstrapped after the database came up", || {
+        readiness.borrow().serving
+    })
+    .await;
+    assert_eq!(
+        status(health.check(ask.clone()).await.unwrap().into_inner()),
+        1,
+        "SERVING"
+    );
+    assert_eq!(engine.revision(), 1);
+
+    // Lost while serving: answers go on from the last snapshot; past the
+    // max staleness (1 s) health turns NOT_SERVING.
+    proxy.set(false);
+    let mut writer = PgConnection::connect(&db.url).await.unwrap();
+    touch(&mut writer, ids[0], "u11", EmailStatus::OptedIn).await;
+    assert_eq!(db_revision(&pool).await, 2);
+    let served = client
+        .batch_check(batch("u0", &ids[..1], 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(served.revision, 1, "the last snapshot keeps serving");
+    wait_until("NOT_SERVING past max staleness", || {
+        !readiness.borrow().serving
+    })
+    .await;
+    assert_eq!(
+        status(health.check(ask.clone()).await.unwrap().into_inner()),
+        2
+    );
+    assert_eq!(engine.revision(), 1);
+
+    // Back: resumes from revision 1 by the changelog (no reload).
+    proxy.set(true);
+    wait_until("caught up after reconnecting", || {
+        engine.revision() == 2 && readiness.borrow().serving
+    })
+    .await;
+    assert_eq!(
+        readiness.borrow().snapshots,
+        1,
+        "resumed without a full reload"
+    );
+    assert_eq!(
+        answers(&engine, &ids),
+        answers(&engine_from_db(&pool).await, &ids)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_the_feed() {
+    let Some((db, pool, data)) = TestDb::with_tenant("prune").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let proxy = Proxy::start(true).await;
+    let (engine, readiness, _stop) = follow(&proxy.url(&db), Duration::from_secs(60));
+    wait_until("bootstrapped", || readiness.borrow().loaded).await;
+    proxy.set(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut writer = PgConnection::connect(&db.url).await.unwrap();
+    for (i, id) in ids[..5].iter().enumerate() {
+        touch(&mut writer, *id, &format!("u{i}"), EmailStatus::OptedOut).await;
+    }
+    assert_eq!(db_revision(&pool).await, 6);
+    let through = pg::prune(&pool, Duration::ZERO).await.unwrap();
+    assert_eq!(through, 5, "all but the latest transaction pruned");
+    proxy.set(true);
+    wait_until("reloaded past the pruned changelog", || {
+        engine.revision() == 6
+    })
+    .await;
+    assert_eq!(readiness.borrow().snapshots, 2, "one full reload");
+    assert_eq!(
+        answers(&engine, &ids),
+        answers(&engine_from_db(&pool).await, &ids)
+    );
+
+    // A writer bypassing permd logs an entity nobody knows: the feed stops
+    // there, and what comes after it is not applied.
+    sqlx::raw_sql(
+        "INSERT INTO permd.changelog (tenant, entity, key, op, payload) \
+         VALUES ('bench', 'widget', 'w1', 'upsert', '{}'::jsonb)",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    assert_eq!(db_revision(&pool).await, 7);
+    touch(&mut writer, ids[9], "u2", EmailStatus::OptedIn).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        engine.revision(),
+        6,
+        "stopped before the malformed revision 7"
+    );
+}
+
+/// A `permd serve --database-url` child process, killed on drop.
+struct Sidecar {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sidecar(url: &str) -> Sidecar {
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_permd"))
+        .args([
+            "serve",
+            "--no-metrics",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("PERMD_DATABASE_URL", url)
+        .env("PERMD_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Sidecar {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn connect_admin(addr: &str) -> AdminClient<tonic::transport::Channel> {
+    let started = Instant::now();
+    loop {
+        if let Ok(c) = AdminClient::connect(addr.to_owned()).await {
+            return c;
+        }
+        assert!(started.elapsed() < CATCH_UP, "{addr} never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers() {
+    let Some((db, pool, data)) = TestDb::with_tenant("sidecars").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let sidecars: Vec<Sidecar> = (0..3).map(|_| sidecar(&db.url)).collect();
+    // A stream of changes from 4 concurrent writers while they start.
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let url = db.url.clone();
+            let ids = ids.clone();
+            tokio::spawn(async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                for n in 0..40u64 {
+                    let id = ids[((w * 97 + n * 31) % ids.len() as u64) as usize];
+                    sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                    touch(
+                        &mut conn,
+                        id,
+                        &format!("u{}", (w + n) % 12),
+                        EmailStatus::ALL[(n % 5) as usize],
+                    )
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(n % 3)).await;
+                    sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let latest = db_revision(&pool).await;
+    assert_eq!(latest, 1 + 4 * 40);
+    let mut all = Vec::new();
+    for s in &sidecars {
+        let mut admin = connect_admin(&s.addr).await;
+        let started = Instant::now();
+        loop {
+            let r = admin
+                .revision(with_token(pb::RevisionRequest {}, Some(TOKEN)))
+                .await;
+            if r.as_ref().is_ok_and(|r| r.get_ref().revision == latest) {
+                break;
+            }
+            assert!(started.elapsed() < CATCH_UP, "{} stuck at {r:?}", s.addr);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut client = AuthorizerClient::connect(s.addr.clone()).await.unwrap();
+        let mut answers = Vec::new();
+        for user in USERS {
+            let a = client
+                .batch_check(batch(user, &ids, latest))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(a.revision, latest);
+            answers.push((a.allowed, a.denials));
+        }
+        all.push(answers);
+    }
+    assert!(
+        all.iter().all(|a| *a == all[0]),
+        "the three sidecars answer alike"
+    );
+    let reference = engine_from_db(&pool).await;
+    let now = OffsetDateTime::now_utc();
+    for (user, answer) in USERS.iter().zip(&all[0]) {
+        let r = reference
+            .batch_check(&question(user, "view", ActionContext::default()), &ids, now)
+            .unwrap();
+        assert_eq!(
+            answer.0, r.allowed,
+            "{user}: the sidecars answer as a fresh bootstrap"
+        );
+    }
+}
