@@ -1,0 +1,311 @@
+//! The PostgreSQL figures: bootstrap of a 1,000,000-Contact tenant, change
+//! feed throughput, and commit → visible latency at a sustained write rate.
+//!
+//! `cargo bench --bench feed` (needs PostgreSQL; PERMD_BENCH_DATABASE_URL,
+//! default postgres://postgres@127.0.0.1:5432/permd_bench, is created and
+//! loaded once, then reused). PERMD_BENCH_CONTACTS sets the tenant size
+//! (default 1,000,000), PERMD_BENCH_RATE the write rate (default 1,000
+//! changes/s) and PERMD_BENCH_SECS how long it runs (default 20).
+//!
+//! Commit → visible is measured per transaction as the wall time at which
+//! the follower published a revision that holds it, minus the commit time
+//! PostgreSQL recorded for it (permd.transactions.committed_at, stamped just
+//! before the commit returns); both clocks are this machine's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use permd::index::{Engine, Snapshot};
+use permd::model::data::{ContactState, EmailStatus};
+use permd::source::generate::{GenSpec, contact_ids, generate};
+use permd::source::postgres::feed::{FeedConfig, Readiness};
+use permd::source::postgres::{self as pg};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::watch;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at]
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn main() {
+    // `cargo test` runs benches with --test-ish flags; this one needs a
+    // database and minutes, so it runs only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("feed bench: run with `cargo bench --bench feed`");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let url = std::env::var("PERMD_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/permd_bench".to_owned());
+    let contacts: usize = env_or("PERMD_BENCH_CONTACTS", 1_000_000);
+    let rate: f64 = env_or("PERMD_BENCH_RATE", 1_000.0);
+    let secs: u64 = env_or("PERMD_BENCH_SECS", 20);
+    let spec = GenSpec {
+        contacts,
+        ..GenSpec::default()
+    };
+
+    // The database, created and loaded once.
+    let (base, name) = url.rsplit_once('/').unwrap();
+    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .expect("PostgreSQL must be reachable for this bench");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    if !exists {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let pool = pg::connect(&url).await.unwrap();
+    pg::migrate(&pool).await.unwrap();
+    let have: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM permd.records WHERE object = 'contacts'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    if have != contacts as i64 {
+        let started = Instant::now();
+        let data = generate(&spec);
+        println!("loading {contacts} contacts (once) ...");
+        pg::load(&pool, &data).await.unwrap();
+        // The load's own changelog is history nobody needs here.
+        pg::prune(&pool, Duration::ZERO).await.unwrap();
+        println!("loaded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+
+    // 1. Bootstrap: read one consistent snapshot and index it, 3 times.
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (file, revision) = pg::bootstrap(&pool).await.unwrap();
+        let read = started.elapsed();
+        let snapshot = Snapshot::build(&file, revision);
+        drop(file);
+        let total = started.elapsed();
+        drop(snapshot);
+        println!(
+            "bootstrap: read {:.2} s + index {:.2} s = {:.2} s",
+            read.as_secs_f64(),
+            (total - read).as_secs_f64(),
+            total.as_secs_f64()
+        );
+        runs.push(total.as_secs_f64());
+    }
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "BOOTSTRAP {contacts} contacts: median {:.2} s (min {:.2}, max {:.2})",
+        runs[1], runs[0], runs[2]
+    );
+
+    // A follower, as `permd serve --database-url` runs it.
+    let engine = Arc::new(Engine::new(Snapshot::default(), 100_000));
+    let (readiness, ready) = watch::channel(Readiness::default());
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(pg::feed::run(
+        engine.clone(),
+        FeedConfig {
+            database_url: url.clone(),
+            max_staleness: Duration::from_secs(60),
+            retention: None,
+            poll_interval: Duration::from_secs(1),
+        },
+        readiness,
+        stopped,
+    ));
+    while !ready.borrow().loaded {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = contact_ids(&spec);
+    // 2. Throughput of the feed's catch-up path (read the changelog,
+    // decode, apply as one revision): 100 transactions of 1,000 record
+    // changes each, applied to an engine bootstrapped before them.
+    {
+        let (file, r0) = pg::bootstrap(&pool).await.unwrap();
+        let behind = Engine::new(Snapshot::build(&file, r0), 100_000);
+        drop(file);
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        for t in 0..100u64 {
+            let mut tx = conn.begin().await.unwrap();
+            let chunk: Vec<uuid::Uuid> = (0..1000)
+                .map(|i| ids[((t * 1000 + i) * 7919 % ids.len() as u64) as usize])
+                .collect();
+            sqlx::query(
+                "UPDATE permd.records SET owner = 'u' || (random() * 1999)::int, \
+                 contact = jsonb_set(coalesce(contact, '{}'::jsonb), '{email_status}', to_jsonb($2::text)) \
+                 WHERE tenant = 'bench' AND id = ANY($1)",
+            )
+            .bind(&chunk)
+            .bind(EmailStatus::ALL[(t % 4) as usize].as_str())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let batch = pg::changes_after(&pool, r0, 2_000).await.unwrap().unwrap();
+            let read = started.elapsed();
+            let last = batch.last().map(|(r, _)| *r).unwrap();
+            let all: Vec<_> = batch.into_iter().flat_map(|(_, c)| c).collect();
+            let n = all.len();
+            // Apply to a fresh copy each run (the engine shares, so cloning
+            // the snapshot is cheap).
+            let fresh = Engine::new(
+                Snapshot {
+                    revision: r0,
+                    tenants: behind.snapshot().tenants.clone(),
+                },
+                100_000,
+            );
+            let applied_at = Instant::now();
+            fresh.apply_as(&all, Some(last)).unwrap();
+            let apply = applied_at.elapsed();
+            let total = started.elapsed().as_secs_f64();
+            println!(
+                "feed catch-up: {n} record changes: read+decode {:.2} s, apply {:.2} s = {:.0} changes/s",
+                read.as_secs_f64(),
+                apply.as_secs_f64(),
+                n as f64 / total
+            );
+            runs.push(n as f64 / total);
+        }
+        runs.sort_by(f64::total_cmp);
+        println!(
+            "FEED APPLY: median {:.0} record changes/s (read, decode and apply; min {:.0}, max {:.0})",
+            runs[1], runs[0], runs[2]
+        );
+    }
+    while engine.revision() < pg::revision(&pool).await.unwrap() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // 3. Commit → visible at a sustained rate: 4 writers, one change per
+    // transaction, paced to `rate` in all.
+    let published: Arc<std::sync::Mutex<Vec<(u64, f64)>>> = Arc::default();
+    {
+        let engine = engine.clone();
+        let published = published.clone();
+        tokio::spawn(async move {
+            let mut last = engine.revision();
+            loop {
+                let r = engine.revision();
+                if r != last {
+                    published.lock().unwrap().push((r, now_secs()));
+                    last = r;
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        });
+    }
+    let first_revision = engine.revision() + 1;
+    let writers = 4u64;
+    let per_writer = rate / writers as f64;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let url = url.clone();
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let interval = Duration::from_secs_f64(1.0 / per_writer);
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let id = ids[((w * 1_000_003 + n * 7919) % ids.len() as u64) as usize];
+                let state = ContactState {
+                    email: Some("x@example.com".to_owned()),
+                    email_status: EmailStatus::ALL[(n % 4) as usize],
+                    ..ContactState::default()
+                };
+                sqlx::query(
+                    "UPDATE permd.records SET contact = $1 WHERE tenant = 'bench' AND id = $2",
+                )
+                .bind(serde_json::to_value(&state).unwrap())
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut written = 0;
+    for t in tasks {
+        written += t.await.unwrap();
+    }
+    let last_revision = pg::revision(&pool).await.unwrap();
+    while engine.revision() < last_revision {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let committed: BTreeMap<i64, f64> = sqlx::query_as::<_, (i64, f64)>(
+        "SELECT revision, extract(epoch FROM committed_at)::float8 FROM permd.transactions \
+         WHERE revision >= $1 AND revision <= $2",
+    )
+    .bind(first_revision as i64)
+    .bind(last_revision as i64)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let published = published.lock().unwrap().clone();
+    let mut latencies: Vec<f64> = committed
+        .iter()
+        .filter_map(|(rev, at)| {
+            published
+                .iter()
+                .find(|(r, _)| *r >= *rev as u64)
+                .map(|(_, seen)| (seen - at) * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let achieved = written as f64 / secs as f64;
+    println!(
+        "COMMIT→VISIBLE at {achieved:.0} changes/s for {secs} s ({} transactions, {} publishes): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        published.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.90),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+}
