@@ -27,8 +27,8 @@ use uuid::Uuid;
 use super::dense::DenseSet;
 use super::ids::IdTable;
 use super::tenant::{
-    ContactIndex, ContactProbes, ObjectIndex, PrincipalKind, RecordOrd, TenantIndex, UserIdx,
-    build_groups, build_principals, index_contact, intern_user,
+    ContactIndex, ContactProbes, ObjectIndex, PrincipalKind, RecordOrd, RecordUsers, TenantIndex,
+    UserIdx, build_groups, build_principals, index_contact, intern_user,
 };
 use crate::model::change::{Change, ChangeOp, Entity, EntityKind};
 use crate::model::data::{AssociationSource, CONTACTS, DataFile, Record, Tenant};
@@ -285,6 +285,7 @@ impl TenantIndex {
                     direct: Arc::default(),
                     related: Arc::default(),
                     contact: (def.name == CONTACTS).then(ContactIndex::default),
+                    users: RecordUsers::default(),
                     version: revision,
                 })
             });
@@ -298,6 +299,7 @@ impl TenantIndex {
             objects.push(object);
         }
         self.set_objects(objects);
+        self.defs = Arc::new(defs);
         // An object that starts looking at related records needs its
         // related sets; one that stops keeps none (as a build would).
         for name in resourced {
@@ -318,9 +320,8 @@ impl TenantIndex {
             if let Some(o) = self.objects.get_mut(oi) {
                 Arc::make_mut(o).related = Arc::default();
             }
-            for id in ids {
-                self.refresh_related(&id, revision);
-            }
+            // Starting from empty sets: what each record holds is nothing.
+            self.refresh_related(ids.into_iter().collect(), &FxHashMap::default(), revision);
         }
         self.stamp(revision);
         Ok(())
@@ -334,17 +335,79 @@ impl TenantIndex {
             .find_map(|(oi, o)| o.ord(id).map(|ord| (oi, ord)))
     }
 
-    /// The users a record is directly associated with (owner, teams,
-    /// interactions), read back from the direct sets.
-    fn direct_users(object: &ObjectIndex, ord: RecordOrd) -> Vec<UserIdx> {
-        let mut users: Vec<UserIdx> = object
-            .direct
-            .iter()
-            .filter(|(_, set)| set.contains(ord))
-            .map(|(u, _)| *u)
+    /// Whether the record exists in an object that keeps related sets.
+    fn keeps_related(&self, id: &Uuid) -> Option<(usize, RecordOrd)> {
+        self.locate(id).filter(|(oi, _)| {
+            self.objects
+                .get(*oi)
+                .is_some_and(|o| o.source != AssociationSource::Direct)
+        })
+    }
+
+    /// The users a record is associated with through its links (R9): the
+    /// direct users of every existing record linked with it, either way —
+    /// what its related sets hold.
+    fn related_of(&self, id: &Uuid) -> Vec<UserIdx> {
+        let mut users: Vec<UserIdx> = self
+            .links
+            .neighbors(id)
+            .filter_map(|n| self.locate(n))
+            .flat_map(|(oj, other)| {
+                self.objects
+                    .get(oj)
+                    .map(|o| o.users.get(other).to_vec())
+                    .unwrap_or_default()
+            })
             .collect();
         users.sort_unstable();
+        users.dedup();
         users
+    }
+
+    /// The related users of each record in `ids` that keeps related sets,
+    /// as they stand now.
+    fn related_before(&self, ids: &FxHashSet<Uuid>) -> FxHashMap<Uuid, Vec<UserIdx>> {
+        ids.iter()
+            .filter(|id| self.keeps_related(id).is_some())
+            .map(|id| (*id, self.related_of(id)))
+            .collect()
+    }
+
+    /// Brings the related sets of `ids` from `before` (what they held) to
+    /// what the links and direct users say now.
+    fn refresh_related(
+        &mut self,
+        ids: FxHashSet<Uuid>,
+        before: &FxHashMap<Uuid, Vec<UserIdx>>,
+        revision: u64,
+    ) {
+        for id in ids {
+            let Some((oi, ord)) = self.keeps_related(&id) else {
+                continue;
+            };
+            let now = self.related_of(&id);
+            let old = before.get(&id).map(Vec::as_slice).unwrap_or_default();
+            if old == now.as_slice() {
+                continue;
+            }
+            let Some(slot) = self.objects.get_mut(oi) else {
+                continue;
+            };
+            let object = Arc::make_mut(slot);
+            object.version = revision;
+            let related = Arc::make_mut(&mut object.related);
+            for user in old.iter().filter(|u| !now.contains(u)) {
+                if let Some(set) = related.get_mut(user) {
+                    set.remove(ord);
+                    if set.is_empty() {
+                        related.remove(user);
+                    }
+                }
+            }
+            for user in now.iter().filter(|u| !old.contains(u)) {
+                related.entry(*user).or_default().insert(ord);
+            }
+        }
     }
 
     fn upsert_record(&mut self, record: &Record, revision: u64) -> Result<(), ApplyError> {
@@ -354,7 +417,7 @@ impl TenantIndex {
             key: record.id.to_string(),
             problems,
         };
-        let problems = validate_record(&self.meta, record);
+        let problems = validate_record(&self.defs, record);
         if !problems.is_empty() {
             return Err(invalid(
                 problems
@@ -371,10 +434,7 @@ impl TenantIndex {
                 object: record.object.clone(),
             })?;
         // A link must point at a record of the relationship's object.
-        if let Some(def) = tenant_objects(&self.meta)
-            .into_iter()
-            .find(|d| d.name == record.object)
-        {
+        if let Some(def) = self.defs.iter().find(|d| d.name == record.object) {
             for (field, ids) in &record.links {
                 let want = def.relationships.iter().find(|r| &r.field == field);
                 for id in ids {
@@ -394,11 +454,13 @@ impl TenantIndex {
             }
         }
         // A record that moves to another object leaves the old one first.
-        if let Some((old_oi, _)) = self.locate(&record.id)
+        let existed = self.locate(&record.id);
+        if let Some((old_oi, _)) = existed
             && old_oi != oi
         {
             self.delete_record(&record.id, revision);
         }
+        let existed = existed.filter(|(o, _)| *o == oi).is_some();
 
         let mut new_users: Vec<UserIdx> = record
             .owner
@@ -409,6 +471,17 @@ impl TenantIndex {
             .collect();
         new_users.sort_unstable();
         new_users.dedup();
+        let new_links: Vec<Uuid> = record.links.values().flatten().copied().collect();
+
+        // Whose related sets this can change, and what they hold now.
+        let mut touched: FxHashSet<Uuid> = new_links.iter().copied().collect();
+        touched.extend(self.links.forward.get(&record.id).into_iter().flatten());
+        touched.extend(self.links.back.get(&record.id).into_iter().flatten());
+        let mut before = self.related_before(&touched);
+        if existed {
+            before.extend(self.related_before(&FxHashSet::from_iter([record.id])));
+        }
+        touched.insert(record.id);
 
         let tenant = self.id.clone();
         let Some(slot) = self.objects.get_mut(oi) else {
@@ -429,10 +502,10 @@ impl TenantIndex {
         for dense in object.dense_sets_mut() {
             dense.grow(universe);
         }
-        let old_users = Self::direct_users(object, ord);
+        let old_users = object.users.get(ord).to_vec();
         if old_users != new_users {
             let direct = Arc::make_mut(&mut object.direct);
-            for user in &old_users {
+            for user in old_users.iter().filter(|u| !new_users.contains(u)) {
                 if let Some(set) = direct.get_mut(user) {
                     set.remove(ord);
                     if set.is_empty() {
@@ -440,9 +513,10 @@ impl TenantIndex {
                     }
                 }
             }
-            for user in &new_users {
+            for user in new_users.iter().filter(|u| !old_users.contains(u)) {
                 direct.entry(*user).or_default().insert(ord);
             }
+            object.users.set(ord, new_users);
         }
         object.set_archived(ord, record.archived);
         if let Some(contact) = object.contact.as_mut() {
@@ -452,15 +526,9 @@ impl TenantIndex {
         }
 
         let links = Arc::make_mut(&mut self.links);
-        let old_links = links.remove(&record.id);
-        let new_links: Vec<Uuid> = record.links.values().flatten().copied().collect();
-        links.add(record.id, new_links.clone());
-        let mut touched: FxHashSet<Uuid> = old_links.into_iter().chain(new_links).collect();
-        touched.insert(record.id);
-        touched.extend(self.links.back.get(&record.id).into_iter().flatten());
-        for id in touched {
-            self.refresh_related(&id, revision);
-        }
+        links.remove(&record.id);
+        links.add(record.id, new_links);
+        self.refresh_related(touched, &before, revision);
         Ok(())
     }
 
@@ -468,6 +536,14 @@ impl TenantIndex {
     fn delete_record(&mut self, id: &Uuid, revision: u64) {
         let Some((oi, ord)) = self.locate(id) else {
             return;
+        };
+        let mut neighbors: FxHashSet<Uuid> = self.links.neighbors(id).copied().collect();
+        neighbors.remove(id);
+        let before = self.related_before(&neighbors);
+        let own_related = if self.keeps_related(id).is_some() {
+            self.related_of(id)
+        } else {
+            Vec::new()
         };
         let Some(slot) = self.objects.get_mut(oi) else {
             return;
@@ -478,90 +554,36 @@ impl TenantIndex {
         object.archived.remove(ord);
         object.live_dense.set(ord, false);
         object.archived_dense.set(ord, false);
-        for map in [&mut object.direct, &mut object.related] {
-            if map.values().any(|set| set.contains(ord)) {
-                let map = Arc::make_mut(map);
-                for set in map.values_mut() {
+        let users = object.users.get(ord).to_vec();
+        if !users.is_empty() {
+            let direct = Arc::make_mut(&mut object.direct);
+            for user in &users {
+                if let Some(set) = direct.get_mut(user) {
                     set.remove(ord);
+                    if set.is_empty() {
+                        direct.remove(user);
+                    }
                 }
-                map.retain(|_, set| !set.is_empty());
+            }
+            object.users.set(ord, Vec::new());
+        }
+        if !own_related.is_empty() {
+            let related = Arc::make_mut(&mut object.related);
+            for user in &own_related {
+                if let Some(set) = related.get_mut(user) {
+                    set.remove(ord);
+                    if set.is_empty() {
+                        related.remove(user);
+                    }
+                }
             }
         }
         if let Some(contact) = object.contact.as_mut() {
             contact.forget(ord);
             contact.refresh_dense(ord);
         }
-        let links = Arc::make_mut(&mut self.links);
-        let old_links = links.remove(id);
-        let neighbors: Vec<Uuid> = old_links
-            .into_iter()
-            .chain(self.links.back.get(id).into_iter().flatten().copied())
-            .collect();
-        for neighbor in neighbors {
-            self.refresh_related(&neighbor, revision);
-        }
-    }
-
-    /// Recomputes which users a record is associated with through its
-    /// links (R9): the direct users of every existing record linked with
-    /// it, either way. Only objects that look at related records keep
-    /// these sets.
-    fn refresh_related(&mut self, id: &Uuid, revision: u64) {
-        let Some((oi, ord)) = self.locate(id) else {
-            return;
-        };
-        if self
-            .objects
-            .get(oi)
-            .is_none_or(|o| o.source == AssociationSource::Direct)
-        {
-            return;
-        }
-        let mut users: Vec<UserIdx> = self
-            .links
-            .neighbors(id)
-            .filter_map(|n| self.locate(n))
-            .flat_map(|(oj, other)| {
-                self.objects
-                    .get(oj)
-                    .map(|o| Self::direct_users(o, other))
-                    .unwrap_or_default()
-            })
-            .collect();
-        users.sort_unstable();
-        users.dedup();
-        let Some(slot) = self.objects.get_mut(oi) else {
-            return;
-        };
-        let old = Self::related_users(slot, ord);
-        if old == users {
-            return;
-        }
-        let object = Arc::make_mut(slot);
-        object.version = revision;
-        let related = Arc::make_mut(&mut object.related);
-        for user in &old {
-            if let Some(set) = related.get_mut(user) {
-                set.remove(ord);
-                if set.is_empty() {
-                    related.remove(user);
-                }
-            }
-        }
-        for user in users {
-            related.entry(user).or_default().insert(ord);
-        }
-    }
-
-    fn related_users(object: &ObjectIndex, ord: RecordOrd) -> Vec<UserIdx> {
-        let mut users: Vec<UserIdx> = object
-            .related
-            .iter()
-            .filter(|(_, set)| set.contains(ord))
-            .map(|(u, _)| *u)
-            .collect();
-        users.sort_unstable();
-        users
+        Arc::make_mut(&mut self.links).remove(id);
+        self.refresh_related(neighbors, &before, revision);
     }
 
     /// The principals a change could have touched, by key: for cache

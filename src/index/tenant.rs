@@ -56,6 +56,8 @@ pub struct TenantIndex {
     /// The tenant without its records (objects, groups, roles, principals):
     /// what a principal-side change is validated against and rebuilt from.
     pub(crate) meta: Arc<Tenant>,
+    /// The meta copy's objects as permissions see them (with `contacts`).
+    pub(crate) defs: Arc<Vec<crate::model::data::ObjectDef>>,
     /// Record links as written, by id, and who links to each id: what a
     /// record change needs to update one-hop associations (R9).
     pub(crate) links: Arc<Links>,
@@ -143,9 +145,96 @@ pub struct ObjectIndex {
     pub related: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
     /// Present on `contacts` only.
     pub contact: Option<ContactIndex>,
+    /// Per record, the users it is directly associated with: what a change
+    /// needs to move the record between `direct` sets without scanning them.
+    pub users: RecordUsers,
     /// The revision at which this object's records last changed: cached
     /// answers on the object are valid while it stays the same.
     pub version: u64,
+}
+
+/// The users each record of an object is directly associated with: a
+/// compact table built with the index, shared by every revision, plus the
+/// records changed since, folded back into a new table when they grow
+/// many (so a change never copies the whole table).
+#[derive(Clone, Debug, Default)]
+pub struct RecordUsers {
+    base: Arc<UsersTable>,
+    changed: FxHashMap<RecordOrd, Box<[UserIdx]>>,
+}
+
+#[derive(Debug, Default)]
+struct UsersTable {
+    /// `users[offsets[ord]..offsets[ord + 1]]` are the users of `ord`.
+    offsets: Vec<u32>,
+    users: Vec<UserIdx>,
+}
+
+/// Changed records kept beside the table before it is rebuilt.
+const FOLD_AFTER: usize = 16_384;
+
+impl RecordUsers {
+    /// From the users of each ordinal, in ordinal order.
+    pub fn from_lists(lists: &[Vec<UserIdx>]) -> RecordUsers {
+        let mut offsets = Vec::with_capacity(lists.len() + 1);
+        let mut users = Vec::new();
+        offsets.push(0);
+        for list in lists {
+            users.extend_from_slice(list);
+            offsets.push(u32::try_from(users.len()).unwrap_or(u32::MAX));
+        }
+        RecordUsers {
+            base: Arc::new(UsersTable { offsets, users }),
+            changed: FxHashMap::default(),
+        }
+    }
+
+    /// The users of a record, sorted.
+    pub fn get(&self, ord: RecordOrd) -> &[UserIdx] {
+        if let Some(users) = self.changed.get(&ord) {
+            return users;
+        }
+        let at = ord as usize;
+        match (self.base.offsets.get(at), self.base.offsets.get(at + 1)) {
+            (Some(&from), Some(&to)) => self
+                .base
+                .users
+                .get(from as usize..to as usize)
+                .unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    pub fn set(&mut self, ord: RecordOrd, users: Vec<UserIdx>) {
+        self.changed.insert(ord, users.into_boxed_slice());
+        if self.changed.len() > FOLD_AFTER {
+            self.fold();
+        }
+    }
+
+    fn fold(&mut self) {
+        let n = (self.base.offsets.len().saturating_sub(1)).max(
+            self.changed
+                .keys()
+                .map(|&o| o as usize + 1)
+                .max()
+                .unwrap_or(0),
+        );
+        let lists: Vec<Vec<UserIdx>> = (0..n)
+            .map(|ord| self.get(ord as RecordOrd).to_vec())
+            .collect();
+        *self = RecordUsers::from_lists(&lists);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.base.offsets.capacity() * 4
+            + self.base.users.capacity() * 4
+            + self
+                .changed
+                .values()
+                .map(|u| u.len() * 4 + 24)
+                .sum::<usize>()
+    }
 }
 
 /// Contact state as sets (R12–R15).
@@ -317,7 +406,11 @@ impl TenantIndex {
                         + c.status.capacity()
                         + 5 * o.live_dense.heap_bytes()
                 });
-                o.ids.heap_bytes() + sets + contact + 2 * o.live_dense.heap_bytes()
+                o.ids.heap_bytes()
+                    + sets
+                    + contact
+                    + 2 * o.live_dense.heap_bytes()
+                    + o.users.heap_bytes()
             })
             .sum()
     }
@@ -406,6 +499,7 @@ impl TenantIndex {
                 direct: Arc::default(),
                 related: Arc::default(),
                 contact: (def.name == CONTACTS).then(ContactIndex::default),
+                users: RecordUsers::default(),
                 version: 0,
             })
             .collect();
@@ -471,6 +565,9 @@ impl TenantIndex {
                 index_contact(contact, ord, record.contact.as_ref());
             }
         }
+        for (object, lists) in objects.iter_mut().zip(&users_of) {
+            object.users = RecordUsers::from_lists(lists);
+        }
         for object in &mut objects {
             let universe = object.len();
             object.live_dense = DenseSet::of(&object.live, universe);
@@ -532,6 +629,7 @@ impl TenantIndex {
             user_by_name,
             principals,
             meta: Arc::new(tenant.clone_without_records()),
+            defs: Arc::new(defs),
             links: Arc::new(links),
         }
     }
@@ -743,4 +841,32 @@ pub(crate) fn build_principals(
         }
     }
     principals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FOLD_AFTER, RecordUsers, UserIdx};
+
+    #[test]
+    fn record_users_read_the_same_before_and_after_folding() {
+        let lists: Vec<Vec<UserIdx>> = (0..100u32).map(|i| vec![i % 7, 50 + i % 3]).collect();
+        let mut users = RecordUsers::from_lists(&lists);
+        let mut expected = lists.clone();
+        for n in 0..(FOLD_AFTER as u32 + 10) {
+            let ord = n % 150; // some beyond the table: new records
+            let list = vec![n % 11];
+            users.set(ord, list.clone());
+            if expected.len() <= ord as usize {
+                expected.resize(ord as usize + 1, Vec::new());
+            }
+            if let Some(slot) = expected.get_mut(ord as usize) {
+                *slot = list;
+            }
+        }
+        assert!(users.changed.len() < FOLD_AFTER, "folded");
+        for (ord, list) in expected.iter().enumerate() {
+            assert_eq!(users.get(ord as u32), list.as_slice(), "{ord}");
+        }
+        assert_eq!(users.get(10_000), &[] as &[UserIdx]);
+    }
 }

@@ -124,19 +124,16 @@ pub fn validate(file: &DataFile) -> Report {
 }
 
 /// Checks one record written on its own (Admin.Write, the change feed)
-/// against its tenant's objects: the object exists, team and relationship
+/// against its tenant's objects (as [`tenant_objects`] gives them): the object exists, team and relationship
 /// fields are the object's, contact state only on Contacts. Links to other
 /// records are the caller's to check, against the records it holds.
-pub fn validate_record(meta: &Tenant, record: &super::data::Record) -> Vec<Problem> {
+pub fn validate_record(objects: &[ObjectDef], record: &super::data::Record) -> Vec<Problem> {
     let tenant = Tenant {
-        id: meta.id.clone(),
-        objects: meta.objects.clone(),
         records: vec![record.clone()],
         ..Tenant::default()
     };
     let mut report = Report::default();
-    let objects = tenant_objects(&tenant);
-    validate_records("", &tenant, &objects, &HashSet::new(), &mut report);
+    validate_records("", &tenant, objects, &HashSet::new(), &mut report);
     report
         .errors
         .into_iter()
