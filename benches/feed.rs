@@ -8,9 +8,8 @@
 //! changes/s) and PERMD_BENCH_SECS how long it runs (default 20).
 //!
 //! Commit → visible is measured per transaction as the wall time at which
-//! the follower published a revision that holds it, minus the commit time
-//! PostgreSQL recorded for it (permd.transactions.committed_at, stamped just
-//! before the commit returns); both clocks are this machine's.
+//! the follower published a revision that holds it, minus the time the
+//! writer's one-statement transaction returned (its commit done).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
@@ -54,6 +53,12 @@ fn main() {
         println!("feed bench: run with `cargo bench --bench feed`");
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -68,6 +73,7 @@ async fn run() {
     let contacts: usize = env_or("PERMD_BENCH_CONTACTS", 1_000_000);
     let rate: f64 = env_or("PERMD_BENCH_RATE", 1_000.0);
     let secs: u64 = env_or("PERMD_BENCH_SECS", 20);
+    let per_txn: u64 = env_or("PERMD_BENCH_PER_TXN", 1u64).max(1);
     let spec = GenSpec {
         contacts,
         ..GenSpec::default()
@@ -178,7 +184,11 @@ async fn run() {
         let mut runs = Vec::new();
         for _ in 0..3 {
             let started = Instant::now();
-            let batch = pg::changes_after(&pool, r0, 2_000).await.unwrap().unwrap();
+            let batch = pg::changes_after(&pool, r0, 2_000)
+                .await
+                .unwrap()
+                .unwrap()
+                .transactions;
             let read = started.elapsed();
             let last = batch.last().map(|(r, _)| *r).unwrap();
             let all: Vec<_> = batch.into_iter().flat_map(|(_, c)| c).collect();
@@ -234,7 +244,7 @@ async fn run() {
     }
     let first_revision = engine.revision() + 1;
     let writers = 4u64;
-    let per_writer = rate / writers as f64;
+    let per_writer = rate / per_txn as f64 / writers as f64;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for w in 0..writers {
@@ -246,47 +256,65 @@ async fn run() {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut n = 0u64;
+            let mut commits: Vec<(String, f64)> = Vec::new();
             while Instant::now() < deadline {
                 tick.tick().await;
-                let id = ids[((w * 1_000_003 + n * 7919) % ids.len() as u64) as usize];
+                let chunk: Vec<uuid::Uuid> = (0..per_txn)
+                    .map(|k| {
+                        ids[((w * 1_000_003 + (n * per_txn + k) * 7919) % ids.len() as u64)
+                            as usize]
+                    })
+                    .collect();
                 let state = ContactState {
                     email: Some("x@example.com".to_owned()),
                     email_status: EmailStatus::ALL[(n % 4) as usize],
                     ..ContactState::default()
                 };
-                sqlx::query(
-                    "UPDATE permd.records SET contact = $1 WHERE tenant = 'bench' AND id = $2",
+                // One statement, one transaction: when it returns, the
+                // commit has.
+                let xids: Vec<String> = sqlx::query_scalar(
+                    "UPDATE permd.records SET contact = $1 WHERE tenant = 'bench' AND id = ANY($2) \
+                     RETURNING pg_current_xact_id()::text",
                 )
                 .bind(serde_json::to_value(&state).unwrap())
-                .bind(id)
-                .execute(&mut conn)
+                .bind(&chunk)
+                .fetch_all(&mut conn)
                 .await
                 .unwrap();
+                if let Some(xid) = xids.into_iter().next() {
+                    commits.push((xid, now_secs()));
+                }
                 n += 1;
             }
-            n
+            commits
         }));
     }
-    let mut written = 0;
+    let mut commits: Vec<(String, f64)> = Vec::new();
     for t in tasks {
-        written += t.await.unwrap();
+        commits.extend(t.await.unwrap());
     }
+    let written = commits.len() as u64 * per_txn;
     let last_revision = pg::revision(&pool).await.unwrap();
     while engine.revision() < last_revision {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let committed: BTreeMap<i64, f64> = sqlx::query_as::<_, (i64, f64)>(
-        "SELECT revision, extract(epoch FROM committed_at)::float8 FROM permd.transactions \
-         WHERE revision >= $1 AND revision <= $2",
-    )
-    .bind(first_revision as i64)
-    .bind(last_revision as i64)
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
+    // Each commit's revision, by its transaction id.
+    let revision_of: std::collections::HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT xid::text, revision FROM permd.transactions WHERE revision >= $1 AND revision <= $2",
+        )
+        .bind(first_revision as i64)
+        .bind(last_revision as i64)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let committed: BTreeMap<i64, f64> = commits
+        .iter()
+        .filter_map(|(xid, at)| revision_of.get(xid).map(|r| (*r, *at)))
+        .collect();
     let published = published.lock().unwrap().clone();
     let mut latencies: Vec<f64> = committed
         .iter()
@@ -300,7 +328,7 @@ async fn run() {
     latencies.sort_by(f64::total_cmp);
     let achieved = written as f64 / secs as f64;
     println!(
-        "COMMIT→VISIBLE at {achieved:.0} changes/s for {secs} s ({} transactions, {} publishes): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "COMMIT→VISIBLE at {achieved:.0} changes/s ({per_txn} per transaction) for {secs} s ({} transactions, {} publishes): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
         published.len(),
         percentile(&latencies, 0.50),

@@ -25,6 +25,7 @@
 
 pub mod cli;
 pub mod index;
+pub mod memory;
 pub mod model;
 pub mod pb;
 pub mod server;

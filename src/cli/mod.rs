@@ -448,7 +448,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let snapshot = Snapshot::build(&data, 1);
             let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
             drop(data);
-            release_freed_memory();
+            crate::memory::settle();
             (Arc::new(Engine::new(snapshot, args.max_batch)), records)
         }
     };
@@ -532,21 +532,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_metrics.send(());
         served
     })
-}
-
-/// Hands the memory of the parsed data file back to the OS. The parsed file
-/// is several times the size of the index built from it, and allocators keep
-/// freed pages mapped for reuse; without this the resident set after startup
-/// is that of the file, not of the index. (The binary runs on mimalloc; a
-/// library user on glibc gets `malloc_trim`.)
-fn release_freed_memory() {
-    // SAFETY: both only return free pages of the allocator's own heap to
-    // the OS; neither touches a live allocation.
-    unsafe {
-        libmimalloc_sys::mi_collect(true);
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        libc::malloc_trim(0);
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM; the server then drains in-flight RPCs.

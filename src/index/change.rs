@@ -221,12 +221,12 @@ impl TenantIndex {
     /// its version (and its cached answers) unless its admin flag, its
     /// associated user or the grants of its groups changed.
     fn rebuild_principals(&mut self, before: &TenantIndex, revision: u64) {
-        for user in &self.meta.users {
-            intern_user(&mut self.users, &mut self.user_by_name, &user.id);
+        for user in self.meta.users.clone() {
+            self.intern(&user.id);
         }
         let fields: Vec<Vec<String>> = self.objects.iter().map(|o| o.fields.clone()).collect();
         let object_by_name = self.object_by_name().clone();
-        self.groups = build_groups(&self.meta, &fields, &object_by_name);
+        self.groups = Arc::new(build_groups(&self.meta, &fields, &object_by_name));
         let mut principals = build_principals(&self.meta, &self.groups, &self.user_by_name);
         let same_objects = before.objects.len() == self.objects.len()
             && before
@@ -252,7 +252,20 @@ impl TenantIndex {
                 _ => revision,
             };
         }
-        self.principals = principals;
+        self.principals = Arc::new(principals);
+    }
+
+    /// The index of a user name, interned if new (the tables are copied
+    /// only then).
+    fn intern(&mut self, name: &str) -> UserIdx {
+        if let Some(&idx) = self.user_by_name.get(name) {
+            return idx;
+        }
+        intern_user(
+            Arc::make_mut(&mut self.users),
+            Arc::make_mut(&mut self.user_by_name),
+            name,
+        )
     }
 
     /// Brings the objects in line with the meta copy's definitions: new
@@ -398,14 +411,14 @@ impl TenantIndex {
             let related = Arc::make_mut(&mut object.related);
             for user in old.iter().filter(|u| !now.contains(u)) {
                 if let Some(set) = related.get_mut(user) {
-                    set.remove(ord);
+                    Arc::make_mut(set).remove(ord);
                     if set.is_empty() {
                         related.remove(user);
                     }
                 }
             }
             for user in now.iter().filter(|u| !old.contains(u)) {
-                related.entry(*user).or_default().insert(ord);
+                Arc::make_mut(related.entry(*user).or_default()).insert(ord);
             }
         }
     }
@@ -467,7 +480,7 @@ impl TenantIndex {
             .iter()
             .chain(record.teams.values().flatten())
             .chain(&record.interactions)
-            .map(|u| intern_user(&mut self.users, &mut self.user_by_name, u))
+            .map(|u| self.intern(u))
             .collect();
         new_users.sort_unstable();
         new_users.dedup();
@@ -492,12 +505,19 @@ impl TenantIndex {
         };
         let object = Arc::make_mut(slot);
         object.version = revision;
-        let (ord, _) = Arc::make_mut(&mut object.ids)
-            .insert(record.id)
-            .ok_or_else(|| ApplyError::ObjectFull {
-                tenant: tenant.clone(),
-                object: record.object.clone(),
-            })?;
+        // The id table is copied only when a new id joins it.
+        let ord = match object.ids.get(&record.id) {
+            Some(ord) => ord,
+            None => {
+                Arc::make_mut(&mut object.ids)
+                    .insert(record.id)
+                    .ok_or_else(|| ApplyError::ObjectFull {
+                        tenant: tenant.clone(),
+                        object: record.object.clone(),
+                    })?
+                    .0
+            }
+        };
         let universe = object.ids.len();
         for dense in object.dense_sets_mut() {
             dense.grow(universe);
@@ -507,14 +527,14 @@ impl TenantIndex {
             let direct = Arc::make_mut(&mut object.direct);
             for user in old_users.iter().filter(|u| !new_users.contains(u)) {
                 if let Some(set) = direct.get_mut(user) {
-                    set.remove(ord);
+                    Arc::make_mut(set).remove(ord);
                     if set.is_empty() {
                         direct.remove(user);
                     }
                 }
             }
             for user in new_users.iter().filter(|u| !old_users.contains(u)) {
-                direct.entry(*user).or_default().insert(ord);
+                Arc::make_mut(direct.entry(*user).or_default()).insert(ord);
             }
             object.users.set(ord, new_users);
         }
@@ -525,9 +545,18 @@ impl TenantIndex {
             contact.refresh_dense(ord);
         }
 
-        let links = Arc::make_mut(&mut self.links);
-        links.remove(&record.id);
-        links.add(record.id, new_links);
+        // The link maps are copied only when this record's links change.
+        let old_links = self
+            .links
+            .forward
+            .get(&record.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if old_links != new_links.as_slice() {
+            let links = Arc::make_mut(&mut self.links);
+            links.remove(&record.id);
+            links.add(record.id, new_links);
+        }
         self.refresh_related(touched, &before, revision);
         Ok(())
     }
@@ -559,7 +588,7 @@ impl TenantIndex {
             let direct = Arc::make_mut(&mut object.direct);
             for user in &users {
                 if let Some(set) = direct.get_mut(user) {
-                    set.remove(ord);
+                    Arc::make_mut(set).remove(ord);
                     if set.is_empty() {
                         direct.remove(user);
                     }
@@ -571,7 +600,7 @@ impl TenantIndex {
             let related = Arc::make_mut(&mut object.related);
             for user in &own_related {
                 if let Some(set) = related.get_mut(user) {
-                    set.remove(ord);
+                    Arc::make_mut(set).remove(ord);
                     if set.is_empty() {
                         related.remove(user);
                     }
@@ -582,7 +611,9 @@ impl TenantIndex {
             contact.forget(ord);
             contact.refresh_dense(ord);
         }
-        Arc::make_mut(&mut self.links).remove(id);
+        if self.links.forward.contains_key(id) {
+            Arc::make_mut(&mut self.links).remove(id);
+        }
         self.refresh_related(neighbors, &before, revision);
     }
 

@@ -163,6 +163,8 @@ pub struct Engine {
     max_batch: usize,
     /// Wakes requests waiting for a revision (`min_revision`).
     published: tokio::sync::watch::Sender<u64>,
+    /// The second (Unix time) tenant sizes were last exported.
+    sized_at: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -183,6 +185,7 @@ impl Engine {
             cache,
             max_batch,
             published,
+            sized_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -259,7 +262,18 @@ impl Engine {
             .iter()
             .filter_map(|t| tenants.get(t).map(|i| (t.clone(), i.clone())))
             .collect();
-        Self::record_published(revision, published.iter().map(|(t, i)| (t, i)));
+        // Sizing a tenant walks all its sets: at most once a second.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let sized = self
+            .sized_at
+            .swap(now, std::sync::atomic::Ordering::Relaxed)
+            != now;
+        Self::record_published(
+            revision,
+            published.iter().filter(|_| sized).map(|(t, i)| (t, i)),
+        );
         self.snapshot
             .store(Arc::new(Snapshot { revision, tenants }));
         // Answers of untouched objects and principals stay cached; the

@@ -47,12 +47,12 @@ pub struct TenantIndex {
     pub sms_configured: bool,
     pub objects: Vec<Arc<ObjectIndex>>,
     object_by_name: FxHashMap<String, usize>,
-    pub groups: Vec<GroupGrants>,
+    pub groups: Arc<Vec<GroupGrants>>,
     /// Every user name the tenant's users and records mention, interned:
     /// a record may name a user before the user exists (R8).
-    pub users: Vec<String>,
-    pub(crate) user_by_name: FxHashMap<String, UserIdx>,
-    pub(crate) principals: FxHashMap<(PrincipalKind, String), Principal>,
+    pub users: Arc<Vec<String>>,
+    pub(crate) user_by_name: Arc<FxHashMap<String, UserIdx>>,
+    pub(crate) principals: Arc<FxHashMap<(PrincipalKind, String), Principal>>,
     /// The tenant without its records (objects, groups, roles, principals):
     /// what a principal-side change is validated against and rebuilt from.
     pub(crate) meta: Arc<Tenant>,
@@ -139,10 +139,10 @@ pub struct ObjectIndex {
     pub live_dense: DenseSet,
     pub archived_dense: DenseSet,
     /// Per user: records they own, are on a team field of, or interacted with.
-    pub direct: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
+    pub direct: Arc<FxHashMap<UserIdx, Arc<RoaringBitmap>>>,
     /// Per user: records linked (one hop, either direction) to a record
     /// directly associated with them. Only for `related` and `both` sources.
-    pub related: Arc<FxHashMap<UserIdx, RoaringBitmap>>,
+    pub related: Arc<FxHashMap<UserIdx, Arc<RoaringBitmap>>>,
     /// Present on `contacts` only.
     pub contact: Option<ContactIndex>,
     /// Per record, the users it is directly associated with: what a change
@@ -171,7 +171,7 @@ struct UsersTable {
 }
 
 /// Changed records kept beside the table before it is rebuilt.
-const FOLD_AFTER: usize = 16_384;
+const FOLD_AFTER: usize = 4_096;
 
 impl RecordUsers {
     /// From the users of each ordinal, in ordinal order.
@@ -246,8 +246,11 @@ pub struct ContactIndex {
     /// Subscription status underneath any suppression.
     pub unsubscribed_all: RoaringBitmap,
     pub suppressed_forever: RoaringBitmap,
-    /// Soft-bounce suppressions, sorted by the instant they end.
-    pub suppressed_until: Vec<(OffsetDateTime, RecordOrd)>,
+    /// Soft-bounce suppressions, ordered by the instant they end; a
+    /// B-tree so one Contact's change is O(log n), not a shift of them all.
+    pub suppressed_until: std::collections::BTreeSet<(OffsetDateTime, RecordOrd)>,
+    /// Each soft-bounced Contact's end instant: finds its entry above.
+    pub until_of: FxHashMap<RecordOrd, OffsetDateTime>,
     pub opted_out_lists: FxHashMap<String, RoaringBitmap>,
     /// Base status per record, for Explain.
     pub status: Vec<EmailStatus>,
@@ -286,7 +289,9 @@ impl ContactIndex {
         for set in self.opted_out_lists.values_mut() {
             set.remove(ord);
         }
-        self.suppressed_until.retain(|(_, o)| *o != ord);
+        if let Some(until) = self.until_of.remove(&ord) {
+            self.suppressed_until.remove(&(until, ord));
+        }
     }
 
     /// Brings the dense copies of one Contact's sets in line with the
@@ -302,38 +307,36 @@ impl ContactIndex {
         for (set, dense) in pairs {
             dense.set(ord, set.contains(ord));
         }
-        self.suppressed_until.sort_unstable();
     }
 
     /// The records suppressed at `now`, and the window `[from, until)`
     /// around `now` in which that set stays the same: no soft bounce ends
     /// inside it. Both ends are open (`None`) when no expiry bounds them.
     pub fn suppressed_at(&self, now: OffsetDateTime) -> (DenseSet, Validity) {
-        let first_running = self
-            .suppressed_until
-            .partition_point(|(until, _)| *until <= now);
-        let running = self
-            .suppressed_until
-            .get(first_running..)
-            .unwrap_or_default();
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        // Entries ending after `now` are running; (now, MAX) sorts after
+        // every entry ending at `now`.
+        let edge = (now, RecordOrd::MAX);
         let mut set = self.dense.suppressed_forever.clone();
+        let mut running = self.suppressed_until.range((Excluded(edge), Unbounded));
+        let until = running.next().map(|(until, ord)| {
+            set.insert(*ord);
+            *until
+        });
         for (_, ord) in running {
             set.insert(*ord);
         }
-        let from = first_running
-            .checked_sub(1)
-            .and_then(|i| self.suppressed_until.get(i))
+        let from = self
+            .suppressed_until
+            .range((Unbounded, Included(edge)))
+            .next_back()
             .map(|(until, _)| *until);
-        let until = running.first().map(|(until, _)| *until);
         (set, Validity { from, until })
     }
 
     pub fn is_suppressed_at(&self, ord: RecordOrd, now: OffsetDateTime) -> bool {
         self.suppressed_forever.contains(ord)
-            || self
-                .suppressed_until
-                .iter()
-                .any(|(until, o)| *o == ord && now < *until)
+            || self.until_of.get(&ord).is_some_and(|until| now < *until)
     }
 }
 
@@ -368,8 +371,8 @@ impl ObjectIndex {
     /// association source (R9).
     pub fn associated(&self, user: UserIdx) -> RoaringBitmap {
         let empty = RoaringBitmap::new();
-        let direct = self.direct.get(&user).unwrap_or(&empty);
-        let related = self.related.get(&user).unwrap_or(&empty);
+        let direct = self.direct.get(&user).map_or(&empty, |s| &**s);
+        let related = self.related.get(&user).map_or(&empty, |s| &**s);
         match self.source {
             AssociationSource::Direct => direct.clone(),
             AssociationSource::Related => related.clone(),
@@ -387,8 +390,8 @@ impl TenantIndex {
             .map(|o| {
                 let sets: usize = [&o.live, &o.archived]
                     .into_iter()
-                    .chain(o.direct.values())
-                    .chain(o.related.values())
+                    .chain(o.direct.values().map(|s| &**s))
+                    .chain(o.related.values().map(|s| &**s))
                     .map(|b| b.serialized_size())
                     .sum();
                 let contact = o.contact.as_ref().map_or(0, |c| {
@@ -429,7 +432,7 @@ impl TenantIndex {
         for object in &mut self.objects {
             Arc::make_mut(object).version = revision;
         }
-        for principal in self.principals.values_mut() {
+        for principal in Arc::make_mut(&mut self.principals).values_mut() {
             principal.version = revision;
         }
     }
@@ -555,9 +558,7 @@ impl TenantIndex {
             associated.sort_unstable();
             associated.dedup();
             for &user in &associated {
-                Arc::make_mut(&mut object.direct)
-                    .entry(user)
-                    .or_default()
+                Arc::make_mut(Arc::make_mut(&mut object.direct).entry(user).or_default())
                     .insert(ord);
             }
             record_users.push(associated);
@@ -573,7 +574,6 @@ impl TenantIndex {
             object.live_dense = DenseSet::of(&object.live, universe);
             object.archived_dense = DenseSet::of(&object.archived, universe);
             if let Some(contact) = object.contact.as_mut() {
-                contact.suppressed_until.sort_unstable();
                 contact.dense = ContactProbes {
                     valid_email: DenseSet::of(&contact.valid_email, universe),
                     valid_mobile: DenseSet::of(&contact.valid_mobile, universe),
@@ -611,9 +611,7 @@ impl TenantIndex {
             }
             let linked_users = users_of.get(oj).and_then(|u| u.get(other as usize));
             for &user in linked_users.into_iter().flatten() {
-                Arc::make_mut(&mut object.related)
-                    .entry(user)
-                    .or_default()
+                Arc::make_mut(Arc::make_mut(&mut object.related).entry(user).or_default())
                     .insert(ord);
             }
         }
@@ -624,10 +622,10 @@ impl TenantIndex {
             sms_configured: tenant.sms_configured,
             objects: objects.into_iter().map(Arc::new).collect(),
             object_by_name,
-            groups,
-            users,
-            user_by_name,
-            principals,
+            groups: Arc::new(groups),
+            users: Arc::new(users),
+            user_by_name: Arc::new(user_by_name),
+            principals: Arc::new(principals),
             meta: Arc::new(tenant.clone_without_records()),
             defs: Arc::new(defs),
             links: Arc::new(links),
@@ -713,7 +711,10 @@ pub(crate) fn index_contact(
             None => {
                 index.suppressed_forever.insert(ord);
             }
-            Some(until) => index.suppressed_until.push((until, ord)),
+            Some(until) => {
+                index.suppressed_until.insert((until, ord));
+                index.until_of.insert(ord, until);
+            }
         }
     }
     for list in &state.opted_out_lists {

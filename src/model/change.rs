@@ -120,6 +120,11 @@ impl Entity {
     /// shape; the error names the path of the first problem.
     pub fn from_value(kind: EntityKind, value: serde_json::Value) -> Result<Entity, String> {
         fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+            // The fast path reads the value in place; only a refused one is
+            // read again to name the path of the problem.
+            if let Ok(v) = T::deserialize(&value) {
+                return Ok(v);
+            }
             serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 if path == "." {

@@ -225,6 +225,7 @@ async fn reload(pool: &PgPool, engine: &Engine) -> anyhow::Result<()> {
     let records: usize = file.tenants.iter().map(|t| t.records.len()).sum();
     let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&file, revision)).await?;
     engine.publish(snapshot);
+    crate::memory::settle();
     tracing::info!(
         revision,
         records,
@@ -243,22 +244,21 @@ async fn listen(pool: &PgPool) -> anyhow::Result<PgListener> {
 /// Applies every committed transaction after the engine's revision.
 async fn catch_up(
     pool: &PgPool,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     readiness: &watch::Sender<Readiness>,
 ) -> Result<(), Fault> {
     loop {
         let held = engine.revision();
-        // The latest revision first: every transaction up to it committed
-        // before the changelog is read below, so the read must return them
-        // all unless they were pruned.
-        let latest = super::revision(pool).await?;
-        if latest <= held {
-            return Ok(());
-        }
-        let batch = match changes_after(pool, held, READ_TRANSACTIONS).await? {
-            Ok(batch) => batch,
+        let started = Instant::now();
+        let read = match changes_after(pool, held, READ_TRANSACTIONS).await? {
+            Ok(read) => read,
             Err(m) => return Err(Fault::Malformed(m)),
         };
+        if read.latest <= held {
+            return Ok(());
+        }
+        let read_us = started.elapsed().as_micros() as u64;
+        let batch = read.transactions;
         let Some(&(first, _)) = batch.first() else {
             return gap(pool, engine, held, readiness).await;
         };
@@ -276,32 +276,61 @@ async fn catch_up(
         }
         let last = batch.last().map_or(held, |(r, _)| *r);
         let count = batch.len();
-        let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-        if let Err(whole) = engine.apply_as(&all, Some(last)) {
-            // Find the transaction that cannot apply, applying the ones
-            // before it: the feed stops exactly there.
-            for (revision, changes) in &batch {
-                if let Err(e) = engine.apply_as(changes, Some(*revision)) {
-                    return Err(Fault::Malformed(Malformed {
-                        revision: *revision,
-                        seq: 0,
-                        tenant: changes
-                            .first()
-                            .map(|c| c.tenant.clone())
-                            .unwrap_or_default(),
-                        entity: String::new(),
-                        key: String::new(),
-                        message: e.to_string(),
-                    }));
-                }
-            }
-            tracing::warn!(error = %whole, "a batch failed whole but each transaction applied");
+        let changes: usize = batch.iter().map(|(_, c)| c.len()).sum();
+        // Applying is CPU work of milliseconds: off the async workers, so
+        // the gRPC side is not held up by it.
+        let applier = engine.clone();
+        let applied = tokio::task::spawn_blocking(move || apply_batch(&applier, batch, last))
+            .await
+            .map_err(|e| Fault::Database(anyhow::anyhow!("apply task failed: {e}")))?;
+        if let Err(m) = applied {
+            return Err(Fault::Malformed(m));
         }
         metrics::counter!(FEED_TRANSACTIONS).increment(count as u64);
+        tracing::debug!(
+            from = held + 1,
+            to = last,
+            transactions = count,
+            changes,
+            read_us,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "applied"
+        );
         if (count as u64) < READ_TRANSACTIONS {
             return Ok(());
         }
     }
+}
+
+/// Applies the transactions as one revision (the last one's); if that
+/// fails, applies them one by one to find the one that cannot apply, so
+/// the feed stops exactly there, everything before it applied.
+fn apply_batch(
+    engine: &Engine,
+    batch: Vec<(u64, Vec<crate::model::change::Change>)>,
+    last: u64,
+) -> Result<(), Malformed> {
+    let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+    let Err(whole) = engine.apply_as(&all, Some(last)) else {
+        return Ok(());
+    };
+    for (revision, changes) in &batch {
+        if let Err(e) = engine.apply_as(changes, Some(*revision)) {
+            return Err(Malformed {
+                revision: *revision,
+                seq: 0,
+                tenant: changes
+                    .first()
+                    .map(|c| c.tenant.clone())
+                    .unwrap_or_default(),
+                entity: String::new(),
+                key: String::new(),
+                message: e.to_string(),
+            });
+        }
+    }
+    tracing::warn!(error = %whole, "a batch failed whole but each transaction applied");
+    Ok(())
 }
 
 /// The changelog does not hold the revisions after `held`: pruned past us

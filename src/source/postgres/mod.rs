@@ -32,7 +32,8 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
         .parse()
         .with_context(|| format!("database URL '{}' is not valid", redact(url)))?;
-    let options = options.application_name("permd");
+    // JIT compiles a plan in ~0.4 s: far more than any query here takes.
+    let options = options.application_name("permd").options([("jit", "off")]);
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(5))
@@ -375,13 +376,14 @@ pub struct Malformed {
     pub message: String,
 }
 
-/// Decodes one changelog row into a change.
+/// Decodes one changelog row into a change; `payload` is the row's JSON
+/// text.
 pub fn decode_change(
     tenant: &str,
     entity: &str,
     key: &str,
     op: &str,
-    payload: Option<Value>,
+    payload: Option<&str>,
 ) -> Result<Change, String> {
     let kind = EntityKind::parse(entity).ok_or_else(|| {
         format!(
@@ -396,7 +398,9 @@ pub fn decode_change(
             }
             Ok(Change::delete(tenant, kind, key))
         }
-        ("upsert", Some(row)) => {
+        ("upsert", Some(text)) => {
+            let row: Value =
+                serde_json::from_str(text).map_err(|e| format!("the payload is not JSON: {e}"))?;
             let (row_tenant, entity) = decode(kind, row)?;
             if row_tenant != tenant || entity.key() != key {
                 return Err(format!(
@@ -412,36 +416,60 @@ pub fn decode_change(
     }
 }
 
-/// The transactions after `after`, in revision order, at most `limit` of
-/// them, each with its changes in the order they were made. A revision
-/// missing in between means the changelog was pruned past `after`.
+/// What one read of the changelog saw, in one snapshot.
+#[derive(Debug)]
+pub struct ChangelogRead {
+    /// The latest revision committed when it read.
+    pub latest: u64,
+    /// The transactions after the revision asked for, in revision order, each
+    /// with its changes in the order they were made.
+    pub transactions: Vec<(u64, Vec<Change>)>,
+}
+
+/// The transactions after `after` (at most `limit` of them) and the latest
+/// revision, in one statement, so both come from one snapshot: every
+/// transaction up to `latest` is in it unless pruned. A revision missing
+/// in between therefore means the changelog was pruned past `after`.
 pub async fn changes_after(
     pool: &PgPool,
     after: u64,
     limit: u64,
-) -> anyhow::Result<Result<Vec<(u64, Vec<Change>)>, Malformed>> {
+) -> anyhow::Result<Result<ChangelogRead, Malformed>> {
+    // The lateral subquery (fenced by OFFSET 0) keeps the plan an index
+    // lookup per transaction: a hash join would scan the whole changelog.
     let rows = sqlx::query(
-        "SELECT t.revision, c.seq, c.tenant, c.entity, c.key, c.op, c.payload \
-         FROM permd.transactions t JOIN permd.changelog c ON c.xid = t.xid \
-         WHERE t.revision > $1 AND t.revision <= $1 + $2 \
-         ORDER BY t.revision, c.seq",
+        "SELECT r.value, x.revision, x.seq, x.tenant, x.entity, x.key, x.op, x.payload \
+         FROM permd.revision r LEFT JOIN LATERAL ( \
+           SELECT t.revision, c.seq, c.tenant, c.entity, c.key, c.op, c.payload::text AS payload \
+           FROM (SELECT revision, xid FROM permd.transactions \
+                 WHERE revision > $1 AND revision <= $1 + $2) t \
+           CROSS JOIN LATERAL (SELECT * FROM permd.changelog c WHERE c.xid = t.xid OFFSET 0) c \
+         ) x ON true \
+         ORDER BY x.revision, x.seq",
     )
     .bind(i64::try_from(after).unwrap_or(i64::MAX))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
     .context("reading the changelog")?;
-    let mut out: Vec<(u64, Vec<Change>)> = Vec::new();
+    let mut read = ChangelogRead {
+        latest: 0,
+        transactions: Vec::new(),
+    };
     for row in rows {
-        let revision: i64 = row.try_get(0)?;
+        let latest: i64 = row.try_get(0)?;
+        read.latest = u64::try_from(latest).unwrap_or(0);
+        let Some(revision) = row.try_get::<Option<i64>, _>(1)? else {
+            continue;
+        };
         let revision = u64::try_from(revision).unwrap_or(0);
-        let seq: i64 = row.try_get(1)?;
-        let tenant: String = row.try_get(2)?;
-        let entity: String = row.try_get(3)?;
-        let key: String = row.try_get(4)?;
-        let op: String = row.try_get(5)?;
-        let payload: Option<Value> = row.try_get(6)?;
-        let change = match decode_change(&tenant, &entity, &key, &op, payload) {
+        let seq: i64 = row.try_get(2)?;
+        let tenant: String = row.try_get(3)?;
+        let entity: String = row.try_get(4)?;
+        let key: String = row.try_get(5)?;
+        let op: String = row.try_get(6)?;
+        let payload: Option<String> = row.try_get(7)?;
+        let change = match decode_change(&tenant, &entity, &key, &op, payload.as_deref()) {
             Ok(change) => change,
             Err(message) => {
                 return Ok(Err(Malformed {
@@ -454,12 +482,12 @@ pub async fn changes_after(
                 }));
             }
         };
-        match out.last_mut() {
+        match read.transactions.last_mut() {
             Some((r, changes)) if *r == revision => changes.push(change),
-            _ => out.push((revision, vec![change])),
+            _ => read.transactions.push((revision, vec![change])),
         }
     }
-    Ok(Ok(out))
+    Ok(Ok(read))
 }
 
 /// How far the changelog has been pruned: revisions at or below it are gone.
@@ -513,21 +541,58 @@ pub async fn prune(pool: &PgPool, retention: Duration) -> anyhow::Result<u64> {
     pruned_through(pool).await
 }
 
+/// Record reads run this many ways at once, on one exported snapshot.
+const BOOTSTRAP_PARTS: u64 = 2;
+
 /// Every tenant as of one consistent snapshot (one REPEATABLE READ, read
-/// only transaction), and the revision that snapshot is at.
+/// only transaction), and the revision that snapshot is at. Records — the
+/// bulk — are read as typed columns by `BOOTSTRAP_PARTS` connections at
+/// once, each a range of the table's pages, all in the snapshot the first
+/// transaction exports (as `pg_dump -j` does).
 pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *tx)
+        .await
+        .context("exporting the bootstrap snapshot")?;
     let revision: i64 = sqlx::query_scalar("SELECT value FROM permd.revision")
         .fetch_one(&mut *tx)
         .await
         .context("reading permd.revision")?;
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT (pg_relation_size('permd.records') / current_setting('block_size')::bigint)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let per_part = (u64::try_from(pages).unwrap_or(0) / BOOTSTRAP_PARTS).max(1);
+    let parts: Vec<_> = (0..BOOTSTRAP_PARTS)
+        .map(|k| {
+            let pool = pool.clone();
+            let snapshot = snapshot.clone();
+            let from = k * per_part;
+            let to = (k + 1 < BOOTSTRAP_PARTS).then_some((k + 1) * per_part);
+            tokio::spawn(async move { read_records(&pool, &snapshot, from, to).await })
+        })
+        .collect();
+
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for t in &TABLES {
+    let mut tenant_index = |tenants: &mut Vec<Tenant>, id: &str| -> usize {
+        if let Some(&i) = at.get(id) {
+            return i;
+        }
+        at.insert(id.to_owned(), tenants.len());
+        tenants.push(Tenant {
+            id: id.to_owned(),
+            ..Tenant::default()
+        });
+        tenants.len() - 1
+    };
+    for t in TABLES.iter().filter(|t| t.kind != EntityKind::Record) {
         // Ordered so a snapshot reads the same every time.
         let sql = format!(
             "SELECT to_jsonb(x)::text FROM permd.{name} x ORDER BY {order}",
@@ -538,24 +603,16 @@ pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
                 format!("tenant, {}", t.key)
             }
         );
-        let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).fetch(&mut *tx);
-        while let Some(text) = tokio_stream::StreamExt::next(&mut rows).await.transpose()? {
+        let rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
+        for text in rows {
             let row: Value = serde_json::from_str(&text)
                 .with_context(|| format!("a {} row is not JSON", t.name))?;
             let (tenant_id, entity) = decode(t.kind, row)
                 .map_err(|e| anyhow::anyhow!("a row of permd.{} cannot be read: {e}", t.name))?;
-            let index = match at.get(&tenant_id) {
-                Some(&i) => i,
-                None => {
-                    at.insert(tenant_id.clone(), tenants.len());
-                    tenants.push(Tenant {
-                        id: tenant_id.clone(),
-                        ..Tenant::default()
-                    });
-                    tenants.len() - 1
-                }
-            };
-            let Some(tenant) = tenants.get_mut(index) else {
+            let i = tenant_index(&mut tenants, &tenant_id);
+            let Some(tenant) = tenants.get_mut(i) else {
                 continue;
             };
             match entity {
@@ -569,10 +626,84 @@ pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
                 Entity::User(u) => tenant.users.push(u),
                 Entity::Integration(i) => tenant.integrations.push(i),
                 Entity::Automation(a) => tenant.automations.push(a),
-                Entity::Record(r) => tenant.records.push(r),
+                Entity::Record(_) => {}
             }
         }
     }
+    for part in parts {
+        for (tenant_id, record) in part.await?? {
+            let i = tenant_index(&mut tenants, &tenant_id);
+            if let Some(tenant) = tenants.get_mut(i) {
+                tenant.records.push(record);
+            }
+        }
+    }
+    // The exported snapshot lives as long as this transaction: commit only
+    // after every part has read.
     tx.commit().await?;
     Ok((DataFile { tenants }, u64::try_from(revision).unwrap_or(0)))
+}
+
+/// The records on pages `[from, to)` of permd.records, in `snapshot`.
+async fn read_records(
+    pool: &PgPool,
+    snapshot: &str,
+    from: u64,
+    to: Option<u64>,
+) -> anyhow::Result<Vec<(String, crate::model::data::Record)>> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "")
+    )))
+    .execute(&mut *tx)
+    .await
+    .context("joining the bootstrap snapshot")?;
+    let range = match to {
+        Some(to) => format!("ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"),
+        None => format!("ctid >= '({from},0)'::tid"),
+    };
+    let sql = format!(
+        "SELECT tenant, id, object, owner, teams::text, interactions, links::text, archived, contact::text \
+         FROM permd.records WHERE {range}"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: uuid::Uuid = row.try_get(1)?;
+        let record = record_of(&row).with_context(|| format!("record {id} in permd.records"))?;
+        out.push((row.try_get::<String, _>(0)?, record));
+    }
+    Ok(out)
+}
+
+/// One permd.records row (typed columns) as a record.
+fn record_of(row: &sqlx::postgres::PgRow) -> anyhow::Result<crate::model::data::Record> {
+    fn json_or_default<T: serde::de::DeserializeOwned + Default>(text: &str) -> anyhow::Result<T> {
+        if text == "{}" || text == "[]" {
+            return Ok(T::default());
+        }
+        Ok(serde_json::from_str(text)?)
+    }
+    let teams: String = row.try_get(4)?;
+    let links: String = row.try_get(6)?;
+    let contact: Option<String> = row.try_get(8)?;
+    Ok(crate::model::data::Record {
+        id: row.try_get(1)?,
+        object: row.try_get(2)?,
+        owner: row.try_get(3)?,
+        teams: json_or_default(&teams).context("column teams")?,
+        interactions: row.try_get(5)?,
+        links: json_or_default(&links).context("column links")?,
+        archived: row.try_get(7)?,
+        contact: contact
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .context("column contact")?,
+    })
 }
