@@ -27,8 +27,8 @@ use uuid::Uuid;
 use super::dense::DenseSet;
 use super::ids::IdTable;
 use super::tenant::{
-    ContactIndex, ContactProbes, ObjectIndex, PrincipalKind, RecordOrd, RecordUsers, TenantIndex,
-    UserIdx, build_groups, build_principals, index_contact, intern_user,
+    ContactIndex, ContactProbes, ObjectIndex, RecordOrd, RecordUsers, TenantIndex, UserIdx,
+    build_groups, build_principals, index_contact, intern_user,
 };
 use crate::model::change::{Change, ChangeOp, Entity, EntityKind};
 use crate::model::data::{AssociationSource, CONTACTS, DataFile, Record, Tenant};
@@ -408,18 +408,7 @@ impl TenantIndex {
             };
             let object = Arc::make_mut(slot);
             object.version = revision;
-            let related = Arc::make_mut(&mut object.related);
-            for user in old.iter().filter(|u| !now.contains(u)) {
-                if let Some(set) = related.get_mut(user) {
-                    Arc::make_mut(set).remove(ord);
-                    if set.is_empty() {
-                        related.remove(user);
-                    }
-                }
-            }
-            for user in now.iter().filter(|u| !old.contains(u)) {
-                Arc::make_mut(related.entry(*user).or_default()).insert(ord);
-            }
+            move_record(&mut object.related, ord, old, &now);
         }
     }
 
@@ -524,18 +513,7 @@ impl TenantIndex {
         }
         let old_users = object.users.get(ord).to_vec();
         if old_users != new_users {
-            let direct = Arc::make_mut(&mut object.direct);
-            for user in old_users.iter().filter(|u| !new_users.contains(u)) {
-                if let Some(set) = direct.get_mut(user) {
-                    Arc::make_mut(set).remove(ord);
-                    if set.is_empty() {
-                        direct.remove(user);
-                    }
-                }
-            }
-            for user in new_users.iter().filter(|u| !old_users.contains(u)) {
-                Arc::make_mut(direct.entry(*user).or_default()).insert(ord);
-            }
+            move_record(&mut object.direct, ord, &old_users, &new_users);
             object.users.set(ord, new_users);
         }
         object.set_archived(ord, record.archived);
@@ -585,28 +563,10 @@ impl TenantIndex {
         object.archived_dense.set(ord, false);
         let users = object.users.get(ord).to_vec();
         if !users.is_empty() {
-            let direct = Arc::make_mut(&mut object.direct);
-            for user in &users {
-                if let Some(set) = direct.get_mut(user) {
-                    Arc::make_mut(set).remove(ord);
-                    if set.is_empty() {
-                        direct.remove(user);
-                    }
-                }
-            }
+            move_record(&mut object.direct, ord, &users, &[]);
             object.users.set(ord, Vec::new());
         }
-        if !own_related.is_empty() {
-            let related = Arc::make_mut(&mut object.related);
-            for user in &own_related {
-                if let Some(set) = related.get_mut(user) {
-                    Arc::make_mut(set).remove(ord);
-                    if set.is_empty() {
-                        related.remove(user);
-                    }
-                }
-            }
-        }
+        move_record(&mut object.related, ord, &own_related, &[]);
         if let Some(contact) = object.contact.as_mut() {
             contact.forget(ord);
             contact.refresh_dense(ord);
@@ -616,11 +576,31 @@ impl TenantIndex {
         }
         self.refresh_related(neighbors, &before, revision);
     }
+}
 
-    /// The principals a change could have touched, by key: for cache
-    /// invalidation.
-    pub fn principal_versions(&self) -> impl Iterator<Item = (&(PrincipalKind, String), u64)> {
-        self.principals.iter().map(|(k, p)| (k, p.version))
+/// Moves a record in per-user sets (direct or related) from the users in
+/// `old` to those in `new`, touching only the users that differ and
+/// dropping sets it empties; the map is copied only when something moves.
+fn move_record(
+    sets: &mut Arc<FxHashMap<UserIdx, Arc<RoaringBitmap>>>,
+    ord: RecordOrd,
+    old: &[UserIdx],
+    new: &[UserIdx],
+) {
+    if old == new {
+        return;
+    }
+    let sets = Arc::make_mut(sets);
+    for user in old.iter().filter(|u| !new.contains(u)) {
+        if let Some(set) = sets.get_mut(user) {
+            Arc::make_mut(set).remove(ord);
+            if set.is_empty() {
+                sets.remove(user);
+            }
+        }
+    }
+    for user in new.iter().filter(|u| !old.contains(u)) {
+        Arc::make_mut(sets.entry(*user).or_default()).insert(ord);
     }
 }
 
