@@ -9,46 +9,29 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use std::sync::Arc;
+
+use common::requests::{authorized, check, user};
+use common::server::{TestServer, demo_engine};
 use permd::index::{Engine, Snapshot};
-use permd::pb::{self, admin_client::AdminClient, authorizer_client::AuthorizerClient};
-use permd::server::{AdminService, Extras, Limits, serve_full};
-use permd::source::demo::{DEMO_TENANT, contact_id, demo_data};
-use tokio::net::TcpListener;
+use permd::pb;
+use permd::server::AdminService;
+use permd::source::demo::{DEMO_TENANT, contact_id};
 use tonic::Code;
 
 const TOKEN: &str = "file-mode-admin-token-42";
 
-async fn server(admin: bool) -> (String, Arc<Engine>) {
-    let engine = Arc::new(Engine::new(Snapshot::build(&demo_data(), 1), 100_000));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let extras = Extras {
-        readiness: None,
-        admin: admin.then(|| AdminService::new(engine.clone(), None, TOKEN.to_owned()).unwrap()),
-    };
-    tokio::spawn(serve_full(
-        engine.clone(),
-        listener,
-        Limits::default(),
-        None,
-        extras,
-        std::future::pending(),
-    ));
-    (addr, engine)
-}
-
-fn authorized<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(Duration::from_secs(10));
-    if let Some(token) = token {
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+/// The demo tenant served with Admin (file mode: writes go to memory), or
+/// without it when `admin` is false.
+async fn server(admin: bool) -> TestServer {
+    let builder = TestServer::builder(demo_engine());
+    if admin {
+        builder.admin(TOKEN, None).start().await
+    } else {
+        builder.start().await
     }
-    request
 }
 
 fn mutation(entity: &str, op: pb::mutation::Op) -> pb::Mutation {
@@ -59,40 +42,31 @@ fn mutation(entity: &str, op: pb::mutation::Op) -> pb::Mutation {
     }
 }
 
-fn view(user: &str, min_revision: u64) -> pb::CheckRequest {
+/// A Write of `mutations` with the right token.
+fn write(mutations: Vec<pb::Mutation>) -> tonic::Request<pb::WriteRequest> {
+    authorized(pb::WriteRequest { mutations }, Some(TOKEN))
+}
+
+fn view(who: &str, min_revision: u64) -> pb::CheckRequest {
     pb::CheckRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: Some(pb::Principal {
-            kind: pb::principal::Kind::User as i32,
-            id: user.to_owned(),
-        }),
-        object: "contacts".to_owned(),
-        action: "view".to_owned(),
-        record_id: contact_id(0).to_string(),
         min_revision,
-        ..Default::default()
+        ..check(user(who), "contacts", "view", &contact_id(0).to_string())
     }
 }
 
 #[tokio::test]
 async fn file_mode_writes_go_to_memory_as_new_revisions() {
-    let (addr, engine) = server(true).await;
-    let mut admin = AdminClient::connect(addr.clone()).await.unwrap();
-    let mut reader = AuthorizerClient::connect(addr).await.unwrap();
+    let server = server(true).await;
+    let engine = &server.engine;
+    let mut admin = server.admin().await;
+    let mut reader = server.client().await;
     let before = reader.check(view("alice", 0)).await.unwrap().into_inner();
     assert!(before.allowed, "{before:?}");
 
     // Delete the record: alice no longer sees it, at the new revision.
+    let gone = mutation("record", delete(&contact_id(0).to_string()));
     let written = admin
-        .write(authorized(
-            pb::WriteRequest {
-                mutations: vec![mutation(
-                    "record",
-                    pb::mutation::Op::DeleteKey(contact_id(0).to_string()),
-                )],
-            },
-            Some(TOKEN),
-        ))
+        .write(write(vec![gone]))
         .await
         .unwrap()
         .into_inner();
@@ -105,29 +79,18 @@ async fn file_mode_writes_go_to_memory_as_new_revisions() {
 
     // A new user with a role: known at once; a role nobody defined is
     // refused and changes nothing.
-    let user = |json: &str| pb::WriteRequest {
-        mutations: vec![mutation(
-            "user",
-            pb::mutation::Op::UpsertJson(json.to_owned()),
-        )],
-    };
+    let new_user = |json: &str| write(vec![mutation("user", upsert(json))]);
     let e = reader.check(view("newbie", 0)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let written = admin
-        .write(authorized(
-            user(r#"{"id": "newbie", "roles": ["sales_rep"]}"#),
-            Some(TOKEN),
-        ))
+        .write(new_user(r#"{"id": "newbie", "roles": ["sales_rep"]}"#))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(written.revision, 3);
     reader.check(view("newbie", 3)).await.unwrap();
     let e = admin
-        .write(authorized(
-            user(r#"{"id": "newbie", "roles": ["no_such_role"]}"#),
-            Some(TOKEN),
-        ))
+        .write(new_user(r#"{"id": "newbie", "roles": ["no_such_role"]}"#))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -143,10 +106,18 @@ async fn file_mode_writes_go_to_memory_as_new_revisions() {
     );
 }
 
+fn upsert(json: &str) -> pb::mutation::Op {
+    pb::mutation::Op::UpsertJson(json.to_owned())
+}
+
+fn delete(key: &str) -> pb::mutation::Op {
+    pb::mutation::Op::DeleteKey(key.to_owned())
+}
+
 #[tokio::test]
 async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
-    let (addr, engine) = server(true).await;
-    let mut admin = AdminClient::connect(addr).await.unwrap();
+    let server = server(true).await;
+    let mut admin = server.admin().await;
     let e = admin
         .revision(authorized(pb::RevisionRequest {}, None))
         .await
@@ -170,78 +141,43 @@ async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
     );
 
     let cases = [
+        (mutation("widget", delete("x")), "entities are"),
+        (mutation("record", delete("not-a-uuid")), "not a UUID"),
         (
-            mutation("widget", pb::mutation::Op::DeleteKey("x".to_owned())),
-            "entities are",
-        ),
-        (
-            mutation(
-                "record",
-                pb::mutation::Op::DeleteKey("not-a-uuid".to_owned()),
-            ),
-            "not a UUID",
-        ),
-        (
-            mutation(
-                "group",
-                pb::mutation::Op::UpsertJson("{\"id\": \"g\", \"colour\": 1}".to_owned()),
-            ),
+            mutation("group", upsert("{\"id\": \"g\", \"colour\": 1}")),
             "colour",
         ),
-        (
-            mutation("group", pb::mutation::Op::UpsertJson("{nope".to_owned())),
-            "not JSON",
-        ),
+        (mutation("group", upsert("{nope")), "not JSON"),
         (
             pb::Mutation {
-                tenant: DEMO_TENANT.to_owned(),
-                entity: "user".to_owned(),
                 op: None,
+                ..mutation("user", delete("x"))
             },
             "set upsert_json or delete_key",
         ),
     ];
     for (bad, says) in cases {
         // A good mutation first: the whole request is refused anyway.
-        let good = mutation(
-            "record",
-            pb::mutation::Op::DeleteKey(contact_id(1).to_string()),
-        );
-        let e = admin
-            .write(authorized(
-                pb::WriteRequest {
-                    mutations: vec![good, bad],
-                },
-                Some(TOKEN),
-            ))
-            .await
-            .unwrap_err();
+        let good = mutation("record", delete(&contact_id(1).to_string()));
+        let e = admin.write(write(vec![good, bad])).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert!(e.message().contains("mutations[1]"), "{}", e.message());
         assert!(e.message().contains(says), "{}", e.message());
     }
     // An unknown tenant is NOT_FOUND.
-    let e = admin
-        .write(authorized(
-            pb::WriteRequest {
-                mutations: vec![pb::Mutation {
-                    tenant: "nowhere".to_owned(),
-                    entity: "user".to_owned(),
-                    op: Some(pb::mutation::Op::UpsertJson(r#"{"id": "x"}"#.to_owned())),
-                }],
-            },
-            Some(TOKEN),
-        ))
-        .await
-        .unwrap_err();
+    let nowhere = pb::Mutation {
+        tenant: "nowhere".to_owned(),
+        ..mutation("user", upsert(r#"{"id": "x"}"#))
+    };
+    let e = admin.write(write(vec![nowhere])).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    assert_eq!(engine.revision(), 1, "nothing was applied");
+    assert_eq!(server.engine.revision(), 1, "nothing was applied");
 }
 
 #[tokio::test]
 async fn without_a_token_there_is_no_admin_service() {
-    let (addr, _engine) = server(false).await;
-    let mut admin = AdminClient::connect(addr).await.unwrap();
+    let server = server(false).await;
+    let mut admin = server.admin().await;
     let e = admin
         .revision(authorized(pb::RevisionRequest {}, Some(TOKEN)))
         .await

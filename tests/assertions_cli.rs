@@ -7,19 +7,18 @@
     clippy::indexing_slicing
 )]
 
-use std::process::Command;
+mod common;
 
+use common::server::{permd, run_to_end, scratch_dir};
+
+/// `permd test <files>` from the repository root, to its end: success,
+/// stdout, stderr.
 fn permd_test(files: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_permd"))
-        .arg("test")
-        .args(files)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    run_to_end(
+        permd()
+            .arg("test")
+            .args(files)
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
     )
 }
 
@@ -40,8 +39,7 @@ fn the_shipped_assertion_files_pass() {
 
 #[test]
 fn a_wrong_expectation_is_a_diff_and_a_failure() {
-    let dir = std::env::temp_dir().join(format!("permd-assert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("assert");
     let file = dir.join("wrong.yaml");
     std::fs::write(
         &file,

@@ -3,53 +3,29 @@
 //! It must stop by itself, check every answer and write figures whose keys
 //! carry their units. Performance is not asserted here: that is what
 //! `cargo bench` and `permd bench` are for.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use permd::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
-use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
-use permd::source::demo::demo_data;
-use tokio::net::TcpListener;
+use common::server::{TestServer, demo_engine, output_within, scratch_dir};
 use tokio::process::Command;
 
-async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let engine = Arc::new(Engine::new(
-        Snapshot::build(&demo_data(), 1),
-        DEFAULT_MAX_BATCH,
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(permd::server::serve(
-        engine,
-        listener,
-        DEFAULT_MAX_MESSAGE_BYTES,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    (format!("http://{addr}"), stop)
-}
-
+/// `permd bench <args>` to its end: it must stop by itself within 60 s.
 async fn bench(args: &[&str]) -> std::process::Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_permd"))
-        .arg("bench")
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), run)
+    let mut run = Command::new(env!("CARGO_BIN_EXE_permd"));
+    run.arg("bench").args(args);
+    output_within(run, "permd bench", Duration::from_secs(60))
         .await
-        .expect("permd bench did not stop by itself")
-        .unwrap()
+        .unwrap_or_else(|e| panic!("permd bench did not stop by itself: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permd_bench_runs_two_seconds_and_reports_figures_with_units() {
-    let (addr, _stop) = serve().await;
-    let dir = std::env::temp_dir().join(format!("permd-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::start(demo_engine()).await;
+    let addr = server.url();
+    let dir = scratch_dir("bench-smoke");
     let json = dir.join("bench.json");
     let out = bench(&[
         "--addr",
@@ -92,7 +68,8 @@ async fn permd_bench_runs_two_seconds_and_reports_figures_with_units() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permd_bench_fails_clearly_on_a_wrong_principal() {
-    let (addr, _stop) = serve().await;
+    let server = TestServer::start(demo_engine()).await;
+    let addr = server.url();
     let out = bench(&["--addr", &addr, "--duration", "1", "--principal", "nobody"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,30 +7,26 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
+
+use common::server::{permd, run_to_end, scratch_dir};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("permd-config-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch_dir(&format!("config-{name}"))
 }
 
+/// `permd serve <args>` with only `env` of the PERMD_* environment (none of
+/// the caller's), to its end: success, stdout, stderr.
 fn serve(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_permd"));
+    let mut cmd = permd();
     cmd.arg("serve").args(args);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PERMD_")) {
         cmd.env_remove(k);
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cmd.envs(env.iter().copied());
+    run_to_end(&mut cmd)
 }
 
 fn setting<'a>(printed: &'a str, key: &str) -> &'a str {

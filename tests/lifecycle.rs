@@ -8,48 +8,20 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::time::Duration;
 
-use permd::pb::{self, authorizer_client::AuthorizerClient};
-use tokio::process::Command;
+use common::requests::{lookup, user};
+use common::server::{Serve, authorizer};
+use permd::pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_streams_then_exits_zero() {
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_permd"))
-        .args([
-            "serve",
-            "--no-metrics",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = format!("http://127.0.0.1:{port}");
-    let mut channel = None;
-    for _ in 0..200 {
-        if let Ok(c) = tonic::transport::Endpoint::from_shared(addr.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let channel = channel.expect("permd serve came up within 10 s");
+    let mut server = Serve::new().spawn();
+    let channel = server.channel().await;
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: "permd.v1.Authorizer".to_owned(),
@@ -60,17 +32,10 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
     let request = pb::LookupRecordsRequest {
-        tenant: "demo".to_owned(),
-        principal: Some(pb::Principal {
-            kind: pb::principal::Kind::User as i32,
-            id: "carol".to_owned(),
-        }),
-        object: "contacts".to_owned(),
-        action: "view".to_owned(),
         page_size: 100,
-        ..Default::default()
+        ..lookup(user("carol"), "contacts", "view")
     };
-    let mut client = AuthorizerClient::new(channel);
+    let mut client = authorizer(channel);
     let mut expected = 0;
     let mut all = client
         .lookup_records(request.clone())
@@ -93,7 +58,7 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
         .unwrap()
         .ids
         .len();
-    let pid = server.id().unwrap().to_string();
+    let pid = server.child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -104,11 +69,11 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
     }
     assert_eq!(got, expected, "the in-flight stream finished whole");
 
-    let status = tokio::time::timeout(Duration::from_secs(20), server.wait())
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
         .await
         .expect("permd exits after draining")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await;
     assert!(refused.is_err(), "no longer accepting");
 }

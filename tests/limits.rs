@@ -8,67 +8,55 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use permd::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
+use common::requests::{batch, check, demo_contacts, lookup, user};
+use common::server::{TestServer, demo_engine};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
 use permd::server::Limits;
-use permd::source::demo::{contact_id, demo_data};
-use tokio::net::TcpListener;
+use permd::source::demo::contact_id;
 use tonic::Code;
 use tonic::transport::Channel;
 
-async fn serve(limits: Limits) -> (AuthorizerClient<Channel>, tokio::sync::oneshot::Sender<()>) {
-    let engine = Arc::new(Engine::new(
-        Snapshot::build(&demo_data(), 1),
-        DEFAULT_MAX_BATCH,
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(permd::server::serve_with_limits(
-        engine,
-        listener,
-        limits,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = AuthorizerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    (client, stop)
+/// The demo tenant served with `limits`, and a client of it.
+async fn serve(limits: Limits) -> (AuthorizerClient<Channel>, TestServer) {
+    let server = TestServer::builder(demo_engine())
+        .limits(limits)
+        .start()
+        .await;
+    (server.client().await, server)
 }
 
-fn carol() -> Option<pb::Principal> {
-    Some(pb::Principal {
-        kind: pb::principal::Kind::User as i32,
-        id: "carol".to_owned(),
-    })
-}
-
-fn lookup(page_size: u32) -> pb::LookupRecordsRequest {
+/// carol's Contacts she may view, one page of `page_size` per message.
+fn carol_views(page_size: u32) -> pb::LookupRecordsRequest {
     pb::LookupRecordsRequest {
-        tenant: "demo".to_owned(),
-        principal: carol(),
-        object: "contacts".to_owned(),
-        action: "view".to_owned(),
         page_size,
-        ..Default::default()
+        ..lookup(user("carol"), "contacts", "view")
     }
+}
+
+/// carol's bulk email to 10,000 Contacts: heavy enough to hold a permit.
+fn carol_bulk_email() -> pb::BatchCheckRequest {
+    batch(
+        user("carol"),
+        "contacts",
+        "bulk_send_email",
+        &demo_contacts(10_000),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_beyond_the_limit_are_refused_until_one_ends() {
-    let (mut client, _stop) = serve(Limits {
+    let (mut client, _server) = serve(Limits {
         max_concurrent_streams: 1,
         ..Limits::default()
     })
     .await;
     // One page per message and nobody reading: the stream stays open.
-    let held = client.lookup_records(lookup(1)).await.unwrap().into_inner();
-    let refused = client.lookup_records(lookup(1)).await.unwrap_err();
+    let held = client.lookup_records(carol_views(1)).await.unwrap().into_inner();
+    let refused = client.lookup_records(carol_views(1)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
         refused.message().contains("max_concurrent_streams"),
@@ -76,22 +64,20 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
         refused.message()
     );
     // Unary requests have their own limit and still pass.
-    let check = client
-        .check(pb::CheckRequest {
-            tenant: "demo".to_owned(),
-            principal: carol(),
-            object: "contacts".to_owned(),
-            action: "view".to_owned(),
-            record_id: contact_id(1).to_string(),
-            ..Default::default()
-        })
+    let answered = client
+        .check(check(
+            user("carol"),
+            "contacts",
+            "view",
+            &contact_id(1).to_string(),
+        ))
         .await;
-    assert!(check.is_ok(), "{check:?}");
+    assert!(answered.is_ok(), "{answered:?}");
     drop(held);
     // The server notices the dropped stream at its next send.
     let mut admitted = false;
     for _ in 0..100 {
-        if client.lookup_records(lookup(1)).await.is_ok() {
+        if client.lookup_records(carol_views(1)).await.is_ok() {
             admitted = true;
             break;
         }
@@ -102,18 +88,8 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_deadline_has_passed_is_refused() {
-    let (mut client, _stop) = serve(Limits::default()).await;
-    let ids: Vec<String> = (0..10_000).map(|n| contact_id(n).to_string()).collect();
-    let mut request = tonic::Request::new(pb::BatchCheckRequest {
-        tenant: "demo".to_owned(),
-        principal: carol(),
-        object: "contacts".to_owned(),
-        action: "bulk_send_email".to_owned(),
-        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids,
-        })),
-        ..Default::default()
-    });
+    let (mut client, _server) = serve(Limits::default()).await;
+    let mut request = tonic::Request::new(carol_bulk_email());
     request
         .metadata_mut()
         .insert("grpc-timeout", "1n".parse().unwrap());
@@ -126,29 +102,14 @@ async fn a_request_whose_deadline_has_passed_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unary_requests_beyond_the_limit_get_resource_exhausted_never_a_wrong_answer() {
-    let (client, _stop) = serve(Limits {
+    let (client, _server) = serve(Limits {
         max_concurrent_requests: 1,
         ..Limits::default()
     })
     .await;
-    let ids: Vec<String> = (0..10_000).map(|n| contact_id(n).to_string()).collect();
     let calls = (0..12).map(|_| {
         let mut client = client.clone();
-        let ids = ids.clone();
-        tokio::spawn(async move {
-            client
-                .batch_check(pb::BatchCheckRequest {
-                    tenant: "demo".to_owned(),
-                    principal: carol(),
-                    object: "contacts".to_owned(),
-                    action: "bulk_send_email".to_owned(),
-                    records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-                        ids,
-                    })),
-                    ..Default::default()
-                })
-                .await
-        })
+        tokio::spawn(async move { client.batch_check(carol_bulk_email()).await })
     });
     let mut ok = 0;
     for call in calls {

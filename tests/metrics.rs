@@ -8,30 +8,19 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpListener as StdListener;
-use std::time::Duration;
+mod common;
 
-use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::source::demo::contact_id;
+use common::requests::{batch, demo_contacts, user};
+use common::server::Serve;
+use permd::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn scrape(port: u16) -> String {
+/// What the metrics port answers to `request`, status line first.
+async fn get(port: u16, request: &[u8]) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    stream.write_all(request).await.unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).await.unwrap();
     text
@@ -47,39 +36,14 @@ fn value(text: &str, prefix: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_what_the_server_did() {
-    let (grpc, metrics) = (free_port(), free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_permd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = AuthorizerClient::connect(format!("http://127.0.0.1:{grpc}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut client = client.expect("permd serve came up within 10 s");
-    let ids: Vec<String> = (0..1_000).map(|n| contact_id(n).to_string()).collect();
+    let mut server = Serve::new().metrics().spawn();
+    let metrics = server.metrics_port.unwrap();
+    let mut client = server.client().await;
+    let ids = demo_contacts(1_000);
     let mut allowed = 0;
     for _ in 0..3 {
         let r = client
-            .batch_check(pb::BatchCheckRequest {
-                tenant: "demo".to_owned(),
-                principal: Some(pb::Principal {
-                    kind: pb::principal::Kind::User as i32,
-                    id: "carol".to_owned(),
-                }),
-                object: "contacts".to_owned(),
-                action: "bulk_send_email".to_owned(),
-                records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-                    ids: ids.clone(),
-                })),
-                ..Default::default()
-            })
+            .batch_check(batch(user("carol"), "contacts", "bulk_send_email", &ids))
             .await
             .unwrap()
             .into_inner();
@@ -92,7 +56,11 @@ async fn a_scrape_shows_what_the_server_did() {
         })
         .await;
 
-    let text = scrape(metrics).await;
+    let text = get(
+        metrics,
+        b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n",
+    )
+    .await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(
         value(
@@ -136,15 +104,7 @@ async fn a_scrape_shows_what_the_server_did() {
         Some(10_800.0)
     );
 
-    let other = {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics))
-            .await
-            .unwrap();
-        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut t = String::new();
-        stream.read_to_string(&mut t).await.unwrap();
-        t
-    };
+    let other = get(metrics, b"GET / HTTP/1.1\r\n\r\n").await;
     assert!(other.starts_with("HTTP/1.1 404"), "{other}");
-    server.start_kill().unwrap();
+    server.child.start_kill().unwrap();
 }

@@ -8,18 +8,17 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use permd::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
-use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::server::Limits;
+use common::requests::{object_access, user};
+use common::server::{TestServer, demo_engine, scratch_dir};
+use permd::pb::authorizer_client::AuthorizerClient;
 use permd::server::tls::TlsFiles;
-use permd::source::demo::demo_data;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 struct Issued {
@@ -60,35 +59,18 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-async fn serve(files: TlsFiles) -> SocketAddr {
-    let engine = Arc::new(Engine::new(
-        Snapshot::build(&demo_data(), 1),
-        DEFAULT_MAX_BATCH,
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let tls = files.server_config().unwrap();
-    tokio::spawn(permd::server::serve_with(
-        engine,
-        listener,
-        Limits::default(),
-        Some(tls),
-        std::future::pending(),
-    ));
-    addr
+/// The demo tenant served over TLS from `files`.
+async fn serve(files: TlsFiles) -> TestServer {
+    TestServer::builder(demo_engine())
+        .tls(files.server_config().unwrap())
+        .start()
+        .await
 }
 
 async fn ask(channel: Result<Channel, tonic::transport::Error>) -> Result<(), String> {
     let channel = channel.map_err(|e| format!("connect: {e}"))?;
     AuthorizerClient::new(channel)
-        .object_access(pb::ObjectAccessRequest {
-            tenant: "demo".to_owned(),
-            principal: Some(pb::Principal {
-                kind: pb::principal::Kind::User as i32,
-                id: "carol".to_owned(),
-            }),
-            ..Default::default()
-        })
+        .object_access(object_access(user("carol"), ""))
         .await
         .map(|_| ())
         .map_err(|s| format!("{s:?}"))
@@ -110,22 +92,21 @@ async fn connect(
 }
 
 fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("permd-tls-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch_dir(&format!("tls-{name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
     let d = dir("tls");
     let ca = new_ca("permd test CA");
-    let server = issue(&ca, &["localhost"]);
-    let addr = serve(TlsFiles {
-        cert: write(&d, "server.pem", &server.cert_pem),
-        key: write(&d, "server.key", &server.key_pem),
+    let issued = issue(&ca, &["localhost"]);
+    let server = serve(TlsFiles {
+        cert: write(&d, "server.pem", &issued.cert_pem),
+        key: write(&d, "server.key", &issued.key_pem),
         client_ca: None,
     })
     .await;
+    let addr = server.addr;
     let trusting = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca.cert.pem()))
         .domain_name("localhost");
@@ -150,14 +131,15 @@ async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
 async fn mutual_tls_requires_a_client_certificate_from_the_named_ca() {
     let d = dir("mtls");
     let ca = new_ca("permd test CA");
-    let server = issue(&ca, &["localhost"]);
+    let issued = issue(&ca, &["localhost"]);
     let clients = new_ca("permd clients CA");
-    let addr = serve(TlsFiles {
-        cert: write(&d, "server.pem", &server.cert_pem),
-        key: write(&d, "server.key", &server.key_pem),
+    let server = serve(TlsFiles {
+        cert: write(&d, "server.pem", &issued.cert_pem),
+        key: write(&d, "server.key", &issued.key_pem),
         client_ca: Some(write(&d, "clients.pem", &clients.cert.pem())),
     })
     .await;
+    let addr = server.addr;
     let base = || {
         ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca.cert.pem()))

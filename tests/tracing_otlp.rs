@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -16,9 +18,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::source::demo::contact_id;
-use tokio::process::Command;
+use common::requests::{batch, demo_contacts, user};
+use common::server::Serve;
 use tokio::sync::mpsc;
 
 struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);
@@ -36,14 +37,6 @@ impl TraceService for Collector {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_traceparent_becomes_a_child_span_at_the_collector() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,45 +48,21 @@ async fn a_request_with_traceparent_becomes_a_child_span_at_the_collector() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
 
-    let port = free_port();
-    let _server = Command::new(env!("CARGO_BIN_EXE_permd"))
-        .args([
-            "serve",
-            "--no-metrics",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+    let server = Serve::new()
         .args(["--otlp-endpoint", &format!("http://{collector_addr}")])
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("OTEL_SERVICE_NAME", "permd-under-test")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = AuthorizerClient::connect(format!("http://127.0.0.1:{port}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut client = client.expect("permd serve came up");
+        .spawn();
+    let mut client = server.client().await;
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let mut request = tonic::Request::new(pb::BatchCheckRequest {
-        tenant: "demo".to_owned(),
-        principal: Some(pb::Principal {
-            kind: pb::principal::Kind::User as i32,
-            id: "carol".to_owned(),
-        }),
-        object: "contacts".to_owned(),
-        action: "bulk_send_email".to_owned(),
-        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: (0..10).map(|n| contact_id(n).to_string()).collect(),
-        })),
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(batch(
+        user("carol"),
+        "contacts",
+        "bulk_send_email",
+        &demo_contacts(10),
+    ));
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
