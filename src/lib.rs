@@ -15,12 +15,24 @@
 //! 4. The answer (bitmask, reasons, field mask, revision) goes back through
 //!    [`server`].
 //!
-//! Where things live:
+//! Where things live (dependencies point down this list, never up):
 //! - [`model`]: the permission model of SEMANTICS.md as data — the snapshot
 //!   format, levels, actions and what they need, reasons. Pure.
-//! - [`index`]: interning, bitmaps, compiled sets, the engine, Explain.
-//! - [`source`]: data files and the built-in demo tenant.
-//! - [`server`]: tonic services, validation, error mapping.
+//! - [`telemetry`]: logs, traces, and every metric name with its recording
+//!   helpers ([`telemetry::metrics`]), used by the index, sources and server.
+//! - [`index`]: the hot path.
+//!   - [`index::ord`]: the ordinal types the rest of the index shares;
+//!   - [`index::ids`]: UUID → ordinal interning; [`index::dense`]: bitsets;
+//!   - [`index::tenant`]: one tenant's sets (objects, Contact state,
+//!     principals and grants) and how they are built;
+//!   - [`index::compile`]: a question compiled to an allowed set;
+//!   - [`index::Engine`]: the published snapshot, question resolution, the
+//!     compiled-answer cache, the query entry points and change
+//!     application, one file each under `index/engine/`;
+//!   - [`index::change`]: a tenant after a change; [`index::explain`]: why.
+//! - [`source`]: data files, the built-in demo tenant, generated tenants,
+//!   PostgreSQL (schema, load, bootstrap, change feed).
+//! - [`server`]: tonic services, validation, limits, TLS, error mapping.
 //! - [`cli`]: the `permd` command line.
 
 pub mod cli;

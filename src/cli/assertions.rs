@@ -27,7 +27,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use crate::index::{Engine, PrincipalRef, Question, Snapshot};
 use crate::model::data::EmailStatus;
 use crate::model::{ActionContext, Channel, FieldLevel};
 use crate::source::demo::{DEMO_TENANT, demo_data};
@@ -103,19 +103,6 @@ impl Context_ {
     }
 }
 
-fn principal(spec: &str) -> PrincipalRef {
-    let (kind, id) = match spec.split_once(':') {
-        Some(("integration", id)) => (PrincipalKind::Integration, id),
-        Some(("automation", id)) => (PrincipalKind::Automation, id),
-        Some(("user", id)) => (PrincipalKind::User, id),
-        _ => (PrincipalKind::User, spec),
-    };
-    PrincipalRef {
-        kind,
-        id: id.to_owned(),
-    }
-}
-
 /// What one file's run found.
 pub struct Outcome {
     pub checked: usize,
@@ -152,7 +139,7 @@ pub fn run_file(path: &Path) -> anyhow::Result<Outcome> {
         let label = case.name.clone().unwrap_or_else(|| format!("tests[{i}]"));
         let q = Question {
             tenant: tenant.clone(),
-            principal: principal(&case.principal),
+            principal: PrincipalRef::parse(&case.principal),
             object: case.object.clone(),
             action: case.action.clone(),
             ctx: case

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
+use crate::index::{PrincipalKind, PrincipalRef};
 use crate::pb::{self, authorizer_client::AuthorizerClient};
 use crate::source::demo::contact_id;
 
@@ -59,16 +60,17 @@ pub struct ExplainArgs {
     pub record: Option<String>,
 }
 
+/// The principal of a command line, in the wire form.
 pub(crate) fn principal(spec: &str) -> pb::Principal {
-    let (kind, id) = match spec.split_once(':') {
-        Some(("integration", id)) => (pb::principal::Kind::Integration, id),
-        Some(("automation", id)) => (pb::principal::Kind::Automation, id),
-        Some(("user", id)) => (pb::principal::Kind::User, id),
-        _ => (pb::principal::Kind::User, spec),
+    let parsed = PrincipalRef::parse(spec);
+    let kind = match parsed.kind {
+        PrincipalKind::User => pb::principal::Kind::User,
+        PrincipalKind::Integration => pb::principal::Kind::Integration,
+        PrincipalKind::Automation => pb::principal::Kind::Automation,
     };
     pb::Principal {
         kind: kind as i32,
-        id: id.to_owned(),
+        id: parsed.id,
     }
 }
 

@@ -433,7 +433,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics_handle = if args.no_metrics {
         None
     } else {
-        Some(crate::server::metrics::install().context("cannot install the metrics recorder")?)
+        Some(crate::telemetry::metrics::install().context("cannot install the metrics recorder")?)
     };
     let started = std::time::Instant::now();
     let (engine, records) = match &args.database_url {
@@ -468,7 +468,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?;
             tracing::info!(metrics = %metrics.local_addr()?, "metrics on /metrics");
-            tokio::spawn(crate::server::metrics::serve(metrics, handle, async {
+            tokio::spawn(crate::telemetry::metrics::serve(metrics, handle, async {
                 let _ = metrics_stopped.await;
             }));
         }

@@ -8,7 +8,7 @@
 
 use roaring::RoaringBitmap;
 
-use super::tenant::RecordOrd;
+use super::ord::RecordOrd;
 
 /// A plain bitset over an object's ordinals. Probing it is one load, where
 /// roaring's `contains` first searches its containers: this is the set the

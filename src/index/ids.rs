@@ -13,15 +13,13 @@ use std::hash::{BuildHasher, RandomState};
 
 use uuid::Uuid;
 
-use super::tenant::RecordOrd;
+use super::ord::{RecordOrd, UNKNOWN};
 
 /// Positions resolved together; enough independent loads to hide latency.
 const CHUNK: usize = 32;
 /// How many chunks ahead slots are prefetched: about one memory latency of
 /// work ahead.
 const PREFETCH_CHUNKS_AHEAD: usize = 4;
-/// The ordinal a batch lookup gives an unknown id, and an empty slot's.
-pub const UNKNOWN: RecordOrd = RecordOrd::MAX;
 
 /// An id and its ordinal; `ord == UNKNOWN` marks an empty slot. Four-byte
 /// alignment keeps it at 20 bytes.

@@ -9,10 +9,10 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::limits::{Admitted, Gate, Limits};
-use super::metrics::{RpcTimer, record_batch};
 use crate::index::Engine;
 use crate::pb::{self, authorizer_server::Authorizer};
 use crate::source::postgres::feed::Readiness;
+use crate::telemetry::metrics::{RpcTimer, record_batch};
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;

@@ -7,7 +7,6 @@ mod authorizer;
 pub mod convert;
 mod error;
 pub mod limits;
-pub mod metrics;
 pub mod tls;
 
 use std::future::Future;

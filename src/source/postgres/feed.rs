@@ -25,18 +25,15 @@ use tokio::sync::watch;
 use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
 use crate::index::{Engine, Snapshot};
 use crate::model::validate::validate;
+use crate::telemetry::metrics::{
+    FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS,
+};
 
 /// The channel the changelog trigger notifies.
 pub const CHANNEL: &str = "permd_changes";
 
 /// Transactions read per changelog query.
 const READ_TRANSACTIONS: u64 = 2_000;
-
-pub const STALENESS: &str = "permd_feed_staleness_seconds";
-pub const FEED_TRANSACTIONS: &str = "permd_feed_transactions_total";
-pub const FEED_ERRORS: &str = "permd_feed_errors_total";
-pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
-pub const FEED_STOPPED: &str = "permd_feed_stopped";
 
 #[derive(Clone, Debug)]
 pub struct FeedConfig {
@@ -156,7 +153,7 @@ pub async fn run(
             }
         }
         let stale = last_contact.elapsed();
-        metrics::gauge!(STALENESS).set(stale.as_secs_f64());
+        metrics::gauge!(FEED_STALENESS).set(stale.as_secs_f64());
         if stale > config.max_staleness && readiness.borrow().serving {
             tracing::error!(
                 stale_secs = stale.as_secs(),

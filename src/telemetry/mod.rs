@@ -1,7 +1,10 @@
 //! Logs and traces. Logs go to stderr (pretty or JSON); with an OTLP
 //! endpoint (`--otlp-endpoint` / `OTEL_EXPORTER_OTLP_ENDPOINT`) every RPC is
 //! also a span exported over OTLP/gRPC, child of the caller's span when the
-//! request carries W3C trace context (`traceparent`).
+//! request carries W3C trace context (`traceparent`). Prometheus metrics
+//! (names, recording helpers, the `/metrics` endpoint) are in [`metrics`].
+
+pub mod metrics;
 
 use std::future::Future;
 use std::pin::Pin;

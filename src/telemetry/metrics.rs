@@ -1,6 +1,8 @@
 //! Prometheus metrics: what an SRE watches — latency per RPC, batch sizes,
-//! decisions by outcome, compiled-set cache hits, revision, snapshot age and
-//! index memory per tenant — served as text on `/metrics`.
+//! decisions by outcome, compiled-set cache hits, revision, snapshot age,
+//! index memory per tenant and the change feed — served as text on
+//! `/metrics`. Every metric name and recording helper lives here, below
+//! the index, the sources and the server that all record them.
 //!
 //! The recorder is process-global (the `metrics` facade), installed once.
 //! Snapshot age is exported as the publish time (`…_timestamp_seconds`), the
@@ -23,6 +25,11 @@ pub const REVISION: &str = "permd_revision";
 pub const PUBLISHED: &str = "permd_snapshot_published_timestamp_seconds";
 pub const TENANT_BYTES: &str = "permd_tenant_index_bytes";
 pub const TENANT_RECORDS: &str = "permd_tenant_records";
+pub const FEED_STALENESS: &str = "permd_feed_staleness_seconds";
+pub const FEED_TRANSACTIONS: &str = "permd_feed_transactions_total";
+pub const FEED_ERRORS: &str = "permd_feed_errors_total";
+pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
+pub const FEED_STOPPED: &str = "permd_feed_stopped";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -88,6 +95,29 @@ pub fn record_batch(size: usize, allowed: u32, denials: &[(u32, Reason)]) {
             metrics::counter!(DECISIONS, "outcome" => reason.as_str()).increment(n);
         }
     }
+}
+
+/// Exports a published revision, its publish time and the size of each
+/// tenant in `changed` (the others kept theirs).
+pub fn record_published<'a>(
+    revision: u64,
+    changed: impl IntoIterator<Item = (&'a String, &'a std::sync::Arc<crate::index::TenantIndex>)>,
+) {
+    metrics::gauge!(REVISION).set(revision as f64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(PUBLISHED).set(now);
+    for (id, tenant) in changed {
+        metrics::gauge!(TENANT_BYTES, "tenant" => id.clone()).set(tenant.heap_bytes() as f64);
+        metrics::gauge!(TENANT_RECORDS, "tenant" => id.clone()).set(tenant.record_count() as f64);
+    }
+}
+
+/// Counts one compiled-answer cache lookup.
+pub fn record_cache(hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!(CACHE, "result" => result).increment(1);
 }
 
 /// Serves `GET /metrics` until `shutdown` resolves. A deliberately small
