@@ -8,9 +8,13 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use permd::index::{ApplyError, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use common::requests::question;
+
+use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
 use permd::model::data::{AssociationSource, ContactState, DataFile, EmailStatus, Record};
 use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
@@ -347,41 +351,8 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
     }
 }
 
-/// Applies one change to the data file, the slow and obvious way.
-fn apply_to_data(data: &mut DataFile, change: &Change) {
-    fn put<T: Clone>(list: &mut Vec<T>, key: impl Fn(&T) -> String, k: &str, e: Option<&T>) {
-        match (list.iter().position(|x| key(x) == k), e) {
-            (Some(at), Some(e)) => list[at] = e.clone(),
-            (None, Some(e)) => list.push(e.clone()),
-            (Some(at), None) => {
-                list.remove(at);
-            }
-            (None, None) => {}
-        }
-    }
-    let t = &mut data.tenants[0];
-    let key = change.key();
-    match &change.op {
-        ChangeOp::Upsert(Entity::Record(r)) => {
-            put(&mut t.records, |x| x.id.to_string(), &key, Some(r))
-        }
-        ChangeOp::Upsert(Entity::Group(g)) => put(&mut t.groups, |x| x.id.clone(), &key, Some(g)),
-        ChangeOp::Upsert(Entity::User(u)) => put(&mut t.users, |x| x.id.clone(), &key, Some(u)),
-        ChangeOp::Upsert(Entity::Object(o)) => {
-            put(&mut t.objects, |x| x.name.clone(), &key, Some(o))
-        }
-        ChangeOp::Upsert(Entity::Tenant(s)) => {
-            t.email_configured = s.email_configured;
-            t.sms_configured = s.sms_configured;
-        }
-        ChangeOp::Delete {
-            kind: EntityKind::Record,
-            key,
-        } => t.records.retain(|r| &r.id.to_string() != key),
-        other => panic!("the test makes no {other:?}"),
-    }
-}
-
+/// BatchCheck's answer (or refusal) as text, so that two engines' answers
+/// compare with one `assert_eq!`.
 fn ask(
     e: &Engine,
     principal: &str,
@@ -391,20 +362,25 @@ fn ask(
     ids: &[Uuid],
 ) -> String {
     let q = Question {
-        tenant: "bench".to_owned(),
-        principal: PrincipalRef {
-            kind: PrincipalKind::User,
-            id: principal.to_owned(),
-        },
-        object: object.to_owned(),
-        action: action.to_owned(),
         ctx,
-        min_revision: 0,
+        ..question("bench", PrincipalKind::User, principal, object, action)
     };
     match e.batch_check(&q, ids, NOW) {
         Ok(a) => format!("{:?} {:?}", a.allowed, a.denials),
         Err(err) => format!("error {err}"),
     }
+}
+
+/// Can `principal` view these Contacts?
+fn view(e: &Engine, principal: &str, ids: &[Uuid]) -> String {
+    ask(
+        e,
+        principal,
+        "contacts",
+        "view",
+        ActionContext::default(),
+        ids,
+    )
 }
 
 fn questions() -> Vec<(&'static str, ActionContext)> {
@@ -453,7 +429,7 @@ proptest! {
             let mut changes = Vec::new();
             for e in batch {
                 let change = to_change(&changed, e, &mut fresh);
-                apply_to_data(&mut changed, &change);
+                common::changes::apply(&mut changed, &change);
                 if let ChangeOp::Upsert(Entity::Record(r)) = &change.op {
                     every_id.push(r.id);
                 }
@@ -473,10 +449,8 @@ proptest! {
                     "{} {}", user, action
                 );
             }
-            prop_assert_eq!(
-                ask(&live, user, "obj0", "view", ActionContext::default(), &every_id),
-                ask(&rebuilt, user, "obj0", "view", ActionContext::default(), &every_id)
-            );
+            let view_obj0 = |e| ask(e, user, "obj0", "view", ActionContext::default(), &every_id);
+            prop_assert_eq!(view_obj0(&live), view_obj0(&rebuilt));
         }
     }
 }
@@ -505,14 +479,7 @@ fn a_bad_change_applies_nothing_and_names_what_is_wrong() {
     assert!(matches!(err, ApplyError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("unknown object 'nope'"), "{err}");
     assert_eq!(e.revision(), 1, "nothing of a failed batch is published");
-    let before = ask(
-        &e,
-        "u0",
-        "contacts",
-        "view",
-        ActionContext::default(),
-        &contacts[..1],
-    );
+    let before = view(&e, "u0", &contacts[..1]);
     assert!(before.contains("[]"), "still allowed: {before}");
 
     let mut other = good.clone();
@@ -549,14 +516,7 @@ fn a_deleted_record_is_unknown_and_a_group_change_keeps_other_answers_cached() {
     let e = Engine::new(Snapshot::build(&data, 1), 100_000);
     let gone = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
     e.apply(&[gone]).unwrap();
-    let answer = ask(
-        &e,
-        "u11",
-        "contacts",
-        "view",
-        ActionContext::default(),
-        &contacts[..1],
-    );
+    let answer = view(&e, "u11", &contacts[..1]);
     assert!(answer.contains("UnknownRecord"), "{answer}");
     // Deleting it again changes nothing but the revision.
     let again = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
