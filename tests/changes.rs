@@ -13,6 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::requests::question;
+use common::tenants::{ContactShape, contact_states};
 
 use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
@@ -20,8 +21,8 @@ use permd::model::data::{AssociationSource, ContactState, DataFile, EmailStatus,
 use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use proptest::prelude::*;
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
@@ -39,53 +40,23 @@ fn spec() -> GenSpec {
     }
 }
 
+/// The Contact states a change may give a record: every gate open or
+/// closed, suppressions that ended before NOW or end after it, opt-outs of
+/// the list `questions` asks about.
 fn contact_state() -> impl Strategy<Value = ContactState> {
-    (
-        prop_oneof![
-            Just(None),
-            Just(Some("a@example.com".to_owned())),
-            Just(Some(" ".to_owned()))
-        ],
-        any::<bool>(),
-        prop::sample::select(EmailStatus::ALL.to_vec()),
-        any::<bool>(),
-        prop_oneof![
-            Just(None),
-            Just(Some(datetime!(2026-01-01 00:00 UTC))),
-            Just(Some(datetime!(2027-01-01 00:00 UTC))),
-        ],
-        prop::sample::subsequence(vec!["newsletter", "events"], 0..=2),
-        prop_oneof![Just(None), Just(Some("+15550001".to_owned()))],
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(
-                email,
-                email_valid,
-                email_status,
-                suppressed,
-                until,
-                lists,
-                mobile,
-                mobile_valid,
-                sms,
-            )| {
-                ContactState {
-                    email,
-                    email_valid,
-                    email_status,
-                    // An expiry needs a suppression (validation refuses it otherwise).
-                    suppressed: suppressed
-                        || (until.is_some() && email_status != EmailStatus::Suppressed),
-                    suppressed_until: until,
-                    opted_out_lists: lists.into_iter().map(str::to_owned).collect(),
-                    mobile_phone: mobile,
-                    mobile_valid,
-                    sms_opted_out: sms,
-                }
-            },
-        )
+    contact_states(&ContactShape {
+        email_valid: 0.5,
+        suppressed: 0.5,
+        until: 0.67,
+        // From about a year before NOW to about a month after.
+        until_steps: -330..=35,
+        step: Duration::days(1),
+        base: NOW,
+        lists: ["newsletter", "events"],
+        opted_out: 0.5,
+        mobile_valid: 0.5,
+        sms_opted_out: 0.5,
+    })
 }
 
 /// One change, drawn by index into the data as it stands when it applies.
