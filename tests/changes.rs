@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::requests::question;
-use common::tenants::{ContactShape, contact_states};
+use common::tenants::{ContactShape, access_level, contact_states, field_level, source};
 
 use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
@@ -98,15 +98,6 @@ enum Edit {
     EmailConfigured(bool),
 }
 
-fn level() -> impl Strategy<Value = AccessLevel> {
-    prop::sample::select(vec![
-        AccessLevel::None,
-        AccessLevel::View,
-        AccessLevel::Edit,
-        AccessLevel::Delete,
-    ])
-}
-
 fn edit() -> impl Strategy<Value = Edit> {
     let user = prop_oneof![4 => (0..14usize).prop_map(Some), 1 => Just(None)];
     prop_oneof![
@@ -136,10 +127,10 @@ fn edit() -> impl Strategy<Value = Edit> {
         2 => any::<usize>().prop_map(Edit::Delete),
         2 => (
             0..6usize,
-            level(),
-            level(),
+            access_level(),
+            access_level(),
             prop::sample::select(Toggle::ALL.to_vec()),
-            prop::sample::select(vec![FieldLevel::Hidden, FieldLevel::View, FieldLevel::Edit]),
+            field_level(),
         )
             .prop_map(|(pick, all, associated, toggle, field)| Edit::Group {
                 pick,
@@ -150,12 +141,7 @@ fn edit() -> impl Strategy<Value = Edit> {
             }),
         2 => (0..12usize, prop::sample::subsequence((0..6usize).collect::<Vec<_>>(), 0..3), prop::bool::weighted(0.1))
             .prop_map(|(pick, groups, admin)| Edit::User { pick, groups, admin }),
-        1 => prop::sample::select(vec![
-            AssociationSource::Direct,
-            AssociationSource::Related,
-            AssociationSource::Both
-        ])
-        .prop_map(Edit::Source),
+        1 => source().prop_map(Edit::Source),
         1 => any::<bool>().prop_map(Edit::EmailConfigured),
     ]
 }

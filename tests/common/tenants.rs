@@ -77,7 +77,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// `n` names `<prefix>0…`, taken in order, `count` of them.
+    /// Names `<prefix>0…`, as many as `count` may ask for, taken in order.
     pub fn numbered(prefix: &str, count: RangeInclusive<usize>) -> Pool {
         Pool {
             names: numbered(prefix, *count.end()),
@@ -114,8 +114,8 @@ pub enum Foreign {
     /// The [`mirror_id`] of a record of the target object: a record of the
     /// [`mirror`] tenant, which exists, but not here.
     Mirror,
-    /// Any id any tenant of the file may hold ([`universe`]): a record of
-    /// another tenant, one nobody has, or one of this tenant's.
+    /// Any id any tenant of the file may hold ([`Shape::universe`]): a
+    /// record of another tenant, one nobody has, or one of this tenant's.
     AnyId,
 }
 
@@ -219,11 +219,12 @@ pub struct Shape {
 }
 
 impl Default for Shape {
-    /// One tenant, `acme`, with every feature: 1–3 objects besides
-    /// contacts (which may be unlisted), up to 4 plain, 2 team and 2
-    /// relationship fields each, names of its own, and up to 120 records
-    /// naming a user nobody has one time in twenty and linking to records
-    /// that do not exist or exist only in the [`mirror`] tenant.
+    /// One tenant, `acme`, with every feature: contacts (sometimes
+    /// unlisted) and up to two more objects, up to 4 plain, 2 team and 2
+    /// relationship fields each, entities named in order (`g0`, `u0`, …),
+    /// and up to 120 records naming a user nobody has one time in twenty
+    /// and linking to records that do not exist or exist only in the
+    /// [`mirror`] tenant.
     fn default() -> Self {
         Shape {
             tenants: vec!["acme".to_owned()],
@@ -368,7 +369,7 @@ pub struct PermSpec {
 pub struct GroupSpec {
     pub name: u8,
     pub create_objects: bool,
-    /// One slot per object slot.
+    /// One per object slot: the grant on that object, if any.
     pub perms: Vec<Option<PermSpec>>,
 }
 
@@ -447,11 +448,11 @@ pub struct TenantSpec {
     pub records: Vec<RecordSpec>,
 }
 
-fn access_level() -> impl Strategy<Value = AccessLevel> {
+pub fn access_level() -> impl Strategy<Value = AccessLevel> {
     prop::sample::select(AccessLevel::ALL.to_vec())
 }
 
-fn field_level() -> impl Strategy<Value = FieldLevel> {
+pub fn field_level() -> impl Strategy<Value = FieldLevel> {
     prop::sample::select(FieldLevel::ALL.to_vec())
 }
 
@@ -459,7 +460,7 @@ pub fn email_status() -> impl Strategy<Value = EmailStatus> {
     prop::sample::select(EmailStatus::ALL.to_vec())
 }
 
-fn source() -> impl Strategy<Value = AssociationSource> {
+pub fn source() -> impl Strategy<Value = AssociationSource> {
     prop::sample::select(vec![
         AssociationSource::Direct,
         AssociationSource::Related,
@@ -655,28 +656,34 @@ fn picks(names: &[String], ks: &[u8]) -> Vec<String> {
     ks.iter().filter_map(|k| pick(names, *k).cloned()).collect()
 }
 
-/// The ids of a pool's entities: `specs` gives each one's drawn name.
-/// Returns, per spec, the id it got (None: a drawn name already taken, or
-/// more entities than names in order).
-fn pool_ids(here: Here, pool: &Pool, drawn: &[u8]) -> Vec<Option<String>> {
+/// The entities of one pool, one per spec that gets an id: `drawn` is the
+/// name a spec draws (see [`Pool::drawn`]), `make` builds the entity from
+/// its spec and id. A spec whose drawn name is taken, or past the last name
+/// in order, makes none.
+fn entities<S, T>(
+    here: Here,
+    pool: &Pool,
+    specs: &[S],
+    drawn: impl Fn(&S) -> u8,
+    make: impl Fn(&S, String) -> T,
+) -> Vec<T> {
     let mut taken: Vec<String> = Vec::new();
-    drawn
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let name = if pool.drawn {
-                pick(&pool.names, *k)
-            } else {
-                pool.names.get(i)
-            };
-            let id = here.name(name?);
-            if taken.contains(&id) {
-                return None;
-            }
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let name = if pool.drawn {
+            pick(&pool.names, drawn(spec))
+        } else {
+            pool.names.get(i)
+        };
+        let Some(id) = name.map(|n| here.name(n)) else {
+            continue;
+        };
+        if !taken.contains(&id) {
             taken.push(id.clone());
-            Some(id)
-        })
-        .collect()
+            out.push(make(spec, id));
+        }
+    }
+    out
 }
 
 /// The Contact state a spec stands for; `id` makes the address.
@@ -821,91 +828,74 @@ fn build_here(s: &TenantSpec, here: Here) -> Tenant {
     };
     let def = |i: usize| if i == 0 { &contacts } else { &defs[i] };
 
-    let named = |pool: &Pool, names: Vec<u8>| pool_ids(here, pool, &names);
-    let mut groups: Vec<Group> = Vec::new();
-    let group_names = named(&shape.groups, s.groups.iter().map(|g| g.name).collect());
-    for (g, id) in s.groups.iter().zip(group_names) {
-        let Some(id) = id else { continue };
-        let objects = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, slot)| {
-                let p = g.perms[*slot].as_ref()?;
-                Some((def(i).name.clone(), permissions(p, def(i))))
-            })
-            .collect();
-        groups.push(Group {
+    let groups = entities(
+        here,
+        &shape.groups,
+        &s.groups,
+        |g| g.name,
+        |g, id| Group {
             id,
             create_objects: g.create_objects,
-            objects,
-        });
-    }
+            objects: slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, slot)| {
+                    let p = g.perms[*slot].as_ref()?;
+                    Some((def(i).name.clone(), permissions(p, def(i))))
+                })
+                .collect(),
+        },
+    );
     let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-
-    let role_names = named(&shape.roles, s.roles.iter().map(|r| r.0).collect());
-    let roles: Vec<Role> = s
-        .roles
-        .iter()
-        .zip(role_names)
-        .filter_map(|((_, gs), id)| {
-            Some(Role {
-                id: id?,
-                groups: picks(&group_ids, gs),
-            })
-        })
-        .collect();
+    let roles = entities(
+        here,
+        &shape.roles,
+        &s.roles,
+        |r| r.0,
+        |(_, gs), id| Role {
+            id,
+            groups: picks(&group_ids, gs),
+        },
+    );
     let role_ids: Vec<String> = roles.iter().map(|r| r.id.clone()).collect();
-
-    let user_names = named(&shape.users, s.users.iter().map(|u| u.name).collect());
-    let users: Vec<User> = s
-        .users
-        .iter()
-        .zip(user_names)
-        .filter_map(|(u, id)| {
-            Some(User {
-                id: id?,
-                admin: u.admin,
-                roles: picks(&role_ids, &u.roles),
-                groups: picks(&group_ids, &u.groups),
-            })
-        })
-        .collect();
+    let users = entities(
+        here,
+        &shape.users,
+        &s.users,
+        |u| u.name,
+        |u, id| User {
+            id,
+            admin: u.admin,
+            roles: picks(&role_ids, &u.roles),
+            groups: picks(&group_ids, &u.groups),
+        },
+    );
     let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-
-    let names = named(
+    let integrations = entities(
+        here,
         &shape.integrations,
-        s.integrations.iter().map(|i| i.name).collect(),
+        &s.integrations,
+        |i| i.name,
+        |i, id| Integration {
+            id,
+            groups: picks(&group_ids, &i.groups),
+            user: i.user.and_then(|k| pick(&user_ids, k).cloned()),
+        },
     );
-    let integrations: Vec<Integration> = s
-        .integrations
-        .iter()
-        .zip(names)
-        .filter_map(|(i, id)| {
-            Some(Integration {
-                id: id?,
-                groups: picks(&group_ids, &i.groups),
-                user: i.user.and_then(|k| pick(&user_ids, k).cloned()),
-            })
-        })
-        .collect();
     let integration_ids: Vec<String> = integrations.iter().map(|i| i.id.clone()).collect();
-
-    let names = named(
+    let automations = entities(
+        here,
         &shape.automations,
-        s.automations.iter().map(|a| a.name).collect(),
-    );
-    let automations: Vec<Automation> = s
-        .automations
-        .iter()
-        .zip(names)
-        .filter_map(|(a, id)| {
-            let run_as = match pick(&integration_ids, a.target) {
+        &s.automations,
+        |a| a.name,
+        |a, id| Automation {
+            id,
+            run_as: match pick(&integration_ids, a.target) {
                 Some(i) if a.as_integration => RunAs::Integration(i.clone()),
                 _ => RunAs::User(pick(&user_ids, a.target).cloned().unwrap_or_default()),
-            };
-            Some(Automation { id: id?, run_as })
-        })
-        .collect();
+            },
+        },
+    );
 
     let present: Vec<ObjectDef> = (0..slots.len()).map(|i| def(i).clone()).collect();
     let records = build_records(s, here, &slots, &present, &user_ids);
