@@ -50,7 +50,7 @@ fn write(mutations: Vec<pb::Mutation>) -> tonic::Request<pb::WriteRequest> {
 fn view(who: &str, min_revision: u64) -> pb::CheckRequest {
     pb::CheckRequest {
         min_revision,
-        ..check(user(who), "contacts", "view", &contact_id(0).to_string())
+        ..check(user(who), "contacts", "view", contact_id(0))
     }
 }
 
@@ -65,11 +65,7 @@ async fn file_mode_writes_go_to_memory_as_new_revisions() {
 
     // Delete the record: alice no longer sees it, at the new revision.
     let gone = mutation("record", delete(&contact_id(0).to_string()));
-    let written = admin
-        .write(write(vec![gone]))
-        .await
-        .unwrap()
-        .into_inner();
+    let written = admin.write(write(vec![gone])).await.unwrap().into_inner();
     assert_eq!((written.revision, written.mutations), (2, 1));
     assert_eq!(engine.revision(), 2);
     let after = reader.check(view("alice", 2)).await.unwrap().into_inner();

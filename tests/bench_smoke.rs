@@ -3,7 +3,12 @@
 //! It must stop by itself, check every answer and write figures whose keys
 //! carry their units. Performance is not asserted here: that is what
 //! `cargo bench` and `permd bench` are for.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -20,27 +20,26 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::requests::{
+    ACTION_RPCS, AnyRequest, EVERY_RPC, answered, batch, check, principal_ref, question,
+};
+use common::server::{TestServer, bounded};
 use permd::index::explain::Explanation;
-use permd::index::{Engine, PrincipalKind, PrincipalRef, QueryError, Question, Snapshot};
+use permd::index::{Engine, PrincipalKind, QueryError, Question, Snapshot};
 use permd::model::Reason::{self, *};
 use permd::model::{Action, ActionContext, Channel, EmailStatus, FieldLevel};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
 use permd::source::parse_str;
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel as GrpcChannel, Endpoint};
-use tonic::{Code, Status};
+use tonic::Code;
+use tonic::transport::Channel as GrpcChannel;
 use uuid::Uuid;
 
 // ----------------------------------------------------------------- data ---
@@ -282,18 +281,9 @@ fn not_synced(object: &str) -> Vec<Uuid> {
 
 // ------------------------------------------------------------ questions ---
 
+/// A question on tenant acme.
 fn ask(kind: PrincipalKind, who: &str, object: &str, action: &str) -> Question {
-    Question {
-        tenant: "acme".to_owned(),
-        principal: PrincipalRef {
-            kind,
-            id: who.to_owned(),
-        },
-        object: object.to_owned(),
-        action: action.to_owned(),
-        ctx: ActionContext::default(),
-        min_revision: 0,
-    }
+    question("acme", kind, who, object, action)
 }
 
 fn user(who: &str, object: &str, action: &str) -> Question {
@@ -388,6 +378,18 @@ fn answers(e: &Engine, q: &Question, ids: &[Uuid]) -> Vec<Option<Reason>> {
         assert_explains(&x, *r, &format!("{q:?} on {id}"));
     }
     out
+}
+
+/// BatchCheck, Check, LookupRecords and Explain of K_FINE all refuse `q`
+/// with `want`.
+#[track_caller]
+fn assert_every_query_refused(e: &Engine, q: &Question, want: &QueryError) {
+    let batch = e.batch_check(q, &[K_FINE], NOW).unwrap_err();
+    assert_eq!(&batch, want, "BatchCheck");
+    assert_eq!(&e.check(q, Some(K_FINE), NOW).unwrap_err(), want, "Check");
+    assert_eq!(&e.lookup(q, NOW).unwrap_err(), want, "LookupRecords");
+    let explain = e.explain(q, Some(K_FINE), NOW).unwrap_err();
+    assert_eq!(&explain, want, "Explain");
 }
 
 /// Explain's answer is `want`, and its first failing layer is the one that
@@ -491,10 +493,7 @@ fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
                 &format!("{who} {action} {object}"),
             );
         }
-        let p = PrincipalRef {
-            kind,
-            id: who.to_owned(),
-        };
+        let p = principal_ref(kind, who);
         let (one, create_objects, _) = e.object_access("acme", &p, Some(object), 0).unwrap();
         assert!(one.is_empty(), "{who}: ObjectAccess({object}) = {one:?}");
         assert!(!create_objects, "{who}: create_objects");
@@ -510,10 +509,7 @@ fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
             );
         }
     }
-    let p = PrincipalRef {
-        kind,
-        id: who.to_owned(),
-    };
+    let p = principal_ref(kind, who);
     let (all, create_objects, _) = e.object_access("acme", &p, None, 0).unwrap();
     assert!(all.is_empty(), "{who}: ObjectAccess lists {all:?}");
     assert!(!create_objects);
@@ -531,11 +527,8 @@ fn unknown_action_is_refused_naming_it_and_the_valid_ones() {
     // Even an admin, even on a record that exists.
     for who in ["root", "nemo"] {
         let q = user(who, "contacts", "bulk_send_fax");
-        assert_eq!(e.batch_check(&q, &[K_FINE], NOW).unwrap_err(), want);
-        assert_eq!(e.check(&q, Some(K_FINE), NOW).unwrap_err(), want);
+        assert_every_query_refused(&e, &q, &want);
         assert_eq!(e.check(&q, None, NOW).unwrap_err(), want);
-        assert_eq!(e.lookup(&q, NOW).unwrap_err(), want);
-        assert_eq!(e.explain(&q, Some(K_FINE), NOW).unwrap_err(), want);
         assert!(e.allowed_set(&q, NOW).is_err());
     }
     // Names are exact: no case folding, no trimming, no prefixes.
@@ -569,15 +562,9 @@ fn unknown_object_is_refused_naming_it_and_the_valid_ones() {
         tenant: "acme".to_owned(),
         valid: "contacts, deals".to_owned(),
     };
-    let root = PrincipalRef {
-        kind: PrincipalKind::User,
-        id: "root".to_owned(),
-    };
+    let root = principal_ref(PrincipalKind::User, "root");
     let q = user("root", "tickets", "view");
-    assert_eq!(e.batch_check(&q, &[K_FINE], NOW).unwrap_err(), want);
-    assert_eq!(e.check(&q, Some(K_FINE), NOW).unwrap_err(), want);
-    assert_eq!(e.lookup(&q, NOW).unwrap_err(), want);
-    assert_eq!(e.explain(&q, Some(K_FINE), NOW).unwrap_err(), want);
+    assert_every_query_refused(&e, &q, &want);
     assert_eq!(
         e.check(&user("root", "tickets", "create"), None, NOW)
             .unwrap_err(),
@@ -627,10 +614,7 @@ fn unknown_field_in_context_fields_is_refused_naming_it() {
                     object: "contacts".to_owned(),
                     valid: contact_fields.clone(),
                 };
-                assert_eq!(e.batch_check(&q, &[K_FINE], NOW).unwrap_err(), want);
-                assert_eq!(e.check(&q, Some(K_FINE), NOW).unwrap_err(), want);
-                assert_eq!(e.lookup(&q, NOW).unwrap_err(), want);
-                assert_eq!(e.explain(&q, Some(K_FINE), NOW).unwrap_err(), want);
+                assert_every_query_refused(&e, &q, &want);
             }
         }
     }
@@ -678,10 +662,7 @@ fn principal_of_the_wrong_or_unknown_kind_is_not_found() {
         };
         let q = ask(kind, id, "contacts", "view");
         let p = q.principal.clone();
-        assert_eq!(e.batch_check(&q, &[K_FINE], NOW).unwrap_err(), want);
-        assert_eq!(e.check(&q, Some(K_FINE), NOW).unwrap_err(), want);
-        assert_eq!(e.lookup(&q, NOW).unwrap_err(), want);
-        assert_eq!(e.explain(&q, Some(K_FINE), NOW).unwrap_err(), want);
+        assert_every_query_refused(&e, &q, &want);
         assert_eq!(
             e.object_access("acme", &p, None, 0).unwrap_err(),
             want,
@@ -724,10 +705,7 @@ fn archived_records_are_denied_archived_for_every_action_but_view_archived_and_u
                 assert_eq!(got[1], None, "{who}: {} on live {object}", action.as_str());
             }
         }
-        let p = PrincipalRef {
-            kind: PrincipalKind::User,
-            id: who.to_owned(),
-        };
+        let p = principal_ref(PrincipalKind::User, who);
         let (flags, _) = e
             .record_access("acme", &p, "contacts", &[K_ARCHIVED, K_FINE], 0, NOW)
             .unwrap();
@@ -785,10 +763,7 @@ fn records_not_yet_synced_are_unknown_record_and_never_allowed() {
                     "LookupRecords returned a record that is not one of acme's {object}"
                 );
             }
-            let p = PrincipalRef {
-                kind,
-                id: who.to_owned(),
-            };
+            let p = principal_ref(kind, who);
             let (flags, _) = e.record_access("acme", &p, object, &ids, 0, NOW).unwrap();
             for f in flags {
                 assert!(
@@ -872,10 +847,7 @@ fn bulk_toggles_without_record_scope_are_denied_no_record_access_on_every_record
         }
     }
     // ObjectAccess: the objects are visible, yet no action can succeed.
-    let p = PrincipalRef {
-        kind: PrincipalKind::User,
-        id: "bulky".to_owned(),
-    };
+    let p = principal_ref(PrincipalKind::User, "bulky");
     let (flags, _, _) = e.object_access("acme", &p, None, 0).unwrap();
     let names: BTreeSet<&str> = flags.iter().map(|f| f.object.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["contacts", "deals"]));
@@ -951,97 +923,51 @@ fn an_admin_still_passes_the_contact_gates() {
     let text = |c: &mut ActionContext| c.channel = Some(Channel::Text);
     let newsletter = |c: &mut ActionContext| c.subscription_list = Some("newsletter".to_owned());
     let to = |s: EmailStatus| move |c: &mut ActionContext| c.target_email_status = Some(s);
+    let mail = || with("bulk_send_email", &marketing);
+    let survey = || with("bulk_send_survey", &marketing);
+    let texts = || with("bulk_send_text", &marketing);
+    let single = |channel: &dyn Fn(&mut ActionContext)| with("send_single_message", channel);
+    let lists_to = |s| with("subscription_lists", &to(s));
+    let bulk_to = |s| with("bulk_manage_subscription", &to(s));
     let cases: Vec<(Question, Uuid, Option<Reason>)> = vec![
-        (with("bulk_send_email", &marketing), K_FINE, None),
-        (
-            with("bulk_send_email", &marketing),
-            K_NO_EMAIL,
-            Some(NoEmail),
-        ),
-        (
-            with("bulk_send_email", &marketing),
-            K_BAD_EMAIL,
-            Some(NoEmail),
-        ),
-        (
-            with("bulk_send_email", &marketing),
-            K_SUPPRESSED,
-            Some(Suppressed),
-        ),
-        (
-            with("bulk_send_email", &marketing),
-            K_UNSUBSCRIBED,
-            Some(Unsubscribed),
-        ),
+        (mail(), K_FINE, None),
+        (mail(), K_NO_EMAIL, Some(NoEmail)),
+        (mail(), K_BAD_EMAIL, Some(NoEmail)),
+        (mail(), K_SUPPRESSED, Some(Suppressed)),
+        (mail(), K_UNSUBSCRIBED, Some(Unsubscribed)),
         (
             with("bulk_send_email", &newsletter),
             K_LIST_OUT,
             Some(OptedOutOfList),
         ),
-        (with("bulk_send_email", &marketing), K_LIST_OUT, None),
+        (mail(), K_LIST_OUT, None),
+        (mail(), K_ARCHIVED, Some(Archived)),
+        (survey(), K_UNSUBSCRIBED, Some(Unsubscribed)),
+        (single(&email), K_SUPPRESSED, Some(Suppressed)),
+        (single(&email), K_NO_EMAIL, Some(NoEmail)),
+        (single(&text), K_NO_MOBILE, Some(NoMobile)),
+        (single(&text), K_SMS_OUT, Some(SmsOptedOut)),
+        (texts(), K_FINE, None),
+        (texts(), K_NO_MOBILE, Some(NoMobile)),
+        (texts(), K_SMS_OUT, Some(SmsOptedOut)),
         (
-            with("bulk_send_email", &marketing),
-            K_ARCHIVED,
-            Some(Archived),
-        ),
-        (
-            with("bulk_send_survey", &marketing),
-            K_UNSUBSCRIBED,
-            Some(Unsubscribed),
-        ),
-        (
-            with("send_single_message", &email),
-            K_SUPPRESSED,
-            Some(Suppressed),
-        ),
-        (
-            with("send_single_message", &email),
-            K_NO_EMAIL,
-            Some(NoEmail),
-        ),
-        (
-            with("send_single_message", &text),
-            K_NO_MOBILE,
-            Some(NoMobile),
-        ),
-        (
-            with("send_single_message", &text),
-            K_SMS_OUT,
-            Some(SmsOptedOut),
-        ),
-        (with("bulk_send_text", &marketing), K_FINE, None),
-        (
-            with("bulk_send_text", &marketing),
-            K_NO_MOBILE,
-            Some(NoMobile),
-        ),
-        (
-            with("bulk_send_text", &marketing),
-            K_SMS_OUT,
-            Some(SmsOptedOut),
-        ),
-        (
-            with("subscription_lists", &to(EmailStatus::Suppressed)),
+            lists_to(EmailStatus::Suppressed),
             K_FINE,
             Some(SystemManaged),
         ),
         (
-            with("subscription_lists", &to(EmailStatus::OptedIn)),
+            lists_to(EmailStatus::OptedIn),
             K_SUPPRESSED,
             Some(SystemManaged),
         ),
+        (lists_to(EmailStatus::OptedIn), K_UNSUBSCRIBED, None),
         (
-            with("subscription_lists", &to(EmailStatus::OptedIn)),
-            K_UNSUBSCRIBED,
-            None,
-        ),
-        (
-            with("bulk_manage_subscription", &to(EmailStatus::OptedIn)),
+            bulk_to(EmailStatus::OptedIn),
             K_UNSUBSCRIBED,
             Some(SingleRecordOnly),
         ),
         (
-            with("bulk_manage_subscription", &to(EmailStatus::Suppressed)),
+            bulk_to(EmailStatus::Suppressed),
             K_FINE,
             Some(SystemManaged),
         ),
@@ -1065,80 +991,9 @@ fn an_admin_still_passes_the_contact_gates() {
 
 // ================================================================ gRPC ===
 
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-async fn bounded(body: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, body)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    _shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<anyhow::Result<()>>,
-}
-
-impl TestServer {
-    async fn start(engine: Arc<Engine>) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(permd::server::serve(
-            engine,
-            listener,
-            DEFAULT_MAX_MESSAGE_BYTES,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        TestServer {
-            addr,
-            _shutdown: tx,
-            handle,
-        }
-    }
-
-    async fn client(&self) -> AuthorizerClient<GrpcChannel> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .unwrap();
-        AuthorizerClient::new(channel)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
-}
-
-/// One request, sent through any of the six RPCs.
-#[derive(Clone)]
-struct Req {
-    tenant: String,
-    principal: Option<pb::Principal>,
-    object: String,
-    action: String,
-    context: Option<pb::ActionContext>,
-}
-
-const EVERY_RPC: [&str; 6] = [
-    "Check",
-    "BatchCheck",
-    "LookupRecords",
-    "ObjectAccess",
-    "RecordAccess",
-    "Explain",
-];
-const ACTION_RPCS: [&str; 4] = ["Check", "BatchCheck", "LookupRecords", "Explain"];
-
-fn req(kind: i32, who: &str, object: &str, action: &str) -> Req {
-    Req {
+/// One request on tenant acme about K_FINE, to send through any RPC.
+fn req(kind: i32, who: &str, object: &str, action: &str) -> AnyRequest {
+    AnyRequest {
         tenant: "acme".to_owned(),
         principal: Some(pb::Principal {
             kind,
@@ -1146,121 +1001,14 @@ fn req(kind: i32, who: &str, object: &str, action: &str) -> Req {
         }),
         object: object.to_owned(),
         action: action.to_owned(),
-        context: None,
+        record: K_FINE,
+        ..AnyRequest::demo(None)
     }
 }
 
-impl Req {
-    async fn send(&self, c: &mut AuthorizerClient<GrpcChannel>, rpc: &str) -> Result<(), Status> {
-        let id = K_FINE.to_string();
-        match rpc {
-            "Check" => c
-                .check(pb::CheckRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    record_id: id,
-                    context: self.context.clone(),
-                    min_revision: 0,
-                })
-                .await
-                .map(drop),
-            "BatchCheck" => c
-                .batch_check(pb::BatchCheckRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-                        ids: vec![id],
-                    })),
-                    context: self.context.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map(drop),
-            "LookupRecords" => {
-                let r = c
-                    .lookup_records(pb::LookupRecordsRequest {
-                        tenant: self.tenant.clone(),
-                        principal: self.principal.clone(),
-                        object: self.object.clone(),
-                        action: self.action.clone(),
-                        context: self.context.clone(),
-                        ..Default::default()
-                    })
-                    .await;
-                // An error may also arrive as the stream's first item.
-                match r {
-                    Ok(resp) => resp.into_inner().message().await.map(drop),
-                    Err(e) => Err(e),
-                }
-            }
-            "ObjectAccess" => c
-                .object_access(pb::ObjectAccessRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    min_revision: 0,
-                })
-                .await
-                .map(drop),
-            "RecordAccess" => c
-                .record_access(pb::RecordAccessRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    record_ids: vec![id],
-                    min_revision: 0,
-                })
-                .await
-                .map(drop),
-            "Explain" => c
-                .explain(pb::ExplainRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    record_id: id,
-                    context: self.context.clone(),
-                    min_revision: 0,
-                })
-                .await
-                .map(drop),
-            other => panic!("no RPC {other}"),
-        }
-    }
-
-    /// Sends the request through each of `rpcs`: each must fail with `code`
-    /// and a message containing every needle.
-    async fn assert_refused(
-        &self,
-        c: &mut AuthorizerClient<GrpcChannel>,
-        rpcs: &[&str],
-        code: Code,
-        needles: &[&str],
-    ) {
-        for rpc in rpcs {
-            let status = match self.send(c, rpc).await {
-                Ok(()) => panic!("{rpc}: expected {code:?} naming {needles:?}, got OK"),
-                Err(s) => s,
-            };
-            assert_eq!(
-                status.code(),
-                code,
-                "{rpc}: wrong code; message: {}",
-                status.message()
-            );
-            for needle in needles {
-                assert!(
-                    status.message().contains(needle),
-                    "{rpc}: message {:?} does not mention {needle:?}",
-                    status.message()
-                );
-            }
-        }
-    }
+/// The acme engine served, and a client of it.
+async fn serve() -> (TestServer, AuthorizerClient<GrpcChannel>) {
+    TestServer::with_client(Arc::new(engine())).await
 }
 
 const USER: i32 = pb::principal::Kind::User as i32;
@@ -1268,23 +1016,19 @@ const USER: i32 = pb::principal::Kind::User as i32;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unknown_action_is_invalid_argument_naming_it() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
-        let mut needles = vec!["unknown action 'bulk_send_fax'"];
-        needles.extend(Action::ALL.map(Action::as_str));
-        for who in ["root", "nemo"] {
-            req(USER, who, "contacts", "bulk_send_fax")
-                .assert_refused(&mut c, &ACTION_RPCS, Code::InvalidArgument, &needles)
+        let (_server, mut c) = serve().await;
+        let mut fax = vec!["unknown action 'bulk_send_fax'"];
+        fax.extend(Action::ALL.map(Action::as_str));
+        let empty = ["unknown action ''", "view", "bulk_send_email"];
+        for (who, action, needles) in [
+            ("root", "bulk_send_fax", &fax[..]),
+            ("nemo", "bulk_send_fax", &fax),
+            ("root", "", &empty),
+        ] {
+            req(USER, who, "contacts", action)
+                .assert_refused(&mut c, &ACTION_RPCS, Code::InvalidArgument, needles)
                 .await;
         }
-        req(USER, "root", "contacts", "")
-            .assert_refused(
-                &mut c,
-                &ACTION_RPCS,
-                Code::InvalidArgument,
-                &["unknown action ''", "view", "bulk_send_email"],
-            )
-            .await;
     })
     .await;
 }
@@ -1292,19 +1036,14 @@ async fn grpc_unknown_action_is_invalid_argument_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unknown_object_is_invalid_argument_naming_it() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
+        let needles = [
+            "unknown object 'tickets'",
+            "tenant 'acme'",
+            "contacts, deals",
+        ];
         req(USER, "root", "tickets", "view")
-            .assert_refused(
-                &mut c,
-                &EVERY_RPC,
-                Code::InvalidArgument,
-                &[
-                    "unknown object 'tickets'",
-                    "tenant 'acme'",
-                    "contacts, deals",
-                ],
-            )
+            .assert_refused(&mut c, &EVERY_RPC, Code::InvalidArgument, &needles)
             .await;
     })
     .await;
@@ -1313,8 +1052,7 @@ async fn grpc_unknown_object_is_invalid_argument_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unknown_field_in_context_fields_is_invalid_argument_naming_it() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
         let contact_fields = CONTACT_FIELDS.join(", ");
         for action in ["edit", "bulk_change_field_values"] {
             for bad in ["shoe_size", "stage"] {
@@ -1324,13 +1062,9 @@ async fn grpc_unknown_field_in_context_fields_is_invalid_argument_naming_it() {
                     ..Default::default()
                 });
                 let named = format!("unknown field '{bad}' on contacts");
-                r.assert_refused(
-                    &mut c,
-                    &ACTION_RPCS,
-                    Code::InvalidArgument,
-                    &[&named, &contact_fields],
-                )
-                .await;
+                let needles = [named.as_str(), &contact_fields];
+                r.assert_refused(&mut c, &ACTION_RPCS, Code::InvalidArgument, &needles)
+                    .await;
             }
         }
     })
@@ -1340,18 +1074,13 @@ async fn grpc_unknown_field_in_context_fields_is_invalid_argument_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unknown_principal_kind_is_invalid_argument_naming_it() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
         for (kind, shown) in [(99, "99"), (4, "4"), (-1, "-1")] {
             // An admin's id, so a kind that fell back to USER would be allowed.
             let named = format!("principal.kind {shown} is unknown");
+            let needles = [named.as_str(), "USER", "INTEGRATION", "AUTOMATION"];
             req(kind, "root", "contacts", "view")
-                .assert_refused(
-                    &mut c,
-                    &EVERY_RPC,
-                    Code::InvalidArgument,
-                    &[&named, "USER", "INTEGRATION", "AUTOMATION"],
-                )
+                .assert_refused(&mut c, &EVERY_RPC, Code::InvalidArgument, &needles)
                 .await;
         }
     })
@@ -1361,8 +1090,7 @@ async fn grpc_unknown_principal_kind_is_invalid_argument_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unspecified_principal_kind_is_a_user_and_never_more() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
         const UNSPECIFIED: i32 = pb::principal::Kind::Unspecified as i32;
         // KIND_UNSPECIFIED is documented (authorizer.proto) as USER: it never
         // resolves to an integration or automation of the same id ...
@@ -1379,21 +1107,15 @@ async fn grpc_unspecified_principal_kind_is_a_user_and_never_more() {
             ("root", 0),
         ] {
             for kind in [UNSPECIFIED, USER] {
-                let resp = c
-                    .check(pb::CheckRequest {
-                        tenant: "acme".to_owned(),
-                        principal: Some(pb::Principal {
-                            kind,
-                            id: who.to_owned(),
-                        }),
-                        object: "contacts".to_owned(),
-                        action: "view".to_owned(),
-                        record_id: K_FINE.to_string(),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let who_as = Some(pb::Principal {
+                    kind,
+                    id: who.to_owned(),
+                });
+                let req = pb::CheckRequest {
+                    tenant: "acme".to_owned(),
+                    ..check(who_as, "contacts", "view", K_FINE)
+                };
+                let resp = answered(c.check(req).await);
                 assert_eq!(resp.reason, want, "{who} as kind {kind}");
                 assert_eq!(resp.allowed, want == 0, "{who} as kind {kind}");
             }
@@ -1405,8 +1127,7 @@ async fn grpc_unspecified_principal_kind_is_a_user_and_never_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_unknown_tenant_is_not_found_naming_it() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
         for tenant in ["nope", "Acme", "acme ", "acm"] {
             let mut r = req(USER, "root", "contacts", "view");
             r.tenant = tenant.to_owned();
@@ -1421,65 +1142,29 @@ async fn grpc_unknown_tenant_is_not_found_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_archived_unsynced_and_groupless_answers_carry_their_exact_reasons() {
     bounded(async {
-        let server = TestServer::start(Arc::new(engine())).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = serve().await;
         let ids = [K_FINE, K_ARCHIVED, Q_FINE, Uuid::nil()];
+        const UNKNOWN: i32 = UnknownRecord as i32;
+        const HIDDEN: i32 = ObjectNotVisible as i32;
         let cases: [(&str, [i32; 4]); 4] = [
-            (
-                "ed",
-                [
-                    0,
-                    Archived as i32,
-                    UnknownRecord as i32,
-                    UnknownRecord as i32,
-                ],
-            ),
-            (
-                "nemo",
-                [
-                    ObjectNotVisible as i32,
-                    ObjectNotVisible as i32,
-                    UnknownRecord as i32,
-                    UnknownRecord as i32,
-                ],
-            ),
-            (
-                "hollow",
-                [
-                    ObjectNotVisible as i32,
-                    ObjectNotVisible as i32,
-                    UnknownRecord as i32,
-                    UnknownRecord as i32,
-                ],
-            ),
+            ("ed", [0, Archived as i32, UNKNOWN, UNKNOWN]),
+            ("nemo", [HIDDEN, HIDDEN, UNKNOWN, UNKNOWN]),
+            ("hollow", [HIDDEN, HIDDEN, UNKNOWN, UNKNOWN]),
             (
                 "bulky",
-                [
-                    NoRecordAccess as i32,
-                    Archived as i32,
-                    UnknownRecord as i32,
-                    UnknownRecord as i32,
-                ],
+                [NoRecordAccess as i32, Archived as i32, UNKNOWN, UNKNOWN],
             ),
         ];
         for (who, want) in cases {
-            let resp = c
-                .batch_check(pb::BatchCheckRequest {
-                    tenant: "acme".to_owned(),
-                    principal: Some(pb::Principal {
-                        kind: USER,
-                        id: who.to_owned(),
-                    }),
-                    object: "contacts".to_owned(),
-                    action: "bulk_export".to_owned(),
-                    records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-                        ids: ids.iter().map(Uuid::to_string).collect(),
-                    })),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let who_as = Some(pb::Principal {
+                kind: USER,
+                id: who.to_owned(),
+            });
+            let req = pb::BatchCheckRequest {
+                tenant: "acme".to_owned(),
+                ..batch(who_as, "contacts", "bulk_export", &ids)
+            };
+            let resp = answered(c.batch_check(req).await);
             let mut got = [0i32; 4];
             for d in &resp.denials {
                 got[d.position as usize] = d.reason;

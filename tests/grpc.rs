@@ -9,62 +9,32 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use permd::index::{DEFAULT_MAX_BATCH, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use common::requests::{
+    ACTION_RPCS, AnyRequest, EVERY_RPC, answered, assert_status, batch, batch_bytes, batch_packed,
+    batch_strings, both_forms, check, demo_contacts, demo_question, explain_of, lookup,
+    lookup_pages, object_access, principal, record_access, strings, unpack, user,
+};
+use common::server::{TestServer, bounded, demo_file, shared_demo_engine};
+use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::data::{EmailStatus, Record};
-use permd::model::{ActionContext, Channel as ModelChannel, DataFile, FieldLevel, Reason};
+use permd::model::{Channel as ModelChannel, FieldLevel, Reason};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
-use permd::source::demo::{DEMO_CONTACTS, DEMO_TENANT, company_id, contact_id, deal_id, demo_data};
+use permd::source::demo::{DEMO_CONTACTS, DEMO_TENANT, company_id, contact_id, deal_id};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
 use uuid::Uuid;
 
-/// No test may run longer than this.
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-/// No single RPC may take longer than this.
-const RPC_TIMEOUT: Duration = Duration::from_secs(30);
-
 // ---------------------------------------------------------------------------
-// Harness
+// Data
 // ---------------------------------------------------------------------------
-
-/// Runs a test body under [`TEST_TIMEOUT`].
-async fn bounded(body: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_TIMEOUT, body)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-fn demo_file() -> &'static DataFile {
-    static DATA: OnceLock<DataFile> = OnceLock::new();
-    DATA.get_or_init(demo_data)
-}
-
-/// One engine over the demo tenant, shared by every test (and every server
-/// of this binary) so the in-process answers come from the very engine the
-/// server uses.
-fn demo_engine() -> Arc<Engine> {
-    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            Arc::new(Engine::new(
-                Snapshot::build(demo_file(), 1),
-                DEFAULT_MAX_BATCH,
-            ))
-        })
-        .clone()
-}
 
 /// A small custom tenant: email and SMS not configured, one user.
 const ACME_YAML: &str = r#"
@@ -110,163 +80,9 @@ fn small_batch_engine() -> Arc<Engine> {
     Arc::new(Engine::new(Snapshot::build(&data, 1), 10))
 }
 
-struct TestServer {
-    addr: SocketAddr,
-    engine: Arc<Engine>,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl TestServer {
-    async fn start(engine: Arc<Engine>) -> TestServer {
-        Self::start_with(engine, DEFAULT_MAX_MESSAGE_BYTES).await
-    }
-
-    async fn start_with(engine: Arc<Engine>, max_message_bytes: usize) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(permd::server::serve(
-            engine.clone(),
-            listener,
-            max_message_bytes,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        TestServer {
-            addr,
-            engine,
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(RPC_TIMEOUT)
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn client(&self) -> AuthorizerClient<Channel> {
-        AuthorizerClient::new(self.channel().await)
-            .max_decoding_message_size(64 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.abort();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Request builders and comparisons
-// ---------------------------------------------------------------------------
-
-fn principal(kind: pb::principal::Kind, id: &str) -> Option<pb::Principal> {
-    Some(pb::Principal {
-        kind: kind as i32,
-        id: id.to_owned(),
-    })
-}
-
-fn user(id: &str) -> Option<pb::Principal> {
-    principal(pb::principal::Kind::User, id)
-}
-
-fn strings(ids: &[Uuid]) -> Vec<String> {
-    ids.iter().map(Uuid::to_string).collect()
-}
-
-fn packed(ids: &[Uuid]) -> Vec<u8> {
-    ids.iter().flat_map(|id| *id.as_bytes()).collect()
-}
-
-fn unpack(bytes: &[u8]) -> Vec<Uuid> {
-    assert_eq!(bytes.len() % 16, 0, "packed ids must be whole UUIDs");
-    bytes
-        .chunks_exact(16)
-        .map(|c| Uuid::from_slice(c).unwrap())
-        .collect()
-}
-
-fn demo_contacts(n: u64) -> Vec<Uuid> {
-    (0..n).map(contact_id).collect()
-}
-
-fn batch(
-    who: Option<pb::Principal>,
-    object: &str,
-    action: &str,
-    ids: &[Uuid],
-) -> pb::BatchCheckRequest {
-    pb::BatchCheckRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: who,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: strings(ids),
-        })),
-        ..Default::default()
-    }
-}
-
-fn batch_packed(
-    who: Option<pb::Principal>,
-    object: &str,
-    action: &str,
-    ids: &[Uuid],
-) -> pb::BatchCheckRequest {
-    pb::BatchCheckRequest {
-        records: Some(pb::batch_check_request::Records::PackedRecordIds(
-            pb::PackedIds { uuids: packed(ids) },
-        )),
-        ..batch(who, object, action, &[])
-    }
-}
-
-fn check(who: Option<pb::Principal>, object: &str, action: &str, id: &str) -> pb::CheckRequest {
-    pb::CheckRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: who,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        record_id: id.to_owned(),
-        ..Default::default()
-    }
-}
-
-fn lookup(who: Option<pb::Principal>, object: &str, action: &str) -> pb::LookupRecordsRequest {
-    pb::LookupRecordsRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: who,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        ..Default::default()
-    }
-}
-
-fn question(kind: PrincipalKind, id: &str, object: &str, action: &str) -> Question {
-    Question {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: PrincipalRef {
-            kind,
-            id: id.to_owned(),
-        },
-        object: object.to_owned(),
-        action: action.to_owned(),
-        ctx: ActionContext::default(),
-        min_revision: 0,
-    }
+/// UUIDs the server sent as strings.
+fn parse_all(ids: &[String]) -> Vec<Uuid> {
+    ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect()
 }
 
 fn now() -> OffsetDateTime {
@@ -301,28 +117,6 @@ fn reason_name(r: i32) -> &'static str {
 
 fn bit(mask: &[u8], i: usize) -> bool {
     mask[i / 8] & (1 << (i % 8)) != 0
-}
-
-/// Asserts the status code and that the message names each of `needles`.
-#[track_caller]
-fn assert_status<T: std::fmt::Debug>(res: Result<T, Status>, code: Code, needles: &[&str]) {
-    let status = match res {
-        Ok(v) => panic!("expected {code:?} naming {needles:?}, got OK: {v:?}"),
-        Err(s) => s,
-    };
-    assert_eq!(
-        status.code(),
-        code,
-        "wrong code; message: {}",
-        status.message()
-    );
-    for needle in needles {
-        assert!(
-            status.message().contains(needle),
-            "message {:?} does not mention {needle:?}",
-            status.message()
-        );
-    }
 }
 
 /// Asserts a wire BatchCheck answer is self-consistent and equal to the
@@ -380,6 +174,37 @@ fn record(id: Uuid) -> &'static Record {
         .expect("a demo record")
 }
 
+/// The first demo Contact that is (or is not) archived.
+fn first_contact(archived: bool) -> Uuid {
+    (0..DEMO_CONTACTS)
+        .map(contact_id)
+        .find(|id| record(*id).archived == archived)
+        .unwrap()
+}
+
+/// A BatchCheck answer's denials: reason by position.
+fn denials_by_position(resp: &pb::BatchCheckResponse) -> BTreeMap<u32, i32> {
+    resp.denials
+        .iter()
+        .map(|d| (d.position, d.reason))
+        .collect()
+}
+
+/// What carol's `bulk_send_email` LookupRecords must stream, in order.
+fn carol_bulk_email_lookup(engine: &Engine) -> Vec<Uuid> {
+    let q = demo_question("carol", "contacts", "bulk_send_email");
+    engine.lookup(&q, now()).unwrap().0
+}
+
+/// The ids at the allowed positions of `bitmask`, in request order.
+fn allowed_of(ids: &[Uuid], bitmask: &[u8]) -> Vec<Uuid> {
+    ids.iter()
+        .enumerate()
+        .filter(|(i, _)| bit(bitmask, *i))
+        .map(|(_, id)| *id)
+        .collect()
+}
+
 /// SEMANTICS.md applied by hand to carol (marketing: all records view,
 /// email ≥ view, bulk_send_email on) for bulk_send_email, marketing mail.
 fn carol_bulk_email_reason(id: Uuid, at: OffsetDateTime) -> Option<Reason> {
@@ -411,19 +236,14 @@ fn carol_bulk_email_reason(id: Uuid, at: OffsetDateTime) -> Option<Reason> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_a_record_matches_the_engine_and_the_data() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let engine = &server.engine;
         // alice (sales: all records view) sees every live Contact.
         let mut seen_archived = false;
         let mut seen_live = false;
         for n in 0..60 {
             let id = contact_id(n);
-            let resp = c
-                .check(check(user("alice"), "contacts", "view", &id.to_string()))
-                .await
-                .unwrap()
-                .into_inner();
+            let resp = answered(c.check(check(user("alice"), "contacts", "view", id)).await);
             let archived = record(id).archived;
             seen_archived |= archived;
             seen_live |= !archived;
@@ -432,11 +252,7 @@ async fn check_a_record_matches_the_engine_and_the_data() {
             assert_eq!(resp.reason, want_reason, "contact {n}");
             assert_eq!(resp.revision, 1);
             let want = engine
-                .check(
-                    &question(PrincipalKind::User, "alice", "contacts", "view"),
-                    Some(id),
-                    now(),
-                )
+                .check(&demo_question("alice", "contacts", "view"), Some(id), now())
                 .unwrap();
             assert_eq!(resp.reason, want.reason.map_or(0, |r| r as i32));
             assert_eq!(
@@ -447,16 +263,8 @@ async fn check_a_record_matches_the_engine_and_the_data() {
         assert!(seen_archived && seen_live, "the sample covers both cases");
 
         // Every field of the object is in the mask, at the group's level.
-        let resp = c
-            .check(check(
-                user("carol"),
-                "contacts",
-                "view",
-                &contact_id(1).to_string(),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let carol_views = check(user("carol"), "contacts", "view", contact_id(1));
+        let resp = answered(c.check(carol_views).await);
         let mask = wire_mask(resp.field_mask.as_ref());
         for f in [
             "first_name",
@@ -477,69 +285,29 @@ async fn check_a_record_matches_the_engine_and_the_data() {
 
         // Other principal kinds over the wire: the integration (sync-readonly:
         // all records view, bulk_export) and the automation running as carol.
-        let live = (0..DEMO_CONTACTS)
-            .map(contact_id)
-            .find(|id| !record(*id).archived)
-            .unwrap();
-        let resp = c
-            .check(check(
-                principal(pb::principal::Kind::Integration, "warehouse-sync"),
-                "contacts",
-                "bulk_export",
-                &live.to_string(),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let live = first_contact(false);
+        let sync = || principal(pb::principal::Kind::Integration, "warehouse-sync");
+        let resp = answered(
+            c.check(check(sync(), "contacts", "bulk_export", live))
+                .await,
+        );
         assert!(resp.allowed, "{resp:?}");
-        let resp = c
-            .check(check(
-                principal(pb::principal::Kind::Integration, "warehouse-sync"),
-                "contacts",
-                "edit",
-                &live.to_string(),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let resp = answered(c.check(check(sync(), "contacts", "edit", live)).await);
         assert_eq!(reason_name(resp.reason), "NO_RECORD_ACCESS");
+        let automation = || principal(pb::principal::Kind::Automation, "welcome-series");
         for n in 0..40 {
             let id = contact_id(n);
-            let as_automation = c
-                .check(check(
-                    principal(pb::principal::Kind::Automation, "welcome-series"),
-                    "contacts",
-                    "bulk_send_email",
-                    &id.to_string(),
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-            let as_carol = c
-                .check(check(
-                    user("carol"),
-                    "contacts",
-                    "bulk_send_email",
-                    &id.to_string(),
-                ))
-                .await
-                .unwrap()
-                .into_inner();
+            let as_automation = check(automation(), "contacts", "bulk_send_email", id);
+            let as_automation = answered(c.check(as_automation).await);
+            let as_carol = check(user("carol"), "contacts", "bulk_send_email", id);
+            let as_carol = answered(c.check(as_carol).await);
             assert_eq!(as_automation.reason, as_carol.reason, "contact {n}");
             let want = carol_bulk_email_reason(id, now()).map_or(0, |r| r as i32);
             assert_eq!(as_carol.reason, want, "contact {n}: SEMANTICS R13");
         }
         // KIND_UNSPECIFIED is a user.
-        let resp = c
-            .check(check(
-                principal(pb::principal::Kind::Unspecified, "alice"),
-                "contacts",
-                "view",
-                &live.to_string(),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let unspecified = principal(pb::principal::Kind::Unspecified, "alice");
+        let resp = answered(c.check(check(unspecified, "contacts", "view", live)).await);
         assert!(resp.allowed);
     })
     .await;
@@ -548,8 +316,7 @@ async fn check_a_record_matches_the_engine_and_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_record_less_create_and_upload() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let cases = [
             // sales: associated edit on contacts.
             ("alice", "contacts", "create", 0),
@@ -570,11 +337,7 @@ async fn check_record_less_create_and_upload() {
             ("ada", "deals", "create", 0),
         ];
         for (who, object, action, want) in cases {
-            let resp = c
-                .check(check(user(who), object, action, ""))
-                .await
-                .unwrap()
-                .into_inner();
+            let resp = answered(c.check(check(user(who), object, action, "")).await);
             assert_eq!(
                 resp.reason,
                 want,
@@ -585,11 +348,7 @@ async fn check_record_less_create_and_upload() {
             assert_eq!(resp.revision, 1);
             let engine = server
                 .engine
-                .check(
-                    &question(PrincipalKind::User, who, object, action),
-                    None,
-                    now(),
-                )
+                .check(&demo_question(who, object, action), None, now())
                 .unwrap();
             assert_eq!(resp.reason, engine.reason.map_or(0, |r| r as i32));
             assert_eq!(
@@ -598,32 +357,27 @@ async fn check_record_less_create_and_upload() {
             );
         }
         // create with a record, view without one: both say what to fix.
+        let alice = |action: &str, id: &str| check(user("alice"), "contacts", action, id);
         assert_status(
-            c.check(check(
-                user("alice"),
-                "contacts",
-                "create",
-                &contact_id(1).to_string(),
-            ))
-            .await,
+            c.check(alice("create", &contact_id(1).to_string())).await,
             Code::InvalidArgument,
             &["create", "record_id"],
         );
         assert_status(
-            c.check(check(user("alice"), "contacts", "view", "")).await,
+            c.check(alice("view", "")).await,
             Code::InvalidArgument,
             &["view", "record_id"],
         );
         // BatchCheck and LookupRecords refuse record-less actions.
+        let create = batch(user("alice"), "contacts", "create", &[contact_id(1)]);
         assert_status(
-            c.batch_check(batch(user("alice"), "contacts", "create", &[contact_id(1)]))
-                .await,
+            c.batch_check(create).await,
             Code::InvalidArgument,
             &["create"],
         );
+        let upload = lookup(user("alice"), "contacts", "upload");
         assert_status(
-            c.lookup_records(lookup(user("alice"), "contacts", "upload"))
-                .await,
+            c.lookup_records(upload).await,
             Code::InvalidArgument,
             &["upload"],
         );
@@ -651,9 +405,14 @@ fn mixed_ids() -> Vec<Uuid> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_check_string_ids() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let ids = mixed_ids();
+        let text = || {
+            Some(pb::ActionContext {
+                channel: pb::Channel::Text as i32,
+                ..Default::default()
+            })
+        };
         for (who, action) in [
             ("alice", "view"),
             ("alice", "edit"),
@@ -663,41 +422,27 @@ async fn batch_check_string_ids() {
             ("ada", "bulk_send_text"),
         ] {
             let mut req = batch(user(who), "contacts", action, &ids);
-            let mut q = question(PrincipalKind::User, who, "contacts", action);
+            let mut q = demo_question(who, "contacts", action);
             if action == "send_single_message" {
-                req.context = Some(pb::ActionContext {
-                    channel: pb::Channel::Text as i32,
-                    ..Default::default()
-                });
+                req.context = text();
                 q.ctx.channel = Some(ModelChannel::Text);
             }
             req.return_allowed_ids = true;
-            let resp = c.batch_check(req).await.unwrap().into_inner();
+            let resp = answered(c.batch_check(req).await);
             assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
             assert_eq!(resp.revision, 1);
             // Allowed ids come back as strings, in request order.
-            let want: Vec<String> = ids
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| bit(&resp.allowed, *i))
-                .map(|(_, id)| id.to_string())
-                .collect();
+            let want = strings(&allowed_of(&ids, &resp.allowed));
             let got = resp.allowed_ids.as_ref().expect("allowed_ids").ids.clone();
             assert_eq!(got, want, "{who} {action}");
             assert!(resp.allowed_packed_ids.is_none(), "not in packed form");
             // Each denial reason is what a single Check says for that id.
             for d in resp.denials.iter().step_by(7) {
-                let mut single = check(
-                    user(who),
-                    "contacts",
-                    action,
-                    &ids[d.position as usize].to_string(),
-                );
-                single.context = Some(pb::ActionContext {
-                    channel: pb::Channel::Text as i32,
-                    ..Default::default()
-                });
-                let one = c.check(single).await.unwrap().into_inner();
+                let single = pb::CheckRequest {
+                    context: text(),
+                    ..check(user(who), "contacts", action, ids[d.position as usize])
+                };
+                let one = answered(c.check(single).await);
                 assert_eq!(
                     one.reason, d.reason,
                     "{who} {action} position {}",
@@ -706,11 +451,10 @@ async fn batch_check_string_ids() {
             }
         }
         // Without return_allowed_ids neither list is sent.
-        let resp = c
-            .batch_check(batch(user("alice"), "contacts", "view", &ids))
-            .await
-            .unwrap()
-            .into_inner();
+        let resp = answered(
+            c.batch_check(batch(user("alice"), "contacts", "view", &ids))
+                .await,
+        );
         assert!(resp.allowed_ids.is_none() && resp.allowed_packed_ids.is_none());
         assert!(resp.allowed_count > 0);
     })
@@ -720,8 +464,7 @@ async fn batch_check_string_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_check_returns_allowed_ids_as_sent() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let id = contact_id(1);
         // Every spelling Uuid::try_parse accepts, so every one is answered.
         let sent = vec![
@@ -731,25 +474,13 @@ async fn batch_check_returns_allowed_ids_as_sent() {
             id.urn().to_string(),
             id.to_string(),
         ];
-        let mut req = batch(user("ada"), "contacts", "view_archived", &[]);
-        req.records = Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: sent.clone(),
-        }));
+        let mut req = batch_strings(user("ada"), "contacts", "view_archived", sent.clone());
         req.return_allowed_ids = true;
-        let resp = c.batch_check(req).await.unwrap().into_inner();
+        let resp = answered(c.batch_check(req).await);
         assert_eq!(resp.allowed_count, 5, "every spelling is the same record");
         // RecordAccess echoes each id as sent ...
-        let ra = c
-            .record_access(pb::RecordAccessRequest {
-                tenant: DEMO_TENANT.to_owned(),
-                principal: user("ada"),
-                object: "contacts".to_owned(),
-                record_ids: sent.clone(),
-                min_revision: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let ra = record_access(user("ada"), "contacts", sent.clone());
+        let ra = answered(c.record_access(ra).await);
         let echoed: Vec<String> = ra.records.into_iter().map(|r| r.record_id).collect();
         assert_eq!(echoed, sent);
         // ... and BatchCheck must too ("in the form they were sent"), or a
@@ -762,30 +493,20 @@ async fn batch_check_returns_allowed_ids_as_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_batch_limit_is_100_000() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         assert_eq!(server.engine.max_batch(), 100_000);
         let ids: Vec<Uuid> = (0..100_000).map(contact_id).collect();
-        let q = question(PrincipalKind::User, "alice", "contacts", "view");
-        for req in [
-            batch(user("alice"), "contacts", "view", &ids),
-            batch_packed(user("alice"), "contacts", "view", &ids),
-        ] {
-            let resp = c.batch_check(req).await.unwrap().into_inner();
+        let q = demo_question("alice", "contacts", "view");
+        for req in both_forms(batch(user("alice"), "contacts", "view", &ids)) {
+            let resp = answered(c.batch_check(req).await);
             assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
             assert_eq!(resp.allowed.len(), 12_500);
         }
         let mut over = ids;
         over.push(contact_id(100_000));
-        for req in [
-            batch(user("alice"), "contacts", "view", &over),
-            batch_packed(user("alice"), "contacts", "view", &over),
-        ] {
-            assert_status(
-                c.batch_check(req).await,
-                Code::InvalidArgument,
-                &["100001", "limit of 100000"],
-            );
+        for req in both_forms(batch(user("alice"), "contacts", "view", &over)) {
+            let res = c.batch_check(req).await;
+            assert_status(res, Code::InvalidArgument, &["100001", "limit of 100000"]);
         }
     })
     .await;
@@ -794,7 +515,7 @@ async fn the_default_batch_limit_is_100_000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_clients_get_the_engine_answer() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
+        let server = TestServer::start(shared_demo_engine()).await;
         let shared = server.client().await;
         let mut tasks = Vec::new();
         for k in 0..24u64 {
@@ -813,12 +534,9 @@ async fn concurrent_clients_get_the_engine_answer() {
             let engine = server.engine.clone();
             tasks.push(tokio::spawn(async move {
                 let ids: Vec<Uuid> = (k * 97..k * 97 + 2_000).map(contact_id).collect();
-                let resp = c
-                    .batch_check(batch_packed(user(who), "contacts", action, &ids))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let q = question(PrincipalKind::User, who, "contacts", action);
+                let req = batch_packed(user(who), "contacts", action, &ids);
+                let resp = answered(c.batch_check(req).await);
+                let q = demo_question(who, "contacts", action);
                 assert_batch_matches_engine(&resp, &engine, &q, &ids);
             }));
         }
@@ -832,25 +550,16 @@ async fn concurrent_clients_get_the_engine_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_abandoning_a_stream_leaves_the_server_healthy() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         for _ in 0..5 {
-            let mut req = lookup(user("alice"), "contacts", "view");
-            req.page_size = 1;
+            let req = lookup_pages(user("alice"), "contacts", "view", 1);
             let mut stream = c.lookup_records(req).await.unwrap().into_inner();
             stream.message().await.unwrap().expect("a first page");
             drop(stream);
         }
-        let pages =
-            collect_lookup(&mut c, lookup(user("carol"), "contacts", "bulk_send_email")).await;
-        let (want, _) = server
-            .engine
-            .lookup(
-                &question(PrincipalKind::User, "carol", "contacts", "bulk_send_email"),
-                now(),
-            )
-            .unwrap();
-        assert_eq!(pages.concat(), want);
+        let req = lookup(user("carol"), "contacts", "bulk_send_email");
+        let pages = collect_lookup(&mut c, req).await;
+        assert_eq!(pages.concat(), carol_bulk_email_lookup(&server.engine));
     })
     .await;
 }
@@ -858,20 +567,12 @@ async fn a_client_abandoning_a_stream_leaves_the_server_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_check_carol_bulk_email_reasons_per_position() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let ids = mixed_ids();
-        let resp = c
-            .batch_check(batch(user("carol"), "contacts", "bulk_send_email", &ids))
-            .await
-            .unwrap()
-            .into_inner();
+        let req = batch(user("carol"), "contacts", "bulk_send_email", &ids);
+        let resp = answered(c.batch_check(req).await);
         let at = now();
-        let denials: BTreeMap<u32, i32> = resp
-            .denials
-            .iter()
-            .map(|d| (d.position, d.reason))
-            .collect();
+        let denials = denials_by_position(&resp);
         let mut kinds = HashSet::new();
         for (i, id) in ids.iter().enumerate() {
             let want = carol_bulk_email_reason(*id, at);
@@ -900,31 +601,23 @@ async fn batch_check_carol_bulk_email_reasons_per_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_check_packed_ids() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let ids = mixed_ids();
         for (who, action) in [("alice", "edit"), ("carol", "bulk_send_email")] {
             let mut req = batch_packed(user(who), "contacts", action, &ids);
             req.return_allowed_ids = true;
-            let resp = c.batch_check(req).await.unwrap().into_inner();
-            let q = question(PrincipalKind::User, who, "contacts", action);
+            let resp = answered(c.batch_check(req).await);
+            let q = demo_question(who, "contacts", action);
             assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
             // Allowed ids come back packed, in request order.
-            let want: Vec<Uuid> = ids
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| bit(&resp.allowed, *i))
-                .map(|(_, id)| *id)
-                .collect();
             let got = unpack(&resp.allowed_packed_ids.as_ref().expect("packed ids").uuids);
-            assert_eq!(got, want);
+            assert_eq!(got, allowed_of(&ids, &resp.allowed));
             assert!(resp.allowed_ids.is_none(), "not in string form");
             // Same answer as with string ids.
-            let as_strings = c
-                .batch_check(batch(user(who), "contacts", action, &ids))
-                .await
-                .unwrap()
-                .into_inner();
+            let as_strings = answered(
+                c.batch_check(batch(user(who), "contacts", action, &ids))
+                    .await,
+            );
             assert_eq!(as_strings.allowed, resp.allowed);
             assert_eq!(as_strings.denials, resp.denials);
             assert_eq!(as_strings.allowed_count, resp.allowed_count);
@@ -936,28 +629,17 @@ async fn batch_check_packed_ids() {
         bytes[6] = 0x40;
         bytes[8] = 0x80;
         bytes[15] = 0x01;
-        let resp = c
-            .batch_check(pb::BatchCheckRequest {
-                records: Some(pb::batch_check_request::Records::PackedRecordIds(
-                    pb::PackedIds { uuids: bytes },
-                )),
-                return_allowed_ids: true,
-                ..batch(user("ada"), "contacts", "view_archived", &[])
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut req = batch_bytes(user("ada"), "contacts", "view_archived", bytes);
+        req.return_allowed_ids = true;
+        let resp = answered(c.batch_check(req).await);
         assert_eq!(resp.allowed_count, 1, "{resp:?}");
         assert_eq!(
             unpack(&resp.allowed_packed_ids.unwrap().uuids),
             vec![contact_id(1)]
         );
         // An empty batch is an empty answer.
-        let resp = c
-            .batch_check(batch_packed(user("alice"), "contacts", "view", &[]))
-            .await
-            .unwrap()
-            .into_inner();
+        let empty = batch_packed(user("alice"), "contacts", "view", &[]);
+        let resp = answered(c.batch_check(empty).await);
         assert_eq!(resp.allowed_count, 0);
         assert!(resp.allowed.is_empty() && resp.denials.is_empty());
     })
@@ -967,8 +649,7 @@ async fn batch_check_packed_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_record_ids_are_denied_never_allowed() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         // Random ids, ids of other objects, a contact id past the last, the
         // nil UUID: unknown on contacts even to the admin.
         let mut ids: Vec<Uuid> = (0..50u128)
@@ -986,11 +667,8 @@ async fn unknown_record_ids_are_denied_never_allowed() {
             ("alice", "view"),
             ("carol", "bulk_send_email"),
         ] {
-            for req in [
-                batch(user(who), "contacts", action, &ids),
-                batch_packed(user(who), "contacts", action, &ids),
-            ] {
-                let resp = c.batch_check(req).await.unwrap().into_inner();
+            for req in both_forms(batch(user(who), "contacts", action, &ids)) {
+                let resp = answered(c.batch_check(req).await);
                 assert_eq!(resp.allowed_count, 0);
                 assert!(resp.allowed.iter().all(|b| *b == 0));
                 assert_eq!(resp.denials.len(), ids.len());
@@ -999,30 +677,16 @@ async fn unknown_record_ids_are_denied_never_allowed() {
                     assert_eq!(reason_name(d.reason), "UNKNOWN_RECORD", "{who} {action}");
                 }
             }
-            let one = c
-                .check(check(
-                    user(who),
-                    "contacts",
-                    action,
-                    &company_id(0).to_string(),
-                ))
-                .await
-                .unwrap()
-                .into_inner();
+            let one = answered(
+                c.check(check(user(who), "contacts", action, company_id(0)))
+                    .await,
+            );
             assert!(!one.allowed);
             assert_eq!(reason_name(one.reason), "UNKNOWN_RECORD");
         }
         // A company id is known on companies.
-        let resp = c
-            .batch_check(batch(
-                user("ada"),
-                "companies",
-                "view_archived",
-                &[company_id(0)],
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let company = batch(user("ada"), "companies", "view_archived", &[company_id(0)]);
+        let resp = answered(c.batch_check(company).await);
         assert_eq!(resp.allowed_count, 1);
     })
     .await;
@@ -1031,29 +695,19 @@ async fn unknown_record_ids_are_denied_never_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_ids_are_answered_per_position() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let live = (0..DEMO_CONTACTS)
-            .map(contact_id)
-            .find(|id| !record(*id).archived)
-            .unwrap();
-        let archived = (0..DEMO_CONTACTS)
-            .map(contact_id)
-            .find(|id| record(*id).archived)
-            .unwrap();
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let live = first_contact(false);
+        let archived = first_contact(true);
         let ids = [
             live, live, archived, live, archived, archived, live, live, live,
         ];
-        for mut req in [
-            batch(user("alice"), "contacts", "view", &ids),
-            batch_packed(user("alice"), "contacts", "view", &ids),
-        ] {
+        for mut req in both_forms(batch(user("alice"), "contacts", "view", &ids)) {
             req.return_allowed_ids = true;
             let string_form = matches!(
                 req.records,
                 Some(pb::batch_check_request::Records::RecordIds(_))
             );
-            let resp = c.batch_check(req).await.unwrap().into_inner();
+            let resp = answered(c.batch_check(req).await);
             // positions 0,1,3,6,7,8 allowed; 2,4,5 archived.
             assert_eq!(resp.allowed, vec![0b1100_1011, 0b0000_0001]);
             assert_eq!(resp.allowed_count, 6);
@@ -1082,25 +736,17 @@ async fn duplicate_ids_are_answered_per_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_send_email_for_ten_thousand_contacts_matches_the_engine() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let ids = demo_contacts(10_000);
-        let q = question(PrincipalKind::User, "carol", "contacts", "bulk_send_email");
-        for req in [
-            batch(user("carol"), "contacts", "bulk_send_email", &ids),
-            batch_packed(user("carol"), "contacts", "bulk_send_email", &ids),
-        ] {
-            let resp = c.batch_check(req).await.unwrap().into_inner();
+        let q = demo_question("carol", "contacts", "bulk_send_email");
+        for req in both_forms(batch(user("carol"), "contacts", "bulk_send_email", &ids)) {
+            let resp = answered(c.batch_check(req).await);
             assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
             assert_eq!(resp.allowed.len(), 1250);
             assert!(resp.allowed_count > 0);
             // And every position is what SEMANTICS.md says for carol.
             let at = now();
-            let denials: BTreeMap<u32, i32> = resp
-                .denials
-                .iter()
-                .map(|d| (d.position, d.reason))
-                .collect();
+            let denials = denials_by_position(&resp);
             for (i, id) in ids.iter().enumerate() {
                 let want = carol_bulk_email_reason(*id, at).map(|r| r as i32);
                 assert_eq!(denials.get(&(i as u32)).copied(), want, "position {i}");
@@ -1128,12 +774,7 @@ async fn collect_lookup(
             unpack(&m.packed_record_ids.expect("packed ids").uuids)
         } else {
             assert!(m.packed_record_ids.is_none(), "string request gets strings");
-            m.record_ids
-                .expect("string ids")
-                .ids
-                .iter()
-                .map(|s| Uuid::parse_str(s).unwrap())
-                .collect()
+            parse_all(&m.record_ids.expect("string ids").ids)
         };
         pages.push(page);
     }
@@ -1143,8 +784,7 @@ async fn collect_lookup(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_records_equals_what_batch_check_allows() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let all = demo_contacts(DEMO_CONTACTS);
         for (kind, who, action) in [
             (pb::principal::Kind::User, "alice", "view"),
@@ -1164,24 +804,14 @@ async fn lookup_records_equals_what_batch_check_allows() {
         ] {
             let mut req = batch(principal(kind, who), "contacts", action, &all);
             req.return_allowed_ids = true;
-            let allowed: Vec<Uuid> = c
-                .batch_check(req)
-                .await
-                .unwrap()
-                .into_inner()
-                .allowed_ids
-                .unwrap()
-                .ids
-                .iter()
-                .map(|s| Uuid::parse_str(s).unwrap())
-                .collect();
+            let answer = answered(c.batch_check(req).await);
+            let allowed = parse_all(&answer.allowed_ids.unwrap().ids);
             let allowed_set: HashSet<Uuid> = allowed.iter().copied().collect();
             for (page_size, packed_form) in [(0u32, false), (997, false), (1000, true), (1, true)] {
                 if page_size == 1 && allowed.len() > 3000 {
                     continue; // one message per id: keep it to the small sets
                 }
-                let mut req = lookup(principal(kind, who), "contacts", action);
-                req.page_size = page_size;
+                let mut req = lookup_pages(principal(kind, who), "contacts", action, page_size);
                 req.packed = packed_form;
                 let pages = collect_lookup(&mut c, req).await;
                 let effective = if page_size == 0 {
@@ -1202,17 +832,12 @@ async fn lookup_records_equals_what_batch_check_allows() {
             }
         }
         // An action nobody may perform streams nothing (and ends cleanly).
-        let pages =
-            collect_lookup(&mut c, lookup(user("dave"), "contacts", "bulk_send_email")).await;
+        let req = lookup(user("dave"), "contacts", "bulk_send_email");
+        let pages = collect_lookup(&mut c, req).await;
         assert!(pages.is_empty(), "{pages:?}");
         // page_size is bounded.
-        let mut req = lookup(user("alice"), "contacts", "view");
-        req.page_size = 100_001;
-        assert_status(
-            c.lookup_records(req).await,
-            Code::InvalidArgument,
-            &["page_size", "100000"],
-        );
+        let res = c.lookup_records(lookup_pages(user("alice"), "contacts", "view", 100_001));
+        assert_status(res.await, Code::InvalidArgument, &["page_size", "100000"]);
     })
     .await;
 }
@@ -1224,16 +849,12 @@ async fn lookup_records_equals_what_batch_check_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_access_one_and_all() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let req = |who: &str, object: &str| pb::ObjectAccessRequest {
-            tenant: DEMO_TENANT.to_owned(),
-            principal: user(who),
-            object: object.to_owned(),
-            min_revision: 0,
-        };
-        let objects = |r: &pb::ObjectAccessResponse| -> Vec<String> {
-            r.objects.iter().map(|o| o.object.clone()).collect()
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let req = |who: &str, object: &str| object_access(user(who), object);
+        let sorted_objects = |r: &pb::ObjectAccessResponse| -> Vec<String> {
+            let mut objects: Vec<String> = r.objects.iter().map(|o| o.object.clone()).collect();
+            objects.sort();
+            objects
         };
         for (who, visible) in [
             ("ada", vec!["contacts", "companies", "deals"]),
@@ -1241,26 +862,20 @@ async fn object_access_one_and_all() {
             ("carol", vec!["contacts"]),
             ("dave", vec!["contacts", "companies"]),
         ] {
-            let all = c.object_access(req(who, "")).await.unwrap().into_inner();
-            let mut got = objects(&all);
-            got.sort();
+            let all = answered(c.object_access(req(who, "")).await);
             let mut want: Vec<String> = visible.iter().map(|s| (*s).to_owned()).collect();
             want.sort();
-            assert_eq!(got, want, "{who}: visible objects");
+            assert_eq!(sorted_objects(&all), want, "{who}: visible objects");
             assert_eq!(all.revision, 1);
             assert_eq!(all.create_objects, who == "ada");
             // The engine agrees, flag for flag.
+            let who_ref = PrincipalRef {
+                kind: PrincipalKind::User,
+                id: who.to_owned(),
+            };
             let (flags, create, rev) = server
                 .engine
-                .object_access(
-                    DEMO_TENANT,
-                    &PrincipalRef {
-                        kind: PrincipalKind::User,
-                        id: who.to_owned(),
-                    },
-                    None,
-                    0,
-                )
+                .object_access(DEMO_TENANT, &who_ref, None, 0)
                 .unwrap();
             assert_eq!((create, rev), (all.create_objects, all.revision));
             assert_eq!(flags.len(), all.objects.len());
@@ -1279,20 +894,12 @@ async fn object_access_one_and_all() {
             }
             // One object at a time gives the same flags.
             for o in &all.objects {
-                let one = c
-                    .object_access(req(who, &o.object))
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let one = answered(c.object_access(req(who, &o.object)).await);
                 assert_eq!(one.objects, vec![o.clone()], "{who} {}", o.object);
             }
         }
         // carol: marketing on contacts.
-        let one = c
-            .object_access(req("carol", "contacts"))
-            .await
-            .unwrap()
-            .into_inner();
+        let one = answered(c.object_access(req("carol", "contacts")).await);
         let contacts = &one.objects[0];
         assert!(contacts.view);
         assert!(!contacts.create_records, "marketing cannot create contacts");
@@ -1309,37 +916,15 @@ async fn object_access_one_and_all() {
         );
         assert!(!contacts.bulk_actions.iter().any(|a| a == "bulk_send_text"));
         // An object the principal cannot see is not listed.
-        let hidden = c
-            .object_access(req("carol", "deals"))
-            .await
-            .unwrap()
-            .into_inner();
+        let hidden = answered(c.object_access(req("carol", "deals")).await);
         assert!(hidden.objects.is_empty(), "{hidden:?}");
         // Every principal kind.
-        let sync = c
-            .object_access(pb::ObjectAccessRequest {
-                principal: principal(pb::principal::Kind::Integration, "warehouse-sync"),
-                ..req("", "")
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut got = objects(&sync);
-        got.sort();
-        assert_eq!(got, vec!["companies", "contacts"]);
-        let automation = c
-            .object_access(pb::ObjectAccessRequest {
-                principal: principal(pb::principal::Kind::Automation, "welcome-series"),
-                ..req("", "")
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let carol = c
-            .object_access(req("carol", ""))
-            .await
-            .unwrap()
-            .into_inner();
+        let sync = principal(pb::principal::Kind::Integration, "warehouse-sync");
+        let sync = answered(c.object_access(object_access(sync, "")).await);
+        assert_eq!(sorted_objects(&sync), vec!["companies", "contacts"]);
+        let automation = principal(pb::principal::Kind::Automation, "welcome-series");
+        let automation = answered(c.object_access(object_access(automation, "")).await);
+        let carol = answered(c.object_access(req("carol", "")).await);
         assert_eq!(automation, carol, "an automation acts as its user");
     })
     .await;
@@ -1348,31 +933,20 @@ async fn object_access_one_and_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_access_matches_batch_check() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let ids = mixed_ids();
         for who in ["alice", "erin", "dave", "carol", "ada"] {
-            let resp = c
-                .record_access(pb::RecordAccessRequest {
-                    tenant: DEMO_TENANT.to_owned(),
-                    principal: user(who),
-                    object: "contacts".to_owned(),
-                    record_ids: strings(&ids),
-                    min_revision: 1,
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let req = pb::RecordAccessRequest {
+                min_revision: 1,
+                ..record_access(user(who), "contacts", strings(&ids))
+            };
+            let resp = answered(c.record_access(req).await);
             assert_eq!(resp.revision, 1);
             assert_eq!(resp.records.len(), ids.len());
             let mut flags = [None, None, None];
             for (k, action) in ["view", "edit", "archive"].into_iter().enumerate() {
-                flags[k] = Some(
-                    c.batch_check(batch(user(who), "contacts", action, &ids))
-                        .await
-                        .unwrap()
-                        .into_inner(),
-                );
+                let req = batch(user(who), "contacts", action, &ids);
+                flags[k] = Some(answered(c.batch_check(req).await));
             }
             let [view, edit, archive] = flags.map(Option::unwrap);
             let view_mask = wire_mask(view.field_mask.as_ref());
@@ -1390,21 +964,12 @@ async fn record_access_matches_batch_check() {
             }
         }
         // A missing record and a forbidden one look alike.
-        let forbidden = (0..DEMO_CONTACTS)
-            .map(contact_id)
-            .find(|id| record(*id).archived)
-            .unwrap();
-        let resp = c
-            .record_access(pb::RecordAccessRequest {
-                tenant: DEMO_TENANT.to_owned(),
-                principal: user("alice"),
-                object: "contacts".to_owned(),
-                record_ids: strings(&[forbidden, company_id(1)]),
-                min_revision: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let forbidden = first_contact(true);
+        let alice = |ids: Vec<String>| record_access(user("alice"), "contacts", ids);
+        let resp = answered(
+            c.record_access(alice(strings(&[forbidden, company_id(1)])))
+                .await,
+        );
         let strip = |r: &pb::RecordFlags| {
             (
                 r.view,
@@ -1415,15 +980,9 @@ async fn record_access_matches_batch_check() {
         };
         assert_eq!(strip(&resp.records[0]), strip(&resp.records[1]));
         // Malformed ids name the position.
+        let malformed = vec![contact_id(0).to_string(), "nope".to_owned()];
         assert_status(
-            c.record_access(pb::RecordAccessRequest {
-                tenant: DEMO_TENANT.to_owned(),
-                principal: user("alice"),
-                object: "contacts".to_owned(),
-                record_ids: vec![contact_id(0).to_string(), "nope".to_owned()],
-                min_revision: 0,
-            })
-            .await,
+            c.record_access(alice(malformed)).await,
             Code::InvalidArgument,
             &["record_ids[1]", "nope", "UUID"],
         );
@@ -1434,14 +993,14 @@ async fn record_access_matches_batch_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_agrees_with_check() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let email = || {
             Some(pb::ActionContext {
                 channel: pb::Channel::Email as i32,
                 ..Default::default()
             })
         };
+        let sync = || principal(pb::principal::Kind::Integration, "warehouse-sync");
         /// Principal, object, action, record id, context.
         type Case = (
             Option<pb::Principal>,
@@ -1453,63 +1012,50 @@ async fn explain_agrees_with_check() {
         let mut cases: Vec<Case> = Vec::new();
         for n in 0..25 {
             let id = contact_id(n).to_string();
-            cases.push((user("alice"), "contacts", "edit", id.clone(), None));
-            cases.push((
-                user("carol"),
-                "contacts",
-                "bulk_send_email",
-                id.clone(),
-                None,
-            ));
-            cases.push((
-                user("dave"),
-                "contacts",
-                "send_single_message",
-                id.clone(),
-                email(),
-            ));
-            cases.push((
-                principal(pb::principal::Kind::Integration, "warehouse-sync"),
-                "contacts",
-                "bulk_export",
-                id.clone(),
-                None,
-            ));
+            cases.extend([
+                (user("alice"), "contacts", "edit", id.clone(), None),
+                (
+                    user("carol"),
+                    "contacts",
+                    "bulk_send_email",
+                    id.clone(),
+                    None,
+                ),
+                (
+                    user("dave"),
+                    "contacts",
+                    "send_single_message",
+                    id.clone(),
+                    email(),
+                ),
+                (sync(), "contacts", "bulk_export", id, None),
+            ]);
         }
-        cases.push((
-            user("alice"),
-            "contacts",
-            "view",
-            company_id(2).to_string(),
-            None,
-        ));
-        cases.push((user("carol"), "deals", "view", deal_id(2).to_string(), None));
-        cases.push((user("alice"), "contacts", "create", String::new(), None));
-        cases.push((user("carol"), "contacts", "create", String::new(), None));
-        cases.push((user("erin"), "deals", "upload", String::new(), None));
+        cases.extend([
+            (
+                user("alice"),
+                "contacts",
+                "view",
+                company_id(2).to_string(),
+                None,
+            ),
+            (user("carol"), "deals", "view", deal_id(2).to_string(), None),
+            (user("alice"), "contacts", "create", String::new(), None),
+            (user("carol"), "contacts", "create", String::new(), None),
+            (user("erin"), "deals", "upload", String::new(), None),
+        ]);
         let mut reasons = HashSet::new();
         for (who, object, action, id, ctx) in cases {
-            let chk = c
-                .check(pb::CheckRequest {
-                    context: ctx.clone(),
-                    ..check(who.clone(), object, action, &id)
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let ex = c
-                .explain(pb::ExplainRequest {
-                    tenant: DEMO_TENANT.to_owned(),
-                    principal: who.clone(),
-                    object: object.to_owned(),
-                    action: action.to_owned(),
-                    record_id: id.clone(),
-                    context: ctx,
-                    min_revision: 1,
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let asked = pb::CheckRequest {
+                context: ctx,
+                ..check(who.clone(), object, action, &id)
+            };
+            let ex = pb::ExplainRequest {
+                min_revision: 1,
+                ..explain_of(asked.clone())
+            };
+            let chk = answered(c.check(asked).await);
+            let ex = answered(c.explain(ex).await);
             let what = format!("{who:?} {action} {object} {id}");
             assert_eq!(ex.allowed, chk.allowed, "{what}");
             assert_eq!(ex.reason, chk.reason, "{what}");
@@ -1551,78 +1097,81 @@ async fn explain_agrees_with_check() {
 // Health and reflection
 // ---------------------------------------------------------------------------
 
+// Reflection v1 and v1alpha are the same messages in two packages, so what
+// both tests do is written once as macros over the package name.
+
+/// A reflection stream of `server` (package `$api`) that was sent one
+/// request per message.
+macro_rules! reflection_stream {
+    ($api:ident, $server:expr, [$($message:expr),+ $(,)?]) => {{
+        use tonic_reflection::pb::$api::ServerReflectionRequest;
+        use tonic_reflection::pb::$api::server_reflection_client::ServerReflectionClient;
+        let requests = vec![$(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some($message),
+        }),+];
+        ServerReflectionClient::new($server.channel().await)
+            .server_reflection_info(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner()
+    }};
+}
+
+/// The next answer on a reflection stream (package `$api`) lists the
+/// Authorizer and Health.
+macro_rules! assert_lists_the_authorizer {
+    ($api:ident, $stream:expr) => {{
+        use tonic_reflection::pb::$api::server_reflection_response::MessageResponse;
+        let first = $stream.message().await.unwrap().expect("a list response");
+        let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+            panic!("not a list: {first:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for service in ["permd.v1.Authorizer", "grpc.health.v1.Health"] {
+            assert!(names.iter().any(|n| n == service), "{names:?}");
+        }
+    }};
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_serving() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
+        let server = TestServer::start(shared_demo_engine()).await;
         let mut h = HealthClient::new(server.channel().await);
+        let ask = |service: &str| HealthCheckRequest {
+            service: service.to_owned(),
+        };
         for service in ["", "permd.v1.Authorizer"] {
-            let resp = h
-                .check(HealthCheckRequest {
-                    service: service.to_owned(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let resp = h.check(ask(service)).await.unwrap().into_inner();
             assert_eq!(
                 resp.status,
                 ServingStatus::Serving as i32,
                 "service {service:?}"
             );
         }
-        assert_status(
-            h.check(HealthCheckRequest {
-                service: "permd.v1.Nope".to_owned(),
-            })
-            .await,
-            Code::NotFound,
-            &[],
-        );
+        assert_status(h.check(ask("permd.v1.Nope")).await, Code::NotFound, &[]);
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_v1_lists_the_authorizer() {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut r = ServerReflectionClient::new(server.channel().await);
-        let requests = vec![
-            ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(MessageRequest::ListServices(String::new())),
-            },
-            ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(MessageRequest::FileContainingSymbol(
-                    "permd.v1.Authorizer".to_owned(),
-                )),
-            },
-        ];
-        let mut stream = r
-            .server_reflection_info(tokio_stream::iter(requests))
-            .await
-            .unwrap()
-            .into_inner();
-        let first = stream.message().await.unwrap().expect("a list response");
-        let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-            panic!("not a list: {first:?}");
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(
-            names.iter().any(|n| n == "permd.v1.Authorizer"),
-            "{names:?}"
+        let server = TestServer::start(shared_demo_engine()).await;
+        let mut stream = reflection_stream!(
+            v1,
+            server,
+            [
+                MessageRequest::ListServices(String::new()),
+                MessageRequest::FileContainingSymbol("permd.v1.Authorizer".to_owned()),
+            ]
         );
-        assert!(
-            names.iter().any(|n| n == "grpc.health.v1.Health"),
-            "{names:?}"
-        );
+        assert_lists_the_authorizer!(v1, stream);
         let second = stream.message().await.unwrap().expect("a file response");
         let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
             panic!("not a file: {second:?}");
@@ -1641,34 +1190,12 @@ async fn reflection_v1_lists_the_authorizer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_v1alpha_lists_the_authorizer() {
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut r = ServerReflectionClient::new(server.channel().await);
-        let mut stream = r
-            .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(MessageRequest::ListServices(String::new())),
-            }]))
-            .await
-            .unwrap()
-            .into_inner();
-        let first = stream.message().await.unwrap().expect("a list response");
-        let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-            panic!("not a list: {first:?}");
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(
-            names.iter().any(|n| n == "permd.v1.Authorizer"),
-            "{names:?}"
-        );
-        assert!(
-            names.iter().any(|n| n == "grpc.health.v1.Health"),
-            "{names:?}"
-        );
+        let server = TestServer::start(shared_demo_engine()).await;
+        let list = MessageRequest::ListServices(String::new());
+        let mut stream = reflection_stream!(v1alpha, server, [list]);
+        assert_lists_the_authorizer!(v1alpha, stream);
     })
     .await;
 }
@@ -1680,14 +1207,12 @@ async fn reflection_v1alpha_lists_the_authorizer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_uuids_name_the_position() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let mut req = batch(user("alice"), "contacts", "view", &demo_contacts(5));
-        if let Some(pb::batch_check_request::Records::RecordIds(s)) = &mut req.records {
-            s.ids[2] = "c0000000-0000-4000-8000-00000000000g".to_owned();
-        }
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let alice = |ids: Vec<String>| batch_strings(user("alice"), "contacts", "view", ids);
+        let mut ids = strings(&demo_contacts(5));
+        ids[2] = "c0000000-0000-4000-8000-00000000000g".to_owned();
         assert_status(
-            c.batch_check(req).await,
+            c.batch_check(alice(ids)).await,
             Code::InvalidArgument,
             &[
                 "record_ids.ids[2]",
@@ -1695,12 +1220,10 @@ async fn malformed_uuids_name_the_position() {
                 "UUID",
             ],
         );
-        let mut req = batch(user("alice"), "contacts", "view", &demo_contacts(5));
-        if let Some(pb::batch_check_request::Records::RecordIds(s)) = &mut req.records {
-            s.ids[4] = String::new();
-        }
+        let mut ids = strings(&demo_contacts(5));
+        ids[4] = String::new();
         assert_status(
-            c.batch_check(req).await,
+            c.batch_check(alice(ids)).await,
             Code::InvalidArgument,
             &["record_ids.ids[4]"],
         );
@@ -1711,25 +1234,19 @@ async fn malformed_uuids_name_the_position() {
             &["record_id", "not-a-uuid"],
         );
         assert_status(
-            c.explain(pb::ExplainRequest {
-                tenant: DEMO_TENANT.to_owned(),
-                principal: user("alice"),
-                object: "contacts".to_owned(),
-                action: "view".to_owned(),
-                record_id: "12345".to_owned(),
-                ..Default::default()
-            })
+            c.explain(explain_of(check(
+                user("alice"),
+                "contacts",
+                "view",
+                "12345",
+            )))
             .await,
             Code::InvalidArgument,
             &["record_id", "12345"],
         );
         // A very long bad id is quoted, but not whole.
         let long = "x".repeat(10_000);
-        let mut req = batch(user("alice"), "contacts", "view", &[]);
-        req.records = Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: vec![long],
-        }));
-        let err = c.batch_check(req).await.unwrap_err();
+        let err = c.batch_check(alice(vec![long])).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         assert!(err.message().contains("record_ids.ids[0]"));
         assert!(
@@ -1744,15 +1261,9 @@ async fn malformed_uuids_name_the_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packed_ids_must_be_whole_uuids() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         for len in [1usize, 15, 17, 33] {
-            let mut req = batch(user("alice"), "contacts", "view", &[]);
-            req.records = Some(pb::batch_check_request::Records::PackedRecordIds(
-                pb::PackedIds {
-                    uuids: vec![0xc0; len],
-                },
-            ));
+            let req = batch_bytes(user("alice"), "contacts", "view", vec![0xc0; len]);
             assert_status(
                 c.batch_check(req).await,
                 Code::InvalidArgument,
@@ -1763,194 +1274,31 @@ async fn packed_ids_must_be_whole_uuids() {
     .await;
 }
 
-/// Each RPC with a tenant, principal and (where it has one) object/action.
-struct AnyRequest {
-    tenant: String,
-    principal: Option<pb::Principal>,
-    object: String,
-    action: String,
-    min_revision: u64,
-}
-
-impl AnyRequest {
-    fn new(principal: Option<pb::Principal>) -> AnyRequest {
-        AnyRequest {
-            tenant: DEMO_TENANT.to_owned(),
-            principal,
-            object: "contacts".to_owned(),
-            action: "view".to_owned(),
-            min_revision: 0,
-        }
-    }
-
-    /// Sends the request through every RPC; returns each RPC's name and status.
-    async fn through_every_rpc(
-        &self,
-        c: &mut AuthorizerClient<Channel>,
-        rpcs: &[&str],
-    ) -> Vec<(&'static str, Result<(), Status>)> {
-        let id = contact_id(1).to_string();
-        let mut out: Vec<(&'static str, Result<(), Status>)> = Vec::new();
-        if rpcs.contains(&"Check") {
-            let r = c
-                .check(pb::CheckRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    record_id: id.clone(),
-                    context: None,
-                    min_revision: self.min_revision,
-                })
-                .await;
-            out.push(("Check", r.map(drop)));
-        }
-        if rpcs.contains(&"BatchCheck") {
-            let r = c
-                .batch_check(pb::BatchCheckRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-                        ids: vec![id.clone()],
-                    })),
-                    min_revision: self.min_revision,
-                    ..Default::default()
-                })
-                .await;
-            out.push(("BatchCheck", r.map(drop)));
-        }
-        if rpcs.contains(&"LookupRecords") {
-            let r = c
-                .lookup_records(pb::LookupRecordsRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    min_revision: self.min_revision,
-                    ..Default::default()
-                })
-                .await;
-            // An error may also arrive as the stream's first item.
-            let r = match r {
-                Ok(resp) => resp.into_inner().message().await.map(drop),
-                Err(e) => Err(e),
-            };
-            out.push(("LookupRecords", r));
-        }
-        if rpcs.contains(&"ObjectAccess") {
-            let r = c
-                .object_access(pb::ObjectAccessRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    min_revision: self.min_revision,
-                })
-                .await;
-            out.push(("ObjectAccess", r.map(drop)));
-        }
-        if rpcs.contains(&"RecordAccess") {
-            let r = c
-                .record_access(pb::RecordAccessRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    record_ids: vec![id.clone()],
-                    min_revision: self.min_revision,
-                })
-                .await;
-            out.push(("RecordAccess", r.map(drop)));
-        }
-        if rpcs.contains(&"Explain") {
-            let r = c
-                .explain(pb::ExplainRequest {
-                    tenant: self.tenant.clone(),
-                    principal: self.principal.clone(),
-                    object: self.object.clone(),
-                    action: self.action.clone(),
-                    record_id: id.clone(),
-                    context: None,
-                    min_revision: self.min_revision,
-                })
-                .await;
-            out.push(("Explain", r.map(drop)));
-        }
-        out
-    }
-}
-
-const EVERY_RPC: [&str; 6] = [
-    "Check",
-    "BatchCheck",
-    "LookupRecords",
-    "ObjectAccess",
-    "RecordAccess",
-    "Explain",
-];
-/// The RPCs that take an action.
-const ACTION_RPCS: [&str; 4] = ["Check", "BatchCheck", "LookupRecords", "Explain"];
-
-#[track_caller]
-fn assert_all(results: Vec<(&'static str, Result<(), Status>)>, code: Code, needles: &[&str]) {
-    assert!(!results.is_empty());
-    for (rpc, res) in results {
-        let status = match res {
-            Ok(()) => panic!("{rpc}: expected {code:?} naming {needles:?}, got OK"),
-            Err(s) => s,
-        };
-        assert_eq!(
-            status.code(),
-            code,
-            "{rpc}: wrong code; message: {}",
-            status.message()
-        );
-        for needle in needles {
-            assert!(
-                status.message().contains(needle),
-                "{rpc}: message {:?} does not mention {needle:?}",
-                status.message()
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_tenant_and_principals_are_not_found() {
+    use pb::principal::Kind;
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let mut req = AnyRequest::new(user("alice"));
-        req.tenant = "no-such-tenant".to_owned();
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::NotFound,
-            &["tenant", "no-such-tenant"],
-        );
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let req = AnyRequest {
+            tenant: "no-such-tenant".to_owned(),
+            ..AnyRequest::demo(user("alice"))
+        };
+        let needles = ["tenant", "no-such-tenant"];
+        req.assert_refused(&mut c, &EVERY_RPC, Code::NotFound, &needles)
+            .await;
         for (kind, id, word) in [
-            (pb::principal::Kind::User, "zed", "user"),
-            (pb::principal::Kind::Unspecified, "zed", "user"),
-            (
-                pb::principal::Kind::Integration,
-                "no-such-integration",
-                "integration",
-            ),
-            (
-                pb::principal::Kind::Automation,
-                "no-such-automation",
-                "automation",
-            ),
+            (Kind::User, "zed", "user"),
+            (Kind::Unspecified, "zed", "user"),
+            (Kind::Integration, "no-such-integration", "integration"),
+            (Kind::Automation, "no-such-automation", "automation"),
             // Ids exist, but as another kind.
-            (pb::principal::Kind::Integration, "alice", "integration"),
-            (pb::principal::Kind::Automation, "carol", "automation"),
-            (pb::principal::Kind::User, "warehouse-sync", "user"),
+            (Kind::Integration, "alice", "integration"),
+            (Kind::Automation, "carol", "automation"),
+            (Kind::User, "warehouse-sync", "user"),
         ] {
-            let req = AnyRequest::new(principal(kind, id));
-            assert_all(
-                req.through_every_rpc(&mut c, &EVERY_RPC).await,
-                Code::NotFound,
-                &[word, id, "demo"],
-            );
+            let req = AnyRequest::demo(principal(kind, id));
+            req.assert_refused(&mut c, &EVERY_RPC, Code::NotFound, &[word, id, "demo"])
+                .await;
         }
     })
     .await;
@@ -1959,36 +1307,28 @@ async fn unknown_tenant_and_principals_are_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_tenant_or_principal_is_invalid() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let mut req = AnyRequest::new(user("alice"));
-        req.tenant = String::new();
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::InvalidArgument,
-            &["tenant"],
-        );
-        let req = AnyRequest::new(None);
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::InvalidArgument,
-            &["principal"],
-        );
-        let req = AnyRequest::new(user(""));
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::InvalidArgument,
-            &["principal.id"],
-        );
-        let req = AnyRequest::new(Some(pb::Principal {
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let no_tenant = AnyRequest {
+            tenant: String::new(),
+            ..AnyRequest::demo(user("alice"))
+        };
+        let kind_42 = Some(pb::Principal {
             kind: 42,
             id: "alice".to_owned(),
-        }));
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::InvalidArgument,
-            &["principal.kind", "42", "USER", "INTEGRATION", "AUTOMATION"],
-        );
+        });
+        let cases: [(AnyRequest, &[&str]); 4] = [
+            (no_tenant, &["tenant"]),
+            (AnyRequest::demo(None), &["principal"]),
+            (AnyRequest::demo(user("")), &["principal.id"]),
+            (
+                AnyRequest::demo(kind_42),
+                &["principal.kind", "42", "USER", "INTEGRATION", "AUTOMATION"],
+            ),
+        ];
+        for (req, needles) in cases {
+            req.assert_refused(&mut c, &EVERY_RPC, Code::InvalidArgument, needles)
+                .await;
+        }
     })
     .await;
 }
@@ -1996,33 +1336,28 @@ async fn missing_tenant_or_principal_is_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_action_and_object_list_the_valid_ones() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let mut req = AnyRequest::new(user("alice"));
-        req.action = "bulk_send_fax".to_owned();
-        let mut needles = vec!["bulk_send_fax"];
-        needles.extend(permd::model::Action::ALL.map(permd::model::Action::as_str));
-        assert_all(
-            req.through_every_rpc(&mut c, &ACTION_RPCS).await,
-            Code::InvalidArgument,
-            &needles,
-        );
-        let mut req = AnyRequest::new(user("alice"));
-        req.object = "tickets".to_owned();
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::InvalidArgument,
-            &["tickets", "contacts", "companies", "deals"],
-        );
-        // A Contacts-only action on another object.
-        let mut req = AnyRequest::new(user("alice"));
-        req.object = "deals".to_owned();
-        req.action = "bulk_send_email".to_owned();
-        assert_all(
-            req.through_every_rpc(&mut c, &ACTION_RPCS).await,
-            Code::InvalidArgument,
-            &["bulk_send_email", "contacts", "deals"],
-        );
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let alice = || AnyRequest::demo(user("alice"));
+        let mut fax = vec!["bulk_send_fax"];
+        fax.extend(permd::model::Action::ALL.map(permd::model::Action::as_str));
+        let cases: [(AnyRequest, &[&str], &[&str]); 3] = [
+            (alice().on("contacts", "bulk_send_fax"), &ACTION_RPCS, &fax),
+            (
+                alice().on("tickets", "view"),
+                &EVERY_RPC,
+                &["tickets", "contacts", "companies", "deals"],
+            ),
+            // A Contacts-only action on another object.
+            (
+                alice().on("deals", "bulk_send_email"),
+                &ACTION_RPCS,
+                &["bulk_send_email", "contacts", "deals"],
+            ),
+        ];
+        for (req, rpcs, needles) in cases {
+            req.assert_refused(&mut c, rpcs, Code::InvalidArgument, needles)
+                .await;
+        }
     })
     .await;
 }
@@ -2030,12 +1365,15 @@ async fn unknown_action_and_object_list_the_valid_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_context_is_invalid() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let id = contact_id(3).to_string();
-        let with = |action: &str, ctx: pb::ActionContext| pb::CheckRequest {
+        let with = |who: &str, object: &str, action: &str, id: &str, ctx| pb::CheckRequest {
             context: Some(ctx),
-            ..check(user("dave"), "contacts", action, &id)
+            ..check(user(who), object, action, id)
+        };
+        let channel = |channel: i32| pb::ActionContext {
+            channel,
+            ..Default::default()
         };
         // send_single_message without a channel.
         assert_status(
@@ -2044,14 +1382,14 @@ async fn bad_context_is_invalid() {
             Code::InvalidArgument,
             &["send_single_message", "channel", "EMAIL", "TEXT"],
         );
+        let req = batch(
+            user("dave"),
+            "contacts",
+            "send_single_message",
+            &[contact_id(3)],
+        );
         assert_status(
-            c.batch_check(batch(
-                user("dave"),
-                "contacts",
-                "send_single_message",
-                &[contact_id(3)],
-            ))
-            .await,
+            c.batch_check(req).await,
             Code::InvalidArgument,
             &["send_single_message", "channel"],
         );
@@ -2063,74 +1401,55 @@ async fn bad_context_is_invalid() {
         );
         // ... and with one it is answered.
         for ch in [pb::Channel::Email, pb::Channel::Text] {
-            c.check(with(
-                "send_single_message",
-                pb::ActionContext {
-                    channel: ch as i32,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap();
-        }
-        assert_status(
-            c.check(with(
-                "send_single_message",
-                pb::ActionContext {
-                    channel: 9,
-                    ..Default::default()
-                },
-            ))
-            .await,
-            Code::InvalidArgument,
-            &["context.channel", "9"],
-        );
-        assert_status(
-            c.check(with(
-                "bulk_manage_subscription",
-                pb::ActionContext {
-                    target_email_status: "subscribed".to_owned(),
-                    ..Default::default()
-                },
-            ))
-            .await,
-            Code::InvalidArgument,
-            &["target_email_status", "subscribed", "opted_in"],
-        );
-        assert_status(
-            c.check(check(
-                user("carol"),
+            let req = with(
+                "dave",
                 "contacts",
-                "bulk_manage_subscription",
+                "send_single_message",
                 &id,
-            ))
-            .await,
-            Code::InvalidArgument,
-            &["target_email_status"],
-        );
-        assert_status(
-            c.check(check(
-                user("alice"),
-                "deals",
-                "bulk_change_field_values",
-                &deal_id(1).to_string(),
-            ))
-            .await,
-            Code::InvalidArgument,
-            &["context.fields"],
-        );
-        assert_status(
-            c.check(pb::CheckRequest {
-                context: Some(pb::ActionContext {
-                    fields: vec!["first_name".to_owned(), "shoe_size".to_owned()],
-                    ..Default::default()
-                }),
-                ..check(user("alice"), "contacts", "edit", &id)
-            })
-            .await,
-            Code::InvalidArgument,
-            &["shoe_size", "first_name"],
-        );
+                channel(ch as i32),
+            );
+            answered(c.check(req).await);
+        }
+        let subscribed = pb::ActionContext {
+            target_email_status: "subscribed".to_owned(),
+            ..Default::default()
+        };
+        let unknown_field = pb::ActionContext {
+            fields: vec!["first_name".to_owned(), "shoe_size".to_owned()],
+            ..Default::default()
+        };
+        let deal = deal_id(1).to_string();
+        let refused: [(pb::CheckRequest, &[&str]); 5] = [
+            (
+                with("dave", "contacts", "send_single_message", &id, channel(9)),
+                &["context.channel", "9"],
+            ),
+            (
+                with(
+                    "dave",
+                    "contacts",
+                    "bulk_manage_subscription",
+                    &id,
+                    subscribed,
+                ),
+                &["target_email_status", "subscribed", "opted_in"],
+            ),
+            (
+                check(user("carol"), "contacts", "bulk_manage_subscription", &id),
+                &["target_email_status"],
+            ),
+            (
+                check(user("alice"), "deals", "bulk_change_field_values", &deal),
+                &["context.fields"],
+            ),
+            (
+                with("alice", "contacts", "edit", &id, unknown_field),
+                &["shoe_size", "first_name"],
+            ),
+        ];
+        for (req, needles) in refused {
+            assert_status(c.check(req).await, Code::InvalidArgument, needles);
+        }
     })
     .await;
 }
@@ -2138,39 +1457,25 @@ async fn bad_context_is_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_over_the_limit_are_refused_naming_it() {
     bounded(async {
-        let server = TestServer::start(small_batch_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(small_batch_engine()).await;
         let ten = demo_contacts(10);
         let eleven = demo_contacts(11);
         // At the limit: answered.
-        let resp = c
-            .batch_check(batch(user("alice"), "contacts", "view", &ten))
-            .await
-            .unwrap()
-            .into_inner();
+        let [strings_form, packed_form] =
+            both_forms(batch(user("alice"), "contacts", "view", &ten));
+        let resp = answered(c.batch_check(strings_form).await);
         assert_eq!(resp.allowed.len(), 2);
-        c.batch_check(batch_packed(user("alice"), "contacts", "view", &ten))
-            .await
-            .unwrap();
+        answered(c.batch_check(packed_form).await);
         // Over it: refused, naming the limit.
-        for req in [
-            batch(user("alice"), "contacts", "view", &eleven),
-            batch_packed(user("alice"), "contacts", "view", &eleven),
-        ] {
+        for req in both_forms(batch(user("alice"), "contacts", "view", &eleven)) {
             assert_status(
                 c.batch_check(req).await,
                 Code::InvalidArgument,
                 &["11", "limit of 10"],
             );
         }
-        let ra = |ids: &[Uuid]| pb::RecordAccessRequest {
-            tenant: DEMO_TENANT.to_owned(),
-            principal: user("alice"),
-            object: "contacts".to_owned(),
-            record_ids: strings(ids),
-            min_revision: 0,
-        };
-        c.record_access(ra(&ten)).await.unwrap();
+        let ra = |ids: &[Uuid]| record_access(user("alice"), "contacts", strings(ids));
+        answered(c.record_access(ra(&ten)).await);
         assert_status(
             c.record_access(ra(&eleven)).await,
             Code::InvalidArgument,
@@ -2186,8 +1491,7 @@ async fn batches_over_the_limit_are_refused_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_tenant_without_email_or_sms() {
     bounded(async {
-        let server = TestServer::start(small_batch_engine()).await;
-        let mut c = server.client().await;
+        let (_server, mut c) = TestServer::with_client(small_batch_engine()).await;
         let ids = [
             acme_id(1),
             acme_id(2),
@@ -2197,33 +1501,26 @@ async fn a_custom_tenant_without_email_or_sms() {
         ];
         let mut req = batch(user("zoe"), "contacts", "bulk_send_email", &ids);
         req.tenant = "acme".to_owned();
-        let resp = c.batch_check(req.clone()).await.unwrap().into_inner();
-        let reasons: Vec<&str> = resp.denials.iter().map(|d| reason_name(d.reason)).collect();
-        assert_eq!(
-            reasons,
-            vec![
-                "EMAIL_NOT_CONFIGURED",
-                "NO_EMAIL",
-                "ARCHIVED",
-                "UNKNOWN_RECORD",
-                "UNKNOWN_RECORD"
-            ]
-        );
-        req.action = "bulk_send_text".to_owned();
-        let resp = c.batch_check(req).await.unwrap().into_inner();
-        let reasons: Vec<&str> = resp.denials.iter().map(|d| reason_name(d.reason)).collect();
-        assert_eq!(
-            reasons,
-            vec![
-                "SMS_NOT_CONFIGURED",
-                "NO_MOBILE",
-                "ARCHIVED",
-                "UNKNOWN_RECORD",
-                "UNKNOWN_RECORD"
-            ]
-        );
+        for (action, gate, contact) in [
+            ("bulk_send_email", "EMAIL_NOT_CONFIGURED", "NO_EMAIL"),
+            ("bulk_send_text", "SMS_NOT_CONFIGURED", "NO_MOBILE"),
+        ] {
+            req.action = action.to_owned();
+            let resp = answered(c.batch_check(req.clone()).await);
+            let reasons: Vec<&str> = resp.denials.iter().map(|d| reason_name(d.reason)).collect();
+            assert_eq!(
+                reasons,
+                vec![
+                    gate,
+                    contact,
+                    "ARCHIVED",
+                    "UNKNOWN_RECORD",
+                    "UNKNOWN_RECORD"
+                ]
+            );
+        }
         // Tenants are separate: zoe is unknown in demo, alice in acme.
-        let mut req = check(user("zoe"), "contacts", "view", &acme_id(1).to_string());
+        let mut req = check(user("zoe"), "contacts", "view", acme_id(1));
         assert_status(c.check(req.clone()).await, Code::NotFound, &["zoe", "demo"]);
         req.tenant = "acme".to_owned();
         req.principal = user("alice");
@@ -2235,19 +1532,17 @@ async fn a_custom_tenant_without_email_or_sms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_revision_above_current_is_failed_precondition() {
     bounded(async {
-        let server = TestServer::start(demo_engine()).await;
-        let mut c = server.client().await;
-        let mut req = AnyRequest::new(user("alice"));
+        let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let mut req = AnyRequest::demo(user("alice"));
         req.min_revision = 7;
-        assert_all(
-            req.through_every_rpc(&mut c, &EVERY_RPC).await,
-            Code::FailedPrecondition,
-            &["revision 1", "min_revision 7"],
-        );
+        let needles = ["revision 1", "min_revision 7"];
+        req.assert_refused(&mut c, &EVERY_RPC, Code::FailedPrecondition, &needles)
+            .await;
         // At or below the current revision: answered.
         for rev in [0, 1] {
             req.min_revision = rev;
-            for (rpc, res) in req.through_every_rpc(&mut c, &EVERY_RPC).await {
+            for rpc in EVERY_RPC {
+                let res = req.send(&mut c, rpc).await;
                 res.unwrap_or_else(|e| panic!("{rpc} at min_revision {rev}: {e}"));
             }
         }
@@ -2258,18 +1553,14 @@ async fn min_revision_above_current_is_failed_precondition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_over_the_size_limit_are_refused() {
     bounded(async {
-        let server = TestServer::start_with(demo_engine(), 64 * 1024).await;
+        let server = TestServer::builder(shared_demo_engine())
+            .max_message_bytes(64 * 1024)
+            .start()
+            .await;
         let mut c = server.client().await;
+        let alice_views = |n| batch(user("alice"), "contacts", "view", &demo_contacts(n));
         // 5,000 string ids are ~190 KB.
-        let err = c
-            .batch_check(batch(
-                user("alice"),
-                "contacts",
-                "view",
-                &demo_contacts(5_000),
-            ))
-            .await
-            .unwrap_err();
+        let err = c.batch_check(alice_views(5_000)).await.unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
         assert!(
             err.message().contains("65536") && err.message().contains("max_message_bytes"),
@@ -2277,14 +1568,7 @@ async fn messages_over_the_size_limit_are_refused() {
             err.message()
         );
         // Small requests still work on the same server.
-        c.batch_check(batch(
-            user("alice"),
-            "contacts",
-            "view",
-            &demo_contacts(100),
-        ))
-        .await
-        .unwrap();
+        answered(c.batch_check(alice_views(100)).await);
     })
     .await;
 }
@@ -2296,31 +1580,20 @@ async fn messages_over_the_size_limit_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_drains_and_returns() {
     bounded(async {
-        let mut server = TestServer::start(demo_engine()).await;
+        let mut server = TestServer::start(shared_demo_engine()).await;
         let mut c = server.client().await;
-        c.check(check(
-            user("alice"),
-            "contacts",
-            "view",
-            &contact_id(1).to_string(),
-        ))
-        .await
-        .unwrap();
+        answered(
+            c.check(check(user("alice"), "contacts", "view", contact_id(1)))
+                .await,
+        );
         // An in-flight stream: one id per message.
-        let (want, _) = server
-            .engine
-            .lookup(
-                &question(PrincipalKind::User, "carol", "contacts", "bulk_send_email"),
-                now(),
-            )
-            .unwrap();
-        let mut req = lookup(user("carol"), "contacts", "bulk_send_email");
-        req.page_size = 1;
+        let want = carol_bulk_email_lookup(&server.engine);
+        let req = lookup_pages(user("carol"), "contacts", "bulk_send_email", 1);
         let mut stream = c.lookup_records(req).await.unwrap().into_inner();
         let first = stream.message().await.unwrap().expect("a first page");
         let mut got = vec![first.record_ids.unwrap().ids[0].clone()];
 
-        server.shutdown.take().unwrap().send(()).unwrap();
+        server.begin_shutdown();
         // The in-flight stream is drained, not cut.
         while let Some(m) = stream.message().await.unwrap() {
             got.extend(m.record_ids.unwrap().ids);
@@ -2333,10 +1606,7 @@ async fn graceful_shutdown_drains_and_returns() {
         drop(stream);
         drop(c);
         // serve returns once the shutdown future resolved and RPCs drained.
-        let served = tokio::time::timeout(Duration::from_secs(15), server.handle.take().unwrap())
-            .await
-            .expect("serve returns after shutdown")
-            .expect("serve task did not panic");
+        let served = server.stopped(Duration::from_secs(15)).await;
         served.expect("serve returns Ok");
         // Nothing listens any more.
         let refused = Endpoint::from_shared(format!("http://{}", server.addr))
@@ -2352,12 +1622,9 @@ async fn graceful_shutdown_drains_and_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_no_traffic_returns_promptly() {
     bounded(async {
-        let mut server = TestServer::start(demo_engine()).await;
-        server.shutdown.take().unwrap().send(()).unwrap();
-        let served = tokio::time::timeout(Duration::from_secs(5), server.handle.take().unwrap())
-            .await
-            .expect("serve returns promptly")
-            .unwrap();
+        let mut server = TestServer::start(shared_demo_engine()).await;
+        server.begin_shutdown();
+        let served = server.stopped(Duration::from_secs(5)).await;
         served.unwrap();
     })
     .await;

@@ -12,9 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::requests::{lookup, user};
+use common::requests::{lookup_pages, user};
 use common::server::{Serve, authorizer};
-use permd::pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -31,10 +30,7 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
-    let request = pb::LookupRecordsRequest {
-        page_size: 100,
-        ..lookup(user("carol"), "contacts", "view")
-    };
+    let request = lookup_pages(user("carol"), "contacts", "view", 100);
     let mut client = authorizer(channel);
     let mut expected = 0;
     let mut all = client

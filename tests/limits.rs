@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::requests::{batch, check, demo_contacts, lookup, user};
+use common::requests::{batch, check, demo_contacts, lookup_pages, user};
 use common::server::{TestServer, demo_engine};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
 use permd::server::Limits;
@@ -31,10 +31,7 @@ async fn serve(limits: Limits) -> (AuthorizerClient<Channel>, TestServer) {
 
 /// carol's Contacts she may view, one page of `page_size` per message.
 fn carol_views(page_size: u32) -> pb::LookupRecordsRequest {
-    pb::LookupRecordsRequest {
-        page_size,
-        ..lookup(user("carol"), "contacts", "view")
-    }
+    lookup_pages(user("carol"), "contacts", "view", page_size)
 }
 
 /// carol's bulk email to 10,000 Contacts: heavy enough to hold a permit.
@@ -55,7 +52,11 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
     })
     .await;
     // One page per message and nobody reading: the stream stays open.
-    let held = client.lookup_records(carol_views(1)).await.unwrap().into_inner();
+    let held = client
+        .lookup_records(carol_views(1))
+        .await
+        .unwrap()
+        .into_inner();
     let refused = client.lookup_records(carol_views(1)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
@@ -65,12 +66,7 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
     );
     // Unary requests have their own limit and still pass.
     let answered = client
-        .check(check(
-            user("carol"),
-            "contacts",
-            "view",
-            &contact_id(1).to_string(),
-        ))
+        .check(check(user("carol"), "contacts", "view", contact_id(1)))
         .await;
     assert!(answered.is_ok(), "{answered:?}");
     drop(held);

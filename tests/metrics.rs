@@ -56,11 +56,7 @@ async fn a_scrape_shows_what_the_server_did() {
         })
         .await;
 
-    let text = get(
-        metrics,
-        b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n",
-    )
-    .await;
+    let text = get(metrics, b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(
         value(

@@ -106,6 +106,17 @@ async fn engine_from_db(pool: &PgPool) -> Engine {
     Engine::new(Snapshot::build(&file, revision), 100_000)
 }
 
+/// `engine` answers as one bootstrapped from the database now: a follower
+/// that applied every change, in commit order, and lost none.
+async fn assert_answers_as_a_bootstrap(engine: &Engine, pool: &PgPool, ids: &[Uuid]) {
+    let fresh = engine_from_db(pool).await;
+    assert_eq!(
+        answers(engine, ids),
+        answers(&fresh, ids),
+        "the follower answers as a fresh bootstrap"
+    );
+}
+
 /// Starts a follower in this process.
 fn follow(
     url: &str,
@@ -258,10 +269,7 @@ async fn a_transaction_that_commits_after_a_later_one_is_not_lost() {
         seqs[0].1 > seqs[1].1,
         "B (revision 2) took a later sequence number than A (revision 3): {seqs:?}"
     );
-    assert_eq!(
-        answers(&engine, &ids),
-        answers(&engine_from_db(&pool).await, &ids)
-    );
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,10 +333,7 @@ async fn concurrent_writers_with_interleaved_commits_lose_and_reorder_nothing() 
         engine.revision() == latest
     })
     .await;
-    assert_eq!(
-        answers(&engine, &ids),
-        answers(&engine_from_db(&pool).await, &ids)
-    );
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
     let seen = watcher.await.unwrap();
     assert!(
         seen.windows(2).all(|w| w[0] < w[1]),
@@ -614,10 +619,7 @@ async fn database_down_at_start_then_lost_while_serving_then_back_resumes_withou
         1,
         "resumed without a full reload"
     );
-    assert_eq!(
-        answers(&engine, &ids),
-        answers(&engine_from_db(&pool).await, &ids)
-    );
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,10 +646,7 @@ async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_
     })
     .await;
     assert_eq!(readiness.borrow().snapshots, 2, "one full reload");
-    assert_eq!(
-        answers(&engine, &ids),
-        answers(&engine_from_db(&pool).await, &ids)
-    );
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
 
     // A writer bypassing permd logs an entity nobody knows: the feed stops
     // there, and what comes after it is not applied.
@@ -750,7 +749,11 @@ async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers(
     let now = OffsetDateTime::now_utc();
     for (user, answer) in USERS.iter().zip(&all[0]) {
         let r = reference
-            .batch_check(&user_question(user, "view", ActionContext::default()), &ids, now)
+            .batch_check(
+                &user_question(user, "view", ActionContext::default()),
+                &ids,
+                now,
+            )
             .unwrap();
         assert_eq!(
             answer.0, r.allowed,

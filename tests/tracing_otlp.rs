@@ -12,14 +12,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::requests::{batch, demo_contacts, user};
+use common::server::Serve;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use common::requests::{batch, demo_contacts, user};
-use common::server::Serve;
 use tokio::sync::mpsc;
 
 struct Collector(mpsc::UnboundedSender<ExportTraceServiceRequest>);

@@ -68,16 +68,7 @@ pub fn batch(
     action: &str,
     ids: &[Uuid],
 ) -> pb::BatchCheckRequest {
-    pb::BatchCheckRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: who,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: strings(ids),
-        })),
-        ..Default::default()
-    }
+    batch_strings(who, object, action, strings(ids))
 }
 
 /// BatchCheck with packed ids.
@@ -87,39 +78,98 @@ pub fn batch_packed(
     action: &str,
     ids: &[Uuid],
 ) -> pb::BatchCheckRequest {
-    pb::BatchCheckRequest {
+    batch_bytes(who, object, action, packed(ids))
+}
+
+/// A BatchCheck with string ids as it is, then with the same ids packed:
+/// both forms must get the same answer.
+pub fn both_forms(strings_form: pb::BatchCheckRequest) -> [pb::BatchCheckRequest; 2] {
+    let Some(pb::batch_check_request::Records::RecordIds(ids)) = &strings_form.records else {
+        panic!("both_forms takes a BatchCheck with string ids");
+    };
+    let ids: Vec<Uuid> = ids.ids.iter().map(|id| id.parse().unwrap()).collect();
+    let packed_form = pb::BatchCheckRequest {
         records: Some(pb::batch_check_request::Records::PackedRecordIds(
-            pb::PackedIds { uuids: packed(ids) },
+            pb::PackedIds {
+                uuids: packed(&ids),
+            },
         )),
-        ..batch(who, object, action, &[])
+        ..strings_form.clone()
+    };
+    [strings_form, packed_form]
+}
+
+/// BatchCheck with string ids exactly as given: any spelling, or not UUIDs.
+pub fn batch_strings(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    ids: Vec<String>,
+) -> pb::BatchCheckRequest {
+    pb::BatchCheckRequest {
+        tenant: DEMO_TENANT.to_owned(),
+        principal: who,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
+            ids,
+        })),
+        ..Default::default()
     }
 }
 
-/// Check; `id` is a string so a test can send one that is not a UUID.
-pub fn check(who: Option<pb::Principal>, object: &str, action: &str, id: &str) -> pb::CheckRequest {
+/// BatchCheck with packed bytes exactly as given: whole UUIDs or not.
+pub fn batch_bytes(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    uuids: Vec<u8>,
+) -> pb::BatchCheckRequest {
+    pb::BatchCheckRequest {
+        records: Some(pb::batch_check_request::Records::PackedRecordIds(
+            pb::PackedIds { uuids },
+        )),
+        ..batch_strings(who, object, action, Vec::new())
+    }
+}
+
+/// Check of the record `id`: a [`Uuid`], or any string, so a test can
+/// send one that is not a UUID ("" for a record-less action).
+pub fn check(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    id: impl ToString,
+) -> pb::CheckRequest {
     pb::CheckRequest {
         tenant: DEMO_TENANT.to_owned(),
         principal: who,
         object: object.to_owned(),
         action: action.to_owned(),
-        record_id: id.to_owned(),
+        record_id: id.to_string(),
         ..Default::default()
     }
 }
 
-pub fn explain(
-    who: Option<pb::Principal>,
-    object: &str,
-    action: &str,
-    id: &str,
-) -> pb::ExplainRequest {
+/// The Explain of what `check` asks: the same question, explained.
+pub fn explain_of(check: pb::CheckRequest) -> pb::ExplainRequest {
+    let pb::CheckRequest {
+        tenant,
+        principal,
+        object,
+        action,
+        record_id,
+        context,
+        min_revision,
+    } = check;
     pb::ExplainRequest {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: who,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        record_id: id.to_owned(),
-        ..Default::default()
+        tenant,
+        principal,
+        object,
+        action,
+        record_id,
+        context,
+        min_revision,
     }
 }
 
@@ -130,6 +180,19 @@ pub fn lookup(who: Option<pb::Principal>, object: &str, action: &str) -> pb::Loo
         object: object.to_owned(),
         action: action.to_owned(),
         ..Default::default()
+    }
+}
+
+/// LookupRecords in pages of `page_size` ids per message (0: the default).
+pub fn lookup_pages(
+    who: Option<pb::Principal>,
+    object: &str,
+    action: &str,
+    page_size: u32,
+) -> pb::LookupRecordsRequest {
+    pb::LookupRecordsRequest {
+        page_size,
+        ..lookup(who, object, action)
     }
 }
 
@@ -159,8 +222,31 @@ pub fn record_access(
 }
 
 // ---------------------------------------------------------------------------
+// Calls that must be answered
+// ---------------------------------------------------------------------------
+
+/// The answer of a call that must be answered (the answer may allow or
+/// deny); a refusal fails the test at the caller's line, with its status:
+/// `answered(c.check(req).await)`.
+#[track_caller]
+pub fn answered<T>(res: Result<tonic::Response<T>, Status>) -> T {
+    match res {
+        Ok(answer) => answer.into_inner(),
+        Err(status) => panic!("refused: {status:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
 // In-process questions
 // ---------------------------------------------------------------------------
+
+/// Who an in-process question is asked for.
+pub fn principal_ref(kind: PrincipalKind, id: &str) -> PrincipalRef {
+    PrincipalRef {
+        kind,
+        id: id.to_owned(),
+    }
+}
 
 /// The engine's question, with no context and no revision requirement.
 pub fn question(
@@ -172,10 +258,7 @@ pub fn question(
 ) -> Question {
     Question {
         tenant: tenant.to_owned(),
-        principal: PrincipalRef {
-            kind,
-            id: who.to_owned(),
-        },
+        principal: principal_ref(kind, who),
         object: object.to_owned(),
         action: action.to_owned(),
         ctx: ActionContext::default(),
@@ -229,6 +312,15 @@ impl AnyRequest {
             context: None,
             min_revision: 0,
             record: contact_id(1),
+        }
+    }
+
+    /// The same request about `action` on `object`.
+    pub fn on(self, object: &str, action: &str) -> AnyRequest {
+        AnyRequest {
+            object: object.to_owned(),
+            action: action.to_owned(),
+            ..self
         }
     }
 
@@ -291,13 +383,13 @@ impl AnyRequest {
                 .await
                 .map(drop),
             "Explain" => c
-                .explain(pb::ExplainRequest {
+                .explain(explain_of(pb::CheckRequest {
                     context: self.context.clone(),
                     min_revision: self.min_revision,
                     tenant: self.tenant.clone(),
                     principal: self.principal.clone(),
-                    ..explain(None, &self.object, &self.action, &id)
-                })
+                    ..check(None, &self.object, &self.action, &id)
+                }))
                 .await
                 .map(drop),
             other => panic!("no RPC {other}"),

@@ -249,6 +249,14 @@ impl TestServer {
         Self::builder(engine).start().await
     }
 
+    /// Serves `engine` with the defaults, and a client of it: what most
+    /// tests start with.
+    pub async fn with_client(engine: Arc<Engine>) -> (TestServer, AuthorizerClient<Channel>) {
+        let server = Self::start(engine).await;
+        let client = server.client().await;
+        (server, client)
+    }
+
     pub fn builder(engine: Arc<Engine>) -> ServerBuilder {
         ServerBuilder {
             engine,
