@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::changes::ChangedData;
-use common::requests::{batch_packed, check, explain, lookup, object_access, record_access};
+use common::requests::{batch_packed, check, explain_of, lookup, object_access, record_access};
 use common::server::TestServer;
 use permd::index::{Engine, Snapshot};
 use permd::model::change::{Change, Entity};
@@ -152,7 +152,7 @@ async fn one_request(
     }
     if roll < 97 {
         let id = contacts[rng.below(contacts.len())].to_string();
-        let req = explain(principal, "contacts", "bulk_send_email", &id);
+        let req = explain_of(check(principal, "contacts", "bulk_send_email", &id));
         client
             .explain(pb::ExplainRequest { tenant, ..req })
             .await
