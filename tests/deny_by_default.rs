@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use common::requests::{
     ACTION_RPCS, AnyRequest, EVERY_RPC, answered, batch, check, principal_ref, question,
+    reasons_by_position,
 };
 use common::server::{TestServer, bounded};
 use permd::index::explain::Explanation;
@@ -351,19 +352,7 @@ fn answers(e: &Engine, q: &Question, ids: &[Uuid]) -> Vec<Option<Reason>> {
         ids.len().div_ceil(8),
         "bitmask length"
     );
-    let mut out: Vec<Option<Reason>> = vec![None; ids.len()];
-    for &(pos, reason) in &answer.denials {
-        assert!(out[pos as usize].is_none(), "position {pos} denied twice");
-        out[pos as usize] = Some(reason);
-    }
-    for (pos, r) in out.iter().enumerate() {
-        assert_eq!(answer.is_allowed(pos), r.is_none(), "bitmask at {pos}");
-    }
-    assert_eq!(
-        answer.allowed_count as usize,
-        out.iter().filter(|r| r.is_none()).count(),
-        "allowed_count"
-    );
+    let out = reasons_by_position(&answer, ids.len());
     let (found, _) = e.lookup(q, NOW).unwrap();
     for (id, r) in ids.iter().zip(&out) {
         let single = e.check(q, Some(*id), NOW).unwrap();

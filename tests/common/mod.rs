@@ -7,7 +7,9 @@
 //! - [`skip`]: the skip-or-fail rule for optional runtimes (Python, Node,
 //!   Helm, PostgreSQL): a printed `SKIPPED` notice on a laptop, a failure
 //!   under `CI`.
-//! - [`requests`]: gRPC request builders and bearer-token metadata.
+//! - [`requests`]: request builders (wire and in-process), one request
+//!   through every RPC, answer and refusal assertions, bearer-token
+//!   metadata.
 //! - [`pg`]: a PostgreSQL database of its own per test.
 //! - [`tenants`]: the generated-tenant strategy (one generator with knobs)
 //!   used by the property, isolation and change tests.

@@ -1,16 +1,17 @@
 //! Requests, built the short way: principals, ids in string and packed form,
 //! the Authorizer's request messages for the demo tenant (a test changes the
-//! field it is about with struct update), in-process [`Question`]s, one
-//! request sent through any of the six RPCs ([`AnyRequest`]), status
-//! assertions and bearer-token metadata for the Admin service.
+//! field it is about with struct update), in-process [`Question`]s and
+//! answers, one request sent through any of the six RPCs ([`AnyRequest`]),
+//! [`answered`] and [`assert_status`] for what comes back, and bearer-token
+//! metadata for the Admin service.
 //!
 //! The builders fill only what a request needs to be valid, so what a test
 //! sets by hand is what it is testing.
 
 use std::time::Duration;
 
-use permd::index::{PrincipalKind, PrincipalRef, Question};
-use permd::model::ActionContext;
+use permd::index::{BatchAnswer, PrincipalKind, PrincipalRef, Question};
+use permd::model::{ActionContext, Reason};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
 use permd::source::demo::{DEMO_TENANT, contact_id};
 use tonic::transport::Channel;
@@ -21,6 +22,8 @@ use uuid::Uuid;
 // Principals and ids
 // ---------------------------------------------------------------------------
 
+/// A principal on the wire; an `Option` because a request may lack one
+/// (`None` tests exactly that).
 pub fn principal(kind: pb::principal::Kind, id: &str) -> Option<pb::Principal> {
     Some(pb::Principal {
         kind: kind as i32,
@@ -28,6 +31,7 @@ pub fn principal(kind: pb::principal::Kind, id: &str) -> Option<pb::Principal> {
     })
 }
 
+/// The principal kind most tests ask for.
 pub fn user(id: &str) -> Option<pb::Principal> {
     principal(pb::principal::Kind::User, id)
 }
@@ -173,6 +177,7 @@ pub fn explain_of(check: pb::CheckRequest) -> pb::ExplainRequest {
     }
 }
 
+/// LookupRecords in the server's default pages.
 pub fn lookup(who: Option<pb::Principal>, object: &str, action: &str) -> pb::LookupRecordsRequest {
     pb::LookupRecordsRequest {
         tenant: DEMO_TENANT.to_owned(),
@@ -264,6 +269,26 @@ pub fn question(
         ctx: ActionContext::default(),
         min_revision: 0,
     }
+}
+
+/// An in-process BatchCheck answer as one reason per position (`None`:
+/// allowed), once its bitmask, allowed count and denials agree.
+#[track_caller]
+pub fn reasons_by_position(answer: &BatchAnswer, len: usize) -> Vec<Option<Reason>> {
+    let mut out: Vec<Option<Reason>> = vec![None; len];
+    for &(pos, reason) in &answer.denials {
+        assert!(out[pos as usize].is_none(), "position {pos} denied twice");
+        out[pos as usize] = Some(reason);
+    }
+    for (pos, r) in out.iter().enumerate() {
+        assert_eq!(answer.is_allowed(pos), r.is_none(), "bitmask at {pos}");
+    }
+    assert_eq!(
+        answer.allowed_count as usize,
+        out.iter().filter(|r| r.is_none()).count(),
+        "allowed_count"
+    );
+    out
 }
 
 /// A demo user's question: what [`batch`] and [`check`] ask over the wire.
