@@ -58,8 +58,8 @@ use common::requests::{
 use common::server::{TestServer, bounded_by};
 use common::tenants::{
     self, ContactSpec, CtxSpec, Foreign, Links, Name, Pool, RecordIds, Shape, TenantSpec,
-    build_ctx, build_file, contact_spec, contact_state, ctx_spec, fixed, own_id, shared_id,
-    tenant_spec, yaml,
+    build_ctx, build_file, contact_spec, contact_state, ctx_spec, fixed, own_id, principals,
+    shared_id, tenant_spec, yaml,
 };
 use permd::index::explain::Explanation;
 use permd::index::{
@@ -241,17 +241,7 @@ fn foreign_tokens(file: &DataFile, t: usize) -> BTreeSet<String> {
 fn all_principals(file: &DataFile) -> Vec<PrincipalRef> {
     let mut out: BTreeSet<(PrincipalKind, String)> = BTreeSet::new();
     for t in &file.tenants {
-        out.extend(t.users.iter().map(|u| (PrincipalKind::User, u.id.clone())));
-        out.extend(
-            t.integrations
-                .iter()
-                .map(|i| (PrincipalKind::Integration, i.id.clone())),
-        );
-        out.extend(
-            t.automations
-                .iter()
-                .map(|a| (PrincipalKind::Automation, a.id.clone())),
-        );
+        out.extend(principals(t).into_iter().map(|p| (p.kind, p.id)));
     }
     out.insert((PrincipalKind::User, "user-nobody".to_owned()));
     out.into_iter()

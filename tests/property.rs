@@ -119,20 +119,17 @@ fn kind_of(k: Kind) -> PrincipalKind {
     }
 }
 
+/// Every principal of the tenant, as the reference names them.
 fn all_principals(t: &Tenant) -> Vec<(Kind, String)> {
-    let mut out: Vec<(Kind, String)> = Vec::new();
-    out.extend(t.users.iter().map(|u| (Kind::User, u.id.clone())));
-    out.extend(
-        t.integrations
-            .iter()
-            .map(|i| (Kind::Integration, i.id.clone())),
-    );
-    out.extend(
-        t.automations
-            .iter()
-            .map(|a| (Kind::Automation, a.id.clone())),
-    );
-    out
+    let kind = |k| match k {
+        PrincipalKind::User => Kind::User,
+        PrincipalKind::Integration => Kind::Integration,
+        PrincipalKind::Automation => Kind::Automation,
+    };
+    tenants::principals(t)
+        .into_iter()
+        .map(|p| (kind(p.kind), p.id))
+        .collect()
 }
 
 fn question(p: &(Kind, String), object: &str, action: Action, ctx: &ActionContext) -> Question {

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 
+use permd::index::{PrincipalKind, PrincipalRef};
 use permd::model::data::{
     AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
     ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
@@ -1038,6 +1039,28 @@ fn build_records(
         r.links = l;
     }
     records
+}
+
+/// Every principal of `t`: its users, integrations and automations, in
+/// that order. What a generated case picks the principals it asks for from.
+pub fn principals(t: &Tenant) -> Vec<PrincipalRef> {
+    let users = t.users.iter().map(|u| (PrincipalKind::User, &u.id));
+    let integrations = t
+        .integrations
+        .iter()
+        .map(|i| (PrincipalKind::Integration, &i.id));
+    let automations = t
+        .automations
+        .iter()
+        .map(|a| (PrincipalKind::Automation, &a.id));
+    users
+        .chain(integrations)
+        .chain(automations)
+        .map(|(kind, id)| PrincipalRef {
+            kind,
+            id: id.clone(),
+        })
+        .collect()
 }
 
 /// A data file or tenant as YAML, for a failure message: the generated
