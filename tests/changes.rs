@@ -8,16 +8,21 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use permd::index::{ApplyError, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use common::requests::question;
+use common::tenants::{ContactShape, contact_states};
+
+use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
 use permd::model::data::{AssociationSource, ContactState, DataFile, EmailStatus, Record};
 use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use proptest::prelude::*;
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
@@ -35,53 +40,23 @@ fn spec() -> GenSpec {
     }
 }
 
+/// The Contact states a change may give a record: every gate open or
+/// closed, suppressions that ended before NOW or end after it, opt-outs of
+/// the list `questions` asks about.
 fn contact_state() -> impl Strategy<Value = ContactState> {
-    (
-        prop_oneof![
-            Just(None),
-            Just(Some("a@example.com".to_owned())),
-            Just(Some(" ".to_owned()))
-        ],
-        any::<bool>(),
-        prop::sample::select(EmailStatus::ALL.to_vec()),
-        any::<bool>(),
-        prop_oneof![
-            Just(None),
-            Just(Some(datetime!(2026-01-01 00:00 UTC))),
-            Just(Some(datetime!(2027-01-01 00:00 UTC))),
-        ],
-        prop::sample::subsequence(vec!["newsletter", "events"], 0..=2),
-        prop_oneof![Just(None), Just(Some("+15550001".to_owned()))],
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(
-                email,
-                email_valid,
-                email_status,
-                suppressed,
-                until,
-                lists,
-                mobile,
-                mobile_valid,
-                sms,
-            )| {
-                ContactState {
-                    email,
-                    email_valid,
-                    email_status,
-                    // An expiry needs a suppression (validation refuses it otherwise).
-                    suppressed: suppressed
-                        || (until.is_some() && email_status != EmailStatus::Suppressed),
-                    suppressed_until: until,
-                    opted_out_lists: lists.into_iter().map(str::to_owned).collect(),
-                    mobile_phone: mobile,
-                    mobile_valid,
-                    sms_opted_out: sms,
-                }
-            },
-        )
+    contact_states(&ContactShape {
+        email_valid: 0.5,
+        suppressed: 0.5,
+        until: 0.67,
+        // From about a year before NOW to about a month after.
+        until_steps: -330..=35,
+        step: Duration::days(1),
+        base: NOW,
+        lists: ["newsletter", "events"],
+        opted_out: 0.5,
+        mobile_valid: 0.5,
+        sms_opted_out: 0.5,
+    })
 }
 
 /// One change, drawn by index into the data as it stands when it applies.
@@ -347,41 +322,8 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
     }
 }
 
-/// Applies one change to the data file, the slow and obvious way.
-fn apply_to_data(data: &mut DataFile, change: &Change) {
-    fn put<T: Clone>(list: &mut Vec<T>, key: impl Fn(&T) -> String, k: &str, e: Option<&T>) {
-        match (list.iter().position(|x| key(x) == k), e) {
-            (Some(at), Some(e)) => list[at] = e.clone(),
-            (None, Some(e)) => list.push(e.clone()),
-            (Some(at), None) => {
-                list.remove(at);
-            }
-            (None, None) => {}
-        }
-    }
-    let t = &mut data.tenants[0];
-    let key = change.key();
-    match &change.op {
-        ChangeOp::Upsert(Entity::Record(r)) => {
-            put(&mut t.records, |x| x.id.to_string(), &key, Some(r))
-        }
-        ChangeOp::Upsert(Entity::Group(g)) => put(&mut t.groups, |x| x.id.clone(), &key, Some(g)),
-        ChangeOp::Upsert(Entity::User(u)) => put(&mut t.users, |x| x.id.clone(), &key, Some(u)),
-        ChangeOp::Upsert(Entity::Object(o)) => {
-            put(&mut t.objects, |x| x.name.clone(), &key, Some(o))
-        }
-        ChangeOp::Upsert(Entity::Tenant(s)) => {
-            t.email_configured = s.email_configured;
-            t.sms_configured = s.sms_configured;
-        }
-        ChangeOp::Delete {
-            kind: EntityKind::Record,
-            key,
-        } => t.records.retain(|r| &r.id.to_string() != key),
-        other => panic!("the test makes no {other:?}"),
-    }
-}
-
+/// BatchCheck's answer (or refusal) as text, so that two engines' answers
+/// compare with one `assert_eq!`.
 fn ask(
     e: &Engine,
     principal: &str,
@@ -391,20 +333,25 @@ fn ask(
     ids: &[Uuid],
 ) -> String {
     let q = Question {
-        tenant: "bench".to_owned(),
-        principal: PrincipalRef {
-            kind: PrincipalKind::User,
-            id: principal.to_owned(),
-        },
-        object: object.to_owned(),
-        action: action.to_owned(),
         ctx,
-        min_revision: 0,
+        ..question("bench", PrincipalKind::User, principal, object, action)
     };
     match e.batch_check(&q, ids, NOW) {
         Ok(a) => format!("{:?} {:?}", a.allowed, a.denials),
         Err(err) => format!("error {err}"),
     }
+}
+
+/// Can `principal` view these Contacts?
+fn view(e: &Engine, principal: &str, ids: &[Uuid]) -> String {
+    ask(
+        e,
+        principal,
+        "contacts",
+        "view",
+        ActionContext::default(),
+        ids,
+    )
 }
 
 fn questions() -> Vec<(&'static str, ActionContext)> {
@@ -453,7 +400,7 @@ proptest! {
             let mut changes = Vec::new();
             for e in batch {
                 let change = to_change(&changed, e, &mut fresh);
-                apply_to_data(&mut changed, &change);
+                common::changes::apply(&mut changed, &change);
                 if let ChangeOp::Upsert(Entity::Record(r)) = &change.op {
                     every_id.push(r.id);
                 }
@@ -473,10 +420,8 @@ proptest! {
                     "{} {}", user, action
                 );
             }
-            prop_assert_eq!(
-                ask(&live, user, "obj0", "view", ActionContext::default(), &every_id),
-                ask(&rebuilt, user, "obj0", "view", ActionContext::default(), &every_id)
-            );
+            let view_obj0 = |e| ask(e, user, "obj0", "view", ActionContext::default(), &every_id);
+            prop_assert_eq!(view_obj0(&live), view_obj0(&rebuilt));
         }
     }
 }
@@ -505,14 +450,7 @@ fn a_bad_change_applies_nothing_and_names_what_is_wrong() {
     assert!(matches!(err, ApplyError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("unknown object 'nope'"), "{err}");
     assert_eq!(e.revision(), 1, "nothing of a failed batch is published");
-    let before = ask(
-        &e,
-        "u0",
-        "contacts",
-        "view",
-        ActionContext::default(),
-        &contacts[..1],
-    );
+    let before = view(&e, "u0", &contacts[..1]);
     assert!(before.contains("[]"), "still allowed: {before}");
 
     let mut other = good.clone();
@@ -549,14 +487,7 @@ fn a_deleted_record_is_unknown_and_a_group_change_keeps_other_answers_cached() {
     let e = Engine::new(Snapshot::build(&data, 1), 100_000);
     let gone = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
     e.apply(&[gone]).unwrap();
-    let answer = ask(
-        &e,
-        "u11",
-        "contacts",
-        "view",
-        ActionContext::default(),
-        &contacts[..1],
-    );
+    let answer = view(&e, "u11", &contacts[..1]);
     assert!(answer.contains("UnknownRecord"), "{answer}");
     // Deleting it again changes nothing but the revision.
     let again = Change::delete("bench", EntityKind::Record, contacts[0].to_string());

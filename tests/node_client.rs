@@ -13,19 +13,19 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use permd::index::{DEFAULT_MAX_BATCH, Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
-use permd::model::ActionContext;
-use permd::server::DEFAULT_MAX_MESSAGE_BYTES;
-use permd::source::demo::{DEMO_TENANT, contact_id, demo_data};
+use common::server::{
+    DemoAnswer, TestServer, assert_client_report, bounded_by, demo_answer, demo_engine,
+    output_within, repo_path,
+};
+use common::skip;
+use permd::source::demo::DEMO_TENANT;
 use tokio::process::Command;
 
 const NODE: &str = "node";
@@ -36,34 +36,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 const SKIP_NOTICE: &str =
     "SKIPPED: node client not runnable (needs node >= 20 and `npm ci --prefix examples/node`)";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn example_dir() -> PathBuf {
-    repo().join("examples/node")
-}
-
-/// Prints past libtest's output capture, so the notice shows on a pass.
-fn notice(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
-/// Runs a command to completion within `limit`; `Err` says why it did not.
-async fn run(mut cmd: Command, what: &str, limit: Duration) -> Result<Output, String> {
-    cmd.current_dir(repo())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    match tokio::time::timeout(limit, cmd.output()).await {
-        Err(_) => Err(format!(
-            "`{what}` did not finish within {} s",
-            limit.as_secs()
-        )),
-        Ok(Err(e)) => Err(format!("cannot run `{what}`: {e}")),
-        Ok(Ok(out)) => Ok(out),
-    }
+    repo_path("examples/node")
 }
 
 /// The first `lines` lines of a tool's stderr, without stack frames.
@@ -81,7 +55,7 @@ fn head(bytes: &[u8], lines: usize) -> String {
 async fn node_ready() -> Result<(), String> {
     let mut version = Command::new(NODE);
     version.arg("--version");
-    let out = run(version, "node --version", Duration::from_secs(30)).await?;
+    let out = output_within(version, "node --version", Duration::from_secs(30)).await?;
     let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let major: Option<u32> = printed
         .strip_prefix('v')
@@ -104,7 +78,7 @@ async fn node_ready() -> Result<(), String> {
     }
     let mut ci = Command::new(NPM);
     ci.args(["ci", "--prefix", "examples/node", "--no-audit", "--no-fund"]);
-    let out = run(ci, "npm ci --prefix examples/node", NPM_CI_TIMEOUT).await?;
+    let out = output_within(ci, "npm ci --prefix examples/node", NPM_CI_TIMEOUT).await?;
     if !out.status.success() {
         return Err(format!(
             "`npm ci --prefix examples/node` failed ({}):\n{}",
@@ -127,7 +101,7 @@ async fn client(addr: SocketAddr, extra: &[&str]) -> (bool, String, String) {
     cmd.arg(example_dir().join("client.js"))
         .args(["--addr", &addr.to_string()])
         .args(extra);
-    let out = run(cmd, "node examples/node/client.js", CLIENT_TIMEOUT)
+    let out = output_within(cmd, "node examples/node/client.js", CLIENT_TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("client.js {extra:?}: {e}"));
     (
@@ -147,47 +121,9 @@ async fn client_ok(addr: SocketAddr, extra: &[&str]) -> String {
     stdout
 }
 
-/// What the engine answers in-process for the first `count` demo Contacts:
-/// allowed count, reasons by name, revision.
-struct EngineAnswer {
-    allowed: u64,
-    histogram: BTreeMap<String, u64>,
-    revision: u64,
-}
-
-fn engine_answer(engine: &Engine, principal: &str, list: Option<&str>, count: u64) -> EngineAnswer {
-    let ids: Vec<uuid::Uuid> = (0..count).map(contact_id).collect();
-    let q = Question {
-        tenant: DEMO_TENANT.to_owned(),
-        principal: PrincipalRef {
-            kind: PrincipalKind::User,
-            id: principal.to_owned(),
-        },
-        object: "contacts".to_owned(),
-        action: "bulk_send_email".to_owned(),
-        ctx: ActionContext {
-            subscription_list: list.map(str::to_owned),
-            ..ActionContext::default()
-        },
-        min_revision: 0,
-    };
-    let a = engine
-        .batch_check(&q, &ids, time::OffsetDateTime::now_utc())
-        .unwrap();
-    let mut histogram = BTreeMap::new();
-    for (_, reason) in &a.denials {
-        *histogram.entry(reason.as_str().to_owned()).or_insert(0) += 1;
-    }
-    EngineAnswer {
-        allowed: u64::from(a.allowed_count),
-        histogram,
-        revision: a.revision,
-    }
-}
-
 /// The text client.py prints after the service list, for this answer: the
 /// health line, the summary, then reasons by count (descending), then name.
-fn expected_text(principal: &str, count: u64, a: &EngineAnswer) -> String {
+fn expected_text(principal: &str, count: u64, a: &DemoAnswer) -> String {
     let mut text = format!(
         "health of permd.v1.Authorizer: SERVING\n\
          {principal} bulk_send_email on {count} contacts of {DEMO_TENANT} \
@@ -221,30 +157,12 @@ fn services_and_rest(stdout: &str) -> (Vec<&str>, &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_client_sees_what_the_engine_computes() {
-    tokio::time::timeout(Duration::from_secs(420), async {
-        if let Err(why) = node_ready().await {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but the node client is unusable: {why}\n{SKIP_NOTICE}");
-            }
-            notice(&format!("{SKIP_NOTICE}\n  ({why})"));
+    bounded_by(Duration::from_secs(420), async {
+        if skip::available(node_ready().await, "the node client", SKIP_NOTICE).is_none() {
             return;
         }
-
-        let engine = Arc::new(Engine::new(
-            Snapshot::build(&demo_data(), 1),
-            DEFAULT_MAX_BATCH,
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(permd::server::serve(
-            engine.clone(),
-            listener,
-            DEFAULT_MAX_MESSAGE_BYTES,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let server = TestServer::start(demo_engine()).await;
+        let addr = server.addr;
 
         // Text output, string ids, 10,000 Contacts, the defaults (carol, no
         // list); then Alice on the `newsletter` list, where list opt-outs
@@ -265,7 +183,7 @@ async fn node_client_sees_what_the_engine_computes() {
                     && services.contains(&"grpc.health.v1.Health"),
                 "reflection (v1alpha) lists the Authorizer and Health: {services:?}"
             );
-            let answer = engine_answer(&engine, principal, list, 10_000);
+            let answer = demo_answer(&server.engine, principal, list, 10_000);
             assert_eq!(answer.revision, 1);
             assert!(
                 !answer.histogram.is_empty() && answer.allowed > 0,
@@ -287,30 +205,8 @@ async fn node_client_sees_what_the_engine_computes() {
         let stdout = client_ok(addr, &["--count", "1237", "--packed", "--json"]).await;
         let report: serde_json::Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("client.js printed no JSON ({e}):\n{stdout}"));
-        let services: Vec<&str> = report["services"]
-            .as_array()
-            .expect("services is a list")
-            .iter()
-            .filter_map(|s| s.as_str())
-            .collect();
-        assert!(services.contains(&"permd.v1.Authorizer"), "{services:?}");
-        assert_eq!(report["health"], "SERVING");
-        assert_eq!(report["count"], count);
-        let answer = engine_answer(&engine, "carol", None, count);
-        assert_eq!(report["revision"], answer.revision);
-        assert_eq!(report["allowed_count"], answer.allowed, "{report}");
-        assert_eq!(
-            report["allowed_bits"], answer.allowed,
-            "bitmask agrees: {report}"
-        );
-        assert_eq!(report["denied_count"], count - answer.allowed);
-        let got: BTreeMap<String, u64> = report["denials"]
-            .as_object()
-            .expect("denials is an object")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().expect("a count")))
-            .collect();
-        assert_eq!(got, answer.histogram, "denial reasons by name");
+        let answer = demo_answer(&server.engine, "carol", None, count);
+        assert_client_report(&report, count, &answer);
 
         // A refused call exits non-zero naming the status code and message.
         let (ok, stdout, stderr) = client(addr, &["--count", "3", "--tenant", "nope"]).await;
@@ -320,13 +216,7 @@ async fn node_client_sees_what_the_engine_computes() {
             "status name and message on stderr: {stderr}"
         );
 
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(15), server)
-            .await
-            .expect("serve returns after shutdown")
-            .unwrap()
-            .unwrap();
+        server.shut_down().await;
     })
-    .await
-    .expect("test exceeded its time limit");
+    .await;
 }

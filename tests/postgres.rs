@@ -15,15 +15,18 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
+use common::pg::TestDb;
+use common::requests::{authorized, batch, question, user};
+use common::server::{Serve, ServeProcess, TestServer, authorizer};
+use permd::index::{Engine, PrincipalKind, Question, Snapshot};
 use permd::model::data::{ContactState, DataFile, EmailStatus};
 use permd::model::{ActionContext, Channel};
-use permd::pb::{self, admin_client::AdminClient, authorizer_client::AuthorizerClient};
+use permd::pb::{self, admin_client::AdminClient};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use permd::source::postgres::feed::{FeedConfig, Readiness};
 use permd::source::postgres::{self as pg};
@@ -39,107 +42,11 @@ const TENANT: &str = "bench";
 /// How long a test waits for a follower to catch up before failing.
 const CATCH_UP: Duration = Duration::from_secs(20);
 
-fn admin_url() -> String {
-    std::env::var("PERMD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// The feed's logs, in the test's captured output.
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("permd=info")
-        .try_init();
-}
-
-fn notice(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
-/// A database of its own for one test, dropped when the test ends.
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    /// `None` (after a printed notice) when PostgreSQL is not reachable and
-    /// `CI` is not set.
-    async fn create(tag: &str) -> Option<TestDb> {
-        logs();
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let admin = match PgConnection::connect(&admin_url()).await {
-            Ok(c) => c,
-            Err(e) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!(
-                        "CI is set but PostgreSQL is not reachable at {}: {e}",
-                        admin_url()
-                    );
-                }
-                notice(&format!(
-                    "SKIPPED: PostgreSQL not reachable at {} ({e}); set PERMD_TEST_DATABASE_URL",
-                    admin_url()
-                ));
-                return None;
-            }
-        };
-        let mut admin = admin;
-        let name = format!(
-            "permd_test_{tag}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = admin_url();
-        let url = match base.rfind('/') {
-            Some(at) => format!("{}/{name}", &base[..at]),
-            None => panic!("PERMD_TEST_DATABASE_URL has no database part: {base}"),
-        };
-        Some(TestDb { name, url })
-    }
-
-    /// Migrated, with the small generated tenant loaded.
-    async fn with_tenant(tag: &str) -> Option<(TestDb, PgPool, DataFile)> {
-        let db = TestDb::create(tag).await?;
-        let pool = pg::connect(&db.url).await.unwrap();
-        pg::migrate(&pool).await.unwrap();
-        let data = small_tenant();
-        pg::load(&pool, &data).await.unwrap();
-        Some((db, pool, data))
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // A runtime of its own: Drop may run inside a test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
+/// A database of its own, migrated, with the small generated tenant loaded.
+async fn with_tenant(tag: &str) -> Option<(TestDb, PgPool, DataFile)> {
+    let data = small_tenant();
+    let (db, pool) = TestDb::loaded(tag, &data).await?;
+    Some((db, pool, data))
 }
 
 fn small_tenant() -> DataFile {
@@ -157,17 +64,10 @@ fn small_tenant() -> DataFile {
 
 const USERS: [&str; 5] = ["u0", "u1", "u3", "u7", "u11"];
 
-fn question(user: &str, action: &str, ctx: ActionContext) -> Question {
+fn user_question(who: &str, action: &str, ctx: ActionContext) -> Question {
     Question {
-        tenant: TENANT.to_owned(),
-        principal: PrincipalRef {
-            kind: PrincipalKind::User,
-            id: user.to_owned(),
-        },
-        object: "contacts".to_owned(),
-        action: action.to_owned(),
         ctx,
-        min_revision: 0,
+        ..question(TENANT, PrincipalKind::User, who, "contacts", action)
     }
 }
 
@@ -190,7 +90,7 @@ fn answers(engine: &Engine, ids: &[Uuid]) -> Vec<String> {
             ("send_single_message", text.clone()),
             ("archive", ActionContext::default()),
         ] {
-            let answer = engine.batch_check(&question(user, action, ctx), ids, now);
+            let answer = engine.batch_check(&user_question(user, action, ctx), ids, now);
             out.push(match answer {
                 Ok(a) => format!("{user} {action} {:?} {:?}", a.allowed, a.denials),
                 Err(e) => format!("{user} {action} error {e}"),
@@ -324,7 +224,7 @@ async fn migrate_and_load_are_idempotent_and_bootstrap_answers_as_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_that_commits_after_a_later_one_is_not_lost() {
-    let Some((db, pool, data)) = TestDb::with_tenant("order").await else {
+    let Some((db, pool, data)) = with_tenant("order").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
@@ -366,7 +266,7 @@ async fn a_transaction_that_commits_after_a_later_one_is_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_with_interleaved_commits_lose_and_reorder_nothing() {
-    let Some((db, pool, data)) = TestDb::with_tenant("writers").await else {
+    let Some((db, pool, data)) = with_tenant("writers").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
@@ -436,45 +336,24 @@ async fn concurrent_writers_with_interleaved_commits_lose_and_reorder_nothing() 
     );
 }
 
-/// A gRPC server (with Admin) over one engine, on an ephemeral port.
+/// A gRPC server with Admin over one engine fed by a follower, on an
+/// ephemeral port; with `db`, Admin writes go through to that database.
 async fn grpc_server(
     engine: Arc<Engine>,
-    readiness: Option<watch::Receiver<Readiness>>,
+    readiness: watch::Receiver<Readiness>,
     db: Option<&str>,
-) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
+) -> TestServer {
     let pool = db.map(|url| {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect_lazy(url)
             .unwrap()
     });
-    let extras = permd::server::Extras {
-        readiness,
-        admin: Some(
-            permd::server::AdminService::new(engine.clone(), pool, TOKEN.to_owned()).unwrap(),
-        ),
-    };
-    tokio::spawn(permd::server::serve_full(
-        engine,
-        listener,
-        permd::server::Limits::default(),
-        None,
-        extras,
-        std::future::pending(),
-    ));
-    addr
-}
-
-fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = token {
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    request
+    TestServer::builder(engine)
+        .readiness(readiness)
+        .admin(TOKEN, pool)
+        .start()
+        .await
 }
 
 fn upsert(entity: &str, json: String) -> pb::Mutation {
@@ -485,49 +364,41 @@ fn upsert(entity: &str, json: String) -> pb::Mutation {
     }
 }
 
-fn batch(user: &str, ids: &[Uuid], min_revision: u64) -> pb::BatchCheckRequest {
+/// `view` on `ids` of the bench tenant, as `who`, at `min_revision`.
+fn views(who: &str, ids: &[Uuid], min_revision: u64) -> pb::BatchCheckRequest {
     pb::BatchCheckRequest {
         tenant: TENANT.to_owned(),
-        principal: Some(pb::Principal {
-            kind: pb::principal::Kind::User as i32,
-            id: user.to_owned(),
-        }),
-        object: "contacts".to_owned(),
-        action: "view".to_owned(),
         min_revision,
-        records: Some(pb::batch_check_request::Records::RecordIds(pb::StringIds {
-            ids: ids.iter().map(Uuid::to_string).collect(),
-        })),
-        ..Default::default()
+        ..batch(user(who), "contacts", "view", ids)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_min_revision() {
-    let Some((db, pool, data)) = TestDb::with_tenant("admin").await else {
+    let Some((db, pool, data)) = with_tenant("admin").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
     let (a_engine, a_ready, _a) = follow(&db.url, Duration::from_secs(30));
     let (b_engine, b_ready, _b) = follow(&db.url, Duration::from_secs(30));
-    let a = grpc_server(a_engine.clone(), Some(a_ready), Some(&db.url)).await;
-    let b = grpc_server(b_engine.clone(), Some(b_ready.clone()), Some(&db.url)).await;
+    let a = grpc_server(a_engine.clone(), a_ready, Some(&db.url)).await;
+    let b = grpc_server(b_engine.clone(), b_ready.clone(), Some(&db.url)).await;
     wait_until("both bootstrapped", || {
         a_engine.revision() == 1 && b_engine.revision() == 1
     })
     .await;
-    let mut admin = AdminClient::connect(a.clone()).await.unwrap();
-    let mut reader = AuthorizerClient::connect(b.clone()).await.unwrap();
+    let mut admin = a.admin().await;
+    let mut reader = b.client().await;
 
     // No token, a wrong token.
     let write = pb::WriteRequest { mutations: vec![] };
     let e = admin
-        .write(with_token(write.clone(), None))
+        .write(authorized(write.clone(), None))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     let e = admin
-        .write(with_token(write.clone(), Some("not-the-token-at-all")))
+        .write(authorized(write.clone(), Some("not-the-token-at-all")))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
@@ -540,13 +411,13 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
         .unwrap()
         .clone();
     let before = reader
-        .batch_check(batch("u11", &ids[..1], 0))
+        .batch_check(views("u11", &ids[..1], 0))
         .await
         .unwrap()
         .into_inner();
     record.archived = true;
     let written = admin
-        .write(with_token(
+        .write(authorized(
             pb::WriteRequest {
                 mutations: vec![upsert("record", serde_json::to_string(&record).unwrap())],
             },
@@ -559,7 +430,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
     assert_eq!(db_revision(&pool).await, 2, "written to PostgreSQL");
     // Read-your-writes on the other sidecar.
     let after = reader
-        .batch_check(batch("u11", &ids[..1], written.revision))
+        .batch_check(views("u11", &ids[..1], written.revision))
         .await
         .unwrap()
         .into_inner();
@@ -574,7 +445,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
     );
 
     // A revision nobody wrote: refused at the deadline, naming what it has.
-    let mut late = tonic::Request::new(batch("u11", &ids[..1], 999));
+    let mut late = tonic::Request::new(views("u11", &ids[..1], 999));
     late.set_timeout(Duration::from_millis(300));
     let e = reader.batch_check(late).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
@@ -586,7 +457,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
 
     // An invalid write is refused before the database sees it.
     let e = admin
-        .write(with_token(
+        .write(authorized(
             pb::WriteRequest {
                 mutations: vec![upsert(
                     "user",
@@ -602,7 +473,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
     assert_eq!(db_revision(&pool).await, 2, "nothing written");
 
     let revision = admin
-        .revision(with_token(pb::RevisionRequest {}, Some(TOKEN)))
+        .revision(authorized(pb::RevisionRequest {}, Some(TOKEN)))
         .await
         .unwrap()
         .into_inner();
@@ -669,7 +540,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_at_start_then_lost_while_serving_then_back_resumes_without_reload() {
-    let Some((db, pool, data)) = TestDb::with_tenant("faults").await else {
+    let Some((db, pool, data)) = with_tenant("faults").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
@@ -680,19 +551,14 @@ async fn database_down_at_start_then_lost_while_serving_then_back_resumes_withou
         !readiness.borrow().loaded && !readiness.borrow().serving,
         "no snapshot while down"
     );
-    let server = grpc_server(engine.clone(), Some(readiness.clone()), None).await;
-    let mut client = AuthorizerClient::connect(server.clone()).await.unwrap();
+    let server = grpc_server(engine.clone(), readiness.clone(), None).await;
+    let mut client = server.client().await;
     let e = client
-        .batch_check(batch("u0", &ids[..1], 0))
+        .batch_check(views("u0", &ids[..1], 0))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    let channel = tonic::transport::Endpoint::from_shared(server)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     let status = |h: tonic_health::pb::HealthCheckResponse| h.status;
     let ask = tonic_health::pb::HealthCheckRequest {
         service: "permd.v1.Authorizer".to_owned(),
@@ -722,7 +588,7 @@ async fn database_down_at_start_then_lost_while_serving_then_back_resumes_withou
     touch(&mut writer, ids[0], "u11", EmailStatus::OptedIn).await;
     assert_eq!(db_revision(&pool).await, 2);
     let served = client
-        .batch_check(batch("u0", &ids[..1], 0))
+        .batch_check(views("u0", &ids[..1], 0))
         .await
         .unwrap()
         .into_inner();
@@ -756,7 +622,7 @@ async fn database_down_at_start_then_lost_while_serving_then_back_resumes_withou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_the_feed() {
-    let Some((db, pool, data)) = TestDb::with_tenant("prune").await else {
+    let Some((db, pool, data)) = with_tenant("prune").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
@@ -802,66 +668,23 @@ async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_
     );
 }
 
-/// A `permd serve --database-url` child process, killed on drop.
-struct Sidecar {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sidecar(url: &str) -> Sidecar {
-    let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_permd"))
-        .args([
-            "serve",
-            "--no-metrics",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+/// A `permd serve` child process on the database at `url`, with Admin.
+fn sidecar(url: &str) -> ServeProcess {
+    Serve::new()
         .env("PERMD_DATABASE_URL", url)
         .env("PERMD_ADMIN_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .quiet()
         .spawn()
-        .unwrap();
-    Sidecar {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn connect_admin(addr: &str) -> AdminClient<tonic::transport::Channel> {
-    let started = Instant::now();
-    loop {
-        if let Ok(c) = AdminClient::connect(addr.to_owned()).await {
-            return c;
-        }
-        assert!(started.elapsed() < CATCH_UP, "{addr} never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers() {
-    let Some((db, pool, data)) = TestDb::with_tenant("sidecars").await else {
+    let Some((db, pool, data)) = with_tenant("sidecars").await else {
         return;
     };
     let ids = record_ids(&data, TENANT, "contacts");
-    let sidecars: Vec<Sidecar> = (0..3).map(|_| sidecar(&db.url)).collect();
+    let sidecars: Vec<ServeProcess> = (0..3).map(|_| sidecar(&db.url)).collect();
     // A stream of changes from 4 concurrent writers while they start.
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -892,23 +715,25 @@ async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers(
     assert_eq!(latest, 1 + 4 * 40);
     let mut all = Vec::new();
     for s in &sidecars {
-        let mut admin = connect_admin(&s.addr).await;
+        // Each loads the database first: it may take up to CATCH_UP.
+        let channel = s.channel_within(CATCH_UP).await;
+        let mut admin = AdminClient::new(channel.clone());
         let started = Instant::now();
         loop {
             let r = admin
-                .revision(with_token(pb::RevisionRequest {}, Some(TOKEN)))
+                .revision(authorized(pb::RevisionRequest {}, Some(TOKEN)))
                 .await;
             if r.as_ref().is_ok_and(|r| r.get_ref().revision == latest) {
                 break;
             }
-            assert!(started.elapsed() < CATCH_UP, "{} stuck at {r:?}", s.addr);
+            assert!(started.elapsed() < CATCH_UP, "{} stuck at {r:?}", s.url());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut client = AuthorizerClient::connect(s.addr.clone()).await.unwrap();
+        let mut client = authorizer(channel);
         let mut answers = Vec::new();
         for user in USERS {
             let a = client
-                .batch_check(batch(user, &ids, latest))
+                .batch_check(views(user, &ids, latest))
                 .await
                 .unwrap()
                 .into_inner();
@@ -925,7 +750,7 @@ async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers(
     let now = OffsetDateTime::now_utc();
     for (user, answer) in USERS.iter().zip(&all[0]) {
         let r = reference
-            .batch_check(&question(user, "view", ActionContext::default()), &ids, now)
+            .batch_check(&user_question(user, "view", ActionContext::default()), &ids, now)
             .unwrap();
         assert_eq!(
             answer.0, r.allowed,

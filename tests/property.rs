@@ -20,23 +20,27 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 mod reference;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use common::tenants::{
+    self, BASE, CtxSpec, Shape, TenantSpec, build_ctx, ctx_spec, mirror, mirror_id, tenant_spec,
+    yaml,
+};
 use permd::index::PrincipalKind;
 use permd::index::engine::{Engine, PrincipalRef, Question, Snapshot};
 use permd::model::data::{
-    AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
-    ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
+    ContactState, DataFile, EmailStatus, Group, ObjectDef, ObjectPermissions, Record, Tenant, User,
 };
 use permd::model::validate::validate;
 use permd::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason, Toggle};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use reference::Kind;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -44,10 +48,6 @@ use uuid::Uuid;
 
 const TENANT: &str = "acme";
 const DECOY: &str = "decoy";
-/// The instant every generated suppression expiry is relative to.
-const BASE: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
-const OBJECT_NAMES: [&str; 3] = ["contacts", "deals", "tickets"];
-const LISTS: [&str; 3] = ["news", "promo", "other"];
 const ALL_REASONS: [Reason; 16] = [
     Reason::UnknownRecord,
     Reason::ObjectNotVisible,
@@ -68,106 +68,10 @@ const ALL_REASONS: [Reason; 16] = [
 ];
 
 // ===========================================================================
-// Generated specs: plain numbers, resolved into a valid tenant by `build`.
-// Indexes are taken modulo the length of what they point at, so every spec
-// is valid and shrinks towards small, simple tenants.
+// Generated cases: a tenant of the kit's default shape (one tenant, every
+// feature, `acme`), the principals and contexts to ask with, and later
+// instants to ask again at.
 // ===========================================================================
-
-#[derive(Clone, Debug)]
-struct ObjSpec {
-    n_fields: usize,
-    n_team: usize,
-    rels: Vec<u8>,
-    source: AssociationSource,
-}
-
-#[derive(Clone, Debug)]
-struct PermSpec {
-    view_object: bool,
-    edit_settings: bool,
-    delete_object: bool,
-    all: AccessLevel,
-    assoc: AccessLevel,
-    toggles: u16,
-    /// Field index (0 = "*") and level.
-    fields: Vec<(u8, FieldLevel)>,
-}
-
-#[derive(Clone, Debug)]
-struct GroupSpec {
-    create_objects: bool,
-    /// One slot per object index.
-    perms: Vec<Option<PermSpec>>,
-}
-
-#[derive(Clone, Debug)]
-struct UserSpec {
-    admin: bool,
-    roles: Vec<u8>,
-    groups: Vec<u8>,
-}
-
-#[derive(Clone, Debug)]
-struct IntegrationSpec {
-    groups: Vec<u8>,
-    user: Option<u8>,
-}
-
-#[derive(Clone, Debug)]
-struct AutomationSpec {
-    as_integration: bool,
-    target: u8,
-}
-
-#[derive(Clone, Debug)]
-struct ContactSpec {
-    email: u8,
-    email_valid: bool,
-    status: EmailStatus,
-    suppressed: bool,
-    /// Suppression end, in quarter hours from `BASE`.
-    until: Option<i64>,
-    lists: (bool, bool),
-    mobile: u8,
-    mobile_valid: bool,
-    sms_opted_out: bool,
-}
-
-#[derive(Clone, Debug)]
-struct RecordSpec {
-    owner: Option<u8>,
-    teams: Vec<(u8, Vec<u8>)>,
-    interactions: Vec<u8>,
-    links: Vec<(u8, Vec<u16>)>,
-    archived: bool,
-    contact: Option<ContactSpec>,
-}
-
-#[derive(Clone, Debug)]
-struct TenantSpec {
-    email_configured: bool,
-    sms_configured: bool,
-    contacts_listed: bool,
-    /// `[0]` is contacts; 2 or 3 objects.
-    objects: Vec<ObjSpec>,
-    groups: Vec<GroupSpec>,
-    roles: Vec<Vec<u8>>,
-    users: Vec<UserSpec>,
-    integrations: Vec<IntegrationSpec>,
-    automations: Vec<AutomationSpec>,
-    records: Vec<Vec<RecordSpec>>,
-}
-
-#[derive(Clone, Debug)]
-struct CtxSpec {
-    channel: Option<Channel>,
-    transactional: bool,
-    list: Option<u8>,
-    fields: Vec<u16>,
-    target: Option<EmailStatus>,
-    /// Leave the context as generated, possibly invalid.
-    raw: bool,
-}
 
 #[derive(Clone, Debug)]
 struct Scenario {
@@ -178,163 +82,9 @@ struct Scenario {
     later: Vec<i64>,
 }
 
-fn access_level() -> impl Strategy<Value = AccessLevel> {
-    prop::sample::select(AccessLevel::ALL.to_vec())
-}
-
-fn field_level() -> impl Strategy<Value = FieldLevel> {
-    prop::sample::select(FieldLevel::ALL.to_vec())
-}
-
-fn email_status() -> impl Strategy<Value = EmailStatus> {
-    prop::sample::select(EmailStatus::ALL.to_vec())
-}
-
-fn source() -> impl Strategy<Value = AssociationSource> {
-    prop::sample::select(vec![
-        AssociationSource::Direct,
-        AssociationSource::Related,
-        AssociationSource::Both,
-    ])
-}
-
-prop_compose! {
-    fn obj_spec()(
-        n_fields in 0usize..=3,
-        n_team in 0usize..=2,
-        rels in vec(any::<u8>(), 0..=2),
-        source in source(),
-    ) -> ObjSpec {
-        ObjSpec { n_fields, n_team, rels, source }
-    }
-}
-
-prop_compose! {
-    fn perm_spec()(
-        view_object in any::<bool>(),
-        edit_settings in any::<bool>(),
-        delete_object in any::<bool>(),
-        // All Records is often none, so "My Associated Records" matters.
-        all in prop_oneof![2 => Just(AccessLevel::None), 3 => access_level()],
-        assoc in access_level(),
-        toggles in any::<u16>(),
-        fields in vec((0u8..16, field_level()), 0..=4),
-    ) -> PermSpec {
-        PermSpec { view_object, edit_settings, delete_object, all, assoc, toggles, fields }
-    }
-}
-
-prop_compose! {
-    fn group_spec()(
-        create_objects in prop::bool::weighted(0.3),
-        perms in vec(prop::option::weighted(0.75, perm_spec()), 3),
-    ) -> GroupSpec {
-        GroupSpec { create_objects, perms }
-    }
-}
-
-prop_compose! {
-    fn user_spec()(
-        admin in prop::bool::weighted(0.12),
-        roles in vec(any::<u8>(), 0..=2),
-        groups in vec(any::<u8>(), 0..=2),
-    ) -> UserSpec {
-        UserSpec { admin, roles, groups }
-    }
-}
-
-prop_compose! {
-    fn integration_spec()(
-        groups in vec(any::<u8>(), 0..=2),
-        user in prop::option::of(any::<u8>()),
-    ) -> IntegrationSpec {
-        IntegrationSpec { groups, user }
-    }
-}
-
-prop_compose! {
-    fn automation_spec()(as_integration in any::<bool>(), target in any::<u8>()) -> AutomationSpec {
-        AutomationSpec { as_integration, target }
-    }
-}
-
-prop_compose! {
-    fn contact_spec()(
-        email in 0u8..5,
-        email_valid in prop::bool::weighted(0.85),
-        status in email_status(),
-        suppressed in prop::bool::weighted(0.2),
-        until in prop::option::weighted(0.6, -12i64..=12),
-        lists in (prop::bool::weighted(0.25), prop::bool::weighted(0.25)),
-        mobile in 0u8..4,
-        mobile_valid in prop::bool::weighted(0.85),
-        sms_opted_out in prop::bool::weighted(0.2),
-    ) -> ContactSpec {
-        ContactSpec {
-            email, email_valid, status, suppressed, until, lists, mobile, mobile_valid,
-            sms_opted_out,
-        }
-    }
-}
-
-prop_compose! {
-    fn record_spec()(
-        owner in prop::option::weighted(0.7, any::<u8>()),
-        teams in vec((any::<u8>(), vec(any::<u8>(), 0..=2)), 0..=2),
-        interactions in vec(any::<u8>(), 0..=2),
-        links in vec((any::<u8>(), vec(any::<u16>(), 0..=2)), 0..=2),
-        archived in prop::bool::weighted(0.15),
-        contact in prop::option::weighted(0.9, contact_spec()),
-    ) -> RecordSpec {
-        RecordSpec { owner, teams, interactions, links, archived, contact }
-    }
-}
-
-prop_compose! {
-    fn principals_spec()(
-        groups in vec(group_spec(), 1..=5),
-        roles in vec(vec(any::<u8>(), 0..=3), 0..=3),
-        users in vec(user_spec(), 1..=6),
-        integrations in vec(integration_spec(), 0..=2),
-        automations in vec(automation_spec(), 0..=3),
-    ) -> (Vec<GroupSpec>, Vec<Vec<u8>>, Vec<UserSpec>, Vec<IntegrationSpec>, Vec<AutomationSpec>) {
-        (groups, roles, users, integrations, automations)
-    }
-}
-
-prop_compose! {
-    fn tenant_spec()(
-        email_configured in prop::bool::weighted(0.8),
-        sms_configured in prop::bool::weighted(0.8),
-        contacts_listed in prop::bool::weighted(0.7),
-        objects in vec(obj_spec(), 2..=3),
-        who in principals_spec(),
-        records in vec(vec(record_spec(), 0..=40), 3),
-    ) -> TenantSpec {
-        let (groups, roles, users, integrations, automations) = who;
-        TenantSpec {
-            email_configured, sms_configured, contacts_listed, objects, groups, roles, users,
-            integrations, automations, records,
-        }
-    }
-}
-
-prop_compose! {
-    fn ctx_spec()(
-        channel in prop::option::weighted(0.8, prop::sample::select(vec![Channel::Email, Channel::Text])),
-        transactional in prop::bool::weighted(0.3),
-        list in prop::option::weighted(0.4, any::<u8>()),
-        fields in vec(any::<u16>(), 0..=2),
-        target in prop::option::weighted(0.6, email_status()),
-        raw in prop::bool::weighted(0.1),
-    ) -> CtxSpec {
-        CtxSpec { channel, transactional, list, fields, target, raw }
-    }
-}
-
 prop_compose! {
     fn scenario()(
-        tenant in tenant_spec(),
+        tenant in tenant_spec(&Shape::default()),
         principals in vec(any::<u16>(), 2..=3),
         ctxs in vec(ctx_spec(), 3),
         later in vec(1i64..=16, 2),
@@ -343,318 +93,15 @@ prop_compose! {
     }
 }
 
-// ===========================================================================
-// Building the data file
-// ===========================================================================
-
-fn record_id(object: usize, k: usize) -> Uuid {
-    Uuid::from_u128(((object as u128 + 1) << 96) | k as u128)
-}
-
-fn decoy_id(id: Uuid) -> Uuid {
-    Uuid::from_u128(id.as_u128() ^ (0xdec0_u128 << 64))
-}
-
 fn quarter_hours(q: i64) -> OffsetDateTime {
     BASE + Duration::minutes(15 * q)
 }
 
-fn object_def(spec: &ObjSpec, oi: usize, n_objects: usize) -> ObjectDef {
-    ObjectDef {
-        name: OBJECT_NAMES[oi].to_owned(),
-        fields: (0..spec.n_fields)
-            .map(|k| match (oi, k) {
-                // contacts may list a system field again: still one field.
-                (0, 2) => "birthday".to_owned(),
-                _ => format!("f{k}"),
-            })
-            .collect(),
-        team_fields: (0..spec.n_team).map(|k| format!("team{k}")).collect(),
-        relationships: spec
-            .rels
-            .iter()
-            .enumerate()
-            .map(|(k, r)| Relationship {
-                field: format!("rel{k}"),
-                object: OBJECT_NAMES[*r as usize % n_objects].to_owned(),
-            })
-            .collect(),
-        association_source: spec.source,
-    }
-}
-
-fn contact_state(c: &ContactSpec, k: usize) -> ContactState {
-    let flagged = c.suppressed || c.status == EmailStatus::Suppressed;
-    let mut lists = Vec::new();
-    if c.lists.0 {
-        lists.push(LISTS[0].to_owned());
-    }
-    if c.lists.1 {
-        lists.push(LISTS[1].to_owned());
-    }
-    ContactState {
-        email: match c.email {
-            0 => None,
-            1 => Some(String::new()),
-            2 => Some("   ".to_owned()),
-            _ => Some(format!("c{k}@example.com")),
-        },
-        email_valid: c.email_valid,
-        email_status: c.status,
-        suppressed: c.suppressed,
-        suppressed_until: if flagged {
-            c.until.map(quarter_hours)
-        } else {
-            None
-        },
-        opted_out_lists: lists,
-        mobile_phone: match c.mobile {
-            0 => None,
-            1 => Some(" ".to_owned()),
-            _ => Some(format!("+1555010{k:04}")),
-        },
-        mobile_valid: c.mobile_valid,
-        sms_opted_out: c.sms_opted_out,
-    }
-}
-
-fn build_tenant(s: &TenantSpec) -> Tenant {
-    let n_objects = s.objects.len();
-    let defs: Vec<ObjectDef> = s
-        .objects
-        .iter()
-        .enumerate()
-        .map(|(oi, spec)| object_def(spec, oi, n_objects))
-        .collect();
-    let contacts_def = if s.contacts_listed {
-        defs[0].clone()
-    } else {
-        ObjectDef {
-            name: "contacts".to_owned(),
-            ..ObjectDef::default()
-        }
-    };
-    let fields: Vec<Vec<String>> = defs
-        .iter()
-        .enumerate()
-        .map(|(oi, d)| reference::fields_of(if oi == 0 { &contacts_def } else { d }))
-        .collect();
-
-    let groups: Vec<Group> = s
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(gi, g)| {
-            let mut objects = BTreeMap::new();
-            for (oi, perm) in g.perms.iter().enumerate().take(n_objects) {
-                let Some(p) = perm else { continue };
-                let actions = Toggle::ALL
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(bit, _)| p.toggles & (1 << bit) != 0)
-                    .map(|(_, t)| t)
-                    .filter(|t| oi == 0 || !t.contacts_only())
-                    .collect();
-                let mut levels = BTreeMap::new();
-                for (f, level) in &p.fields {
-                    let of = &fields[oi];
-                    if *f == 0 {
-                        levels.insert("*".to_owned(), *level);
-                    } else if !of.is_empty() {
-                        levels.insert(of[*f as usize % of.len()].clone(), *level);
-                    }
-                }
-                objects.insert(
-                    OBJECT_NAMES[oi].to_owned(),
-                    ObjectPermissions {
-                        view_object: p.view_object,
-                        edit_settings: p.edit_settings,
-                        delete_object: p.delete_object,
-                        all_records: p.all,
-                        associated_records: p.assoc,
-                        actions,
-                        fields: levels,
-                    },
-                );
-            }
-            Group {
-                id: format!("g{gi}"),
-                create_objects: g.create_objects,
-                objects,
-            }
-        })
-        .collect();
-    let ng = groups.len();
-    let group = |v: &u8| format!("g{}", *v as usize % ng);
-    let roles: Vec<Role> = s
-        .roles
-        .iter()
-        .enumerate()
-        .map(|(ri, gs)| Role {
-            id: format!("r{ri}"),
-            groups: gs.iter().map(group).collect(),
-        })
-        .collect();
-    let nu = s.users.len();
-    let user_name = |v: &u8| format!("u{}", *v as usize % nu);
-    let users: Vec<User> = s
-        .users
-        .iter()
-        .enumerate()
-        .map(|(ui, u)| User {
-            id: format!("u{ui}"),
-            admin: u.admin,
-            roles: if roles.is_empty() {
-                Vec::new()
-            } else {
-                u.roles
-                    .iter()
-                    .map(|r| format!("r{}", *r as usize % roles.len()))
-                    .collect()
-            },
-            groups: u.groups.iter().map(group).collect(),
-        })
-        .collect();
-    let integrations: Vec<Integration> = s
-        .integrations
-        .iter()
-        .enumerate()
-        .map(|(ii, i)| Integration {
-            id: format!("i{ii}"),
-            groups: i.groups.iter().map(group).collect(),
-            user: i.user.as_ref().map(user_name),
-        })
-        .collect();
-    let automations: Vec<Automation> = s
-        .automations
-        .iter()
-        .enumerate()
-        .map(|(ai, a)| Automation {
-            id: format!("a{ai}"),
-            run_as: if a.as_integration && !integrations.is_empty() {
-                RunAs::Integration(format!("i{}", a.target as usize % integrations.len()))
-            } else {
-                RunAs::User(user_name(&a.target))
-            },
-        })
-        .collect();
-
-    // A record names a user that does not exist about one time in twenty.
-    let record_user = |v: &u8| {
-        if *v < 12 {
-            "ghost".to_owned()
-        } else {
-            user_name(v)
-        }
-    };
-    let mut per_object: Vec<Vec<Record>> = Vec::new();
-    for (oi, specs) in s.records.iter().enumerate().take(n_objects) {
-        let def = if oi == 0 { &contacts_def } else { &defs[oi] };
-        let mut records = Vec::new();
-        for (k, r) in specs.iter().enumerate() {
-            let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            if !def.team_fields.is_empty() {
-                for (t, us) in &r.teams {
-                    let name = def.team_fields[*t as usize % def.team_fields.len()].clone();
-                    teams
-                        .entry(name)
-                        .or_default()
-                        .extend(us.iter().map(record_user));
-                }
-            }
-            let mut links: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-            if !def.relationships.is_empty() {
-                for (rel, targets) in &r.links {
-                    let rel = &def.relationships[*rel as usize % def.relationships.len()];
-                    let target = OBJECT_NAMES.iter().position(|n| *n == rel.object).unwrap();
-                    let n_targets = s.records[target].len();
-                    let ids = targets.iter().filter_map(|v| {
-                        if *v < 1500 {
-                            // A link to a record that does not exist.
-                            Some(Uuid::from_u128(0xdead_0000 + u128::from(*v)))
-                        } else if *v < 3000 && n_targets > 0 {
-                            // A record of the decoy tenant: it exists, but
-                            // not here, so it associates nobody here.
-                            Some(decoy_id(record_id(target, *v as usize % n_targets)))
-                        } else if n_targets > 0 {
-                            Some(record_id(target, *v as usize % n_targets))
-                        } else {
-                            None
-                        }
-                    });
-                    links.entry(rel.field.clone()).or_default().extend(ids);
-                }
-            }
-            records.push(Record {
-                id: record_id(oi, k),
-                object: OBJECT_NAMES[oi].to_owned(),
-                owner: r.owner.as_ref().map(record_user),
-                teams,
-                interactions: r.interactions.iter().map(record_user).collect(),
-                links,
-                archived: r.archived,
-                contact: if oi == 0 {
-                    r.contact.as_ref().map(|c| contact_state(c, k))
-                } else {
-                    None
-                },
-            });
-        }
-        per_object.push(records);
-    }
-    // Interleave the objects' records, so ordinals are per object.
-    let mut records = Vec::new();
-    let longest = per_object.iter().map(Vec::len).max().unwrap_or(0);
-    for k in 0..longest {
-        for list in &per_object {
-            if let Some(r) = list.get(k) {
-                records.push(r.clone());
-            }
-        }
-    }
-    // contacts, when listed, comes last: it need not be first in the file.
-    let mut objects: Vec<ObjectDef> = defs.into_iter().skip(1).collect();
-    if s.contacts_listed {
-        objects.push(contacts_def);
-    }
-    Tenant {
-        id: TENANT.to_owned(),
-        email_configured: s.email_configured,
-        sms_configured: s.sms_configured,
-        objects,
-        groups,
-        roles,
-        users,
-        integrations,
-        automations,
-        records,
-    }
-}
-
-/// The same tenant under another id, every user an admin, other record ids:
-/// none of it may leak into answers about the main tenant.
-fn decoy(t: &Tenant) -> Tenant {
-    let mut d = t.clone();
-    d.id = DECOY.to_owned();
-    d.email_configured = true;
-    d.sms_configured = true;
-    for u in &mut d.users {
-        u.admin = true;
-    }
-    for r in &mut d.records {
-        r.id = decoy_id(r.id);
-        for ids in r.links.values_mut() {
-            for id in ids.iter_mut() {
-                *id = decoy_id(*id);
-            }
-        }
-    }
-    d
-}
-
+/// The tenant, and its [`mirror`] (every user an admin, other record ids):
+/// nothing of the mirror may leak into answers about the tenant.
 fn build_file(s: &TenantSpec) -> DataFile {
-    let t = build_tenant(s);
-    let d = decoy(&t);
+    let t = tenants::build(s, &Shape::default(), 0);
+    let d = mirror(&t, DECOY);
     DataFile {
         tenants: vec![t, d],
     }
@@ -706,50 +153,6 @@ fn principal_ref(p: &(Kind, String)) -> PrincipalRef {
     }
 }
 
-/// A context for `action` on an object with `fields`. Unless `raw`, it is
-/// made valid: parameters the action requires are filled in and only known
-/// fields are named.
-fn build_ctx(s: &CtxSpec, action: Action, fields: &[String], raw: bool) -> ActionContext {
-    let mut ctx = ActionContext {
-        channel: s.channel,
-        transactional: s.transactional,
-        subscription_list: s.list.map(|l| LISTS[l as usize % LISTS.len()].to_owned()),
-        fields: s
-            .fields
-            .iter()
-            .filter_map(|v| {
-                if raw && v % 7 == 0 {
-                    Some("no_such_field".to_owned())
-                } else if fields.is_empty() {
-                    None
-                } else {
-                    Some(fields[*v as usize % fields.len()].clone())
-                }
-            })
-            .collect(),
-        target_email_status: s.target,
-    };
-    if !raw {
-        if action == Action::SendSingleMessage && ctx.channel.is_none() {
-            ctx.channel = Some(if s.transactional {
-                Channel::Text
-            } else {
-                Channel::Email
-            });
-        }
-        if action == Action::BulkManageSubscription && ctx.target_email_status.is_none() {
-            ctx.target_email_status = Some(EmailStatus::OptedIn);
-        }
-        if action == Action::BulkChangeFieldValues
-            && ctx.fields.is_empty()
-            && let Some(f) = fields.first()
-        {
-            ctx.fields.push(f.clone());
-        }
-    }
-    ctx
-}
-
 /// Actions whose answer on a Contact can change with the clock alone.
 fn time_dependent(action: Action, ctx: &ActionContext) -> bool {
     match action {
@@ -764,10 +167,6 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     let mut v = v.to_vec();
     v.sort();
     v
-}
-
-fn yaml(t: &Tenant) -> String {
-    serde_yaml::to_string(t).unwrap_or_else(|e| format!("<yaml: {e}>"))
 }
 
 type Outcome = Result<(), TestCaseError>;
@@ -899,7 +298,7 @@ impl World {
         let half = own.len() / 2;
         ids.extend_from_slice(&own[..half]);
         if let Some(first) = own.first() {
-            ids.push(decoy_id(*first));
+            ids.push(mirror_id(*first));
         }
         ids.extend_from_slice(&own[half..]);
         ids.extend(own.iter().take(2).copied());
@@ -1201,20 +600,19 @@ impl World {
                 here()
             );
             let actions = |v: &[Action]| sorted(v).iter().map(|a| a.as_str()).collect::<Vec<_>>();
-            prop_assert_eq!(
-                actions(&g.single_actions),
-                actions(&w.single_actions),
-                "{}: single actions\n{}",
-                &g.object,
-                here()
-            );
-            prop_assert_eq!(
-                actions(&g.bulk_actions),
-                actions(&w.bulk_actions),
-                "{}: bulk actions\n{}",
-                &g.object,
-                here()
-            );
+            for (what, got, want) in [
+                ("single", &g.single_actions, &w.single_actions),
+                ("bulk", &g.bulk_actions, &w.bulk_actions),
+            ] {
+                prop_assert_eq!(
+                    actions(got),
+                    actions(want),
+                    "{}: {} actions\n{}",
+                    &g.object,
+                    what,
+                    here()
+                );
+            }
             prop_assert_eq!(
                 sorted(&g.field_mask),
                 sorted(&w.field_mask),
@@ -1325,27 +723,15 @@ fn record_access_matches_the_reference(s: &Scenario) -> Outcome {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    tenants::cases(1000)
 }
 
 /// Runs `property` on `cases()` generated scenarios; on failure, panics with
 /// proptest's minimal failing case.
 fn run_property(name: &str, property: impl Fn(&Scenario) -> Outcome) {
     let cases = cases();
-    let config = ProptestConfig {
-        cases,
-        max_shrink_iters: 4096,
-        // Run by hand (`TestRunner`), there is no source file to persist
-        // failing seeds next to; the failure message carries the tenant.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
     let started = Instant::now();
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&scenario(), |s| property(&s)) {
+    if let Err(e) = tenants::runner(cases, 4096).run(&scenario(), |s| property(&s)) {
         panic!("{name}: {e}");
     }
     eprintln!("{name}: {cases} cases in {:.1?}", started.elapsed());
@@ -1402,8 +788,9 @@ fn record_access_flags_match_the_reference() {
 // Time: a soft bounce ends at its expiry, with one engine and its cache.
 // ===========================================================================
 
-fn soft_bounce_tenant(until: OffsetDateTime) -> DataFile {
-    let contact = |id: u128, state: Option<ContactState>| Record {
+/// Contact `id`, owned by nobody, in `state`.
+fn contact(id: u128, state: ContactState) -> Record {
+    Record {
         id: Uuid::from_u128(id),
         object: "contacts".to_owned(),
         owner: None,
@@ -1411,18 +798,33 @@ fn soft_bounce_tenant(until: OffsetDateTime) -> DataFile {
         interactions: Vec::new(),
         links: BTreeMap::new(),
         archived: false,
-        contact: state,
-    };
-    let email = |status, suppressed, until| ContactState {
+        contact: Some(state),
+    }
+}
+
+/// A Contact every message can reach: a valid email address, opted in,
+/// and a valid mobile phone.
+fn deliverable() -> ContactState {
+    ContactState {
         email: Some("c@example.com".to_owned()),
         email_valid: true,
-        email_status: status,
-        suppressed,
-        suppressed_until: until,
+        email_status: EmailStatus::OptedIn,
+        suppressed: false,
+        suppressed_until: None,
         opted_out_lists: Vec::new(),
-        mobile_phone: None,
+        mobile_phone: Some("+15550100".to_owned()),
         mobile_valid: true,
         sms_opted_out: false,
+    }
+}
+
+fn soft_bounce_tenant(until: OffsetDateTime) -> DataFile {
+    let email = |email_status, suppressed, suppressed_until| ContactState {
+        email_status,
+        suppressed,
+        suppressed_until,
+        mobile_phone: None,
+        ..deliverable()
     };
     DataFile {
         tenants: vec![Tenant {
@@ -1437,19 +839,19 @@ fn soft_bounce_tenant(until: OffsetDateTime) -> DataFile {
             }],
             records: vec![
                 // Soft bounce on an opted-in Contact.
-                contact(1, Some(email(EmailStatus::OptedIn, true, Some(until)))),
+                contact(1, email(EmailStatus::OptedIn, true, Some(until))),
                 // Soft bounce written as the status itself.
-                contact(2, Some(email(EmailStatus::Suppressed, false, Some(until)))),
+                contact(2, email(EmailStatus::Suppressed, false, Some(until))),
                 // Permanent suppression, for contrast.
-                contact(3, Some(email(EmailStatus::OptedIn, true, None))),
+                contact(3, email(EmailStatus::OptedIn, true, None)),
                 // Soft bounce ending an hour later.
                 contact(
                     4,
-                    Some(email(
+                    email(
                         EmailStatus::UnsubscribedAll,
                         true,
                         Some(until + Duration::hours(1)),
-                    )),
+                    ),
                 ),
             ],
             ..Tenant::default()
@@ -1601,26 +1003,7 @@ fn messaging_tenant(fields: &[(&str, FieldLevel)]) -> DataFile {
                 roles: Vec::new(),
                 groups: vec!["messaging".to_owned()],
             }],
-            records: vec![Record {
-                id: Uuid::from_u128(1),
-                object: "contacts".to_owned(),
-                owner: None,
-                teams: BTreeMap::new(),
-                interactions: Vec::new(),
-                links: BTreeMap::new(),
-                archived: false,
-                contact: Some(ContactState {
-                    email: Some("c@example.com".to_owned()),
-                    email_valid: true,
-                    email_status: EmailStatus::OptedIn,
-                    suppressed: false,
-                    suppressed_until: None,
-                    opted_out_lists: Vec::new(),
-                    mobile_phone: Some("+15550100".to_owned()),
-                    mobile_valid: true,
-                    sms_opted_out: false,
-                }),
-            }],
+            records: vec![contact(1, deliverable())],
             ..Tenant::default()
         }],
     }

@@ -19,6 +19,7 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 #[allow(
     dead_code,
     reason = "the soak uses only `decide` of the reference evaluator"
@@ -30,15 +31,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::changes::ChangedData;
+use common::requests::{batch_packed, check, explain, lookup, object_access, record_access};
+use common::server::TestServer;
 use permd::index::{Engine, Snapshot};
 use permd::model::change::{Change, Entity};
-use permd::model::data::{ContactState, DataFile, EmailStatus};
+use permd::model::data::{ContactState, EmailStatus};
 use permd::model::{Action, ActionContext};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
-use permd::server::Limits;
 use permd::source::generate::{GenSpec, generate, record_ids, sample};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -78,12 +80,13 @@ impl Rng {
     }
 }
 
+/// Generated user `n`.
 fn user(n: usize) -> Option<pb::Principal> {
-    Some(pb::Principal {
-        kind: pb::principal::Kind::User as i32,
-        id: format!("u{n}"),
-    })
+    common::requests::user(&format!("u{n}"))
 }
+
+/// The generated tenant every request asks about.
+const TENANT: &str = "bench";
 
 /// One request of the mix; returns an error description or Ok.
 async fn one_request(
@@ -94,23 +97,16 @@ async fn one_request(
 ) -> Result<(&'static str, usize), String> {
     let principal = user(rng.below(users.min(20)));
     let roll = rng.below(100);
-    let tenant = "bench".to_owned();
+    let tenant = TENANT.to_owned();
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     if roll < 70 {
         let n = SIZES[rng.below(SIZES.len())];
         let ids = sample(contacts, n, rng.next());
+        let action = ACTIONS[rng.below(ACTIONS.len())];
         let r = client
             .batch_check(pb::BatchCheckRequest {
                 tenant,
-                principal,
-                object: "contacts".to_owned(),
-                action: ACTIONS[rng.below(ACTIONS.len())].to_owned(),
-                records: Some(pb::batch_check_request::Records::PackedRecordIds(
-                    pb::PackedIds {
-                        uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
-                    },
-                )),
-                ..Default::default()
+                ..batch_packed(principal, "contacts", action, &ids)
             })
             .await
             .map_err(status)?
@@ -125,70 +121,52 @@ async fn one_request(
         return Ok(("BatchCheck", n));
     }
     if roll < 80 {
-        let id = contacts[rng.below(contacts.len())];
+        let id = contacts[rng.below(contacts.len())].to_string();
+        let req = check(principal, "contacts", "view", &id);
         client
-            .check(pb::CheckRequest {
-                tenant,
-                principal,
-                object: "contacts".to_owned(),
-                action: "view".to_owned(),
-                record_id: id.to_string(),
-                ..Default::default()
-            })
+            .check(pb::CheckRequest { tenant, ..req })
             .await
             .map_err(status)?;
         return Ok(("Check", 1));
     }
     if roll < 87 {
+        let req = object_access(principal, "");
         client
-            .object_access(pb::ObjectAccessRequest {
-                tenant,
-                principal,
-                ..Default::default()
-            })
+            .object_access(pb::ObjectAccessRequest { tenant, ..req })
             .await
             .map_err(status)?;
         return Ok(("ObjectAccess", 0));
     }
     if roll < 94 {
         let ids = sample(contacts, 100, rng.next());
+        let req = record_access(
+            principal,
+            "contacts",
+            ids.iter().map(Uuid::to_string).collect(),
+        );
         client
-            .record_access(pb::RecordAccessRequest {
-                tenant,
-                principal,
-                object: "contacts".to_owned(),
-                record_ids: ids.iter().map(Uuid::to_string).collect(),
-                ..Default::default()
-            })
+            .record_access(pb::RecordAccessRequest { tenant, ..req })
             .await
             .map_err(status)?;
         return Ok(("RecordAccess", 100));
     }
     if roll < 97 {
-        let id = contacts[rng.below(contacts.len())];
+        let id = contacts[rng.below(contacts.len())].to_string();
+        let req = explain(principal, "contacts", "bulk_send_email", &id);
         client
-            .explain(pb::ExplainRequest {
-                tenant,
-                principal,
-                object: "contacts".to_owned(),
-                action: "bulk_send_email".to_owned(),
-                record_id: id.to_string(),
-                ..Default::default()
-            })
+            .explain(pb::ExplainRequest { tenant, ..req })
             .await
             .map_err(status)?;
         return Ok(("Explain", 1));
     }
+    let req = pb::LookupRecordsRequest {
+        tenant,
+        page_size: 10_000,
+        packed: true,
+        ..lookup(principal, "contacts", "bulk_send_email")
+    };
     let mut stream = client
-        .lookup_records(pb::LookupRecordsRequest {
-            tenant,
-            principal,
-            object: "contacts".to_owned(),
-            action: "bulk_send_email".to_owned(),
-            page_size: 10_000,
-            packed: true,
-            ..Default::default()
-        })
+        .lookup_records(req)
         .await
         .map_err(status)?
         .into_inner();
@@ -199,50 +177,28 @@ async fn one_request(
     Ok(("LookupRecords", n))
 }
 
-/// The data file with every applied change, kept beside the engine so the
-/// end of the run can ask the reference evaluator. Updated in place: its
-/// memory does not grow with the number of changes.
-struct Shadow {
-    data: DataFile,
-    position: std::collections::HashMap<Uuid, usize>,
-    applied: usize,
-}
-
-impl Shadow {
-    fn new(data: &DataFile) -> Shadow {
-        let position = data.tenants[0]
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id, i))
-            .collect();
-        Shadow {
-            data: data.clone(),
-            position,
-            applied: 0,
-        }
+/// Changes one random Contact and returns the change for the engine: the
+/// whole record, as a writer upserts it. `shadow` gets it too, so the end of
+/// the run can ask the reference evaluator about the data the engine has.
+fn random_change(shadow: &mut ChangedData, rng: &mut Rng, contacts: &[Uuid]) -> Change {
+    let mut record = shadow
+        .record(TENANT, contacts[rng.below(contacts.len())])
+        .clone();
+    if rng.below(4) == 0 {
+        record.archived = rng.below(2) == 0;
+    } else {
+        record.contact = Some(ContactState {
+            email: (rng.below(10) != 0).then(|| "x@example.com".to_owned()),
+            email_status: EmailStatus::ALL[rng.below(EmailStatus::ALL.len())],
+            suppressed: rng.below(20) == 0,
+            mobile_phone: (rng.below(5) != 0).then(|| "+15550001".to_owned()),
+            sms_opted_out: rng.below(10) == 0,
+            ..ContactState::default()
+        });
     }
-
-    /// Changes one random Contact here and returns the change for the
-    /// engine: the whole record, as a writer upserts it.
-    fn random_change(&mut self, rng: &mut Rng, contacts: &[Uuid]) -> Change {
-        let at = self.position[&contacts[rng.below(contacts.len())]];
-        let record = &mut self.data.tenants[0].records[at];
-        if rng.below(4) == 0 {
-            record.archived = rng.below(2) == 0;
-        } else {
-            record.contact = Some(ContactState {
-                email: (rng.below(10) != 0).then(|| "x@example.com".to_owned()),
-                email_status: EmailStatus::ALL[rng.below(EmailStatus::ALL.len())],
-                suppressed: rng.below(20) == 0,
-                mobile_phone: (rng.below(5) != 0).then(|| "+15550001".to_owned()),
-                sms_opted_out: rng.below(10) == 0,
-                ..ContactState::default()
-            });
-        }
-        self.applied += 1;
-        Change::upsert("bench", Entity::Record(record.clone()))
-    }
+    let change = Change::upsert(TENANT, Entity::Record(record));
+    shadow.apply(&change);
+    change
 }
 
 /// Latencies in 10 µs buckets up to 1 s: fixed memory however long it runs.
@@ -293,20 +249,10 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
         ..GenSpec::default()
     };
     let data = generate(&spec);
-    let contacts = Arc::new(record_ids(&data, "bench", "contacts"));
+    let contacts = Arc::new(record_ids(&data, TENANT, "contacts"));
     let engine = Arc::new(Engine::new(Snapshot::build(&data, 1), 100_000));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(permd::server::serve_with_limits(
-        engine.clone(),
-        listener,
-        Limits::default(),
-        std::future::pending(),
-    ));
-    let client = AuthorizerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap()
-        .max_decoding_message_size(64 << 20);
+    let server = TestServer::start(engine.clone()).await;
+    let client = server.client().await;
     let workers = 4;
 
     // 1. Maximum throughput, closed loop, no changes.
@@ -338,7 +284,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
 
     // 2. The soak: paced workers, changes streaming in.
     let stop = Arc::new(AtomicBool::new(false));
-    let shadow = Arc::new(Mutex::new(Shadow::new(&data)));
+    let shadow = Arc::new(Mutex::new(ChangedData::new(data.clone())));
     let changer = {
         let (engine, contacts, stop, shadow) = (
             engine.clone(),
@@ -354,7 +300,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
                 let batch: Vec<Change> = {
                     let mut shadow = shadow.lock().unwrap();
                     (0..1 + rng.below(5))
-                        .map(|_| shadow.random_change(&mut rng, &contacts))
+                        .map(|_| random_change(&mut shadow, &mut rng, &contacts))
                         .collect()
                 };
                 engine.apply(&batch).unwrap();
@@ -437,7 +383,7 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
             w.percentile(0.99)
         ));
     }
-    let applied = shadow.lock().unwrap().applied;
+    let applied = shadow.lock().unwrap().applied();
     let growth = (rss_end as f64 - rss_start as f64) / rss_start as f64 * 100.0;
     say(&format!(
         "  {applied} record changes applied (revision {}); RSS {rss_start} KiB → {rss_end} KiB ({growth:+.1}%)",
@@ -452,8 +398,11 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     );
 
     // 3. Answers still equal the reference on the changed data.
-    let changed = std::mem::take(&mut shadow.lock().unwrap().data);
-    let tenant = &changed.tenants[0];
+    let changed = Arc::into_inner(shadow)
+        .expect("the changer is done")
+        .into_inner()
+        .unwrap();
+    let tenant = &changed.data().tenants[0];
     let now = OffsetDateTime::now_utc();
     let mut client = client.clone();
     let mut compared = 0;
@@ -466,16 +415,8 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
         let ids = sample(&contacts, 2_000, n as u64 + 1);
         let r = client
             .batch_check(pb::BatchCheckRequest {
-                tenant: "bench".to_owned(),
-                principal: user(n),
-                object: "contacts".to_owned(),
-                action: action.to_owned(),
-                records: Some(pb::batch_check_request::Records::PackedRecordIds(
-                    pb::PackedIds {
-                        uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
-                    },
-                )),
-                ..Default::default()
+                tenant: TENANT.to_owned(),
+                ..batch_packed(user(n), "contacts", action, &ids)
             })
             .await
             .unwrap()

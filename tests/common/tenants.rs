@@ -1,0 +1,1156 @@
+//! Random tenants for the property tests: one generator, with knobs.
+//!
+//! Generation is in two steps. Proptest draws a [`TenantSpec`]: plain
+//! numbers (flags, counts, and indexes into what they will point at), which
+//! it shrinks toward small, simple tenants. [`build`] then resolves the spec
+//! into a [`Tenant`] following a [`Shape`]: the names it may use, how many of
+//! each entity, how often each feature is on. An index is taken modulo the
+//! length of what it points at, so every spec builds a valid tenant; the
+//! tests assert that with `validate` anyway.
+//!
+//! The same spec type serves every shape, so a knob that one test turns is
+//! there for the others: [`Shape::default`] is one tenant with every
+//! feature and names of its own (the comparison with the reference
+//! evaluator, tests/property.rs); tests/isolation.rs draws ids from pools
+//! several tenants share; tests/changes.rs draws Contact states alone
+//! ([`contact_states`]). The contexts requests carry are generated here too
+//! ([`ctx_spec`], [`build_ctx`]), since they name the generated fields and
+//! lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
+
+use permd::model::data::{
+    AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
+    ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
+};
+use permd::model::validate::object_fields;
+use permd::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Toggle};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use serde::Serialize;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+// ===========================================================================
+// Knobs
+// ===========================================================================
+
+/// A name a generated tenant may use. In a file of several tenants, shared
+/// names are where a leak between tenants would show; a tenant's own names
+/// are what must never show up in an answer about another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Name {
+    /// The same in every tenant.
+    Fixed(String),
+    /// `<kind>-only-<tenant>`: only this tenant has it.
+    Own(&'static str),
+    /// The next tenant's own name (`<kind>-only-<next tenant>`): never
+    /// this tenant's, so a record naming it names nobody here.
+    NextOwn(&'static str),
+}
+
+pub fn fixed(names: &[&str]) -> Vec<Name> {
+    names.iter().map(|n| Name::Fixed((*n).to_owned())).collect()
+}
+
+/// `<prefix>0`, `<prefix>1`, …
+pub fn numbered(prefix: &str, n: usize) -> Vec<Name> {
+    (0..n)
+        .map(|i| Name::Fixed(format!("{prefix}{i}")))
+        .collect()
+}
+
+/// The ids of one kind of entity (groups, users, …) and how many there are.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    pub names: Vec<Name>,
+    /// Each entity draws its name from the pool, and the first to draw a
+    /// name keeps it (so tenants of one file share some ids and not
+    /// others); otherwise the entities take the names in order.
+    pub drawn: bool,
+    /// How many entities the spec holds (with `drawn`, before repeats
+    /// collapse); in order, at most the number of names.
+    pub count: RangeInclusive<usize>,
+}
+
+impl Pool {
+    /// `n` names `<prefix>0…`, taken in order, `count` of them.
+    pub fn numbered(prefix: &str, count: RangeInclusive<usize>) -> Pool {
+        Pool {
+            names: numbered(prefix, *count.end()),
+            drawn: false,
+            count,
+        }
+    }
+
+    pub fn drawn(names: Vec<Name>, count: RangeInclusive<usize>) -> Pool {
+        Pool {
+            names,
+            drawn: true,
+            count,
+        }
+    }
+}
+
+/// Where record ids come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordIds {
+    /// A fresh id per record ([`record_id`]): every record of the tenant
+    /// has its own.
+    Sequential,
+    /// `shared` ids every tenant of the file may use ([`shared_id`]) and
+    /// `own` ids per tenant ([`own_id`]); the first record to draw an id
+    /// keeps it.
+    Drawn { shared: usize, own: usize },
+}
+
+/// What an id a record links to that is not a record of the target object
+/// here stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foreign {
+    /// The [`mirror_id`] of a record of the target object: a record of the
+    /// [`mirror`] tenant, which exists, but not here.
+    Mirror,
+    /// Any id any tenant of the file may hold ([`universe`]): a record of
+    /// another tenant, one nobody has, or one of this tenant's.
+    AnyId,
+}
+
+/// How a link picks its target, from a generated `u16`: below
+/// `dangling_below` an id no record has, below `foreign_below` a
+/// [`Foreign`] id, else a record of the target object here. Links to a
+/// record here of another object are dropped (the file would be refused).
+#[derive(Clone, Copy, Debug)]
+pub struct Links {
+    pub dangling_below: u16,
+    pub foreign_below: u16,
+    pub foreign: Foreign,
+}
+
+/// The Contact states drawn: how often each gate has something to say.
+#[derive(Clone, Debug)]
+pub struct ContactShape {
+    pub email_valid: f64,
+    pub suppressed: f64,
+    /// How often a suppression (or a `suppressed` status) has an end.
+    pub until: f64,
+    /// The end, in `step`s from `base`: some over, some not yet.
+    pub until_steps: RangeInclusive<i64>,
+    pub step: Duration,
+    pub base: OffsetDateTime,
+    /// The subscription lists a Contact may have opted out of.
+    pub lists: [&'static str; 2],
+    pub opted_out: f64,
+    pub mobile_valid: f64,
+    pub sms_opted_out: f64,
+}
+
+/// The instant [`ContactShape::default`] counts suppression ends from.
+pub const BASE: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
+
+/// Subscription lists: the first two are the ones Contacts opt out of by
+/// default, the third one nobody opted out of.
+pub const LISTS: [&str; 3] = ["news", "promo", "other"];
+
+impl Default for ContactShape {
+    fn default() -> Self {
+        ContactShape {
+            email_valid: 0.85,
+            suppressed: 0.2,
+            until: 0.6,
+            // Three hours either side of BASE, in quarter hours.
+            until_steps: -12..=12,
+            step: Duration::minutes(15),
+            base: BASE,
+            lists: [LISTS[0], LISTS[1]],
+            opted_out: 0.25,
+            mobile_valid: 0.85,
+            sms_opted_out: 0.2,
+        }
+    }
+}
+
+impl ContactShape {
+    /// The instant `steps` steps from `base`.
+    pub fn at(&self, steps: i64) -> OffsetDateTime {
+        self.base + Duration::seconds(self.step.whole_seconds() * steps)
+    }
+}
+
+/// The knobs of the generator: what a generated tenant may hold.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// The tenants of a file; [`build`] builds the `t`-th.
+    pub tenants: Vec<String>,
+    /// Object slots. Slot 0 is `contacts` and always there; the others are
+    /// each present with `object_present`.
+    pub objects: Vec<Name>,
+    pub object_present: f64,
+    /// How often `contacts` is listed among the objects (unlisted, it has
+    /// the system fields only).
+    pub contacts_listed: f64,
+    /// Plain fields an object may declare (at most 8: a bitmask picks).
+    pub fields: Vec<Name>,
+    /// Team fields an object may declare, the first so many of these.
+    pub team_fields: Vec<Name>,
+    /// Relationship fields an object may declare, the first so many.
+    pub relationship_fields: Vec<Name>,
+    pub groups: Pool,
+    pub roles: Pool,
+    pub users: Pool,
+    pub integrations: Pool,
+    pub automations: Pool,
+    pub admin: f64,
+    /// How many records the spec holds (before drawn ids collapse).
+    pub records: RangeInclusive<usize>,
+    pub record_ids: RecordIds,
+    /// Names a record may give (owner, team member, interaction) that are
+    /// not necessarily a user here; a record names one of them when the
+    /// generated byte is below `stranger_share`, else one of the tenant's
+    /// users.
+    pub strangers: Vec<Name>,
+    pub stranger_share: u8,
+    pub links: Links,
+    pub archived: f64,
+    pub contact: ContactShape,
+}
+
+impl Default for Shape {
+    /// One tenant, `acme`, with every feature: 1–3 objects besides
+    /// contacts (which may be unlisted), up to 4 plain, 2 team and 2
+    /// relationship fields each, names of its own, and up to 120 records
+    /// naming a user nobody has one time in twenty and linking to records
+    /// that do not exist or exist only in the [`mirror`] tenant.
+    fn default() -> Self {
+        Shape {
+            tenants: vec!["acme".to_owned()],
+            objects: fixed(&["contacts", "deals", "tickets"]),
+            object_present: 0.75,
+            contacts_listed: 0.7,
+            // contacts may list a system field again: still one field.
+            fields: fixed(&["f0", "f1", "f2", "birthday"]),
+            team_fields: numbered("team", 2),
+            relationship_fields: numbered("rel", 2),
+            groups: Pool::numbered("g", 1..=5),
+            roles: Pool::numbered("r", 0..=3),
+            users: Pool::numbered("u", 1..=6),
+            integrations: Pool::numbered("i", 0..=2),
+            automations: Pool::numbered("a", 0..=3),
+            admin: 0.12,
+            records: 0..=120,
+            record_ids: RecordIds::Sequential,
+            strangers: fixed(&["ghost"]),
+            stranger_share: 12,
+            links: Links {
+                dangling_below: 1500,
+                foreign_below: 3000,
+                foreign: Foreign::Mirror,
+            },
+            archived: 0.15,
+            contact: ContactShape::default(),
+        }
+    }
+}
+
+/// Tenant `t` of a file holding the first `n` tenants of a shape: what its
+/// names resolve to.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    shape: &'a Shape,
+    t: usize,
+    n: usize,
+}
+
+impl Here<'_> {
+    fn name(&self, name: &Name) -> String {
+        let own = |kind: &str, t: usize| format!("{kind}-only-{}", self.shape.tenants[t]);
+        match name {
+            Name::Fixed(n) => n.clone(),
+            Name::Own(kind) => own(kind, self.t),
+            Name::NextOwn(kind) => own(kind, (self.t + 1) % self.n),
+        }
+    }
+}
+
+impl Shape {
+    /// Every record id any tenant of the file may hold (with
+    /// `RecordIds::Drawn`): the shared ones first, then each tenant's own.
+    pub fn universe(&self) -> Vec<Uuid> {
+        match self.record_ids {
+            RecordIds::Sequential => Vec::new(),
+            RecordIds::Drawn { shared, own } => {
+                let mut ids: Vec<Uuid> = (0..shared).map(shared_id).collect();
+                for t in 0..self.tenants.len() {
+                    ids.extend((0..own).map(|k| own_id(t, k)));
+                }
+                ids
+            }
+        }
+    }
+}
+
+/// Record `k` of object slot `slot`, with `RecordIds::Sequential`.
+pub fn record_id(slot: usize, k: usize) -> Uuid {
+    Uuid::from_u128(((slot as u128 + 1) << 96) | k as u128)
+}
+
+/// A record UUID every tenant may use.
+pub fn shared_id(k: usize) -> Uuid {
+    Uuid::from_u128(0x5a5a_0000_0000_4000_8000_0000_0000_0000 | k as u128)
+}
+
+/// A record UUID only tenant `t` may use.
+pub fn own_id(t: usize, k: usize) -> Uuid {
+    Uuid::from_u128(0xbbbb_0000_0000_4000_8000_0000_0000_0000 | ((t as u128) << 8) | k as u128)
+}
+
+/// The id record `id` has in the [`mirror`] tenant.
+pub fn mirror_id(id: Uuid) -> Uuid {
+    Uuid::from_u128(id.as_u128() ^ (0xdec0_u128 << 64))
+}
+
+/// The same tenant under another id, every user an admin, email and SMS
+/// on, every record id (and link) its [`mirror_id`]: in a file beside `t`,
+/// none of it may leak into answers about `t`.
+pub fn mirror(t: &Tenant, id: &str) -> Tenant {
+    let mut d = t.clone();
+    d.id = id.to_owned();
+    d.email_configured = true;
+    d.sms_configured = true;
+    for u in &mut d.users {
+        u.admin = true;
+    }
+    for r in &mut d.records {
+        r.id = mirror_id(r.id);
+        for ids in r.links.values_mut() {
+            for id in ids.iter_mut() {
+                *id = mirror_id(*id);
+            }
+        }
+    }
+    d
+}
+
+// ===========================================================================
+// Specs and their strategies
+// ===========================================================================
+
+#[derive(Clone, Debug)]
+pub struct ObjectSpec {
+    /// Ignored for slot 0 (contacts is always there).
+    pub present: bool,
+    /// Bit i: field i of `Shape::fields`.
+    pub fields: u8,
+    /// How many of `Shape::team_fields`.
+    pub team_fields: usize,
+    /// One per relationship field: the object slot it links to.
+    pub relationships: Vec<u8>,
+    pub source: AssociationSource,
+}
+
+#[derive(Clone, Debug)]
+pub struct PermSpec {
+    pub view_object: bool,
+    pub edit_settings: bool,
+    pub delete_object: bool,
+    pub all: AccessLevel,
+    pub assoc: AccessLevel,
+    /// Bit i: `Toggle::ALL[i]`.
+    pub toggles: u16,
+    /// Field index (0 = "*") and level.
+    pub fields: Vec<(u8, FieldLevel)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    pub name: u8,
+    pub create_objects: bool,
+    /// One slot per object slot.
+    pub perms: Vec<Option<PermSpec>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserSpec {
+    pub name: u8,
+    pub admin: bool,
+    pub roles: Vec<u8>,
+    pub groups: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IntegrationSpec {
+    pub name: u8,
+    pub groups: Vec<u8>,
+    pub user: Option<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AutomationSpec {
+    pub name: u8,
+    pub as_integration: bool,
+    pub target: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct ContactSpec {
+    /// 0 none, 1 empty, 2 blank, else an address.
+    pub email: u8,
+    pub email_valid: bool,
+    pub status: EmailStatus,
+    pub suppressed: bool,
+    /// Suppression end, in `ContactShape::step`s from its base.
+    pub until: Option<i64>,
+    /// Opted out of `ContactShape::lists[0]`, `[1]`.
+    pub lists: (bool, bool),
+    /// 0 none, 1 blank, else a number.
+    pub mobile: u8,
+    pub mobile_valid: bool,
+    pub sms_opted_out: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordSpec {
+    /// With `RecordIds::Drawn`: index into the ids this tenant may use.
+    pub id: u8,
+    /// Index into the object slots present.
+    pub object: u8,
+    pub owner: Option<u8>,
+    /// Team field index and the members.
+    pub teams: Vec<(u8, Vec<u8>)>,
+    pub interactions: Vec<u8>,
+    /// Relationship field index and the targets (see [`Links`]).
+    pub links: Vec<(u8, Vec<u16>)>,
+    pub archived: bool,
+    /// Used on Contacts only.
+    pub contact: Option<ContactSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TenantSpec {
+    pub email_configured: bool,
+    pub sms_configured: bool,
+    pub contacts_listed: bool,
+    /// Listed contacts comes last in the file rather than first: it need
+    /// not be first.
+    pub contacts_last: bool,
+    /// One per object slot.
+    pub objects: Vec<ObjectSpec>,
+    pub groups: Vec<GroupSpec>,
+    /// Name and groups.
+    pub roles: Vec<(u8, Vec<u8>)>,
+    pub users: Vec<UserSpec>,
+    pub integrations: Vec<IntegrationSpec>,
+    pub automations: Vec<AutomationSpec>,
+    pub records: Vec<RecordSpec>,
+}
+
+fn access_level() -> impl Strategy<Value = AccessLevel> {
+    prop::sample::select(AccessLevel::ALL.to_vec())
+}
+
+fn field_level() -> impl Strategy<Value = FieldLevel> {
+    prop::sample::select(FieldLevel::ALL.to_vec())
+}
+
+pub fn email_status() -> impl Strategy<Value = EmailStatus> {
+    prop::sample::select(EmailStatus::ALL.to_vec())
+}
+
+fn source() -> impl Strategy<Value = AssociationSource> {
+    prop::sample::select(vec![
+        AssociationSource::Direct,
+        AssociationSource::Related,
+        AssociationSource::Both,
+    ])
+}
+
+// The strategies take their knobs by value: a strategy may outlive the
+// shape it was made from.
+
+prop_compose! {
+    fn object_spec(present: f64, team_fields: usize, relationship_fields: usize)(
+        present in prop::bool::weighted(present),
+        fields in any::<u8>(),
+        team_fields in 0..=team_fields,
+        relationships in vec(any::<u8>(), 0..=relationship_fields),
+        source in source(),
+    ) -> ObjectSpec {
+        ObjectSpec { present, fields, team_fields, relationships, source }
+    }
+}
+
+prop_compose! {
+    fn perm_spec()(
+        view_object in any::<bool>(),
+        edit_settings in any::<bool>(),
+        delete_object in any::<bool>(),
+        // All Records is often none, so "My Associated Records" matters.
+        all in prop_oneof![2 => Just(AccessLevel::None), 3 => access_level()],
+        assoc in access_level(),
+        toggles in any::<u16>(),
+        fields in vec((0u8..16, field_level()), 0..=4),
+    ) -> PermSpec {
+        PermSpec { view_object, edit_settings, delete_object, all, assoc, toggles, fields }
+    }
+}
+
+prop_compose! {
+    fn group_spec(slots: usize)(
+        name in any::<u8>(),
+        create_objects in prop::bool::weighted(0.3),
+        perms in vec(prop::option::weighted(0.75, perm_spec()), slots),
+    ) -> GroupSpec {
+        GroupSpec { name, create_objects, perms }
+    }
+}
+
+prop_compose! {
+    fn user_spec(admin: f64)(
+        name in any::<u8>(),
+        admin in prop::bool::weighted(admin),
+        roles in vec(any::<u8>(), 0..=2),
+        groups in vec(any::<u8>(), 0..=2),
+    ) -> UserSpec {
+        UserSpec { name, admin, roles, groups }
+    }
+}
+
+prop_compose! {
+    fn integration_spec()(
+        name in any::<u8>(),
+        groups in vec(any::<u8>(), 0..=2),
+        user in prop::option::of(any::<u8>()),
+    ) -> IntegrationSpec {
+        IntegrationSpec { name, groups, user }
+    }
+}
+
+prop_compose! {
+    fn automation_spec()(
+        name in any::<u8>(),
+        as_integration in any::<bool>(),
+        target in any::<u8>(),
+    ) -> AutomationSpec {
+        AutomationSpec { name, as_integration, target }
+    }
+}
+
+prop_compose! {
+    /// A Contact's state, as numbers; [`contact_state`] makes it one.
+    pub fn contact_spec(shape: ContactShape)(
+        email in 0u8..5,
+        email_valid in prop::bool::weighted(shape.email_valid),
+        status in email_status(),
+        suppressed in prop::bool::weighted(shape.suppressed),
+        until in prop::option::weighted(shape.until, shape.until_steps.clone()),
+        lists in (prop::bool::weighted(shape.opted_out), prop::bool::weighted(shape.opted_out)),
+        mobile in 0u8..4,
+        mobile_valid in prop::bool::weighted(shape.mobile_valid),
+        sms_opted_out in prop::bool::weighted(shape.sms_opted_out),
+    ) -> ContactSpec {
+        ContactSpec {
+            email, email_valid, status, suppressed, until, lists, mobile, mobile_valid,
+            sms_opted_out,
+        }
+    }
+}
+
+/// Contact states on their own, for a change that gives a record a new one.
+pub fn contact_states(shape: &ContactShape) -> impl Strategy<Value = ContactState> + use<> {
+    let resolve = shape.clone();
+    contact_spec(shape.clone()).prop_map(move |c| contact_state(&c, Uuid::nil(), &resolve))
+}
+
+prop_compose! {
+    fn record_spec(shape: Shape)(
+        // Mostly shared ids, where ids are drawn: the point is the same
+        // UUID in several tenants.
+        id in prop_oneof![3 => 0..shared_ids(&shape).max(1) as u8, 1 => any::<u8>()],
+        object in any::<u8>(),
+        owner in prop::option::weighted(0.7, any::<u8>()),
+        teams in vec((any::<u8>(), vec(any::<u8>(), 0..=2)), 0..=2),
+        interactions in vec(any::<u8>(), 0..=2),
+        links in vec((any::<u8>(), vec(any::<u16>(), 0..=2)), 0..=2),
+        archived in prop::bool::weighted(shape.archived),
+        contact in prop::option::weighted(0.9, contact_spec(shape.contact.clone())),
+    ) -> RecordSpec {
+        RecordSpec { id, object, owner, teams, interactions, links, archived, contact }
+    }
+}
+
+fn shared_ids(shape: &Shape) -> usize {
+    match shape.record_ids {
+        RecordIds::Sequential => 0,
+        RecordIds::Drawn { shared, .. } => shared,
+    }
+}
+
+type People = (
+    Vec<GroupSpec>,
+    Vec<(u8, Vec<u8>)>,
+    Vec<UserSpec>,
+    Vec<IntegrationSpec>,
+    Vec<AutomationSpec>,
+);
+
+prop_compose! {
+    fn people_spec(shape: Shape)(
+        groups in vec(group_spec(shape.objects.len()), shape.groups.count.clone()),
+        roles in vec((any::<u8>(), vec(any::<u8>(), 0..=3)), shape.roles.count.clone()),
+        users in vec(user_spec(shape.admin), shape.users.count.clone()),
+        integrations in vec(integration_spec(), shape.integrations.count.clone()),
+        automations in vec(automation_spec(), shape.automations.count.clone()),
+    ) -> People {
+        (groups, roles, users, integrations, automations)
+    }
+}
+
+/// One tenant's spec, of `shape`.
+pub fn tenant_spec(shape: &Shape) -> impl Strategy<Value = TenantSpec> + use<> {
+    tenant_spec_of(shape.clone())
+}
+
+prop_compose! {
+    fn tenant_spec_of(shape: Shape)(
+        email_configured in prop::bool::weighted(0.8),
+        sms_configured in prop::bool::weighted(0.8),
+        contacts_listed in prop::bool::weighted(shape.contacts_listed),
+        contacts_last in any::<bool>(),
+        objects in vec(
+            object_spec(
+                shape.object_present,
+                shape.team_fields.len(),
+                shape.relationship_fields.len(),
+            ),
+            shape.objects.len(),
+        ),
+        people in people_spec(shape.clone()),
+        records in vec(record_spec(shape.clone()), shape.records.clone()),
+    ) -> TenantSpec {
+        let (groups, roles, users, integrations, automations) = people;
+        TenantSpec {
+            email_configured, sms_configured, contacts_listed, contacts_last, objects, groups,
+            roles, users, integrations, automations, records,
+        }
+    }
+}
+
+// ===========================================================================
+// Building the tenant
+// ===========================================================================
+
+/// Picks `names[k % len]`, or nothing from an empty list.
+fn pick<T>(names: &[T], k: impl Into<usize>) -> Option<&T> {
+    if names.is_empty() {
+        None
+    } else {
+        Some(&names[k.into() % names.len()])
+    }
+}
+
+fn picks(names: &[String], ks: &[u8]) -> Vec<String> {
+    ks.iter().filter_map(|k| pick(names, *k).cloned()).collect()
+}
+
+/// The ids of a pool's entities: `specs` gives each one's drawn name.
+/// Returns, per spec, the id it got (None: a drawn name already taken, or
+/// more entities than names in order).
+fn pool_ids(here: Here, pool: &Pool, drawn: &[u8]) -> Vec<Option<String>> {
+    let mut taken: Vec<String> = Vec::new();
+    drawn
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let name = if pool.drawn {
+                pick(&pool.names, *k)
+            } else {
+                pool.names.get(i)
+            };
+            let id = here.name(name?);
+            if taken.contains(&id) {
+                return None;
+            }
+            taken.push(id.clone());
+            Some(id)
+        })
+        .collect()
+}
+
+/// The Contact state a spec stands for; `id` makes the address.
+pub fn contact_state(c: &ContactSpec, id: Uuid, shape: &ContactShape) -> ContactState {
+    // An end needs a suppression to end (validation refuses it otherwise).
+    let flagged = c.suppressed || c.status == EmailStatus::Suppressed;
+    let mut lists = Vec::new();
+    if c.lists.0 {
+        lists.push(shape.lists[0].to_owned());
+    }
+    if c.lists.1 {
+        lists.push(shape.lists[1].to_owned());
+    }
+    ContactState {
+        email: match c.email {
+            0 => None,
+            1 => Some(String::new()),
+            2 => Some("   ".to_owned()),
+            _ => Some(format!("c{}@example.com", id.simple())),
+        },
+        email_valid: c.email_valid,
+        email_status: c.status,
+        suppressed: c.suppressed,
+        suppressed_until: if flagged {
+            c.until.map(|s| shape.at(s))
+        } else {
+            None
+        },
+        opted_out_lists: lists,
+        mobile_phone: match c.mobile {
+            0 => None,
+            1 => Some(" ".to_owned()),
+            _ => Some(format!("+1555{:07}", id.as_u128() % 10_000_000)),
+        },
+        mobile_valid: c.mobile_valid,
+        sms_opted_out: c.sms_opted_out,
+    }
+}
+
+fn object_def(here: Here, spec: &ObjectSpec, slot: usize, slots: &[usize]) -> ObjectDef {
+    let shape = here.shape;
+    let names = |pool: &[Name], n: usize| -> Vec<String> {
+        pool.iter().take(n).map(|f| here.name(f)).collect()
+    };
+    ObjectDef {
+        name: here.name(&shape.objects[slot]),
+        fields: shape
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| spec.fields & (1 << i) != 0)
+            .map(|(_, f)| here.name(f))
+            .collect(),
+        team_fields: names(&shape.team_fields, spec.team_fields),
+        relationships: names(&shape.relationship_fields, spec.relationships.len())
+            .into_iter()
+            .zip(&spec.relationships)
+            .map(|(field, to)| Relationship {
+                field,
+                object: here.name(&shape.objects[*pick(slots, *to).unwrap_or(&0)]),
+            })
+            .collect(),
+        association_source: spec.source,
+    }
+}
+
+fn permissions(p: &PermSpec, def: &ObjectDef) -> ObjectPermissions {
+    let all_fields = object_fields(def);
+    let fields = p
+        .fields
+        .iter()
+        .map(|(f, level)| {
+            let name = match *f as usize % (all_fields.len() + 1) {
+                0 => "*".to_owned(),
+                i => all_fields[i - 1].clone(),
+            };
+            (name, *level)
+        })
+        .collect();
+    let contacts = def.name == "contacts";
+    let actions = Toggle::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| p.toggles & (1 << bit) != 0)
+        .map(|(_, toggle)| toggle)
+        .filter(|toggle| contacts || !toggle.contacts_only())
+        .collect();
+    ObjectPermissions {
+        view_object: p.view_object,
+        edit_settings: p.edit_settings,
+        delete_object: p.delete_object,
+        all_records: p.all,
+        associated_records: p.assoc,
+        actions,
+        fields,
+    }
+}
+
+/// Builds tenant `t` of `shape.tenants` from its spec.
+pub fn build(s: &TenantSpec, shape: &Shape, t: usize) -> Tenant {
+    build_here(
+        s,
+        Here {
+            shape,
+            t,
+            n: shape.tenants.len(),
+        },
+    )
+}
+
+/// Builds the first `specs.len()` tenants of `shape`, each from its spec:
+/// a data file.
+pub fn build_file(specs: &[TenantSpec], shape: &Shape) -> DataFile {
+    let n = specs.len();
+    DataFile {
+        tenants: specs
+            .iter()
+            .enumerate()
+            .map(|(t, s)| build_here(s, Here { shape, t, n }))
+            .collect(),
+    }
+}
+
+fn build_here(s: &TenantSpec, here: Here) -> Tenant {
+    let (shape, t) = (here.shape, here.t);
+    // Object slots present, and their definitions.
+    let slots: Vec<usize> = (0..shape.objects.len())
+        .filter(|&slot| slot == 0 || s.objects[slot].present)
+        .collect();
+    let defs: Vec<ObjectDef> = slots
+        .iter()
+        .map(|&slot| object_def(here, &s.objects[slot], slot, &slots))
+        .collect();
+    // contacts, unlisted, has only the system fields.
+    let contacts = if s.contacts_listed {
+        defs[0].clone()
+    } else {
+        ObjectDef {
+            name: "contacts".to_owned(),
+            ..ObjectDef::default()
+        }
+    };
+    let def = |i: usize| if i == 0 { &contacts } else { &defs[i] };
+
+    let named = |pool: &Pool, names: Vec<u8>| pool_ids(here, pool, &names);
+    let mut groups: Vec<Group> = Vec::new();
+    let group_names = named(&shape.groups, s.groups.iter().map(|g| g.name).collect());
+    for (g, id) in s.groups.iter().zip(group_names) {
+        let Some(id) = id else { continue };
+        let objects = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let p = g.perms[*slot].as_ref()?;
+                Some((def(i).name.clone(), permissions(p, def(i))))
+            })
+            .collect();
+        groups.push(Group {
+            id,
+            create_objects: g.create_objects,
+            objects,
+        });
+    }
+    let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+
+    let role_names = named(&shape.roles, s.roles.iter().map(|r| r.0).collect());
+    let roles: Vec<Role> = s
+        .roles
+        .iter()
+        .zip(role_names)
+        .filter_map(|((_, gs), id)| {
+            Some(Role {
+                id: id?,
+                groups: picks(&group_ids, gs),
+            })
+        })
+        .collect();
+    let role_ids: Vec<String> = roles.iter().map(|r| r.id.clone()).collect();
+
+    let user_names = named(&shape.users, s.users.iter().map(|u| u.name).collect());
+    let users: Vec<User> = s
+        .users
+        .iter()
+        .zip(user_names)
+        .filter_map(|(u, id)| {
+            Some(User {
+                id: id?,
+                admin: u.admin,
+                roles: picks(&role_ids, &u.roles),
+                groups: picks(&group_ids, &u.groups),
+            })
+        })
+        .collect();
+    let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+
+    let names = named(
+        &shape.integrations,
+        s.integrations.iter().map(|i| i.name).collect(),
+    );
+    let integrations: Vec<Integration> = s
+        .integrations
+        .iter()
+        .zip(names)
+        .filter_map(|(i, id)| {
+            Some(Integration {
+                id: id?,
+                groups: picks(&group_ids, &i.groups),
+                user: i.user.and_then(|k| pick(&user_ids, k).cloned()),
+            })
+        })
+        .collect();
+    let integration_ids: Vec<String> = integrations.iter().map(|i| i.id.clone()).collect();
+
+    let names = named(
+        &shape.automations,
+        s.automations.iter().map(|a| a.name).collect(),
+    );
+    let automations: Vec<Automation> = s
+        .automations
+        .iter()
+        .zip(names)
+        .filter_map(|(a, id)| {
+            let run_as = match pick(&integration_ids, a.target) {
+                Some(i) if a.as_integration => RunAs::Integration(i.clone()),
+                _ => RunAs::User(pick(&user_ids, a.target).cloned().unwrap_or_default()),
+            };
+            Some(Automation { id: id?, run_as })
+        })
+        .collect();
+
+    let present: Vec<ObjectDef> = (0..slots.len()).map(|i| def(i).clone()).collect();
+    let records = build_records(s, here, &slots, &present, &user_ids);
+    let mut objects: Vec<ObjectDef> = defs.into_iter().skip(1).collect();
+    if s.contacts_listed {
+        if s.contacts_last {
+            objects.push(contacts);
+        } else {
+            objects.insert(0, contacts);
+        }
+    }
+    Tenant {
+        id: shape.tenants[t].clone(),
+        email_configured: s.email_configured,
+        sms_configured: s.sms_configured,
+        objects,
+        groups,
+        roles,
+        users,
+        integrations,
+        automations,
+        records,
+    }
+}
+
+/// The records of the tenant: `defs[i]` is the definition of the object in
+/// slot `slots[i]`, `users` the tenant's user ids.
+fn build_records(
+    s: &TenantSpec,
+    here: Here,
+    slots: &[usize],
+    defs: &[ObjectDef],
+    users: &[String],
+) -> Vec<Record> {
+    let (shape, t) = (here.shape, here.t);
+    let strangers: Vec<String> = shape.strangers.iter().map(|n| here.name(n)).collect();
+    let record_user = |k: &u8| -> String {
+        let stranger = (*k < shape.stranger_share)
+            .then(|| pick(&strangers, *k))
+            .flatten();
+        stranger
+            .or_else(|| pick(users, *k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ids_here: Vec<Uuid> = match shape.record_ids {
+        RecordIds::Sequential => Vec::new(),
+        RecordIds::Drawn { shared, own } => (0..shared)
+            .map(shared_id)
+            .chain((0..own).map(|k| own_id(t, k)))
+            .collect(),
+    };
+    let mut per_slot = vec![0usize; shape.objects.len()];
+    let mut records: Vec<Record> = Vec::new();
+    // The spec and definition each record came from, for its links.
+    let mut made: Vec<(&RecordSpec, usize)> = Vec::new();
+    for r in &s.records {
+        let i = r.object as usize % slots.len();
+        let (slot, def) = (slots[i], &defs[i]);
+        let id = match shape.record_ids {
+            RecordIds::Sequential => {
+                per_slot[slot] += 1;
+                record_id(slot, per_slot[slot] - 1)
+            }
+            RecordIds::Drawn { .. } => ids_here[r.id as usize % ids_here.len()],
+        };
+        // The first record to draw an id keeps it.
+        if records.iter().any(|x| x.id == id) {
+            continue;
+        }
+        let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (field, members) in &r.teams {
+            if let Some(field) = pick(&def.team_fields, *field) {
+                teams
+                    .entry(field.clone())
+                    .or_default()
+                    .extend(members.iter().map(record_user));
+            }
+        }
+        records.push(Record {
+            id,
+            object: def.name.clone(),
+            owner: r.owner.as_ref().map(record_user),
+            teams,
+            interactions: r.interactions.iter().map(record_user).collect(),
+            links: BTreeMap::new(),
+            archived: r.archived,
+            contact: if slot == 0 {
+                r.contact
+                    .as_ref()
+                    .map(|c| contact_state(c, id, &shape.contact))
+            } else {
+                None
+            },
+        });
+        made.push((r, i));
+    }
+
+    // Links, once every record exists: to a record of the right object here,
+    // or to an id that is not one (see `Links`).
+    let universe = shape.universe();
+    let object_of: HashMap<Uuid, String> =
+        records.iter().map(|r| (r.id, r.object.clone())).collect();
+    let mut ids_of: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    for r in &records {
+        ids_of.entry(r.object.as_str()).or_default().push(r.id);
+    }
+    let mut links: Vec<BTreeMap<String, Vec<Uuid>>> = Vec::new();
+    for (r, i) in &made {
+        let mut out: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+        for (rel, targets) in &r.links {
+            let Some(rel) = pick(&defs[*i].relationships, *rel) else {
+                continue;
+            };
+            let here = ids_of
+                .get(rel.object.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let ids = targets.iter().filter_map(|v| {
+                let id = if *v < shape.links.dangling_below {
+                    Some(Uuid::from_u128(0xdead_0000 + u128::from(*v)))
+                } else if *v < shape.links.foreign_below {
+                    match shape.links.foreign {
+                        Foreign::Mirror => pick(here, *v).copied().map(mirror_id),
+                        Foreign::AnyId => pick(&universe, *v).copied(),
+                    }
+                } else {
+                    pick(here, *v).copied()
+                }?;
+                // A record here of another object cannot be linked to.
+                object_of
+                    .get(&id)
+                    .is_none_or(|o| *o == rel.object)
+                    .then_some(id)
+            });
+            out.entry(rel.field.clone()).or_default().extend(ids);
+        }
+        links.push(out);
+    }
+    for (r, l) in records.iter_mut().zip(links) {
+        r.links = l;
+    }
+    records
+}
+
+/// A data file or tenant as YAML, for a failure message: the generated
+/// case, readable.
+pub fn yaml(data: &impl Serialize) -> String {
+    serde_yaml::to_string(data).unwrap_or_else(|e| format!("<yaml: {e}>"))
+}
+
+// ===========================================================================
+// Request contexts
+// ===========================================================================
+
+#[derive(Clone, Debug)]
+pub struct CtxSpec {
+    pub channel: Option<Channel>,
+    pub transactional: bool,
+    pub list: Option<u8>,
+    pub fields: Vec<u16>,
+    pub target: Option<EmailStatus>,
+    /// Leave the context as generated, possibly invalid.
+    pub raw: bool,
+}
+
+prop_compose! {
+    pub fn ctx_spec()(
+        channel in prop::option::weighted(0.8, prop::sample::select(vec![Channel::Email, Channel::Text])),
+        transactional in prop::bool::weighted(0.3),
+        list in prop::option::weighted(0.4, any::<u8>()),
+        fields in vec(any::<u16>(), 0..=2),
+        target in prop::option::weighted(0.6, email_status()),
+        raw in prop::bool::weighted(0.1),
+    ) -> CtxSpec {
+        CtxSpec { channel, transactional, list, fields, target, raw }
+    }
+}
+
+/// A context for `action` naming some of `fields` and one of [`LISTS`].
+/// Unless `raw`, it is made valid for the action: parameters the action
+/// requires are filled in (the first of `fields` where it needs one), and
+/// only `fields` are named; raw, it may also name a field nobody has.
+pub fn build_ctx(s: &CtxSpec, action: Action, fields: &[String], raw: bool) -> ActionContext {
+    let mut ctx = ActionContext {
+        channel: s.channel,
+        transactional: s.transactional,
+        subscription_list: s
+            .list
+            .and_then(|l| pick(&LISTS, l))
+            .map(|l| (*l).to_owned()),
+        fields: s
+            .fields
+            .iter()
+            .filter_map(|v| {
+                if raw && v % 7 == 0 {
+                    Some("no_such_field".to_owned())
+                } else {
+                    pick(fields, *v).cloned()
+                }
+            })
+            .collect(),
+        target_email_status: s.target,
+    };
+    if !raw {
+        if action == Action::SendSingleMessage && ctx.channel.is_none() {
+            ctx.channel = Some(if s.transactional {
+                Channel::Text
+            } else {
+                Channel::Email
+            });
+        }
+        if action == Action::BulkManageSubscription && ctx.target_email_status.is_none() {
+            ctx.target_email_status = Some(EmailStatus::OptedIn);
+        }
+        if action == Action::BulkChangeFieldValues
+            && ctx.fields.is_empty()
+            && let Some(f) = fields.first()
+        {
+            ctx.fields.push(f.clone());
+        }
+    }
+    ctx
+}
+
+// ===========================================================================
+// Running the cases
+// ===========================================================================
+
+/// `PROPTEST_CASES`, or `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A runner for `cases` generated cases, shrinking a failure at most
+/// `max_shrink_iters` times. Run by hand (`TestRunner::run`), a property
+/// has no source file to persist failing seeds next to, so none are: the
+/// failure message must carry the generated data.
+pub fn runner(cases: u32, max_shrink_iters: u32) -> TestRunner {
+    TestRunner::new(ProptestConfig {
+        cases,
+        max_shrink_iters,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })
+}
