@@ -33,6 +33,8 @@ pub struct ConfigFile {
     pub max_streams_per_connection: Option<u32>,
     pub max_header_list_bytes: Option<u32>,
     pub max_buffered_request_bytes: Option<usize>,
+    pub max_buffered_request_bytes_per_connection: Option<usize>,
+    pub request_body_timeout: Option<Span>,
     pub handshake_timeout: Option<Span>,
     pub idle_timeout: Option<Span>,
     pub max_data_file_bytes: Option<u64>,
@@ -179,6 +181,8 @@ impl ConfigFile {
         fill!(max_streams_per_connection);
         fill!(max_header_list_bytes);
         fill!(max_buffered_request_bytes);
+        fill!(max_buffered_request_bytes_per_connection);
+        fill!(request_body_timeout);
         fill!(handshake_timeout);
         fill!(idle_timeout);
         fill!(max_data_file_bytes);
@@ -215,6 +219,8 @@ pub struct Effective<'a> {
     pub max_streams_per_connection: u32,
     pub max_header_list_bytes: u32,
     pub max_buffered_request_bytes: usize,
+    pub max_buffered_request_bytes_per_connection: usize,
+    pub request_body_timeout: Span,
     pub handshake_timeout: Span,
     pub idle_timeout: Span,
     pub max_data_file_bytes: u64,
@@ -251,6 +257,9 @@ impl<'a> Effective<'a> {
             max_streams_per_connection: args.max_streams_per_connection,
             max_header_list_bytes: args.max_header_list_bytes,
             max_buffered_request_bytes: args.max_buffered_request_bytes,
+            max_buffered_request_bytes_per_connection: args
+                .max_buffered_request_bytes_per_connection,
+            request_body_timeout: args.request_body_timeout,
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
             max_data_file_bytes: args.max_data_file_bytes,

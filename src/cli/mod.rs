@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the Authorizer gRPC API (plus health and reflection).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask a running permd whether a principal may act on records (BatchCheck / Check).
     Check(client::CheckArgs),
     /// Ask a running permd why a principal may or may not act on a record.
@@ -197,6 +197,13 @@ pub struct ServeArgs {
     /// connections; a request that would pass it gets RESOURCE_EXHAUSTED.
     #[arg(long, env = "PERMD_MAX_BUFFERED_REQUEST_BYTES", default_value_t = limits::DEFAULT_MAX_BUFFERED_REQUEST_BYTES)]
     pub max_buffered_request_bytes: usize,
+    /// Most of those bytes one connection may hold.
+    #[arg(long, env = "PERMD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default_value_t = limits::DEFAULT_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION)]
+    pub max_buffered_request_bytes_per_connection: usize,
+    /// Time a request's message has to arrive whole; a slower one gets
+    /// DEADLINE_EXCEEDED.
+    #[arg(long, env = "PERMD_REQUEST_BODY_TIMEOUT", default_value = "10s")]
+    pub request_body_timeout: config::Span,
     /// Time a new connection has to send its first bytes.
     #[arg(long, env = "PERMD_HANDSHAKE_TIMEOUT", default_value = "10s")]
     pub handshake_timeout: config::Span,
@@ -277,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         _ => Some(crate::telemetry::init(false, None)?),
     };
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Check(args) => client_runtime()?.block_on(client::check(args)),
         Command::Explain(args) => client_runtime()?.block_on(client::explain(args)),
         Command::Validate { file } => {
@@ -483,6 +490,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_streams_per_connection: args.max_streams_per_connection,
         max_header_list_bytes: args.max_header_list_bytes,
         max_buffered_request_bytes: args.max_buffered_request_bytes,
+        max_buffered_request_bytes_per_connection: args.max_buffered_request_bytes_per_connection,
+        request_body_timeout: args.request_body_timeout.0,
         handshake_timeout: args.handshake_timeout.0,
         idle_timeout: args.idle_timeout.0,
     };

@@ -21,6 +21,10 @@ use crate::telemetry::metrics::{RpcTimer, record_batch};
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
+/// Most id bytes in one LookupRecords message, whatever `page_size` says
+/// (~27,000 string or 65,536 packed ids): HTTP/2 buffers up to two
+/// messages per stream, so this bounds what an unread stream holds.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
 const DEFAULT_PAGE: usize = 10_000;
 
 pub struct AuthorizerService {
@@ -462,16 +466,19 @@ impl Pages {
         if self.next == u32::MAX {
             return None;
         }
+        // 16 bytes a packed id; 36 characters and 2 bytes of framing a string.
+        let per_id = if self.packed { 16 } else { 38 };
+        let page = self.page.min(MAX_PAGE_BYTES / per_id);
         let ords = self.compiled.allowed.iter_from(self.next);
-        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(self.page.min(4_096));
+        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(page.min(4_096));
         let (mut taken, mut last) = (0, 0);
-        for ord in ords.take(self.page) {
+        for ord in ords.take(page) {
             (taken, last) = (taken + 1, ord);
             if let Some(id) = object.id(ord) {
                 ids.push(id);
             }
         }
-        self.next = if taken == self.page {
+        self.next = if taken == page {
             last.saturating_add(1)
         } else {
             u32::MAX

@@ -32,6 +32,10 @@ pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;
 pub const DEFAULT_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// Default most request bytes received but not yet decoded, server-wide.
 pub const DEFAULT_MAX_BUFFERED_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+/// Default most of those bytes one connection may hold.
+pub const DEFAULT_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION: usize = 32 * 1024 * 1024;
+/// Default time a request's message has to arrive whole.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a new connection has to send its first bytes.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a connection may stay without a byte either way. Keep-alive
@@ -60,6 +64,8 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     pub max_header_list_bytes: u32,
     pub max_buffered_request_bytes: usize,
+    pub max_buffered_request_bytes_per_connection: usize,
+    pub request_body_timeout: Duration,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
 }
@@ -79,6 +85,9 @@ impl Default for Limits {
             max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
             max_buffered_request_bytes: DEFAULT_MAX_BUFFERED_REQUEST_BYTES,
+            max_buffered_request_bytes_per_connection:
+                DEFAULT_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION,
+            request_body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }

@@ -143,7 +143,7 @@ pub async fn serve_full(
         .layer(tower::util::MapResponseLayer::new(move |response| {
             limits::rewrite_codec_errors(response, max_message_bytes)
         }))
-        .layer(budget::BudgetLayer::new(limits.max_buffered_request_bytes))
+        .layer(budget::BudgetLayer::new(&limits))
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(health_service)
