@@ -32,13 +32,16 @@
 //!   - [`index::change`]: a tenant after a change; [`index::explain`]: why.
 //! - [`source`]: data files, the built-in demo tenant, generated tenants,
 //!   PostgreSQL (schema, load, bootstrap, change feed).
-//! - [`server`]: tonic services, validation, limits, TLS, error mapping.
+//! - [`net`]: accepting connections within bounds (gRPC and metrics ports).
+//! - [`server`]: tonic services, validation, limits, TLS, error mapping,
+//!   the `/metrics` endpoint.
 //! - [`cli`]: the `permd` command line.
 
 pub mod cli;
 pub mod index;
 pub mod memory;
 pub mod model;
+pub mod net;
 pub mod pb;
 pub mod server;
 pub mod source;

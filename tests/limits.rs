@@ -46,13 +46,26 @@ fn carol_bulk_email() -> pb::BatchCheckRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_beyond_the_limit_are_refused_until_one_ends() {
-    let (mut client, _server) = serve(Limits {
+    let (mut client, server) = serve(Limits {
         max_concurrent_streams: 1,
         ..Limits::default()
     })
     .await;
-    // One page per message and nobody reading: the stream stays open.
-    let held = client
+    // A client of its own that reads nothing and grants only HTTP/2's
+    // default 64 KiB window: carol's ~7,000 Contacts one per message are
+    // several times that, so the stream stays open (and holds its permit)
+    // until dropped.
+    let mut slow = {
+        let channel = tonic::transport::Endpoint::from_shared(server.url())
+            .unwrap()
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .unwrap();
+        AuthorizerClient::new(channel)
+    };
+    let held = slow
         .lookup_records(carol_views(1))
         .await
         .unwrap()

@@ -294,11 +294,12 @@ fuzz_target!(|req: Request| {
         &action,
         context.as_ref(),
         req.min_revision,
+        &convert::Bounds::default(),
     );
     // ObjectAccess / RecordAccess validate only tenant and principal.
     if let (Ok(t), Ok(p)) = (
-        convert::tenant(&tenant),
-        convert::principal(principal.as_ref()),
+        convert::tenant(&tenant, &convert::Bounds::default()),
+        convert::principal(principal.as_ref(), &convert::Bounds::default()),
     ) {
         let object_filter = (!object.is_empty()).then_some(object.as_str());
         let _ = engine.object_access(&t, &p, object_filter, req.min_revision);

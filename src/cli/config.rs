@@ -23,6 +23,21 @@ pub struct ConfigFile {
     pub max_message_bytes: Option<usize>,
     pub max_concurrent_requests: Option<usize>,
     pub max_concurrent_streams: Option<usize>,
+    pub max_name_bytes: Option<usize>,
+    pub max_context_fields: Option<usize>,
+    pub max_revision_waiters: Option<usize>,
+    pub max_min_revision_wait: Option<Span>,
+    pub max_revision_lead: Option<u64>,
+    pub max_cache_bytes: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_streams_per_connection: Option<u32>,
+    pub max_header_list_bytes: Option<u32>,
+    pub max_buffered_request_bytes: Option<usize>,
+    pub max_buffered_request_bytes_per_connection: Option<usize>,
+    pub request_body_timeout: Option<Span>,
+    pub handshake_timeout: Option<Span>,
+    pub idle_timeout: Option<Span>,
+    pub max_data_file_bytes: Option<u64>,
     pub metrics_listen: Option<SocketAddr>,
     pub no_metrics: Option<bool>,
     pub tls_cert: Option<PathBuf>,
@@ -156,6 +171,21 @@ impl ConfigFile {
         fill!(max_message_bytes);
         fill!(max_concurrent_requests);
         fill!(max_concurrent_streams);
+        fill!(max_name_bytes);
+        fill!(max_context_fields);
+        fill!(max_revision_waiters);
+        fill!(max_min_revision_wait);
+        fill!(max_revision_lead);
+        fill!(max_cache_bytes);
+        fill!(max_connections);
+        fill!(max_streams_per_connection);
+        fill!(max_header_list_bytes);
+        fill!(max_buffered_request_bytes);
+        fill!(max_buffered_request_bytes_per_connection);
+        fill!(request_body_timeout);
+        fill!(handshake_timeout);
+        fill!(idle_timeout);
+        fill!(max_data_file_bytes);
         fill!(metrics_listen);
         fill!(no_metrics);
         fill!(option tls_cert);
@@ -179,6 +209,21 @@ pub struct Effective<'a> {
     pub max_message_bytes: usize,
     pub max_concurrent_requests: usize,
     pub max_concurrent_streams: usize,
+    pub max_name_bytes: usize,
+    pub max_context_fields: usize,
+    pub max_revision_waiters: usize,
+    pub max_min_revision_wait: Span,
+    pub max_revision_lead: u64,
+    pub max_cache_bytes: u64,
+    pub max_connections: usize,
+    pub max_streams_per_connection: u32,
+    pub max_header_list_bytes: u32,
+    pub max_buffered_request_bytes: usize,
+    pub max_buffered_request_bytes_per_connection: usize,
+    pub request_body_timeout: Span,
+    pub handshake_timeout: Span,
+    pub idle_timeout: Span,
+    pub max_data_file_bytes: u64,
     pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<&'a Path>,
     pub tls_key: Option<&'a Path>,
@@ -202,6 +247,22 @@ impl<'a> Effective<'a> {
             max_message_bytes: args.max_message_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
             max_concurrent_streams: args.max_concurrent_streams,
+            max_name_bytes: args.max_name_bytes,
+            max_context_fields: args.max_context_fields,
+            max_revision_waiters: args.max_revision_waiters,
+            max_min_revision_wait: args.max_min_revision_wait,
+            max_revision_lead: args.max_revision_lead,
+            max_cache_bytes: args.max_cache_bytes,
+            max_connections: args.max_connections,
+            max_streams_per_connection: args.max_streams_per_connection,
+            max_header_list_bytes: args.max_header_list_bytes,
+            max_buffered_request_bytes: args.max_buffered_request_bytes,
+            max_buffered_request_bytes_per_connection: args
+                .max_buffered_request_bytes_per_connection,
+            request_body_timeout: args.request_body_timeout,
+            handshake_timeout: args.handshake_timeout,
+            idle_timeout: args.idle_timeout,
+            max_data_file_bytes: args.max_data_file_bytes,
             metrics_listen: (!args.no_metrics).then_some(args.metrics_listen),
             tls_cert: args.tls_cert.as_deref(),
             tls_key: args.tls_key.as_deref(),

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
 use crate::model::DataFile;
+use crate::server::limits;
 use crate::source::generate::{GenSpec, generate};
 use crate::source::{demo::demo_data, load_file};
 
@@ -33,7 +34,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the Authorizer gRPC API (plus health and reflection).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask a running permd whether a principal may act on records (BatchCheck / Check).
     Check(client::CheckArgs),
     /// Ask a running permd why a principal may or may not act on a record.
@@ -161,6 +162,58 @@ pub struct ServeArgs {
     /// Most LookupRecords streams open at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PERMD_MAX_CONCURRENT_STREAMS", default_value_t = crate::server::limits::DEFAULT_MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: usize,
+    /// Longest tenant, principal id, object, action, subscription list or
+    /// field name a request may carry.
+    #[arg(long, env = "PERMD_MAX_NAME_BYTES", default_value_t = limits::DEFAULT_MAX_NAME_BYTES)]
+    pub max_name_bytes: usize,
+    /// Most `context.fields` in one request.
+    #[arg(long, env = "PERMD_MAX_CONTEXT_FIELDS", default_value_t = limits::DEFAULT_MAX_CONTEXT_FIELDS)]
+    pub max_context_fields: usize,
+    /// Most requests waiting for their `min_revision` at once (they hold
+    /// no compute permit while they wait); more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PERMD_MAX_REVISION_WAITERS", default_value_t = limits::DEFAULT_MAX_REVISION_WAITERS)]
+    pub max_revision_waiters: usize,
+    /// Longest a request waits for its `min_revision`, whatever its deadline.
+    #[arg(long, env = "PERMD_MAX_MIN_REVISION_WAIT", default_value = "5s")]
+    pub max_min_revision_wait: config::Span,
+    /// A `min_revision` more than this many revisions ahead of the applied
+    /// one is refused at once (FAILED_PRECONDITION).
+    #[arg(long, env = "PERMD_MAX_REVISION_LEAD", default_value_t = limits::DEFAULT_MAX_REVISION_LEAD)]
+    pub max_revision_lead: u64,
+    /// Bytes of compiled answers (keys included) kept in the cache.
+    #[arg(long, env = "PERMD_MAX_CACHE_BYTES", default_value_t = crate::index::DEFAULT_MAX_CACHE_BYTES)]
+    pub max_cache_bytes: u64,
+    /// Most client connections open at once; further ones wait in the
+    /// listen backlog. `0`: half the open-files limit left after 256.
+    #[arg(long, env = "PERMD_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Most HTTP/2 streams (concurrent calls) one connection may open.
+    #[arg(long, env = "PERMD_MAX_STREAMS_PER_CONNECTION", default_value_t = limits::DEFAULT_MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: u32,
+    /// Largest header block of one request, in bytes.
+    #[arg(long, env = "PERMD_MAX_HEADER_LIST_BYTES", default_value_t = limits::DEFAULT_MAX_HEADER_LIST_BYTES)]
+    pub max_header_list_bytes: u32,
+    /// Most request bytes received but not yet decoded, across all
+    /// connections; a request that would pass it gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PERMD_MAX_BUFFERED_REQUEST_BYTES", default_value_t = limits::DEFAULT_MAX_BUFFERED_REQUEST_BYTES)]
+    pub max_buffered_request_bytes: usize,
+    /// Most of those bytes one connection may hold.
+    #[arg(long, env = "PERMD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION", default_value_t = limits::DEFAULT_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION)]
+    pub max_buffered_request_bytes_per_connection: usize,
+    /// Time a request's message has to arrive whole; a slower one gets
+    /// DEADLINE_EXCEEDED.
+    #[arg(long, env = "PERMD_REQUEST_BODY_TIMEOUT", default_value = "10s")]
+    pub request_body_timeout: config::Span,
+    /// Time a new connection has to send its first bytes.
+    #[arg(long, env = "PERMD_HANDSHAKE_TIMEOUT", default_value = "10s")]
+    pub handshake_timeout: config::Span,
+    /// A connection with no byte either way for this long is closed
+    /// (keep-alive pings every 30 s keep a live client's connection busy).
+    #[arg(long, env = "PERMD_IDLE_TIMEOUT", default_value = "2m")]
+    pub idle_timeout: config::Span,
+    /// Largest data file `--data` may name, in bytes.
+    #[arg(long, env = "PERMD_MAX_DATA_FILE_BYTES", default_value_t = crate::source::file::DEFAULT_MAX_FILE_BYTES)]
+    pub max_data_file_bytes: u64,
     /// Address of the Prometheus `/metrics` endpoint (plain HTTP).
     #[arg(long, env = "PERMD_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: SocketAddr,
@@ -231,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         _ => Some(crate::telemetry::init(false, None)?),
     };
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Check(args) => client_runtime()?.block_on(client::check(args)),
         Command::Explain(args) => client_runtime()?.block_on(client::explain(args)),
         Command::Validate { file } => {
@@ -376,11 +429,11 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// Loads the data a `serve` would serve: the file, or the demo tenant.
-pub fn load_data(path: Option<&std::path::Path>) -> anyhow::Result<DataFile> {
+pub fn load_data(path: Option<&std::path::Path>, max_bytes: u64) -> anyhow::Result<DataFile> {
     match path {
         None => Ok(demo_data()),
         Some(path) => {
-            let (data, warnings) = load_file(path)?;
+            let (data, warnings) = crate::source::load_file_bounded(path, max_bytes)?;
             for w in warnings {
                 tracing::warn!(file = %path.display(), "{w}");
             }
@@ -428,6 +481,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: args.max_message_bytes,
         max_concurrent_requests: args.max_concurrent_requests,
         max_concurrent_streams: args.max_concurrent_streams,
+        max_name_bytes: args.max_name_bytes,
+        max_context_fields: args.max_context_fields,
+        max_revision_waiters: args.max_revision_waiters,
+        max_revision_wait: args.max_min_revision_wait.0,
+        max_revision_lead: args.max_revision_lead,
+        max_connections: args.max_connections,
+        max_streams_per_connection: args.max_streams_per_connection,
+        max_header_list_bytes: args.max_header_list_bytes,
+        max_buffered_request_bytes: args.max_buffered_request_bytes,
+        max_buffered_request_bytes_per_connection: args.max_buffered_request_bytes_per_connection,
+        request_body_timeout: args.request_body_timeout.0,
+        handshake_timeout: args.handshake_timeout.0,
+        idle_timeout: args.idle_timeout.0,
     };
     // Before the index is built, so its first revision and sizes are recorded.
     let metrics_handle = if args.no_metrics {
@@ -440,16 +506,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // The feed bootstraps in the background; health stays NOT_SERVING
         // until it has.
         Some(_) => (
-            Arc::new(Engine::new(Snapshot::default(), args.max_batch)),
+            Arc::new(Engine::with_cache_bytes(
+                Snapshot::default(),
+                args.max_batch,
+                args.max_cache_bytes,
+            )),
             0,
         ),
         None => {
-            let data = load_data(args.data.as_deref())?;
+            let data = load_data(args.data.as_deref(), args.max_data_file_bytes)?;
             let snapshot = Snapshot::build(&data, 1);
             let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
             drop(data);
             crate::memory::settle();
-            (Arc::new(Engine::new(snapshot, args.max_batch)), records)
+            let engine = Engine::with_cache_bytes(snapshot, args.max_batch, args.max_cache_bytes);
+            (Arc::new(engine), records)
         }
     };
     let shutdown = shutdown_signal();
@@ -468,9 +539,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?;
             tracing::info!(metrics = %metrics.local_addr()?, "metrics on /metrics");
-            tokio::spawn(crate::telemetry::metrics::serve(metrics, handle, async {
-                let _ = metrics_stopped.await;
-            }));
+            tokio::spawn(crate::server::metrics_endpoint::serve(
+                metrics,
+                handle,
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            ));
         }
         let (stop_feed, feed_stopped) = tokio::sync::watch::channel(false);
         let mut extras = crate::server::Extras::default();

@@ -201,6 +201,29 @@ enum Plan {
 }
 
 impl Compiled {
+    /// Heap bytes the answer holds: what the compiled-answer cache weighs.
+    pub fn heap_bytes(&self) -> usize {
+        let gates = match &self.plan {
+            Plan::NotVisible => 0,
+            Plan::Layers { gates, reach, .. } => {
+                let reach = match reach {
+                    Reach::Associated(set) => set.heap_bytes(),
+                    _ => 0,
+                };
+                reach
+                    + gates
+                        .iter()
+                        .map(|(_, test)| match test {
+                            GateTest::InOwned(set) => set.heap_bytes(),
+                            GateTest::OptedOutOf(list) => list.len(),
+                            _ => 0,
+                        })
+                        .sum::<usize>()
+            }
+        };
+        self.allowed.heap_bytes() + self.field_mask.len() + gates
+    }
+
     /// Compiles the question. `ctx` has already been validated for the
     /// action (fields exist, required parameters present).
     pub fn build(

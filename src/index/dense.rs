@@ -106,16 +106,34 @@ impl DenseSet {
 
     /// The records in the set, in ordinal order.
     pub fn iter(&self) -> impl Iterator<Item = RecordOrd> + '_ {
-        (0u32..).zip(&self.words).flat_map(|(i, &word)| {
-            let mut rest = word;
-            std::iter::from_fn(move || {
-                (rest != 0).then(|| {
-                    let bit = rest.trailing_zeros();
-                    rest &= rest - 1;
-                    i * 64 + bit
+        self.iter_from(0)
+    }
+
+    /// The records in the set from ordinal `start` on, in ordinal order:
+    /// what a paged reader resumes from.
+    pub fn iter_from(&self, start: RecordOrd) -> impl Iterator<Item = RecordOrd> + '_ {
+        let first = start as usize / 64;
+        let skip_low = start % 64;
+        (0u32..)
+            .zip(&self.words)
+            .skip(first)
+            .map(move |(i, &word)| {
+                if i as usize == first {
+                    (i, word & (u64::MAX << skip_low))
+                } else {
+                    (i, word)
+                }
+            })
+            .flat_map(|(i, word)| {
+                let mut rest = word;
+                std::iter::from_fn(move || {
+                    (rest != 0).then(|| {
+                        let bit = rest.trailing_zeros();
+                        rest &= rest - 1;
+                        i * 64 + bit
+                    })
                 })
             })
-        })
     }
 
     #[inline]
@@ -170,6 +188,11 @@ mod tests {
             removed.remove_all(&rb);
             prop_assert_eq!(collect(&removed), &ra - &rb);
             prop_assert_eq!(da.len(), ra.len());
+            for start in [0u32, 1, 63, 64, 65, 350, 699, 700, 5_000] {
+                let from: Vec<u32> = da.iter_from(start).collect();
+                let expected: Vec<u32> = ra.iter().filter(|o| *o >= start).collect();
+                prop_assert_eq!(from, expected, "from {}", start);
+            }
             for o in 0..universe as u32 {
                 prop_assert_eq!(da.contains(o), ra.contains(o));
             }

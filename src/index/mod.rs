@@ -13,7 +13,8 @@ pub mod tenant;
 
 pub use change::ApplyError;
 pub use engine::{
-    BatchAnswer, DEFAULT_MAX_BATCH, Decision, Engine, PrincipalRef, Question, Snapshot,
+    BatchAnswer, DEFAULT_MAX_BATCH, DEFAULT_MAX_CACHE_BYTES, Decision, Engine, PrincipalRef,
+    Question, Snapshot,
 };
 pub use error::QueryError;
 pub use tenant::{PrincipalKind, TenantIndex};

@@ -311,6 +311,42 @@ impl Action {
         }
     }
 
+    /// The part of a context this action reads (its level, field needs
+    /// and gate); the rest set to defaults. Answers are cached under it, so
+    /// a field the action ignores can neither split the cache nor grow it.
+    pub fn relevant_context(self, ctx: &ActionContext) -> ActionContext {
+        let email_gate = matches!(self.gate(ctx), Some(Gate::Email));
+        ActionContext {
+            channel: if self == Self::SendSingleMessage {
+                ctx.channel
+            } else {
+                None
+            },
+            transactional: email_gate && ctx.transactional,
+            subscription_list: if email_gate {
+                ctx.subscription_list.clone()
+            } else {
+                None
+            },
+            fields: if matches!(self, Self::Edit | Self::BulkChangeFieldValues) {
+                let mut fields = ctx.fields.clone();
+                fields.sort_unstable();
+                fields.dedup();
+                fields
+            } else {
+                Vec::new()
+            },
+            target_email_status: if matches!(
+                self,
+                Self::SubscriptionLists | Self::BulkManageSubscription
+            ) {
+                ctx.target_email_status
+            } else {
+                None
+            },
+        }
+    }
+
     /// What the request must carry for this action, checked at the edge so a
     /// missing parameter is an INVALID_ARGUMENT, not a silent default.
     pub fn check_context(self, ctx: &ActionContext) -> Result<(), String> {

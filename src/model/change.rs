@@ -108,12 +108,30 @@ impl Entity {
         }
     }
 
-    /// Decodes an entity of `kind` from its snapshot-file JSON, refusing
-    /// unknown keys like the file parser does.
+    /// Decodes an entity of `kind` from its snapshot-file JSON with the
+    /// data files' own decoder ([`super::data::from_json_str`]): unknown
+    /// and repeated keys are refused exactly as a file's are.
     pub fn from_json(kind: EntityKind, json: &str) -> Result<Entity, String> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
-        Self::from_value(kind, value)
+        use super::data::from_json_str;
+        fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+            from_json_str(json).map_err(|(path, message)| {
+                if path == "." {
+                    message
+                } else {
+                    format!("at {path}: {message}")
+                }
+            })
+        }
+        Ok(match kind {
+            EntityKind::Tenant => Self::Tenant(parse(json)?),
+            EntityKind::Object => Self::Object(parse(json)?),
+            EntityKind::Group => Self::Group(parse(json)?),
+            EntityKind::Role => Self::Role(parse(json)?),
+            EntityKind::User => Self::User(parse(json)?),
+            EntityKind::Integration => Self::Integration(parse(json)?),
+            EntityKind::Automation => Self::Automation(parse(json)?),
+            EntityKind::Record => Self::Record(parse(json)?),
+        })
     }
 
     /// Decodes an entity of `kind` from a JSON value in the snapshot-file

@@ -24,6 +24,57 @@ pub const CONTACT_SYSTEM_FIELDS: [&str; 6] = [
     "birthday",
 ];
 
+/// Decodes JSON in the data-file shape: the one decoder of data files and
+/// Admin writes, so both refuse exactly the same inputs (a duplicate key
+/// among them: serde_json's own `Value` would keep the last silently). On
+/// error, the path inside the document and the problem.
+pub fn from_json_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            (".".to_owned(), format!("not JSON: {}", e.inner()))
+        } else {
+            (e.path().to_string(), e.inner().to_string())
+        }
+    })?;
+    de.end().map_err(|e| (".".to_owned(), e.to_string()))?;
+    Ok(value)
+}
+
+/// A map whose keys are unique: a repeated key (`objects: {contacts: …,
+/// contacts: …}`) is an error, not the last one silently winning, in every
+/// format the data is read from.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map with unique keys")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate key '{key}'")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
+}
+
 /// In a group's field permissions, the "set all" shortcut: the level of every
 /// field the group does not name.
 pub const ALL_FIELDS: &str = "*";
@@ -121,7 +172,7 @@ pub struct Group {
     #[serde(default)]
     pub create_objects: bool,
     /// Per object name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub objects: BTreeMap<String, ObjectPermissions>,
 }
 
@@ -143,7 +194,7 @@ pub struct ObjectPermissions {
     #[serde(default)]
     pub actions: Vec<Toggle>,
     /// Per field name, or `"*"` for every field not named.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub fields: BTreeMap<String, FieldLevel>,
 }
 
@@ -255,13 +306,21 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Team-association field name → users.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub teams: BTreeMap<String, Vec<String>>,
     /// Users who acted on the record (R8).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interactions: Vec<String>,
     /// Relationship field name → linked record ids.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub links: BTreeMap<String, Vec<Uuid>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub archived: bool,

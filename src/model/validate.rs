@@ -104,9 +104,27 @@ fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         .join(", ")
 }
 
+/// Most tenants one data file may hold. An empty tenant is ~20 bytes of
+/// JSON but kilobytes of index: without a bound, a small file could take
+/// all memory.
+pub const MAX_TENANTS: usize = 10_000;
+/// Most (group, object) pairs in one tenant: each pair is a grant slot in
+/// the index, so groups × objects, not their sum, is what memory pays.
+pub const MAX_GROUP_OBJECT_PAIRS: usize = 1_000_000;
+
 /// Validates every tenant of the file.
 pub fn validate(file: &DataFile) -> Report {
     let mut report = Report::default();
+    if file.tenants.len() > MAX_TENANTS {
+        report.error(
+            "tenants",
+            format!(
+                "{} tenants, above the limit of {MAX_TENANTS} per data file: split the file, or serve each group of tenants from its own permd",
+                file.tenants.len()
+            ),
+        );
+        return report;
+    }
     let mut tenant_ids = HashSet::new();
     for (t, tenant) in file.tenants.iter().enumerate() {
         let at = format!("tenants[{t}]");
@@ -168,6 +186,18 @@ fn unique<'a>(
 }
 
 fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
+    let pairs = tenant.groups.len().saturating_mul(tenant.objects.len() + 1);
+    if pairs > MAX_GROUP_OBJECT_PAIRS {
+        report.error(
+            at,
+            format!(
+                "{} groups × {} objects is {pairs} grant slots, above the limit of {MAX_GROUP_OBJECT_PAIRS}: merge groups or objects",
+                tenant.groups.len(),
+                tenant.objects.len() + 1
+            ),
+        );
+        return;
+    }
     let objects = tenant_objects(tenant);
     let mut object_names = HashSet::new();
     for (i, o) in tenant.objects.iter().enumerate() {

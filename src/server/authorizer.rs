@@ -1,30 +1,44 @@
 //! The `permd.v1.Authorizer` service: validates each request at the edge,
 //! asks the engine, and converts the answer back to the wire.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
+use prost::Message;
 use time::OffsetDateTime;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use super::limits::{Admitted, Gate, Limits};
+use super::convert::{self, Bounds};
+use super::limits::{Admitted, Gate, Limits, deadline_of};
 use crate::index::Engine;
+use crate::index::compile::Compiled;
+use crate::index::engine::Resolved;
 use crate::pb::{self, authorizer_server::Authorizer};
 use crate::source::postgres::feed::Readiness;
 use crate::telemetry::metrics::{RpcTimer, record_batch};
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
+/// Most id bytes in one LookupRecords message, whatever `page_size` says
+/// (~27,000 string or 65,536 packed ids): HTTP/2 buffers up to two
+/// messages per stream, so this bounds what an unread stream holds.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
 const DEFAULT_PAGE: usize = 10_000;
-
-/// How long a request without a deadline waits for its `min_revision`.
-const DEFAULT_REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct AuthorizerService {
     engine: Arc<Engine>,
     gate: Gate,
+    bounds: Bounds,
     readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
+}
+
+/// Which permit a request needs once it may start.
+#[derive(Clone, Copy)]
+enum Kind {
+    Unary,
+    Stream,
 }
 
 impl AuthorizerService {
@@ -36,26 +50,57 @@ impl AuthorizerService {
         AuthorizerService {
             engine,
             gate: Gate::new(limits),
+            bounds: Bounds::from(&limits),
             readiness,
+        }
+    }
+
+    /// Admits a request: loaded, its `min_revision` reached (waiting
+    /// without a compute permit), then a permit of its kind. A request
+    /// parked on a revision never keeps another one from being answered.
+    async fn admit<T>(&self, request: &Request<T>, kind: Kind) -> Result<Admitted, Status>
+    where
+        T: HasMinRevision,
+    {
+        let deadline = deadline_of(request.metadata());
+        let min_revision = request.get_ref().min_revision();
+        self.ready(min_revision, deadline).await?;
+        match kind {
+            Kind::Unary => self.gate.request(deadline),
+            Kind::Stream => self.gate.stream(deadline),
         }
     }
 
     /// Ready to answer at `min_revision`: a snapshot is loaded, and the
     /// revision is reached — waiting for it up to the request's deadline
-    /// (or 5 s without one).
-    async fn ready(&self, min_revision: u64, admitted: &Admitted) -> Result<(), Status> {
+    /// and at most `max_revision_wait`, among at most
+    /// `max_revision_waiters` others. A revision further ahead than
+    /// `max_revision_lead` is refused at once: no feed catches up that far
+    /// within a request's life.
+    async fn ready(&self, min_revision: u64, deadline: Option<Instant>) -> Result<(), Status> {
         if self.readiness.as_ref().is_some_and(|r| !r.borrow().loaded) {
             return Err(Status::unavailable(
                 "permd has not loaded its first snapshot from PostgreSQL yet; retry shortly",
             ));
         }
-        if min_revision <= self.engine.revision() {
+        let current = self.engine.revision();
+        if min_revision <= current {
             return Ok(());
         }
+        let limits = self.gate.limits();
+        if min_revision - current > limits.max_revision_lead {
+            return Err(Status::failed_precondition(format!(
+                "min_revision {min_revision} is {} revisions ahead of revision {current}, which this permd has applied; more than {} ahead (max_revision_lead) is refused without waiting: send a revision that a response or Admin.Write returned",
+                min_revision - current,
+                limits.max_revision_lead
+            )));
+        }
+        let _waiting = self.gate.waiter()?;
         // Give up a little before the caller's deadline, so the caller
         // hears why instead of its own timeout.
-        let now = std::time::Instant::now();
-        let deadline = admitted.deadline.unwrap_or(now + DEFAULT_REVISION_WAIT);
+        let now = Instant::now();
+        let cap = now + limits.max_revision_wait;
+        let deadline = deadline.map_or(cap, |d| d.min(cap));
         let margin = (deadline.saturating_duration_since(now) / 10)
             .min(std::time::Duration::from_millis(100));
         self.engine
@@ -63,7 +108,8 @@ impl AuthorizerService {
             .await
             .map_err(|have| {
                 Status::failed_precondition(format!(
-                    "min_revision {min_revision} not reached before the deadline: this permd has applied revision {have}; retry, or ask without min_revision"
+                    "min_revision {min_revision} not reached within the wait (the request's deadline, at most max_revision_wait {:?}): this permd has applied revision {have}; retry, or ask without min_revision",
+                    limits.max_revision_wait
                 ))
             })
     }
@@ -77,6 +123,25 @@ impl AuthorizerService {
         }
         Ok(())
     }
+}
+
+/// The response, or RESOURCE_EXHAUSTED before it is sent when it would
+/// exceed `max_message_bytes` (the client would refuse it anyway), naming
+/// how many records would fit.
+fn fits<M: Message>(
+    response: M,
+    limit: usize,
+    what: &str,
+    records: usize,
+) -> Result<Response<M>, Status> {
+    let size = response.encoded_len();
+    if size <= limit {
+        return Ok(Response::new(response));
+    }
+    let fitting = (records as u128 * limit as u128 / size as u128) as usize * 9 / 10;
+    Err(Status::resource_exhausted(format!(
+        "the {what} response for {records} records would be {size} bytes, above the limit of {limit} (max_message_bytes); send at most {fitting} records per request"
+    )))
 }
 
 fn now() -> OffsetDateTime {
@@ -107,9 +172,8 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
         let _timer = RpcTimer::start("Check");
-        let admitted = self.gate.request(request.metadata())?;
+        let _admitted = self.admit(&request, Kind::Unary).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -117,6 +181,7 @@ impl Authorizer for AuthorizerService {
             &req.action,
             req.context.as_ref(),
             req.min_revision,
+            &self.bounds,
         )?;
         let record = match req.record_id.as_str() {
             "" => None,
@@ -136,9 +201,8 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let _timer = RpcTimer::start("BatchCheck");
-        let admitted = self.gate.request(request.metadata())?;
+        let admitted = self.admit(&request, Kind::Unary).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -146,6 +210,7 @@ impl Authorizer for AuthorizerService {
             &req.action,
             req.context.as_ref(),
             req.min_revision,
+            &self.bounds,
         )?;
         let ids = match &req.records {
             Some(pb::batch_check_request::Records::RecordIds(s)) => {
@@ -161,6 +226,7 @@ impl Authorizer for AuthorizerService {
         let engine = self.engine.clone();
         let return_ids = req.return_allowed_ids;
         let records = req.records;
+        let limit = self.gate.limits().max_message_bytes;
         blocking(admitted, move || {
             let a = engine.batch_check(&q, &ids, now())?;
             record_batch(ids.len(), a.allowed_count, &a.denials);
@@ -193,7 +259,8 @@ impl Authorizer for AuthorizerService {
                     }),
                 ),
             };
-            Ok(Response::new(pb::BatchCheckResponse {
+            let size = ids.len();
+            let response = pb::BatchCheckResponse {
                 allowed: a.allowed,
                 allowed_count: a.allowed_count,
                 denials: a
@@ -208,21 +275,21 @@ impl Authorizer for AuthorizerService {
                 revision: a.revision,
                 allowed_ids,
                 allowed_packed_ids,
-            }))
+            };
+            fits(response, limit, "BatchCheck", size)
         })
         .await
     }
 
-    type LookupRecordsStream = ReceiverStream<Result<pb::LookupRecordsResponse, Status>>;
+    type LookupRecordsStream = Pages;
 
     async fn lookup_records(
         &self,
         request: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
         let _timer = RpcTimer::start("LookupRecords");
-        let admitted = self.gate.stream(request.metadata())?;
+        let admitted = self.admit(&request, Kind::Stream).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -230,6 +297,7 @@ impl Authorizer for AuthorizerService {
             &req.action,
             req.context.as_ref(),
             req.min_revision,
+            &self.bounds,
         )?;
         let page = match req.page_size as usize {
             0 => DEFAULT_PAGE,
@@ -241,47 +309,14 @@ impl Authorizer for AuthorizerService {
             n => n,
         };
         let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            // The stream holds its permit until it ends.
-            let _admitted = admitted;
-            let Some(object) = resolved.tenant.objects.get(resolved.object) else {
-                return;
-            };
-            let mut ords = compiled.allowed.iter();
-            loop {
-                let ids: Vec<uuid::Uuid> = ords
-                    .by_ref()
-                    .take(page)
-                    .filter_map(|o| object.id(o))
-                    .collect();
-                if ids.is_empty() {
-                    break;
-                }
-                let message = if req.packed {
-                    pb::LookupRecordsResponse {
-                        record_ids: None,
-                        packed_record_ids: Some(pb::PackedIds {
-                            uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
-                        }),
-                        revision: resolved.revision,
-                    }
-                } else {
-                    pb::LookupRecordsResponse {
-                        record_ids: Some(pb::StringIds {
-                            ids: ids.iter().map(|id| id.to_string()).collect(),
-                        }),
-                        packed_record_ids: None,
-                        revision: resolved.revision,
-                    }
-                };
-                // The client went away: stop producing.
-                if tx.send(Ok(message)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Pages {
+            _admitted: admitted,
+            resolved,
+            compiled,
+            next: 0,
+            page,
+            packed: req.packed,
+        }))
     }
 
     async fn object_access(
@@ -289,11 +324,10 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
         let _timer = RpcTimer::start("ObjectAccess");
-        let admitted = self.gate.request(request.metadata())?;
+        let _admitted = self.admit(&request, Kind::Unary).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
-        let tenant = convert::tenant(&req.tenant)?;
-        let principal = convert::principal(req.principal.as_ref())?;
+        let tenant = convert::tenant(&req.tenant, &self.bounds)?;
+        let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
         let object = (!req.object.is_empty()).then_some(req.object.as_str());
         let (flags, create_objects, revision) =
             self.engine
@@ -301,7 +335,7 @@ impl Authorizer for AuthorizerService {
         let names = |actions: &[crate::model::Action]| {
             actions.iter().map(|a| a.as_str().to_owned()).collect()
         };
-        Ok(Response::new(pb::ObjectAccessResponse {
+        let response = pb::ObjectAccessResponse {
             objects: flags
                 .iter()
                 .map(|f| pb::ObjectFlags {
@@ -317,7 +351,14 @@ impl Authorizer for AuthorizerService {
                 .collect(),
             create_objects,
             revision,
-        }))
+        };
+        let objects = response.objects.len();
+        fits(
+            response,
+            self.gate.limits().max_message_bytes,
+            "ObjectAccess",
+            objects,
+        )
     }
 
     async fn record_access(
@@ -325,14 +366,14 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::RecordAccessRequest>,
     ) -> Result<Response<pb::RecordAccessResponse>, Status> {
         let _timer = RpcTimer::start("RecordAccess");
-        let admitted = self.gate.request(request.metadata())?;
+        let admitted = self.admit(&request, Kind::Unary).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
-        let tenant = convert::tenant(&req.tenant)?;
-        let principal = convert::principal(req.principal.as_ref())?;
+        let tenant = convert::tenant(&req.tenant, &self.bounds)?;
+        let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
         self.check_batch_size("record_ids", req.record_ids.len())?;
         let ids = convert::string_ids("record_ids", &req.record_ids)?;
         let engine = self.engine.clone();
+        let limit = self.gate.limits().max_message_bytes;
         blocking(admitted, move || {
             let (flags, revision) = engine.record_access(
                 &tenant,
@@ -342,7 +383,7 @@ impl Authorizer for AuthorizerService {
                 req.min_revision,
                 now(),
             )?;
-            Ok(Response::new(pb::RecordAccessResponse {
+            let response = pb::RecordAccessResponse {
                 records: flags
                     .iter()
                     .zip(&req.record_ids)
@@ -355,7 +396,8 @@ impl Authorizer for AuthorizerService {
                     })
                     .collect(),
                 revision,
-            }))
+            };
+            fits(response, limit, "RecordAccess", req.record_ids.len())
         })
         .await
     }
@@ -365,9 +407,8 @@ impl Authorizer for AuthorizerService {
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
         let _timer = RpcTimer::start("Explain");
-        let admitted = self.gate.request(request.metadata())?;
+        let _admitted = self.admit(&request, Kind::Unary).await?;
         let req = request.into_inner();
-        self.ready(req.min_revision, &admitted).await?;
         let q = convert::question(
             &req.tenant,
             req.principal.as_ref(),
@@ -375,13 +416,14 @@ impl Authorizer for AuthorizerService {
             &req.action,
             req.context.as_ref(),
             req.min_revision,
+            &self.bounds,
         )?;
         let record = match req.record_id.as_str() {
             "" => None,
             id => Some(convert::uuid("record_id", id)?),
         };
         let e = self.engine.explain(&q, record, now())?;
-        Ok(Response::new(pb::ExplainResponse {
+        let response = pb::ExplainResponse {
             allowed: e.allowed(),
             reason: convert::reason(e.reason),
             steps: e
@@ -396,6 +438,104 @@ impl Authorizer for AuthorizerService {
                 .collect(),
             groups: e.groups,
             revision: e.revision,
-        }))
+        };
+        fits(response, self.gate.limits().max_message_bytes, "Explain", 1)
     }
 }
+
+/// LookupRecords' pages, made one at a time when the transport asks for
+/// the next: HTTP/2 asks only while the client's flow-control window is
+/// open, so a client that stops reading stops production, and at most a
+/// page or two per stream is ever buffered. The stream permit is held
+/// until the last page is sent or the client goes away (the stream is
+/// dropped), so `max_concurrent_streams` bounds open streams, not
+/// producers.
+pub struct Pages {
+    _admitted: Admitted,
+    resolved: Resolved,
+    compiled: Arc<Compiled>,
+    /// The first ordinal not yet sent; `u32::MAX` once done.
+    next: u32,
+    page: usize,
+    packed: bool,
+}
+
+impl Pages {
+    fn next_page(&mut self) -> Option<pb::LookupRecordsResponse> {
+        let object = self.resolved.tenant.objects.get(self.resolved.object)?;
+        if self.next == u32::MAX {
+            return None;
+        }
+        // 16 bytes a packed id; 36 characters and 2 bytes of framing a string.
+        let per_id = if self.packed { 16 } else { 38 };
+        let page = self.page.min(MAX_PAGE_BYTES / per_id);
+        let ords = self.compiled.allowed.iter_from(self.next);
+        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(page.min(4_096));
+        let (mut taken, mut last) = (0, 0);
+        for ord in ords.take(page) {
+            (taken, last) = (taken + 1, ord);
+            if let Some(id) = object.id(ord) {
+                ids.push(id);
+            }
+        }
+        self.next = if taken == page {
+            last.saturating_add(1)
+        } else {
+            u32::MAX
+        };
+        if ids.is_empty() {
+            self.next = u32::MAX;
+            return None;
+        }
+        let revision = self.resolved.revision;
+        Some(if self.packed {
+            pb::LookupRecordsResponse {
+                record_ids: None,
+                packed_record_ids: Some(pb::PackedIds {
+                    uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
+                }),
+                revision,
+            }
+        } else {
+            pb::LookupRecordsResponse {
+                record_ids: Some(pb::StringIds {
+                    ids: ids.iter().map(|id| id.to_string()).collect(),
+                }),
+                packed_record_ids: None,
+                revision,
+            }
+        })
+    }
+}
+
+impl tokio_stream::Stream for Pages {
+    type Item = Result<pb::LookupRecordsResponse, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.get_mut().next_page().map(Ok))
+    }
+}
+
+/// The requests that may carry a `min_revision`.
+trait HasMinRevision {
+    fn min_revision(&self) -> u64;
+}
+
+macro_rules! has_min_revision {
+    ($($t:ty),*) => {
+        $(impl HasMinRevision for $t {
+            fn min_revision(&self) -> u64 {
+                self.min_revision
+            }
+        })*
+    };
+}
+
+has_min_revision!(
+    pb::CheckRequest,
+    pb::BatchCheckRequest,
+    pb::LookupRecordsRequest,
+    pb::ObjectAccessRequest,
+    pb::RecordAccessRequest,
+    pb::ExplainRequest
+);

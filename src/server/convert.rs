@@ -11,14 +11,70 @@ use crate::model::data::EmailStatus;
 use crate::model::{ActionContext, Channel, FieldLevel, Reason};
 use crate::pb;
 
-pub fn tenant(tenant: &str) -> Result<String, Status> {
+/// Bounds on what a request may name, checked before any work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Longest tenant, principal id, object, action, list or field name.
+    pub max_name_bytes: usize,
+    /// Most `context.fields`.
+    pub max_context_fields: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_name_bytes: super::limits::DEFAULT_MAX_NAME_BYTES,
+            max_context_fields: super::limits::DEFAULT_MAX_CONTEXT_FIELDS,
+        }
+    }
+}
+
+impl From<&super::Limits> for Bounds {
+    fn from(l: &super::Limits) -> Self {
+        Bounds {
+            max_name_bytes: l.max_name_bytes,
+            max_context_fields: l.max_context_fields,
+        }
+    }
+}
+
+impl Bounds {
+    /// A name within `max_name_bytes`; the error quotes only its start.
+    fn name<'a>(&self, field: &str, value: &'a str) -> Result<&'a str, Status> {
+        if value.len() > self.max_name_bytes {
+            return Err(Status::invalid_argument(format!(
+                "{field} is {} bytes, above the limit of {} (max_name_bytes): {}",
+                value.len(),
+                self.max_name_bytes,
+                quote(value)
+            )));
+        }
+        Ok(value)
+    }
+}
+
+/// At most the first 100 characters of a value the caller sent, quoted,
+/// with how much was left out: an error never echoes a whole input.
+pub fn quote(value: &str) -> String {
+    const SHOWN: usize = 100;
+    match value.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!(
+            "'{}…' ({} bytes)",
+            value.get(..at).unwrap_or_default(),
+            value.len()
+        ),
+        None => format!("'{value}'"),
+    }
+}
+
+pub fn tenant(tenant: &str, bounds: &Bounds) -> Result<String, Status> {
     if tenant.is_empty() {
         return Err(Status::invalid_argument("tenant is required"));
     }
-    Ok(tenant.to_owned())
+    Ok(bounds.name("tenant", tenant)?.to_owned())
 }
 
-pub fn principal(p: Option<&pb::Principal>) -> Result<PrincipalRef, Status> {
+pub fn principal(p: Option<&pb::Principal>, bounds: &Bounds) -> Result<PrincipalRef, Status> {
     let p = p.ok_or_else(|| Status::invalid_argument("principal is required: {kind, id}"))?;
     if p.id.is_empty() {
         return Err(Status::invalid_argument("principal.id is required"));
@@ -36,11 +92,13 @@ pub fn principal(p: Option<&pb::Principal>) -> Result<PrincipalRef, Status> {
     };
     Ok(PrincipalRef {
         kind,
-        id: p.id.clone(),
+        id: bounds.name("principal.id", &p.id)?.to_owned(),
     })
 }
 
-pub fn context(ctx: Option<&pb::ActionContext>) -> Result<ActionContext, Status> {
+/// The action context; `fields` deduplicated (first mention kept): they
+/// are a set, and a repeated one would only cost memory.
+pub fn context(ctx: Option<&pb::ActionContext>, bounds: &Bounds) -> Result<ActionContext, Status> {
     let Some(ctx) = ctx else {
         return Ok(ActionContext::default());
     };
@@ -59,17 +117,33 @@ pub fn context(ctx: Option<&pb::ActionContext>) -> Result<ActionContext, Status>
         "" => None,
         s => Some(EmailStatus::parse(s).ok_or_else(|| {
             Status::invalid_argument(format!(
-                "context.target_email_status '{s}' is unknown; use one of: {}",
+                "context.target_email_status {} is unknown; use one of: {}",
+                quote(s),
                 EmailStatus::ALL.map(EmailStatus::as_str).join(", ")
             ))
         })?),
     };
+    if ctx.fields.len() > bounds.max_context_fields {
+        return Err(Status::invalid_argument(format!(
+            "context.fields has {} fields, above the limit of {} (max_context_fields)",
+            ctx.fields.len(),
+            bounds.max_context_fields
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ctx.fields.len());
+    let mut fields = Vec::with_capacity(ctx.fields.len());
+    for (i, field) in ctx.fields.iter().enumerate() {
+        bounds.name(&format!("context.fields[{i}]"), field)?;
+        if seen.insert(field.as_str()) {
+            fields.push(field.clone());
+        }
+    }
+    let list = bounds.name("context.subscription_list", &ctx.subscription_list)?;
     Ok(ActionContext {
         channel,
         transactional: ctx.transactional,
-        subscription_list: (!ctx.subscription_list.is_empty())
-            .then(|| ctx.subscription_list.clone()),
-        fields: ctx.fields.clone(),
+        subscription_list: (!list.is_empty()).then(|| list.to_owned()),
+        fields,
         target_email_status,
     })
 }
@@ -81,13 +155,14 @@ pub fn question(
     action: &str,
     ctx: Option<&pb::ActionContext>,
     min_revision: u64,
+    bounds: &Bounds,
 ) -> Result<Question, Status> {
     Ok(Question {
-        tenant: tenant(tenant_id)?,
-        principal: principal(p)?,
-        object: object.to_owned(),
-        action: action.to_owned(),
-        ctx: context(ctx)?,
+        tenant: tenant(tenant_id, bounds)?,
+        principal: principal(p, bounds)?,
+        object: bounds.name("object", object)?.to_owned(),
+        action: bounds.name("action", action)?.to_owned(),
+        ctx: context(ctx, bounds)?,
         min_revision,
     })
 }
@@ -110,14 +185,7 @@ pub fn parse_uuid(s: &str) -> Option<Uuid> {
 }
 
 fn not_a_uuid(field: &str, s: &str) -> Status {
-    Status::invalid_argument(format!("{field}: '{}' is not a UUID", truncate(s)))
-}
-
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => s.get(..i).unwrap_or(s),
-        None => s,
-    }
+    Status::invalid_argument(format!("{field}: {} is not a UUID", quote(s)))
 }
 
 /// Decodes string ids, naming the first malformed position.
@@ -202,6 +270,41 @@ mod tests {
         let s = "URN:UUID:D0000000-0000-4000-8000-00000000FF61";
         assert_eq!(parse_uuid(s), Uuid::try_parse(s).ok());
         assert!(parse_uuid(s).is_some());
+    }
+
+    #[test]
+    fn quotes_stop_after_a_hundred_characters_on_a_char_boundary() {
+        assert_eq!(quote("acme"), "'acme'");
+        let long = "é".repeat(15_000);
+        let q = quote(&long);
+        assert!(q.starts_with(&format!("'{}…'", "é".repeat(100))), "{q}");
+        assert!(q.ends_with("(30000 bytes)"), "{q}");
+    }
+
+    #[test]
+    fn names_and_context_are_bounded_and_fields_deduplicated() {
+        let bounds = Bounds {
+            max_name_bytes: 8,
+            max_context_fields: 3,
+        };
+        let status = tenant(&"t".repeat(9), &bounds).err();
+        assert!(
+            status.is_some_and(|s| s.code() == tonic::Code::InvalidArgument
+                && s.message().contains("max_name_bytes"))
+        );
+        let ctx = |fields: &[&str]| pb::ActionContext {
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            ..pb::ActionContext::default()
+        };
+        let many = context(Some(&ctx(&["a", "b", "c", "d"])), &bounds).err();
+        assert!(many.is_some_and(|s| s.message().contains("max_context_fields")));
+        let long = context(Some(&ctx(&["a", "much_too_long"])), &bounds).err();
+        assert!(long.is_some_and(|s| s.message().contains("context.fields[1]")));
+        let deduped = context(Some(&ctx(&["b", "a", "b"])), &bounds).ok();
+        assert_eq!(
+            deduped.map(|c| c.fields),
+            Some(vec!["b".to_owned(), "a".to_owned()])
+        );
     }
 
     #[test]

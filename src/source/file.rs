@@ -9,6 +9,10 @@ use thiserror::Error;
 use crate::model::DataFile;
 use crate::model::validate::{Problem, validate};
 
+/// Default largest data file read: 4 GiB, several times the largest
+/// tenant benchmarked (1,000,000 Contacts).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read data file {file}: {source}")]
@@ -16,6 +20,10 @@ pub enum LoadError {
         file: PathBuf,
         source: std::io::Error,
     },
+    #[error("data file {file} is {kind}, not a regular file: name a YAML or JSON file")]
+    NotAFile { file: PathBuf, kind: &'static str },
+    #[error("data file {file} is larger than the limit of {limit} bytes (--max-data-file-bytes)")]
+    TooLarge { file: PathBuf, limit: u64 },
     #[error("data file {file}: at {path}: {message}")]
     Parse {
         file: PathBuf,
@@ -29,18 +37,76 @@ pub enum LoadError {
     },
 }
 
-/// Reads, parses and validates a data file; returns the data and the
-/// warnings to log.
+/// Reads, parses and validates a data file of at most
+/// [`DEFAULT_MAX_FILE_BYTES`]; returns the data and the warnings to log.
 pub fn load_file(file: &Path) -> Result<(DataFile, Vec<Problem>), LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
-        file: file.to_owned(),
-        source,
-    })?;
+    load_file_bounded(file, DEFAULT_MAX_FILE_BYTES)
+}
+
+/// Reads, parses and validates a data file of at most `limit` bytes. Only
+/// a regular file is read (a symlink is followed to one): a FIFO would
+/// block the start forever and a device could be read without end.
+pub fn load_file_bounded(file: &Path, limit: u64) -> Result<(DataFile, Vec<Problem>), LoadError> {
+    let text = read_bounded(file, limit)?;
     let json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         || text.trim_start().starts_with('{');
     parse_str(&text, json, file)
+}
+
+fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
+    use std::io::Read;
+    let read_error = |source| LoadError::Read {
+        file: file.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(file).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotAFile {
+            file: file.to_owned(),
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+    let too_large = || LoadError::TooLarge {
+        file: file.to_owned(),
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // The file may grow after the check: read one byte past the limit at most.
+    std::fs::File::open(file)
+        .map_err(read_error)?
+        .take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Parses and validates text already in memory; `file` only names it in errors.
@@ -55,9 +121,8 @@ pub fn parse_str(
         message,
     };
     let data: DataFile = if json {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| parse_error(e.path().to_string(), e.inner().to_string()))?
+        crate::model::data::from_json_str(text)
+            .map_err(|(path, message)| parse_error(path, message))?
     } else {
         from_yaml(text).map_err(|(path, message)| parse_error(path, message))?
     };
@@ -75,6 +140,7 @@ pub fn parse_str(
 /// `tenants[0].groups[2]`) and the problem, without serde_yaml's own copy
 /// of the path at the front of the message.
 pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+    check_expansion(text)?;
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -84,4 +150,168 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (Strin
             .map_or(message.clone(), str::to_owned);
         (path, message)
     })
+}
+
+/// Refuses YAML whose aliases expand it far beyond its own size (a
+/// "billion laughs": one anchor of 20,000 names referenced 20,000 times is
+/// 689 KB of text and 400,000,000 strings). Without aliases every node
+/// takes at least one byte of text, so a document may have at most as many
+/// nodes as bytes; the count stops as soon as it passes that. Text without
+/// an anchor (`&`) has no aliases and is not counted.
+fn check_expansion(text: &str) -> Result<(), (String, String)> {
+    if !text.contains('&') {
+        return Ok(());
+    }
+    let limit = text.len() + 64;
+    let counter = NodeCount {
+        seen: &std::cell::Cell::new(0),
+        limit,
+    };
+    serde::de::DeserializeSeed::deserialize(counter, serde_yaml::Deserializer::from_str(text))
+        .map_err(|e| (".".to_owned(), e.to_string()))
+}
+
+/// Counts the nodes of a document as its aliases expand.
+#[derive(Clone, Copy)]
+struct NodeCount<'a> {
+    seen: &'a std::cell::Cell<usize>,
+    limit: usize,
+}
+
+impl NodeCount<'_> {
+    fn one<E: serde::de::Error>(&self) -> Result<(), E> {
+        self.seen.set(self.seen.get() + 1);
+        if self.seen.get() > self.limit {
+            return Err(E::custom(format!(
+                "the document's aliases expand it to more than {} nodes, more than its {} bytes could hold without them; write the repeated values out, or use fewer aliases",
+                self.limit,
+                self.limit - 64
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeCount<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeCount<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.one()?;
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.one()?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.one()?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use serde::de::VariantAccess;
+        self.one()?;
+        let ((), variant) = data.variant_seed(self)?;
+        variant.newtype_variant_seed(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn aliases_that_expand_far_beyond_the_text_are_refused() {
+        let names: Vec<String> = (0..2_000).map(|i| format!("g{i}")).collect();
+        let mut text = format!("groups: &all [{}]\nusers:\n", names.join(", "));
+        for i in 0..2_000 {
+            text.push_str(&format!("  - {{id: u{i}, groups: *all}}\n"));
+        }
+        let refused = from_yaml::<serde_yaml::Value>(&text).err();
+        assert!(
+            refused
+                .as_ref()
+                .is_some_and(|(_, m)| m.contains("aliases expand")),
+            "{refused:?}"
+        );
+        // A few aliases, as people write them, are fine.
+        let small = "base: &b {view_object: true}\na: *b\nb: *b\n";
+        assert!(from_yaml::<serde_yaml::Value>(small).is_ok());
+    }
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let dir = std::env::temp_dir().join(format!("permd-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_file = load_file(&dir).err();
+        assert!(matches!(
+            not_file,
+            Some(LoadError::NotAFile {
+                kind: "a directory",
+                ..
+            })
+        ));
+        #[cfg(unix)]
+        {
+            let zero = load_file(Path::new("/dev/zero")).err();
+            assert!(
+                matches!(
+                    zero,
+                    Some(LoadError::NotAFile {
+                        kind: "a device",
+                        ..
+                    })
+                ),
+                "{zero:?}"
+            );
+            let link = dir.join("zero.yaml");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+            let through_link = load_file(&link).err();
+            assert!(matches!(through_link, Some(LoadError::NotAFile { .. })));
+        }
+        let big = dir.join("big.yaml");
+        std::fs::write(&big, "tenants: []\n# padding padding padding\n").unwrap();
+        let too_large = load_file_bounded(&big, 16).err();
+        assert!(too_large.is_some_and(|e| e.to_string().contains("--max-data-file-bytes")));
+        assert!(load_file_bounded(&big, 1_000).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -8,4 +8,4 @@ pub mod generate;
 pub mod postgres;
 mod rng;
 
-pub use file::{LoadError, load_file, parse_str};
+pub use file::{LoadError, load_file, load_file_bounded, parse_str};

@@ -9,11 +9,8 @@
 //! Prometheus idiom: `time() - permd_snapshot_published_timestamp_seconds`.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::model::Reason;
 
@@ -25,6 +22,8 @@ pub const REVISION: &str = "permd_revision";
 pub const PUBLISHED: &str = "permd_snapshot_published_timestamp_seconds";
 pub const TENANT_BYTES: &str = "permd_tenant_index_bytes";
 pub const TENANT_RECORDS: &str = "permd_tenant_records";
+/// Accept errors per listener and kind (`open_files_limit`, `other`).
+pub const ACCEPT_ERRORS: &str = "permd_accept_errors_total";
 pub const FEED_STALENESS: &str = "permd_feed_staleness_seconds";
 pub const FEED_TRANSACTIONS: &str = "permd_feed_transactions_total";
 pub const FEED_ERRORS: &str = "permd_feed_errors_total";
@@ -118,48 +117,4 @@ pub fn record_published<'a>(
 pub fn record_cache(hit: bool) {
     let result = if hit { "hit" } else { "miss" };
     metrics::counter!(CACHE, "result" => result).increment(1);
-}
-
-/// Serves `GET /metrics` until `shutdown` resolves. A deliberately small
-/// HTTP/1.1 responder: one request per connection, bounded reads.
-pub async fn serve(
-    listener: TcpListener,
-    handle: PrometheusHandle,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let mut request = [0u8; 4096];
-            let read =
-                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
-            let Ok(Ok(n)) = read else {
-                return;
-            };
-            let line = request.get(..n).unwrap_or_default();
-            let (status, body) =
-                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
-                    ("200 OK", handle.render())
-                } else {
-                    (
-                        "404 Not Found",
-                        "only GET /metrics is served here\n".to_owned(),
-                    )
-                };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
 }

@@ -74,6 +74,21 @@ CHART_DEFAULTS = {
     "PERMD_MAX_MESSAGE_BYTES": "maxMessageBytes",
     "PERMD_MAX_CONCURRENT_REQUESTS": "maxConcurrentRequests",
     "PERMD_MAX_CONCURRENT_STREAMS": "maxConcurrentStreams",
+    "PERMD_MAX_NAME_BYTES": "maxNameBytes",
+    "PERMD_MAX_CONTEXT_FIELDS": "maxContextFields",
+    "PERMD_MAX_REVISION_WAITERS": "maxRevisionWaiters",
+    "PERMD_MAX_MIN_REVISION_WAIT": "maxMinRevisionWait",
+    "PERMD_MAX_REVISION_LEAD": "maxRevisionLead",
+    "PERMD_MAX_CACHE_BYTES": "maxCacheBytes",
+    "PERMD_MAX_CONNECTIONS": "maxConnections",
+    "PERMD_MAX_STREAMS_PER_CONNECTION": "maxStreamsPerConnection",
+    "PERMD_MAX_HEADER_LIST_BYTES": "maxHeaderListBytes",
+    "PERMD_MAX_BUFFERED_REQUEST_BYTES": "maxBufferedRequestBytes",
+    "PERMD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION": "maxBufferedRequestBytesPerConnection",
+    "PERMD_REQUEST_BODY_TIMEOUT": "requestBodyTimeout",
+    "PERMD_HANDSHAKE_TIMEOUT": "handshakeTimeout",
+    "PERMD_IDLE_TIMEOUT": "idleTimeout",
+    "PERMD_MAX_DATA_FILE_BYTES": "maxDataFileBytes",
 }
 # The settings of PostgreSQL mode: set exactly when secrets.existingSecret is
 # (without a database they mean nothing), with their values keys.

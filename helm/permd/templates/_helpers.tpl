@@ -182,6 +182,36 @@ secrets.existingSecret: without a database they mean nothing.
   value: {{ $v.maxConcurrentRequests | int64 | quote }}
 - name: PERMD_MAX_CONCURRENT_STREAMS
   value: {{ $v.maxConcurrentStreams | int64 | quote }}
+- name: PERMD_MAX_NAME_BYTES
+  value: {{ $v.maxNameBytes | int64 | quote }}
+- name: PERMD_MAX_CONTEXT_FIELDS
+  value: {{ $v.maxContextFields | int64 | quote }}
+- name: PERMD_MAX_REVISION_WAITERS
+  value: {{ $v.maxRevisionWaiters | int64 | quote }}
+- name: PERMD_MAX_MIN_REVISION_WAIT
+  value: {{ $v.maxMinRevisionWait | toString | quote }}
+- name: PERMD_MAX_REVISION_LEAD
+  value: {{ $v.maxRevisionLead | int64 | quote }}
+- name: PERMD_MAX_CACHE_BYTES
+  value: {{ $v.maxCacheBytes | int64 | quote }}
+- name: PERMD_MAX_CONNECTIONS
+  value: {{ $v.maxConnections | int64 | quote }}
+- name: PERMD_MAX_STREAMS_PER_CONNECTION
+  value: {{ $v.maxStreamsPerConnection | int64 | quote }}
+- name: PERMD_MAX_HEADER_LIST_BYTES
+  value: {{ $v.maxHeaderListBytes | int64 | quote }}
+- name: PERMD_MAX_BUFFERED_REQUEST_BYTES
+  value: {{ $v.maxBufferedRequestBytes | int64 | quote }}
+- name: PERMD_MAX_BUFFERED_REQUEST_BYTES_PER_CONNECTION
+  value: {{ $v.maxBufferedRequestBytesPerConnection | int64 | quote }}
+- name: PERMD_REQUEST_BODY_TIMEOUT
+  value: {{ $v.requestBodyTimeout | toString | quote }}
+- name: PERMD_HANDSHAKE_TIMEOUT
+  value: {{ $v.handshakeTimeout | toString | quote }}
+- name: PERMD_IDLE_TIMEOUT
+  value: {{ $v.idleTimeout | toString | quote }}
+- name: PERMD_MAX_DATA_FILE_BYTES
+  value: {{ $v.maxDataFileBytes | int64 | quote }}
 {{- if $v.tls.enabled }}
 - name: PERMD_TLS_CERT
   value: /etc/permd/tls/tls.crt

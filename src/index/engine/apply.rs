@@ -55,7 +55,7 @@ impl Engine {
         // version check keeps any other stale one from being served, and
         // dropping them here keeps memory flat under a change stream.
         let touched: FxHashMap<String, Arc<TenantIndex>> = published.into_iter().collect();
-        let gone: Vec<String> = changed
+        let gone: rustc_hash::FxHashSet<String> = changed
             .into_iter()
             .filter(|t| !touched.contains_key(t))
             .collect();
@@ -95,9 +95,12 @@ impl Engine {
         let grouped = by_tenant(changes);
         // Tenants in the order their first change came, so errors name
         // the first problem.
+        // (A set beside the list: a write touching many tenants stays
+        // linear in them.)
         let mut order: Vec<&str> = Vec::new();
+        let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
         for change in changes {
-            if !order.contains(&change.tenant.as_str()) {
+            if seen.insert(change.tenant.as_str()) {
                 order.push(&change.tenant);
             }
         }

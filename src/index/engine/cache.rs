@@ -31,18 +31,48 @@ pub(super) struct CacheEntry {
     compiled: Arc<Compiled>,
 }
 
-/// The cache, weighed by the allowed bitmap's size: 256 MiB of compiled sets.
-pub(super) fn new_cache() -> Cache<CacheKey, CacheEntry> {
+/// Default bound on the cache's bytes (keys and answers).
+pub const DEFAULT_MAX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bytes an entry holds besides its key and answer (moka's node, the
+/// `Arc`s): a generous round figure.
+const ENTRY_OVERHEAD: usize = 256;
+
+impl CacheKey {
+    fn heap_bytes(&self) -> usize {
+        self.tenant.len()
+            + self.principal.id.len()
+            + self.ctx.subscription_list.as_ref().map_or(0, String::len)
+            + self
+                .ctx
+                .fields
+                .iter()
+                .map(|f| f.len() + size_of::<String>())
+                .sum::<usize>()
+    }
+}
+
+/// The cache, weighed by what each entry really holds — key included, so
+/// no request can make an entry large and cheap.
+pub(super) fn new_cache(max_bytes: u64) -> Cache<CacheKey, CacheEntry> {
     Cache::builder()
-        .weigher(|_k, v: &CacheEntry| {
-            u32::try_from(v.compiled.allowed.heap_bytes() + 256).unwrap_or(u32::MAX)
+        .weigher(|k: &CacheKey, v: &CacheEntry| {
+            let bytes = k.heap_bytes() + v.compiled.heap_bytes() + ENTRY_OVERHEAD;
+            u32::try_from(bytes).unwrap_or(u32::MAX)
         })
-        .max_capacity(256 * 1024 * 1024)
+        .max_capacity(max_bytes)
         .support_invalidation_closures()
         .build()
 }
 
 impl Engine {
+    /// Bytes the compiled-answer cache holds now, as its weigher counts
+    /// them (keys included); never above `max_cache_bytes` for long.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
     /// The compiled answer for a resolved record question, from the cache
     /// when it is still exact at `now`.
     pub fn compiled(&self, r: &Resolved, now: OffsetDateTime) -> Arc<Compiled> {
@@ -51,7 +81,7 @@ impl Engine {
             principal: r.principal_ref.clone(),
             object: r.object,
             action: r.action,
-            ctx: r.ctx.clone(),
+            ctx: r.action.relevant_context(&r.ctx),
         };
         let object_version = r.tenant.objects.get(r.object).map_or(0, |o| o.version);
         let principal_version = r.principal.version;
@@ -69,7 +99,7 @@ impl Engine {
             &r.principal,
             r.object,
             r.action,
-            &r.ctx,
+            &key.ctx,
             now,
         ));
         self.cache.insert(

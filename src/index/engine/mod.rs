@@ -25,6 +25,7 @@ use super::tenant::TenantIndex;
 use crate::model::data::DataFile;
 use crate::telemetry::metrics;
 
+pub use cache::DEFAULT_MAX_CACHE_BYTES;
 use cache::{CacheEntry, CacheKey};
 pub use query::{BatchAnswer, Decision, FieldMask, ObjectFlags, RecordFlags};
 pub use question::{PrincipalRef, Question, Resolved};
@@ -70,8 +71,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(snapshot: Snapshot, max_batch: usize) -> Engine {
+        Self::with_cache_bytes(snapshot, max_batch, DEFAULT_MAX_CACHE_BYTES)
+    }
+
+    /// An engine whose compiled-answer cache holds at most `max_cache_bytes`.
+    pub fn with_cache_bytes(snapshot: Snapshot, max_batch: usize, max_cache_bytes: u64) -> Engine {
         metrics::record_published(snapshot.revision, &snapshot.tenants);
-        let cache = cache::new_cache();
+        let cache = cache::new_cache(max_cache_bytes);
         let (published, _) = tokio::sync::watch::channel(snapshot.revision);
         Engine {
             snapshot: ArcSwap::from_pointee(snapshot),
