@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::requests::{
-    assert_status, authorized, batch, check, demo_contacts, explain, lookup, record_access, user,
+    assert_status, authorized, batch, check, demo_contacts, explain_of, lookup, record_access, user,
 };
 use common::server::{Serve, ServeProcess, authorizer, bounded_by, permd, scratch_dir};
 use permd::model::change::{Entity, EntityKind};
@@ -160,12 +160,7 @@ async fn requests_waiting_for_a_revision_hold_no_compute_permit() {
         let waiting = |min_revision: u64| {
             let mut request = tonic::Request::new(pb::CheckRequest {
                 min_revision,
-                ..check(
-                    user("carol"),
-                    "contacts",
-                    "view",
-                    &contact_id(1).to_string(),
-                )
+                ..check(user("carol"), "contacts", "view", contact_id(1))
             });
             // A year: the caller would wait forever.
             request
@@ -574,26 +569,16 @@ async fn oversized_names_are_refused_before_any_work_and_never_echoed() {
         let cases = [
             pb::CheckRequest {
                 tenant: huge.clone(),
-                ..check(
-                    user("carol"),
-                    "contacts",
-                    "view",
-                    &contact_id(1).to_string(),
-                )
+                ..check(user("carol"), "contacts", "view", contact_id(1))
             },
-            check(user(&huge), "contacts", "view", &contact_id(1).to_string()),
-            check(user("carol"), &huge, "view", &contact_id(1).to_string()),
+            check(user(&huge), "contacts", "view", contact_id(1)),
+            check(user("carol"), &huge, "view", contact_id(1)),
             pb::CheckRequest {
                 context: Some(pb::ActionContext {
                     subscription_list: "l".repeat(4 * 1024 * 1024),
                     ..Default::default()
                 }),
-                ..check(
-                    user("carol"),
-                    "contacts",
-                    "bulk_send_email",
-                    &contact_id(1).to_string(),
-                )
+                ..check(user("carol"), "contacts", "bulk_send_email", contact_id(1))
             },
         ];
         for request in cases {
@@ -729,7 +714,7 @@ async fn responses_over_the_message_limit_are_refused_with_a_size_that_fits() {
         assert_eq!(answer.records.len(), fits);
 
         // Explain reads each field once, however often it is named…
-        let mut repeated = explain(user("ada"), "contacts", "edit", &contact_id(1).to_string());
+        let mut repeated = explain_of(check(user("ada"), "contacts", "edit", contact_id(1)));
         repeated.context = Some(pb::ActionContext {
             fields: vec!["email".to_owned(); 1_000],
             ..Default::default()
