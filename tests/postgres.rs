@@ -641,8 +641,10 @@ async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_
     let through = pg::prune(&pool, Duration::ZERO).await.unwrap();
     assert_eq!(through, 5, "all but the latest transaction pruned");
     proxy.set(true);
+    // The reload publishes revision 6 a moment before it counts the
+    // snapshot: wait for both, or this reads the count in between.
     wait_until("reloaded past the pruned changelog", || {
-        engine.revision() == 6
+        engine.revision() == 6 && readiness.borrow().snapshots >= 2
     })
     .await;
     assert_eq!(readiness.borrow().snapshots, 2, "one full reload");
