@@ -20,7 +20,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::requests::{principal_ref as pref, question as ask};
+use common::requests::{principal_ref as pref, question as ask, reasons_by_position};
 use permd::index::engine::{ObjectFlags, RecordFlags};
 use permd::index::explain::Explanation;
 use permd::index::{Engine, PrincipalKind, QueryError, Question, Snapshot};
@@ -220,18 +220,7 @@ fn batch_at(e: &Engine, q: &Question, ids: &[Uuid], now: OffsetDateTime) -> Vec<
     let answer = e
         .batch_check(q, ids, now)
         .unwrap_or_else(|err| panic!("{q:?}: {err}"));
-    let mut out: Vec<Option<Reason>> = vec![None; ids.len()];
-    for &(pos, reason) in &answer.denials {
-        assert!(out[pos as usize].is_none(), "position {pos} denied twice");
-        out[pos as usize] = Some(reason);
-    }
-    for (pos, r) in out.iter().enumerate() {
-        assert_eq!(answer.is_allowed(pos), r.is_none(), "bitmask at {pos}");
-    }
-    assert_eq!(
-        answer.allowed_count as usize,
-        out.iter().filter(|r| r.is_none()).count()
-    );
+    let out = reasons_by_position(&answer, ids.len());
     let (found, _) = e.lookup(q, now).unwrap();
     for (id, r) in ids.iter().zip(&out) {
         let single = e.check(q, Some(*id), now).unwrap();
