@@ -24,7 +24,10 @@ use bytes::Bytes;
 use common::requests::{
     assert_status, authorized, batch, check, demo_contacts, explain_of, lookup, record_access, user,
 };
-use common::server::{Serve, ServeProcess, authorizer, bounded_by, permd, scratch_dir};
+use common::server::{
+    Serve, ServeProcess, assert_serving, authorizer, bounded_by, permd, scratch_dir, slow_reader,
+    stream_admitted,
+};
 use permd::model::change::{Entity, EntityKind};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
 use permd::source::demo::{DEMO_TENANT, contact_id};
@@ -32,8 +35,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 /// What any one victim call may take while an attack runs (debug build,
 /// two cores shared with the attacker).
@@ -72,28 +73,29 @@ async fn victim(client: &mut AuthorizerClient<Channel>) {
     assert!(started.elapsed() < VICTIM_BOUND);
 }
 
-async fn assert_serving(channel: Channel) {
-    let health = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: "permd.v1.Authorizer".to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(health.status, ServingStatus::Serving as i32);
+/// Whether the server closes `stream` within `limit` (reading past what it
+/// sends first, its SETTINGS).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
-/// A connection of its own that grants only HTTP/2's default 64 KiB
-/// windows and never reads: a slow or hostile reader.
-async fn slow_reader(server: &ServeProcess) -> AuthorizerClient<Channel> {
-    let channel = Endpoint::from_shared(server.url())
-        .unwrap()
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .unwrap();
-    AuthorizerClient::new(channel)
+/// `n` TCP connections that will never send a byte.
+async fn connect_silently(port: u16, n: usize) -> Vec<TcpStream> {
+    let mut silent = Vec::with_capacity(n);
+    for _ in 0..n {
+        silent.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    silent
 }
 
 /// A raw HTTP/2 connection, for what no gRPC client sends.
@@ -296,7 +298,7 @@ async fn unread_lookup_streams(contacts: usize, attempts: usize, streams: usize,
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..attempts {
-        let mut reader = slow_reader(&server).await;
+        let mut reader = slow_reader(server.url()).await;
         match reader.lookup_records(all(100_000)).await {
             Ok(stream) => held.push((reader, stream)),
             Err(status) => {
@@ -323,15 +325,10 @@ async fn unread_lookup_streams(contacts: usize, attempts: usize, streams: usize,
     assert!(started.elapsed() < VICTIM_BOUND);
     // A reader that goes away gives its permit back.
     drop(held.pop());
-    let mut admitted = false;
-    for _ in 0..100 {
-        if client.lookup_records(all(10)).await.is_ok() {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(admitted, "the permit of a dropped stream came back");
+    assert!(
+        stream_admitted(&mut client, all(10)).await,
+        "the permit of a dropped stream came back"
+    );
     assert_serving(channel).await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -442,14 +439,7 @@ async fn silent_connections_are_closed_and_cannot_starve_new_clients() {
             .spawn();
         let channel = server.channel().await;
         let mut client = authorizer(channel.clone());
-        let mut silent = Vec::new();
-        for _ in 0..150 {
-            silent.push(
-                TcpStream::connect(("127.0.0.1", server.port))
-                    .await
-                    .unwrap(),
-            );
-        }
+        let mut silent = connect_silently(server.port, 150).await;
         // The victim's own connection keeps being served…
         for _ in 0..10 {
             victim(&mut client).await;
@@ -471,18 +461,7 @@ async fn silent_connections_are_closed_and_cannot_starve_new_clients() {
         // …and every silent connection the server took was closed.
         let mut closed = 0;
         for mut stream in silent.drain(..49) {
-            let mut byte = [0u8; 1];
-            // The server's SETTINGS may come first; then the end.
-            let ended = tokio::time::timeout(Duration::from_secs(5), async {
-                loop {
-                    match stream.read(&mut byte).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await;
-            if ended.is_ok() {
+            if closed_within(&mut stream, Duration::from_secs(5)).await {
                 closed += 1;
             }
         }
@@ -769,31 +748,14 @@ async fn heavy_unread_streams_and_silent_connections() {
     let server = Serve::new().quiet().spawn();
     let channel = server.channel().await;
     let mut client = authorizer(channel.clone());
-    let mut silent = Vec::new();
-    for _ in 0..1_000 {
-        silent.push(
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        );
-    }
+    let silent = connect_silently(server.port, 1_000).await;
     for _ in 0..20 {
         victim(&mut client).await;
     }
     tokio::time::sleep(Duration::from_secs(12)).await;
     let mut open = 0;
     for mut stream in silent {
-        let mut buf = [0u8; 256];
-        let read = tokio::time::timeout(Duration::from_millis(100), async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        if read.is_err() {
+        if !closed_within(&mut stream, Duration::from_millis(100)).await {
             open += 1;
         }
     }

@@ -13,22 +13,13 @@ mod common;
 use std::time::Duration;
 
 use common::requests::{lookup_pages, user};
-use common::server::{Serve, authorizer};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use common::server::{Serve, assert_serving, authorizer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_streams_then_exits_zero() {
     let mut server = Serve::new().spawn();
     let channel = server.channel().await;
-    let health = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: "permd.v1.Authorizer".to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(health.status, ServingStatus::Serving as i32);
+    assert_serving(channel.clone()).await;
 
     let request = lookup_pages(user("carol"), "contacts", "view", 100);
     let mut client = authorizer(channel);

@@ -10,10 +10,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::requests::{batch, check, demo_contacts, lookup_pages, user};
-use common::server::{TestServer, demo_engine};
+use common::server::{TestServer, demo_engine, slow_reader, stream_admitted};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
 use permd::server::Limits;
 use permd::source::demo::contact_id;
@@ -55,17 +53,8 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
     // default 64 KiB window: carol's ~7,000 Contacts one per message are
     // several times that, so the stream stays open (and holds its permit)
     // until dropped.
-    let mut slow = {
-        let channel = tonic::transport::Endpoint::from_shared(server.url())
-            .unwrap()
-            .initial_stream_window_size(65_535)
-            .initial_connection_window_size(65_535)
-            .connect()
-            .await
-            .unwrap();
-        AuthorizerClient::new(channel)
-    };
-    let held = slow
+    let held = slow_reader(server.url())
+        .await
         .lookup_records(carol_views(1))
         .await
         .unwrap()
@@ -83,16 +72,10 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
         .await;
     assert!(answered.is_ok(), "{answered:?}");
     drop(held);
-    // The server notices the dropped stream at its next send.
-    let mut admitted = false;
-    for _ in 0..100 {
-        if client.lookup_records(carol_views(1)).await.is_ok() {
-            admitted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(admitted, "the permit of a closed stream came back");
+    assert!(
+        stream_admitted(&mut client, carol_views(1)).await,
+        "the permit of a closed stream came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

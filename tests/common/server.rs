@@ -330,6 +330,49 @@ impl Drop for TestServer {
     }
 }
 
+/// Asserts health says SERVING for the Authorizer.
+pub async fn assert_serving(channel: Channel) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "permd.v1.Authorizer".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+}
+
+/// A client on a connection of its own that grants only HTTP/2's default
+/// 64 KiB windows: with nobody reading, a large stream stays open.
+pub async fn slow_reader(url: String) -> AuthorizerClient<Channel> {
+    let channel = Endpoint::from_shared(url)
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    AuthorizerClient::new(channel)
+}
+
+/// Whether a LookupRecords stream is admitted within two seconds of
+/// retrying: a stream permit given back is noticed at the server's next
+/// send.
+pub async fn stream_admitted(
+    client: &mut AuthorizerClient<Channel>,
+    request: permd::pb::LookupRecordsRequest,
+) -> bool {
+    for _ in 0..100 {
+        if client.lookup_records(request.clone()).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// An Authorizer client that accepts the largest answers permd sends.
 pub fn authorizer(channel: Channel) -> AuthorizerClient<Channel> {
     AuthorizerClient::new(channel)
