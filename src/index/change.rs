@@ -477,8 +477,8 @@ impl TenantIndex {
 
         // Whose related sets this can change, and what they hold now.
         let mut touched: FxHashSet<Uuid> = new_links.iter().copied().collect();
-        touched.extend(self.links.forward.get(&record.id).into_iter().flatten());
-        touched.extend(self.links.back.get(&record.id).into_iter().flatten());
+        touched.extend(self.links.forward(&record.id));
+        touched.extend(self.links.back(&record.id));
         let mut before = self.related_before(&touched);
         if existed {
             before.extend(self.related_before(&FxHashSet::from_iter([record.id])));
@@ -524,13 +524,7 @@ impl TenantIndex {
         }
 
         // The link maps are copied only when this record's links change.
-        let old_links = self
-            .links
-            .forward
-            .get(&record.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        if old_links != new_links.as_slice() {
+        if self.links.forward(&record.id) != new_links.as_slice() {
             let links = Arc::make_mut(&mut self.links);
             links.remove(&record.id);
             links.add(record.id, new_links);
@@ -571,7 +565,7 @@ impl TenantIndex {
             contact.forget(ord);
             contact.refresh_dense(ord);
         }
-        if self.links.forward.contains_key(id) {
+        if !self.links.forward(id).is_empty() {
             Arc::make_mut(&mut self.links).remove(id);
         }
         self.refresh_related(neighbors, &before, revision);

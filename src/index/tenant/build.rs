@@ -138,15 +138,15 @@ impl TenantIndex {
 
         // Pass 2: association through relationships, one hop, both directions (R9).
         let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
-        let mut links = Links::default();
+        let mut link_lists: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
         for record in &tenant.records {
             let Some(&from) = where_is.get(&record.id) else {
                 continue;
             };
-            links.add(
+            link_lists.push((
                 record.id,
                 record.links.values().flatten().copied().collect(),
-            );
+            ));
             for id in record.links.values().flatten() {
                 if let Some(&to) = where_is.get(id) {
                     edges.push((from, to));
@@ -180,7 +180,7 @@ impl TenantIndex {
             principals: Arc::new(principals),
             meta: Arc::new(tenant.clone_without_records()),
             defs: Arc::new(defs),
-            links: Arc::new(links),
+            links: Arc::new(Links::build(link_lists)),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! bitmap over those ordinals. Built once per revision ([`build`]), then
 //! read-only; a change copies only what it touches (`src/index/change.rs`).
 //!
-//! - this file: [`TenantIndex`] and its record [`Links`];
+//! - this file: [`TenantIndex`];
+//! - [`links`]: record links, both ways, in compact tables;
 //! - [`object`]: one object's records and their sets;
 //! - [`contact`]: the Contact state sets (R12–R15);
 //! - [`principal`]: principals and group grants, resolved to indexes;
@@ -12,13 +13,13 @@
 
 mod build;
 mod contact;
+mod links;
 mod object;
 mod principal;
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use uuid::Uuid;
 
 use crate::model::data::Tenant;
 
@@ -26,6 +27,7 @@ pub use super::ord::{RecordOrd, UserIdx};
 pub(crate) use build::intern_user;
 pub(crate) use contact::index_contact;
 pub use contact::{ContactIndex, ContactProbes};
+pub use links::Links;
 pub use object::{ObjectIndex, RecordUsers, Validity};
 pub use principal::{GroupGrants, ObjectGrant, Principal, PrincipalKind};
 pub(crate) use principal::{build_groups, build_principals};
@@ -55,19 +57,12 @@ pub struct TenantIndex {
     pub(crate) links: Arc<Links>,
 }
 
-/// Record links, both ways. Kept by id so a link to a record that does
-/// not exist yet takes effect when it is created, as in a rebuild.
-#[derive(Clone, Debug, Default)]
-pub struct Links {
-    pub forward: FxHashMap<Uuid, Vec<Uuid>>,
-    pub back: FxHashMap<Uuid, Vec<Uuid>>,
-}
-
 impl TenantIndex {
-    /// Approximate heap bytes of the index (ids, sets, dense copies), for
-    /// the per-tenant memory metric.
+    /// Approximate heap bytes of the index (ids, sets, dense copies,
+    /// links), for the per-tenant memory metric.
     pub fn heap_bytes(&self) -> usize {
-        self.objects
+        let objects: usize = self
+            .objects
             .iter()
             .map(|o| {
                 let sets: usize = [&o.live, &o.archived]
@@ -97,7 +92,8 @@ impl TenantIndex {
                     + 2 * o.live_dense.heap_bytes()
                     + o.users.heap_bytes()
             })
-            .sum()
+            .sum();
+        objects + self.links.heap_bytes()
     }
 
     /// Records of every object (deleted ones not counted).
@@ -147,43 +143,5 @@ impl TenantIndex {
 
     pub fn principal(&self, kind: PrincipalKind, id: &str) -> Option<&Principal> {
         self.principals.get(&(kind, id.to_owned()))
-    }
-}
-
-impl Links {
-    /// Records `from`'s links (it had none before).
-    pub fn add(&mut self, from: Uuid, to: Vec<Uuid>) {
-        if to.is_empty() {
-            return;
-        }
-        for id in &to {
-            self.back.entry(*id).or_default().push(from);
-        }
-        self.forward.insert(from, to);
-    }
-
-    /// Forgets `from`'s links and returns them.
-    pub fn remove(&mut self, from: &Uuid) -> Vec<Uuid> {
-        let to = self.forward.remove(from).unwrap_or_default();
-        for id in &to {
-            if let Some(sources) = self.back.get_mut(id) {
-                if let Some(at) = sources.iter().position(|s| s == from) {
-                    sources.swap_remove(at);
-                }
-                if sources.is_empty() {
-                    self.back.remove(id);
-                }
-            }
-        }
-        to
-    }
-
-    /// Every record linked with `id`, either way.
-    pub fn neighbors(&self, id: &Uuid) -> impl Iterator<Item = &Uuid> {
-        self.forward
-            .get(id)
-            .into_iter()
-            .flatten()
-            .chain(self.back.get(id).into_iter().flatten())
     }
 }
