@@ -21,7 +21,7 @@ use common::requests::{
     batch_strings, both_forms, check, demo_contacts, demo_question, explain_of, lookup,
     lookup_pages, object_access, principal, record_access, strings, unpack, user,
 };
-use common::server::{TestServer, bounded, demo_file, shared_demo_engine};
+use common::server::{TestServer, bounded, demo_engine, demo_file, shared_demo_engine};
 use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::data::{EmailStatus, Record};
 use permd::model::{Channel as ModelChannel, FieldLevel, Reason};
@@ -1119,7 +1119,7 @@ macro_rules! reflection_stream {
 }
 
 /// The next answer on a reflection stream (package `$api`) lists the
-/// Authorizer and Health.
+/// Authorizer and Health; returns every name listed.
 macro_rules! assert_lists_the_authorizer {
     ($api:ident, $stream:expr) => {{
         use tonic_reflection::pb::$api::server_reflection_response::MessageResponse;
@@ -1131,6 +1131,7 @@ macro_rules! assert_lists_the_authorizer {
         for service in ["permd.v1.Authorizer", "grpc.health.v1.Health"] {
             assert!(names.iter().any(|n| n == service), "{names:?}");
         }
+        names
     }};
 }
 
@@ -1195,7 +1196,27 @@ async fn reflection_v1alpha_lists_the_authorizer() {
         let server = TestServer::start(shared_demo_engine()).await;
         let list = MessageRequest::ListServices(String::new());
         let mut stream = reflection_stream!(v1alpha, server, [list]);
-        assert_lists_the_authorizer!(v1alpha, stream);
+        let names = assert_lists_the_authorizer!(v1alpha, stream);
+        assert!(
+            !names.iter().any(|n| n == "permd.v1.Admin"),
+            "Admin is off: {names:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_admin_only_when_it_is_served() {
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    bounded(async {
+        let server = TestServer::builder(demo_engine())
+            .admin("reflection-admin-token-0123", None)
+            .start()
+            .await;
+        let list = MessageRequest::ListServices(String::new());
+        let mut stream = reflection_stream!(v1, server, [list]);
+        let names = assert_lists_the_authorizer!(v1, stream);
+        assert!(names.iter().any(|n| n == "permd.v1.Admin"), "{names:?}");
     })
     .await;
 }

@@ -1,6 +1,7 @@
 //! Lifecycle of a real `permd serve` process: health says SERVING once it
 //! answers; SIGTERM lets an in-flight LookupRecords stream finish, then the
-//! process exits 0 and stops accepting.
+//! process exits 0 and stops accepting. Its logs, off a terminal, are plain
+//! text.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -63,4 +64,36 @@ async fn sigterm_drains_in_flight_streams_then_exits_zero() {
     assert!(status.success(), "{status:?}");
     let refused = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await;
     assert!(refused.is_err(), "no longer accepting");
+}
+
+/// Logs written to a pipe or a file carry no terminal colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_off_a_terminal_are_plain_text() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let port = common::server::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_permd"))
+        .args([
+            "serve",
+            "--no-metrics",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("permd serving") {
+                return line;
+            }
+        }
+        panic!("permd exited before serving");
+    })
+    .await
+    .expect("permd logged that it serves within 30 s");
+    assert!(!serving.contains('\u{1b}'), "colour codes in {serving:?}");
+    assert!(serving.contains("listen=127.0.0.1:"), "{serving}");
 }

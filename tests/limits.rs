@@ -123,3 +123,27 @@ async fn unary_requests_beyond_the_limit_get_resource_exhausted_never_a_wrong_an
     }
     assert!(ok >= 1, "at least the first request is answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_nobody_reads_gives_its_permit_back_after_idle_timeout() {
+    let (mut client, server) = serve(Limits {
+        max_concurrent_streams: 1,
+        idle_timeout: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    })
+    .await;
+    let _held = slow_reader(server.url())
+        .await
+        .lookup_records(carol_views(1))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = client.lookup_records(carol_views(1)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // The reader still holds its stream open, and reads nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        stream_admitted(&mut client, carol_views(1)).await,
+        "the stalled stream's permit came back"
+    );
+}

@@ -58,6 +58,15 @@ async fn a_scrape_shows_what_the_server_did() {
 
     let text = get(metrics, b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Every metric says what it is.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE permd_")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} "))),
+            "no # HELP for {name}"
+        );
+    }
     assert_eq!(
         value(
             &text,

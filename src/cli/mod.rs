@@ -495,6 +495,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: args.handshake_timeout.0,
         idle_timeout: args.idle_timeout.0,
     };
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e} (flags, PERMD_* variables or the config file)"))?;
     // Before the index is built, so its first revision and sizes are recorded.
     let metrics_handle = if args.no_metrics {
         None

@@ -126,21 +126,27 @@ impl AuthorizerService {
 }
 
 /// The response, or RESOURCE_EXHAUSTED before it is sent when it would
-/// exceed `max_message_bytes` (the client would refuse it anyway), naming
-/// how many records would fit.
+/// exceed `max_message_bytes` (the client would refuse it anyway). For a
+/// response about `records` records, the refusal names how many fit.
 fn fits<M: Message>(
     response: M,
     limit: usize,
     what: &str,
-    records: usize,
+    records: Option<usize>,
 ) -> Result<Response<M>, Status> {
     let size = response.encoded_len();
     if size <= limit {
         return Ok(Response::new(response));
     }
-    let fitting = (records as u128 * limit as u128 / size as u128) as usize * 9 / 10;
+    let advice = match records {
+        Some(records) => {
+            let fitting = (records as u128 * limit as u128 / size as u128) as usize * 9 / 10;
+            format!("send at most {fitting} records per request")
+        }
+        None => "raise max_message_bytes, or ask about less (one object, fewer fields)".to_owned(),
+    };
     Err(Status::resource_exhausted(format!(
-        "the {what} response for {records} records would be {size} bytes, above the limit of {limit} (max_message_bytes); send at most {fitting} records per request"
+        "the {what} response would be {size} bytes, above the limit of {limit} (max_message_bytes); {advice}"
     )))
 }
 
@@ -276,7 +282,7 @@ impl Authorizer for AuthorizerService {
                 allowed_ids,
                 allowed_packed_ids,
             };
-            fits(response, limit, "BatchCheck", size)
+            fits(response, limit, "BatchCheck", Some(size))
         })
         .await
     }
@@ -309,14 +315,15 @@ impl Authorizer for AuthorizerService {
             n => n,
         };
         let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
-        Ok(Response::new(Pages {
-            _admitted: admitted,
-            resolved,
-            compiled,
-            next: 0,
+        let limits = self.gate.limits();
+        let pages = Pages {
             page,
             packed: req.packed,
-        }))
+            max_message_bytes: limits.max_message_bytes,
+            ..Pages::new(admitted, resolved, compiled)
+        };
+        pages.watch(limits.idle_timeout);
+        Ok(Response::new(pages))
     }
 
     async fn object_access(
@@ -328,7 +335,8 @@ impl Authorizer for AuthorizerService {
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant, &self.bounds)?;
         let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
-        let object = (!req.object.is_empty()).then_some(req.object.as_str());
+        let object = self.bounds.name("object", &req.object)?;
+        let object = (!object.is_empty()).then_some(object);
         let (flags, create_objects, revision) =
             self.engine
                 .object_access(&tenant, &principal, object, req.min_revision)?;
@@ -352,12 +360,11 @@ impl Authorizer for AuthorizerService {
             create_objects,
             revision,
         };
-        let objects = response.objects.len();
         fits(
             response,
             self.gate.limits().max_message_bytes,
             "ObjectAccess",
-            objects,
+            None,
         )
     }
 
@@ -370,6 +377,7 @@ impl Authorizer for AuthorizerService {
         let req = request.into_inner();
         let tenant = convert::tenant(&req.tenant, &self.bounds)?;
         let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
+        self.bounds.name("object", &req.object)?;
         self.check_batch_size("record_ids", req.record_ids.len())?;
         let ids = convert::string_ids("record_ids", &req.record_ids)?;
         let engine = self.engine.clone();
@@ -397,7 +405,7 @@ impl Authorizer for AuthorizerService {
                     .collect(),
                 revision,
             };
-            fits(response, limit, "RecordAccess", req.record_ids.len())
+            fits(response, limit, "RecordAccess", Some(req.record_ids.len()))
         })
         .await
     }
@@ -439,7 +447,12 @@ impl Authorizer for AuthorizerService {
             groups: e.groups,
             revision: e.revision,
         };
-        fits(response, self.gate.limits().max_message_bytes, "Explain", 1)
+        fits(
+            response,
+            self.gate.limits().max_message_bytes,
+            "Explain",
+            None,
+        )
     }
 }
 
@@ -449,15 +462,21 @@ impl Authorizer for AuthorizerService {
 /// page or two per stream is ever buffered. The stream permit is held
 /// until the last page is sent or the client goes away (the stream is
 /// dropped), so `max_concurrent_streams` bounds open streams, not
-/// producers.
+/// producers — or until the client has asked for nothing for
+/// `idle_timeout`: a watchdog then takes the permit back, and the stream
+/// ends with RESOURCE_EXHAUSTED, so stalled readers cannot keep every
+/// permit.
 pub struct Pages {
-    _admitted: Admitted,
+    admitted: Arc<std::sync::Mutex<Option<Admitted>>>,
+    /// When the transport last asked for a page.
+    asked: Arc<std::sync::Mutex<Instant>>,
     resolved: Resolved,
     compiled: Arc<Compiled>,
     /// The first ordinal not yet sent; `u32::MAX` once done.
     next: u32,
     page: usize,
     packed: bool,
+    max_message_bytes: usize,
 }
 
 impl Pages {
@@ -466,9 +485,11 @@ impl Pages {
         if self.next == u32::MAX {
             return None;
         }
-        // 16 bytes a packed id; 36 characters and 2 bytes of framing a string.
+        // 16 bytes a packed id; 36 characters and 2 bytes of framing a string;
+        // within max_message_bytes too, less room for the rest of a message.
         let per_id = if self.packed { 16 } else { 38 };
-        let page = self.page.min(MAX_PAGE_BYTES / per_id);
+        let bytes = MAX_PAGE_BYTES.min(self.max_message_bytes.saturating_sub(64));
+        let page = self.page.min(bytes / per_id).max(1);
         let ords = self.compiled.allowed.iter_from(self.next);
         let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(page.min(4_096));
         let (mut taken, mut last) = (0, 0);
@@ -508,11 +529,73 @@ impl Pages {
     }
 }
 
+impl Pages {
+    fn new(admitted: Admitted, resolved: Resolved, compiled: Arc<Compiled>) -> Pages {
+        Pages {
+            admitted: Arc::new(std::sync::Mutex::new(Some(admitted))),
+            asked: Arc::new(std::sync::Mutex::new(Instant::now())),
+            resolved,
+            compiled,
+            next: 0,
+            page: DEFAULT_PAGE,
+            packed: false,
+            max_message_bytes: crate::server::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// Takes the permit back once the stream has not been asked for a page
+    /// for `stall`; ends when the stream does.
+    fn watch(&self, stall: std::time::Duration) {
+        let admitted = Arc::downgrade(&self.admitted);
+        let asked = self.asked.clone();
+        tokio::spawn(async move {
+            loop {
+                let since = *asked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                tokio::time::sleep_until((since + stall).into()).await;
+                let Some(admitted) = admitted.upgrade() else {
+                    return;
+                };
+                let since = *asked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if since.elapsed() >= stall {
+                    admitted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
+                    return;
+                }
+            }
+        });
+    }
+}
+
 impl tokio_stream::Stream for Pages {
     type Item = Result<pb::LookupRecordsResponse, Status>;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.get_mut().next_page().map(Ok))
+        let this = self.get_mut();
+        let lost = this
+            .admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none();
+        if lost {
+            if this.next == u32::MAX {
+                return Poll::Ready(None);
+            }
+            this.next = u32::MAX;
+            return Poll::Ready(Some(Err(Status::resource_exhausted(
+                "this LookupRecords stream was not read for idle_timeout and gave its place back (max_concurrent_streams); read the stream as it comes, or ask again",
+            ))));
+        }
+        *this
+            .asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        Poll::Ready(this.next_page().map(Ok))
     }
 }
 

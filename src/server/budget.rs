@@ -93,6 +93,15 @@ where
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // Reflection is the one bidirectional stream: its handler may stop
+        // reading while a response waits for the client's window, and a
+        // body that is not polled would keep its bytes charged. Its
+        // messages are small and bounded apart (`REFLECTION_MAX_MESSAGE`);
+        // every other service reads its one request message whole, then
+        // lets the body go.
+        if request.uri().path().starts_with("/grpc.reflection.") {
+            return self.inner.call(request);
+        }
         let layer = self.layer.clone();
         let peer = peer(&request);
         self.inner.call(request.map(|body| {
@@ -133,14 +142,14 @@ impl Counted {
                 .connections
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let held = connections.entry(peer).or_default();
-            if *held + bytes > limits.max_buffered_request_bytes_per_connection {
+            let held = connections.get(&peer).copied().unwrap_or(0);
+            if held + bytes > limits.max_buffered_request_bytes_per_connection {
                 return Err(Status::resource_exhausted(format!(
                     "this connection is holding its limit of {} bytes of partly received requests (max_buffered_request_bytes_per_connection); finish or cancel them, then retry",
                     limits.max_buffered_request_bytes_per_connection
                 )));
             }
-            *held += bytes;
+            connections.insert(peer, held + bytes);
             self.held_here += bytes;
         }
         let permit = u32::try_from(bytes)

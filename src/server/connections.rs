@@ -55,9 +55,10 @@ pub struct Conn {
     /// When the connection is closed unless a byte moves first.
     timer: Pin<Box<Sleep>>,
     idle: Duration,
-    /// Nothing has been read yet: only a read ends the handshake window
+    /// Fewer than 24 bytes read so far: only reads end the handshake window
     /// (the server's own SETTINGS frame is a write).
     greeted: bool,
+    read: usize,
 }
 
 impl Conn {
@@ -68,11 +69,15 @@ impl Conn {
             timer: Box::pin(tokio::time::sleep(handshake)),
             idle,
             greeted: false,
+            read: 0,
         }
     }
 
-    fn moved(&mut self, read: bool) {
-        if read {
+    fn moved(&mut self, read: usize) {
+        self.read = self.read.saturating_add(read);
+        // The HTTP/2 preface alone is 24 bytes (a TLS ClientHello more): a
+        // trickle of single bytes does not end the handshake window.
+        if self.read >= 24 {
             self.greeted = true;
         }
         if self.greeted {
@@ -111,8 +116,9 @@ impl AsyncRead for Conn {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    this.moved(true);
+                let read = buf.filled().len() - before;
+                if read > 0 {
+                    this.moved(read);
                 }
                 Poll::Ready(result)
             }
@@ -135,7 +141,7 @@ impl AsyncWrite for Conn {
         if let Poll::Ready(Ok(n)) = written
             && n > 0
         {
-            this.moved(false);
+            this.moved(0);
         }
         written
     }
@@ -150,7 +156,7 @@ impl AsyncWrite for Conn {
         if let Poll::Ready(Ok(n)) = written
             && n > 0
         {
-            this.moved(false);
+            this.moved(0);
         }
         written
     }

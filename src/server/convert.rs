@@ -40,7 +40,7 @@ impl From<&super::Limits> for Bounds {
 
 impl Bounds {
     /// A name within `max_name_bytes`; the error quotes only its start.
-    fn name<'a>(&self, field: &str, value: &'a str) -> Result<&'a str, Status> {
+    pub fn name<'a>(&self, field: &str, value: &'a str) -> Result<&'a str, Status> {
         if value.len() > self.max_name_bytes {
             return Err(Status::invalid_argument(format!(
                 "{field} is {} bytes, above the limit of {} (max_name_bytes): {}",

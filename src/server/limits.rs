@@ -95,6 +95,34 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Settings that cannot work together, refused at start with the
+    /// names to change: a zero timeout would close every connection, an
+    /// idle timeout within the keep-alive window would close live ones,
+    /// and a budget below one message would refuse every large request.
+    pub fn validate(&self) -> Result<(), String> {
+        let keepalive = KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT;
+        if self.handshake_timeout.is_zero() || self.request_body_timeout.is_zero() {
+            return Err("handshake_timeout and request_body_timeout must be above 0".to_owned());
+        }
+        if self.idle_timeout <= keepalive {
+            return Err(format!(
+                "idle_timeout {:?} must be above {:?} (keep-alive pings every {:?}, answered within {:?}), or live idle clients are cut off",
+                self.idle_timeout, keepalive, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT
+            ));
+        }
+        if self.max_buffered_request_bytes_per_connection < self.max_message_bytes
+            || self.max_buffered_request_bytes < self.max_buffered_request_bytes_per_connection
+        {
+            return Err(format!(
+                "need max_message_bytes ({}) <= max_buffered_request_bytes_per_connection ({}) <= max_buffered_request_bytes ({})",
+                self.max_message_bytes,
+                self.max_buffered_request_bytes_per_connection,
+                self.max_buffered_request_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// `max_connections`, with `0` resolved against the open-files limit.
     pub fn connections(&self) -> usize {
         match self.max_connections {
@@ -340,6 +368,28 @@ mod tests {
         assert!(refused.is_some_and(|m| m.contains("max_revision_waiters")));
         drop(waiting);
         assert!(gate.waiter().is_ok());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_together_are_refused() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+        let bad = [
+            Limits {
+                idle_timeout: Duration::from_secs(30),
+                ..Limits::default()
+            },
+            Limits {
+                handshake_timeout: Duration::ZERO,
+                ..Limits::default()
+            },
+            Limits {
+                max_buffered_request_bytes_per_connection: 1024,
+                ..Limits::default()
+            },
+        ];
+        for limits in bad {
+            assert!(limits.validate().is_err(), "{limits:?}");
+        }
     }
 
     #[test]

@@ -50,7 +50,12 @@ pub async fn serve(
                 "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = stream.write_all(response.as_bytes()).await;
+            // A scraper that does not read gives its slot back in 10 s.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                stream.write_all(response.as_bytes()),
+            )
+            .await;
             let _ = stream.shutdown().await;
         });
     }

@@ -110,14 +110,13 @@ pub async fn serve_full(
             }
         });
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let with_admin = extras.admin.is_some();
+    let reflection_v1 = reflection(with_admin)
+        .build_v1()?
+        .max_decoding_message_size(REFLECTION_MAX_MESSAGE);
+    let reflection_v1alpha = reflection(with_admin)
+        .build_v1alpha()?
+        .max_decoding_message_size(REFLECTION_MAX_MESSAGE);
     let admin = extras.admin.map(|a| {
         AdminServer::new(a)
             .max_decoding_message_size(max_message_bytes)
@@ -161,6 +160,25 @@ pub async fn serve_full(
         })
         .await?;
     Ok(())
+}
+
+/// Largest reflection request: a symbol or file name (they are not counted
+/// in the buffered-request budget, so they are bounded here).
+const REFLECTION_MAX_MESSAGE: usize = 64 * 1024;
+
+/// Reflection that advertises exactly the services this server runs:
+/// `permd.v1.Admin` only when Admin is on.
+fn reflection(admin: bool) -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("permd.v1.Authorizer")
+        .with_service_name("grpc.health.v1.Health");
+    if admin {
+        builder.with_service_name("permd.v1.Admin")
+    } else {
+        builder
+    }
 }
 
 async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {

@@ -53,8 +53,69 @@ pub fn install() -> Option<PrometheusHandle> {
                 })
                 .ok()
                 .and_then(|b| b.install_recorder().ok())
+                .inspect(|_| describe())
         })
         .clone()
+}
+
+/// `# HELP` text and units for every metric permd records.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        RPC_SECONDS,
+        Unit::Seconds,
+        "Time to answer one RPC, by method."
+    );
+    describe_histogram!(BATCH_RECORDS, Unit::Count, "Records per BatchCheck.");
+    describe_counter!(
+        DECISIONS,
+        "Record decisions: ALLOWED, or the reason a record was denied."
+    );
+    describe_counter!(
+        CACHE,
+        "Compiled-answer cache lookups, by result (hit or miss)."
+    );
+    describe_gauge!(REVISION, "Revision of the snapshot being served.");
+    describe_gauge!(
+        PUBLISHED,
+        Unit::Seconds,
+        "Unix time the served snapshot was published; its age is time() minus this."
+    );
+    describe_gauge!(
+        TENANT_BYTES,
+        Unit::Bytes,
+        "Approximate heap bytes of a tenant's index."
+    );
+    describe_gauge!(
+        TENANT_RECORDS,
+        Unit::Count,
+        "Records of a tenant (deleted ones not counted)."
+    );
+    describe_counter!(
+        ACCEPT_ERRORS,
+        "Failed accepts, by listener and kind; permd pauses after each."
+    );
+    describe_gauge!(
+        FEED_STALENESS,
+        Unit::Seconds,
+        "Time since the snapshot was last confirmed current with PostgreSQL."
+    );
+    describe_counter!(
+        FEED_TRANSACTIONS,
+        "Database transactions applied by the change feed."
+    );
+    describe_counter!(
+        FEED_ERRORS,
+        "Change feed errors, by kind (bootstrap, database, malformed)."
+    );
+    describe_counter!(
+        FEED_RELOADS,
+        "Whole-snapshot reloads after the changelog was pruned past the revision held."
+    );
+    describe_gauge!(
+        FEED_STOPPED,
+        "1 when the change feed stopped at a change it cannot apply."
+    );
 }
 
 /// Times one RPC; records on drop, so early returns count too.

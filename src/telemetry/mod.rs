@@ -48,7 +48,13 @@ pub fn init(json: bool, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry
         )
     } else {
         (
-            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            // Colours only for a person at a terminal: a log file or a
+            // pipeline gets plain text.
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            ),
             None,
         )
     };

@@ -143,10 +143,12 @@ impl TenantIndex {
             let Some(&from) = where_is.get(&record.id) else {
                 continue;
             };
-            link_lists.push((
-                record.id,
-                record.links.values().flatten().copied().collect(),
-            ));
+            if !record.links.is_empty() {
+                link_lists.push((
+                    record.id,
+                    record.links.values().flatten().copied().collect(),
+                ));
+            }
             for id in record.links.values().flatten() {
                 if let Some(&to) = where_is.get(id) {
                     edges.push((from, to));
