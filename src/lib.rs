@@ -16,7 +16,7 @@
 //!    [`server`].
 //!
 //! Where things live (dependencies point down this list, never up):
-//! - [`model`]: the permission model of SEMANTICS.md as data — the snapshot
+//! - [`model`]: the permission model of docs/model.md as data — the snapshot
 //!   format, levels, actions and what they need, reasons. Pure.
 //! - [`telemetry`]: logs, traces, and every metric name with its recording
 //!   helpers ([`telemetry::metrics`]), used by the index, sources and server.

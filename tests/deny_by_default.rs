@@ -4,7 +4,7 @@
 //! object, field or principal kind) are refused with a message that names
 //! them, in-process and over gRPC with the exact status code; questions that
 //! are well formed but reach nothing are answered with the exact first
-//! reason of SEMANTICS.md, through BatchCheck, Check, LookupRecords,
+//! reason of docs/model.md, through BatchCheck, Check, LookupRecords,
 //! RecordAccess, ObjectAccess and Explain alike.
 //!
 //! The data is inline (`DATA`): users are named for what they lack (`nemo`

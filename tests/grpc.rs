@@ -1,7 +1,7 @@
 //! End-to-end tests over real gRPC on loopback: the server runs in-process on
 //! `127.0.0.1:<ephemeral>`, a tonic client talks to it through HTTP/2, and
 //! every answer is compared with what the same `Engine` computes in-process
-//! (and, where the demo data makes it easy, with what SEMANTICS.md says).
+//! (and, where the demo data makes it easy, with what docs/model.md says).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -205,7 +205,7 @@ fn allowed_of(ids: &[Uuid], bitmask: &[u8]) -> Vec<Uuid> {
         .collect()
 }
 
-/// SEMANTICS.md applied by hand to carol (marketing: all records view,
+/// docs/model.md applied by hand to carol (marketing: all records view,
 /// email ≥ view, bulk_send_email on) for bulk_send_email, marketing mail.
 fn carol_bulk_email_reason(id: Uuid, at: OffsetDateTime) -> Option<Reason> {
     let Some(r) = demo_file().tenants[0].records.iter().find(|r| r.id == id) else {
@@ -303,7 +303,7 @@ async fn check_a_record_matches_the_engine_and_the_data() {
             let as_carol = answered(c.check(as_carol).await);
             assert_eq!(as_automation.reason, as_carol.reason, "contact {n}");
             let want = carol_bulk_email_reason(id, now()).map_or(0, |r| r as i32);
-            assert_eq!(as_carol.reason, want, "contact {n}: SEMANTICS R13");
+            assert_eq!(as_carol.reason, want, "contact {n}: docs/model.md R13");
         }
         // KIND_UNSPECIFIED is a user.
         let unspecified = principal(pb::principal::Kind::Unspecified, "alice");
@@ -744,7 +744,7 @@ async fn bulk_send_email_for_ten_thousand_contacts_matches_the_engine() {
             assert_batch_matches_engine(&resp, &server.engine, &q, &ids);
             assert_eq!(resp.allowed.len(), 1250);
             assert!(resp.allowed_count > 0);
-            // And every position is what SEMANTICS.md says for carol.
+            // And every position is what docs/model.md says for carol.
             let at = now();
             let denials = denials_by_position(&resp);
             for (i, id) in ids.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! Property tests: random tenants and random requests, and the engine must
 //! answer exactly as the reference evaluator in `tests/reference/` (the
-//! rules of SEMANTICS.md and docs/semantics-choices.md written record by
+//! rules of docs/model.md and docs/semantics-choices.md written record by
 //! record, sharing no code with `permd::index`).
 //!
 //! Each generated case builds one tenant (plus a decoy tenant, to check that

@@ -1,4 +1,4 @@
-//! One test per rule (R1–R17) and per scenario of SEMANTICS.md, against the
+//! One test per rule (R1–R17) and per scenario of docs/model.md, against the
 //! engine's public API. The data is `tests/fixtures/semantics.yaml`: users
 //! are named for the part they play (alice the rep, dora who reads deals
 //! without `view_object`, mark the marketer…), records for what they are

@@ -1,5 +1,5 @@
 //! The two workloads as casbin-rs, ABAC style: the policy rows are
-//! SEMANTICS.md's "what each action needs" table (level, toggle, field,
+//! docs/model.md's "what each action needs" table (level, toggle, field,
 //! gate), the matcher is the rules, and each request carries the principal's
 //! effective permissions and the Contact's attributes as structs. A batch is
 //! one `enforce` call per record.
@@ -36,7 +36,7 @@ e = some(where (p.eft == allow))
 m = r.act == p.act && !r.obj.archived && (p.level in r.sub.all_levels || (p.level in r.sub.assoc_levels && r.sub.id in r.obj.associated)) && (p.toggle == "-" || p.toggle in r.sub.toggles) && (p.field == "-" || (p.field_level == "view" && p.field in r.sub.fields_view) || (p.field_level == "edit" && p.field in r.sub.fields_edit)) && (p.gate != "email" || (r.obj.valid_email && !r.obj.suppressed && !r.obj.unsubscribed_all))
 "#;
 
-/// SEMANTICS.md's table, the rows of the two workload actions: action,
+/// docs/model.md's table, the rows of the two workload actions: action,
 /// level, toggle, field, field level, gate (`-` = none).
 pub const POLICY: [[&str; 6]; 2] = [
     ["view", "view", "-", "-", "-", "-"],

@@ -38,7 +38,7 @@ entity Contact = {
 action "view", "bulk_send_email" appliesTo { principal: User, resource: Contact };
 "#;
 
-/// SEMANTICS.md's table for the two actions. Visibility (R3) needs no
+/// docs/model.md's table for the two actions. Visibility (R3) needs no
 /// clause: any record access level above none makes the object visible.
 pub const POLICIES: &str = r#"
 @id("view")

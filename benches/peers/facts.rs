@@ -1,5 +1,5 @@
 //! What the peers need handed to them as attributes, derived from the data
-//! file straight from SEMANTICS.md (no code shared with `src/index/`):
+//! file straight from docs/model.md (no code shared with `src/index/`):
 //!
 //! - per user, the effective permissions on `contacts` (R1: the union over
 //!   the groups of the user's roles plus its additional groups; an admin has

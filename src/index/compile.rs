@@ -7,7 +7,7 @@
 //! uniform layer (visibility, toggle, field) fails.
 //!
 //! Denied records are rare enough on the hot path to get their reason by
-//! walking the layers in SEMANTICS.md order for that record alone.
+//! walking the layers in docs/model.md order for that record alone.
 
 use time::OffsetDateTime;
 
@@ -311,7 +311,7 @@ impl Compiled {
         self.validity.contains(now)
     }
 
-    /// The first reason, in SEMANTICS.md order, that denies a known record.
+    /// The first reason, in docs/model.md order, that denies a known record.
     /// Called only for records not in `allowed`.
     pub fn reason(&self, object: &ObjectIndex, ord: RecordOrd) -> Reason {
         // A deleted record keeps its ordinal but is no longer a record.

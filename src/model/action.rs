@@ -1,5 +1,5 @@
 //! Actions, their toggles, and what each action needs (the table "What each
-//! action needs" of SEMANTICS.md), plus the ordered deny reasons.
+//! action needs" of docs/model.md), plus the ordered deny reasons.
 
 use serde::{Deserialize, Serialize};
 
@@ -386,7 +386,7 @@ pub struct ActionContext {
     pub target_email_status: Option<EmailStatus>,
 }
 
-/// Why a record was denied, in the order of SEMANTICS.md: a denied record
+/// Why a record was denied, in the order of docs/model.md: a denied record
 /// gets the first reason that applies. The numbers are the proto's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -410,7 +410,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, in SEMANTICS.md order.
+    /// Every reason, in docs/model.md order.
     pub const ALL: [Reason; 16] = [
         Self::UnknownRecord,
         Self::ObjectNotVisible,

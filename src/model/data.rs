@@ -14,7 +14,7 @@ use super::level::{AccessLevel, FieldLevel};
 /// Name of the built-in Contacts object.
 pub const CONTACTS: &str = "contacts";
 
-/// System fields every Contact has (SEMANTICS.md "Contact").
+/// System fields every Contact has (docs/model.md "Contact").
 pub const CONTACT_SYSTEM_FIELDS: [&str; 6] = [
     "email",
     "email_status",

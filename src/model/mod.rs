@@ -1,4 +1,4 @@
-//! The permission model of SEMANTICS.md as plain data: what a tenant holds
+//! The permission model of docs/model.md as plain data: what a tenant holds
 //! (the snapshot format), access levels, actions and what each one needs,
 //! and the deny reasons. Pure: no I/O, no tonic, no tokio.
 

@@ -1,4 +1,4 @@
-//! Reference evaluator: SEMANTICS.md (R1–R17, the action table, "Reasons, in
+//! Reference evaluator: docs/model.md (R1–R17, the action table, "Reasons, in
 //! order") and docs/semantics-choices.md written the slow, obvious way, one
 //! record at a time, directly on the data file types.
 //!
@@ -17,7 +17,7 @@ use permd::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reas
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The kinds of principal (SEMANTICS.md "Principal").
+/// The kinds of principal (docs/model.md "Principal").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     User,
@@ -603,7 +603,7 @@ fn gate_reason(
 // ---------------------------------------------------------------------------
 
 /// One decision: `Ok(None)` = allowed, `Ok(Some(reason))` = denied with the
-/// first reason in SEMANTICS.md order, `Err` = a request to refuse.
+/// first reason in docs/model.md order, `Err` = a request to refuse.
 pub fn decide(
     t: &Tenant,
     principal: (Kind, &str),

@@ -10,7 +10,7 @@ use crate::index::ord::UserIdx;
 use crate::model::data::{RunAs, Tenant};
 use crate::model::{AccessLevel, FieldLevel};
 
-/// The three kinds of principal (SEMANTICS.md "Principal").
+/// The three kinds of principal (docs/model.md "Principal").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PrincipalKind {
     User,
