@@ -70,13 +70,16 @@ async fn a_scrape_shows_what_the_server_did() {
     assert_eq!(
         value(
             &text,
-            "permd_rpc_duration_seconds_count{method=\"BatchCheck\"}"
+            "permd_rpc_duration_seconds_count{method=\"BatchCheck\",code=\"OK\"}"
         ),
         Some(3.0),
         "{text}"
     );
     assert_eq!(
-        value(&text, "permd_rpc_duration_seconds_count{method=\"Check\"}"),
+        value(
+            &text,
+            "permd_rpc_duration_seconds_count{method=\"Check\",code=\"InvalidArgument\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(value(&text, "permd_batch_records_count"), Some(3.0));

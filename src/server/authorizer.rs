@@ -150,6 +150,44 @@ fn fits<M: Message>(
     )))
 }
 
+/// Runs one RPC's work and records how long it took, labelled with the
+/// status code it ended with (a call dropped before it ends is counted as
+/// Cancelled).
+async fn timed<T>(
+    method: &'static str,
+    work: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let timer = RpcTimer::start(method);
+    let result = work.await;
+    timer.finish(code_label(result.as_ref().err().map(Status::code)));
+    result
+}
+
+/// The gRPC status code as the `code` label spells it (as gRPC's own
+/// Prometheus interceptors do: `OK`, `InvalidArgument`, …).
+fn code_label(code: Option<tonic::Code>) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        None | Some(Ok) => "OK",
+        Some(Cancelled) => "Cancelled",
+        Some(Unknown) => "Unknown",
+        Some(InvalidArgument) => "InvalidArgument",
+        Some(DeadlineExceeded) => "DeadlineExceeded",
+        Some(NotFound) => "NotFound",
+        Some(AlreadyExists) => "AlreadyExists",
+        Some(PermissionDenied) => "PermissionDenied",
+        Some(ResourceExhausted) => "ResourceExhausted",
+        Some(FailedPrecondition) => "FailedPrecondition",
+        Some(Aborted) => "Aborted",
+        Some(OutOfRange) => "OutOfRange",
+        Some(Unimplemented) => "Unimplemented",
+        Some(Internal) => "Internal",
+        Some(Unavailable) => "Unavailable",
+        Some(DataLoss) => "DataLoss",
+        Some(Unauthenticated) => "Unauthenticated",
+    }
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -177,112 +215,116 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let _timer = RpcTimer::start("Check");
-        let _admitted = self.admit(&request, Kind::Unary).await?;
-        let req = request.into_inner();
-        let q = convert::question(
-            &req.tenant,
-            req.principal.as_ref(),
-            &req.object,
-            &req.action,
-            req.context.as_ref(),
-            req.min_revision,
-            &self.bounds,
-        )?;
-        let record = match req.record_id.as_str() {
-            "" => None,
-            id => Some(convert::uuid("record_id", id)?),
-        };
-        let d = self.engine.check(&q, record, now())?;
-        Ok(Response::new(pb::CheckResponse {
-            allowed: d.allowed(),
-            reason: convert::reason(d.reason),
-            field_mask: Some(convert::field_mask(&d.field_mask)),
-            revision: d.revision,
-        }))
+        timed("Check", async move {
+            let _admitted = self.admit(&request, Kind::Unary).await?;
+            let req = request.into_inner();
+            let q = convert::question(
+                &req.tenant,
+                req.principal.as_ref(),
+                &req.object,
+                &req.action,
+                req.context.as_ref(),
+                req.min_revision,
+                &self.bounds,
+            )?;
+            let record = match req.record_id.as_str() {
+                "" => None,
+                id => Some(convert::uuid("record_id", id)?),
+            };
+            let d = self.engine.check(&q, record, now())?;
+            Ok(Response::new(pb::CheckResponse {
+                allowed: d.allowed(),
+                reason: convert::reason(d.reason),
+                field_mask: Some(convert::field_mask(&d.field_mask)),
+                revision: d.revision,
+            }))
+        })
+        .await
     }
 
     async fn batch_check(
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let _timer = RpcTimer::start("BatchCheck");
-        let admitted = self.admit(&request, Kind::Unary).await?;
-        let req = request.into_inner();
-        let q = convert::question(
-            &req.tenant,
-            req.principal.as_ref(),
-            &req.object,
-            &req.action,
-            req.context.as_ref(),
-            req.min_revision,
-            &self.bounds,
-        )?;
-        let ids = match &req.records {
-            Some(pb::batch_check_request::Records::RecordIds(s)) => {
-                self.check_batch_size("record_ids", s.ids.len())?;
-                convert::string_ids("record_ids.ids", &s.ids)?
-            }
-            Some(pb::batch_check_request::Records::PackedRecordIds(p)) => {
-                self.check_batch_size("packed_record_ids", p.uuids.len() / 16)?;
-                convert::packed_ids("packed_record_ids.uuids", &p.uuids)?
-            }
-            None => Vec::new(),
-        };
-        let engine = self.engine.clone();
-        let return_ids = req.return_allowed_ids;
-        let records = req.records;
-        let limit = self.gate.limits().max_message_bytes;
-        blocking(admitted, move || {
-            let a = engine.batch_check(&q, &ids, now())?;
-            record_batch(ids.len(), a.allowed_count, &a.denials);
-            // Allowed ids go back exactly as the caller sent them, so a
-            // client can match them against its own strings.
-            let (allowed_ids, allowed_packed_ids) = match (return_ids, records) {
-                (false, _) | (true, None) => (None, None),
-                (true, Some(pb::batch_check_request::Records::RecordIds(sent))) => (
-                    Some(pb::StringIds {
-                        ids: sent
-                            .ids
-                            .into_iter()
-                            .enumerate()
-                            .filter(|(i, _)| a.is_allowed(*i))
-                            .map(|(_, id)| id)
-                            .collect(),
-                    }),
-                    None,
-                ),
-                (true, Some(pb::batch_check_request::Records::PackedRecordIds(sent))) => (
-                    None,
-                    Some(pb::PackedIds {
-                        uuids: sent
-                            .uuids
-                            .chunks_exact(16)
-                            .enumerate()
-                            .filter(|(i, _)| a.is_allowed(*i))
-                            .flat_map(|(_, id)| id.iter().copied())
-                            .collect(),
-                    }),
-                ),
+        timed("BatchCheck", async move {
+            let admitted = self.admit(&request, Kind::Unary).await?;
+            let req = request.into_inner();
+            let q = convert::question(
+                &req.tenant,
+                req.principal.as_ref(),
+                &req.object,
+                &req.action,
+                req.context.as_ref(),
+                req.min_revision,
+                &self.bounds,
+            )?;
+            let ids = match &req.records {
+                Some(pb::batch_check_request::Records::RecordIds(s)) => {
+                    self.check_batch_size("record_ids", s.ids.len())?;
+                    convert::string_ids("record_ids.ids", &s.ids)?
+                }
+                Some(pb::batch_check_request::Records::PackedRecordIds(p)) => {
+                    self.check_batch_size("packed_record_ids", p.uuids.len() / 16)?;
+                    convert::packed_ids("packed_record_ids.uuids", &p.uuids)?
+                }
+                None => Vec::new(),
             };
-            let size = ids.len();
-            let response = pb::BatchCheckResponse {
-                allowed: a.allowed,
-                allowed_count: a.allowed_count,
-                denials: a
-                    .denials
-                    .iter()
-                    .map(|(position, reason)| pb::Denial {
-                        position: *position,
-                        reason: *reason as i32,
-                    })
-                    .collect(),
-                field_mask: Some(convert::field_mask(&a.field_mask)),
-                revision: a.revision,
-                allowed_ids,
-                allowed_packed_ids,
-            };
-            fits(response, limit, "BatchCheck", Some(size))
+            let engine = self.engine.clone();
+            let return_ids = req.return_allowed_ids;
+            let records = req.records;
+            let limit = self.gate.limits().max_message_bytes;
+            blocking(admitted, move || {
+                let a = engine.batch_check(&q, &ids, now())?;
+                record_batch(ids.len(), a.allowed_count, &a.denials);
+                // Allowed ids go back exactly as the caller sent them, so a
+                // client can match them against its own strings.
+                let (allowed_ids, allowed_packed_ids) = match (return_ids, records) {
+                    (false, _) | (true, None) => (None, None),
+                    (true, Some(pb::batch_check_request::Records::RecordIds(sent))) => (
+                        Some(pb::StringIds {
+                            ids: sent
+                                .ids
+                                .into_iter()
+                                .enumerate()
+                                .filter(|(i, _)| a.is_allowed(*i))
+                                .map(|(_, id)| id)
+                                .collect(),
+                        }),
+                        None,
+                    ),
+                    (true, Some(pb::batch_check_request::Records::PackedRecordIds(sent))) => (
+                        None,
+                        Some(pb::PackedIds {
+                            uuids: sent
+                                .uuids
+                                .chunks_exact(16)
+                                .enumerate()
+                                .filter(|(i, _)| a.is_allowed(*i))
+                                .flat_map(|(_, id)| id.iter().copied())
+                                .collect(),
+                        }),
+                    ),
+                };
+                let size = ids.len();
+                let response = pb::BatchCheckResponse {
+                    allowed: a.allowed,
+                    allowed_count: a.allowed_count,
+                    denials: a
+                        .denials
+                        .iter()
+                        .map(|(position, reason)| pb::Denial {
+                            position: *position,
+                            reason: *reason as i32,
+                        })
+                        .collect(),
+                    field_mask: Some(convert::field_mask(&a.field_mask)),
+                    revision: a.revision,
+                    allowed_ids,
+                    allowed_packed_ids,
+                };
+                fits(response, limit, "BatchCheck", Some(size))
+            })
+            .await
         })
         .await
     }
@@ -293,119 +335,125 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
-        let _timer = RpcTimer::start("LookupRecords");
-        let admitted = self.admit(&request, Kind::Stream).await?;
-        let req = request.into_inner();
-        let q = convert::question(
-            &req.tenant,
-            req.principal.as_ref(),
-            &req.object,
-            &req.action,
-            req.context.as_ref(),
-            req.min_revision,
-            &self.bounds,
-        )?;
-        let page = match req.page_size as usize {
-            0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size {n} exceeds the limit of {MAX_PAGE}"
-                )));
-            }
-            n => n,
-        };
-        let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
-        let limits = self.gate.limits();
-        let pages = Pages {
-            page,
-            packed: req.packed,
-            max_message_bytes: limits.max_message_bytes,
-            ..Pages::new(admitted, resolved, compiled)
-        };
-        pages.watch(limits.idle_timeout);
-        Ok(Response::new(pages))
+        timed("LookupRecords", async move {
+            let admitted = self.admit(&request, Kind::Stream).await?;
+            let req = request.into_inner();
+            let q = convert::question(
+                &req.tenant,
+                req.principal.as_ref(),
+                &req.object,
+                &req.action,
+                req.context.as_ref(),
+                req.min_revision,
+                &self.bounds,
+            )?;
+            let page = match req.page_size as usize {
+                0 => DEFAULT_PAGE,
+                n if n > MAX_PAGE => {
+                    return Err(Status::invalid_argument(format!(
+                        "page_size {n} exceeds the limit of {MAX_PAGE}"
+                    )));
+                }
+                n => n,
+            };
+            let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
+            let limits = self.gate.limits();
+            let pages = Pages {
+                page,
+                packed: req.packed,
+                max_message_bytes: limits.max_message_bytes,
+                ..Pages::new(admitted, resolved, compiled)
+            };
+            pages.watch(limits.idle_timeout);
+            Ok(Response::new(pages))
+        })
+        .await
     }
 
     async fn object_access(
         &self,
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
-        let _timer = RpcTimer::start("ObjectAccess");
-        let _admitted = self.admit(&request, Kind::Unary).await?;
-        let req = request.into_inner();
-        let tenant = convert::tenant(&req.tenant, &self.bounds)?;
-        let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
-        let object = self.bounds.name("object", &req.object)?;
-        let object = (!object.is_empty()).then_some(object);
-        let (flags, create_objects, revision) =
-            self.engine
-                .object_access(&tenant, &principal, object, req.min_revision)?;
-        let names = |actions: &[crate::model::Action]| {
-            actions.iter().map(|a| a.as_str().to_owned()).collect()
-        };
-        let response = pb::ObjectAccessResponse {
-            objects: flags
-                .iter()
-                .map(|f| pb::ObjectFlags {
-                    object: f.object.clone(),
-                    view: f.view,
-                    edit: f.edit,
-                    remove: f.remove,
-                    create_records: f.create_records,
-                    single_actions: names(&f.single_actions),
-                    bulk_actions: names(&f.bulk_actions),
-                    field_mask: Some(convert::field_mask(&f.field_mask)),
-                })
-                .collect(),
-            create_objects,
-            revision,
-        };
-        fits(
-            response,
-            self.gate.limits().max_message_bytes,
-            "ObjectAccess",
-            None,
-        )
+        timed("ObjectAccess", async move {
+            let _admitted = self.admit(&request, Kind::Unary).await?;
+            let req = request.into_inner();
+            let tenant = convert::tenant(&req.tenant, &self.bounds)?;
+            let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
+            let object = self.bounds.name("object", &req.object)?;
+            let object = (!object.is_empty()).then_some(object);
+            let (flags, create_objects, revision) =
+                self.engine
+                    .object_access(&tenant, &principal, object, req.min_revision)?;
+            let names = |actions: &[crate::model::Action]| {
+                actions.iter().map(|a| a.as_str().to_owned()).collect()
+            };
+            let response = pb::ObjectAccessResponse {
+                objects: flags
+                    .iter()
+                    .map(|f| pb::ObjectFlags {
+                        object: f.object.clone(),
+                        view: f.view,
+                        edit: f.edit,
+                        remove: f.remove,
+                        create_records: f.create_records,
+                        single_actions: names(&f.single_actions),
+                        bulk_actions: names(&f.bulk_actions),
+                        field_mask: Some(convert::field_mask(&f.field_mask)),
+                    })
+                    .collect(),
+                create_objects,
+                revision,
+            };
+            fits(
+                response,
+                self.gate.limits().max_message_bytes,
+                "ObjectAccess",
+                None,
+            )
+        })
+        .await
     }
 
     async fn record_access(
         &self,
         request: Request<pb::RecordAccessRequest>,
     ) -> Result<Response<pb::RecordAccessResponse>, Status> {
-        let _timer = RpcTimer::start("RecordAccess");
-        let admitted = self.admit(&request, Kind::Unary).await?;
-        let req = request.into_inner();
-        let tenant = convert::tenant(&req.tenant, &self.bounds)?;
-        let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
-        self.bounds.name("object", &req.object)?;
-        self.check_batch_size("record_ids", req.record_ids.len())?;
-        let ids = convert::string_ids("record_ids", &req.record_ids)?;
-        let engine = self.engine.clone();
-        let limit = self.gate.limits().max_message_bytes;
-        blocking(admitted, move || {
-            let (flags, revision) = engine.record_access(
-                &tenant,
-                &principal,
-                &req.object,
-                &ids,
-                req.min_revision,
-                now(),
-            )?;
-            let response = pb::RecordAccessResponse {
-                records: flags
-                    .iter()
-                    .zip(&req.record_ids)
-                    .map(|(f, id)| pb::RecordFlags {
-                        record_id: id.clone(),
-                        view: f.view,
-                        edit: f.edit,
-                        remove: f.remove,
-                        field_mask: Some(convert::field_mask(&f.field_mask)),
-                    })
-                    .collect(),
-                revision,
-            };
-            fits(response, limit, "RecordAccess", Some(req.record_ids.len()))
+        timed("RecordAccess", async move {
+            let admitted = self.admit(&request, Kind::Unary).await?;
+            let req = request.into_inner();
+            let tenant = convert::tenant(&req.tenant, &self.bounds)?;
+            let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
+            self.bounds.name("object", &req.object)?;
+            self.check_batch_size("record_ids", req.record_ids.len())?;
+            let ids = convert::string_ids("record_ids", &req.record_ids)?;
+            let engine = self.engine.clone();
+            let limit = self.gate.limits().max_message_bytes;
+            blocking(admitted, move || {
+                let (flags, revision) = engine.record_access(
+                    &tenant,
+                    &principal,
+                    &req.object,
+                    &ids,
+                    req.min_revision,
+                    now(),
+                )?;
+                let response = pb::RecordAccessResponse {
+                    records: flags
+                        .iter()
+                        .zip(&req.record_ids)
+                        .map(|(f, id)| pb::RecordFlags {
+                            record_id: id.clone(),
+                            view: f.view,
+                            edit: f.edit,
+                            remove: f.remove,
+                            field_mask: Some(convert::field_mask(&f.field_mask)),
+                        })
+                        .collect(),
+                    revision,
+                };
+                fits(response, limit, "RecordAccess", Some(req.record_ids.len()))
+            })
+            .await
         })
         .await
     }
@@ -414,45 +462,47 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
-        let _timer = RpcTimer::start("Explain");
-        let _admitted = self.admit(&request, Kind::Unary).await?;
-        let req = request.into_inner();
-        let q = convert::question(
-            &req.tenant,
-            req.principal.as_ref(),
-            &req.object,
-            &req.action,
-            req.context.as_ref(),
-            req.min_revision,
-            &self.bounds,
-        )?;
-        let record = match req.record_id.as_str() {
-            "" => None,
-            id => Some(convert::uuid("record_id", id)?),
-        };
-        let e = self.engine.explain(&q, record, now())?;
-        let response = pb::ExplainResponse {
-            allowed: e.allowed(),
-            reason: convert::reason(e.reason),
-            steps: e
-                .steps
-                .iter()
-                .map(|s| pb::ExplainStep {
-                    layer: s.layer.to_owned(),
-                    passed: s.passed,
-                    reason: convert::reason(s.reason),
-                    detail: s.detail.clone(),
-                })
-                .collect(),
-            groups: e.groups,
-            revision: e.revision,
-        };
-        fits(
-            response,
-            self.gate.limits().max_message_bytes,
-            "Explain",
-            None,
-        )
+        timed("Explain", async move {
+            let _admitted = self.admit(&request, Kind::Unary).await?;
+            let req = request.into_inner();
+            let q = convert::question(
+                &req.tenant,
+                req.principal.as_ref(),
+                &req.object,
+                &req.action,
+                req.context.as_ref(),
+                req.min_revision,
+                &self.bounds,
+            )?;
+            let record = match req.record_id.as_str() {
+                "" => None,
+                id => Some(convert::uuid("record_id", id)?),
+            };
+            let e = self.engine.explain(&q, record, now())?;
+            let response = pb::ExplainResponse {
+                allowed: e.allowed(),
+                reason: convert::reason(e.reason),
+                steps: e
+                    .steps
+                    .iter()
+                    .map(|s| pb::ExplainStep {
+                        layer: s.layer.to_owned(),
+                        passed: s.passed,
+                        reason: convert::reason(s.reason),
+                        detail: s.detail.clone(),
+                    })
+                    .collect(),
+                groups: e.groups,
+                revision: e.revision,
+            };
+            fits(
+                response,
+                self.gate.limits().max_message_bytes,
+                "Explain",
+                None,
+            )
+        })
+        .await
     }
 }
 

@@ -121,6 +121,8 @@ fn describe() {
 /// Times one RPC; records on drop, so early returns count too.
 pub struct RpcTimer {
     method: &'static str,
+    /// The status code label; `Cancelled` unless the RPC finished.
+    code: &'static str,
     started: std::time::Instant,
 }
 
@@ -128,14 +130,20 @@ impl RpcTimer {
     pub fn start(method: &'static str) -> RpcTimer {
         RpcTimer {
             method,
+            code: "Cancelled",
             started: std::time::Instant::now(),
         }
+    }
+
+    /// Records the RPC as ended with `code`.
+    pub fn finish(mut self, code: &'static str) {
+        self.code = code;
     }
 }
 
 impl Drop for RpcTimer {
     fn drop(&mut self) {
-        metrics::histogram!(RPC_SECONDS, "method" => self.method)
+        metrics::histogram!(RPC_SECONDS, "method" => self.method, "code" => self.code)
             .record(self.started.elapsed().as_secs_f64());
     }
 }
