@@ -55,9 +55,24 @@ async fn a_scrape_shows_what_the_server_did() {
             ..Default::default()
         })
         .await;
+    // Two refusals by a limit: a tenant name past max_name_bytes.
+    for _ in 0..2 {
+        let refused = client
+            .check(pb::CheckRequest {
+                tenant: "t".repeat(300),
+                ..Default::default()
+            })
+            .await;
+        assert!(refused.is_err());
+    }
 
     let text = get(metrics, b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        value(&text, "permd_refusals_total{setting=\"max_name_bytes\"}"),
+        Some(2.0),
+        "{text}"
+    );
     // Every metric says what it is.
     for line in text.lines().filter(|l| l.starts_with("# TYPE permd_")) {
         let name = line.split(' ').nth(2).unwrap();
@@ -80,7 +95,7 @@ async fn a_scrape_shows_what_the_server_did() {
             &text,
             "permd_rpc_duration_seconds_count{method=\"Check\",code=\"InvalidArgument\"}"
         ),
-        Some(1.0)
+        Some(3.0)
     );
     assert_eq!(value(&text, "permd_batch_records_count"), Some(3.0));
     assert_eq!(value(&text, "permd_batch_records_sum"), Some(3_000.0));

@@ -17,7 +17,7 @@ use crate::index::compile::Compiled;
 use crate::index::engine::Resolved;
 use crate::pb::{self, authorizer_server::Authorizer};
 use crate::source::postgres::feed::Readiness;
-use crate::telemetry::metrics::{RpcTimer, record_batch};
+use crate::telemetry::metrics::{RpcTimer, record_batch, record_refusal};
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
@@ -89,6 +89,7 @@ impl AuthorizerService {
         }
         let limits = self.gate.limits();
         if min_revision - current > limits.max_revision_lead {
+            record_refusal("max_revision_lead");
             return Err(Status::failed_precondition(format!(
                 "min_revision {min_revision} is {} revisions ahead of revision {current}, which this permd has applied; more than {} ahead (max_revision_lead) is refused without waiting: send a revision that a response or Admin.Write returned",
                 min_revision - current,
@@ -107,6 +108,7 @@ impl AuthorizerService {
             .wait_for(min_revision, Some((deadline - margin).into()))
             .await
             .map_err(|have| {
+                record_refusal("max_min_revision_wait");
                 Status::failed_precondition(format!(
                     "min_revision {min_revision} not reached within the wait (the request's deadline, at most max_revision_wait {:?}): this permd has applied revision {have}; retry, or ask without min_revision",
                     limits.max_revision_wait
@@ -117,6 +119,7 @@ impl AuthorizerService {
     fn check_batch_size(&self, field: &str, len: usize) -> Result<(), Status> {
         let limit = self.engine.max_batch();
         if len > limit {
+            record_refusal("max_batch");
             return Err(Status::invalid_argument(format!(
                 "{field}: batch of {len} records exceeds the limit of {limit} (max_batch); split it into batches of at most {limit}"
             )));
@@ -138,6 +141,7 @@ fn fits<M: Message>(
     if size <= limit {
         return Ok(Response::new(response));
     }
+    record_refusal("max_message_bytes");
     let advice = match records {
         Some(records) => {
             let fitting = (records as u128 * limit as u128 / size as u128) as usize * 9 / 10;
@@ -637,6 +641,7 @@ impl tokio_stream::Stream for Pages {
                 return Poll::Ready(None);
             }
             this.next = u32::MAX;
+            record_refusal("idle_timeout");
             return Poll::Ready(Some(Err(Status::resource_exhausted(
                 "this LookupRecords stream was not read for idle_timeout and gave its place back (max_concurrent_streams); read the stream as it comes, or ask again",
             ))));

@@ -27,6 +27,7 @@ use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::Limits;
+use crate::telemetry::metrics::record_refusal;
 
 /// Wraps every request body of the inner service in the budgets.
 #[derive(Clone, Debug)]
@@ -144,6 +145,7 @@ impl Counted {
                 .unwrap_or_else(PoisonError::into_inner);
             let held = connections.get(&peer).copied().unwrap_or(0);
             if held + bytes > limits.max_buffered_request_bytes_per_connection {
+                record_refusal("max_buffered_request_bytes_per_connection");
                 return Err(Status::resource_exhausted(format!(
                     "this connection is holding its limit of {} bytes of partly received requests (max_buffered_request_bytes_per_connection); finish or cancel them, then retry",
                     limits.max_buffered_request_bytes_per_connection
@@ -156,6 +158,7 @@ impl Counted {
             .ok()
             .and_then(|n| self.layer.global.clone().try_acquire_many_owned(n).ok())
             .ok_or_else(|| {
+                record_refusal("max_buffered_request_bytes");
                 Status::resource_exhausted(format!(
                     "permd is holding its limit of {} bytes of partly received requests (max_buffered_request_bytes); retry with backoff",
                     limits.max_buffered_request_bytes
@@ -176,6 +179,7 @@ impl Counted {
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + timeout)));
         timer.as_mut().poll(cx).is_ready().then(|| {
+            record_refusal("request_body_timeout");
             Status::deadline_exceeded(format!(
                 "the request was not received within {} (request_body_timeout); send whole messages promptly",
                 humane(timeout)

@@ -10,6 +10,7 @@ use crate::index::engine::{FieldMask, PrincipalRef, Question};
 use crate::model::data::EmailStatus;
 use crate::model::{ActionContext, Channel, FieldLevel, Reason};
 use crate::pb;
+use crate::telemetry::metrics::record_refusal;
 
 /// Bounds on what a request may name, checked before any work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,7 @@ impl Bounds {
     /// A name within `max_name_bytes`; the error quotes only its start.
     pub fn name<'a>(&self, field: &str, value: &'a str) -> Result<&'a str, Status> {
         if value.len() > self.max_name_bytes {
+            record_refusal("max_name_bytes");
             return Err(Status::invalid_argument(format!(
                 "{field} is {} bytes, above the limit of {} (max_name_bytes): {}",
                 value.len(),
@@ -124,6 +126,7 @@ pub fn context(ctx: Option<&pb::ActionContext>, bounds: &Bounds) -> Result<Actio
         })?),
     };
     if ctx.fields.len() > bounds.max_context_fields {
+        record_refusal("max_context_fields");
         return Err(Status::invalid_argument(format!(
             "context.fields has {} fields, above the limit of {} (max_context_fields)",
             ctx.fields.len(),

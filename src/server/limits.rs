@@ -10,6 +10,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::telemetry::metrics::record_refusal;
+
 /// Default most unary requests being answered at once.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 /// Default most LookupRecords streams open at once.
@@ -210,6 +212,7 @@ impl Gate {
 
     pub fn request(&self, deadline: Option<Instant>) -> Result<Admitted, Status> {
         let permit = self.requests.clone().try_acquire_owned().map_err(|_| {
+            record_refusal("max_concurrent_requests");
             Status::resource_exhausted(format!(
                 "permd is answering its limit of {} concurrent requests (max_concurrent_requests); retry with backoff",
                 self.limits.max_concurrent_requests
@@ -220,6 +223,7 @@ impl Gate {
 
     pub fn stream(&self, deadline: Option<Instant>) -> Result<Admitted, Status> {
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
+            record_refusal("max_concurrent_streams");
             Status::resource_exhausted(format!(
                 "permd is serving its limit of {} concurrent LookupRecords streams (max_concurrent_streams); retry with backoff",
                 self.limits.max_concurrent_streams
@@ -231,6 +235,7 @@ impl Gate {
     /// A place among the requests waiting for a `min_revision`.
     pub fn waiter(&self) -> Result<OwnedSemaphorePermit, Status> {
         self.waiters.clone().try_acquire_owned().map_err(|_| {
+            record_refusal("max_revision_waiters");
             Status::resource_exhausted(format!(
                 "{} requests are already waiting for a min_revision this permd has not applied yet (max_revision_waiters); retry with backoff",
                 self.limits.max_revision_waiters

@@ -61,7 +61,17 @@ fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
         file: file.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(file).map_err(read_error)?;
+    // Opened without blocking (a FIFO would wait for a writer), then
+    // checked through the open handle: what is read is what was checked.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let handle = options.open(file).map_err(read_error)?;
+    let meta = handle.metadata().map_err(read_error)?;
     if !meta.is_file() {
         return Err(LoadError::NotAFile {
             file: file.to_owned(),
@@ -77,8 +87,7 @@ fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
     }
     let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // The file may grow after the check: read one byte past the limit at most.
-    std::fs::File::open(file)
-        .map_err(read_error)?
+    handle
         .take(limit.saturating_add(1))
         .read_to_string(&mut text)
         .map_err(read_error)?;

@@ -22,6 +22,8 @@ pub const REVISION: &str = "permd_revision";
 pub const PUBLISHED: &str = "permd_snapshot_published_timestamp_seconds";
 pub const TENANT_BYTES: &str = "permd_tenant_index_bytes";
 pub const TENANT_RECORDS: &str = "permd_tenant_records";
+/// Requests refused by a limit, by the setting that refused them.
+pub const REFUSALS: &str = "permd_refusals_total";
 /// Accept errors per listener and kind (`open_files_limit`, `other`).
 pub const ACCEPT_ERRORS: &str = "permd_accept_errors_total";
 pub const FEED_STALENESS: &str = "permd_feed_staleness_seconds";
@@ -90,6 +92,10 @@ fn describe() {
         TENANT_RECORDS,
         Unit::Count,
         "Records of a tenant (deleted ones not counted)."
+    );
+    describe_counter!(
+        REFUSALS,
+        "Requests refused by a limit, by the setting that refused them."
     );
     describe_counter!(
         ACCEPT_ERRORS,
@@ -180,6 +186,12 @@ pub fn record_published<'a>(
         metrics::gauge!(TENANT_BYTES, "tenant" => id.clone()).set(tenant.heap_bytes() as f64);
         metrics::gauge!(TENANT_RECORDS, "tenant" => id.clone()).set(tenant.record_count() as f64);
     }
+}
+
+/// Counts one request refused by the limit `setting` (its flag's name
+/// with `_`): what an alert on starvation or abuse watches.
+pub fn record_refusal(setting: &'static str) {
+    metrics::counter!(REFUSALS, "setting" => setting).increment(1);
 }
 
 /// Counts one compiled-answer cache lookup.
