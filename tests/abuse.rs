@@ -25,8 +25,7 @@ use common::requests::{
     assert_status, authorized, batch, check, demo_contacts, explain_of, lookup, record_access, user,
 };
 use common::server::{
-    Serve, ServeProcess, assert_serving, authorizer, bounded_by, permd, scratch_dir, slow_reader,
-    stream_admitted,
+    Serve, assert_serving, authorizer, bounded_by, permd, scratch_dir, slow_reader, stream_admitted,
 };
 use permd::model::change::{Entity, EntityKind};
 use permd::pb::{self, authorizer_client::AuthorizerClient};
@@ -43,21 +42,6 @@ const VICTIM_BOUND: Duration = Duration::from_secs(2);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Resident memory of a process, in MiB (VmRSS), or VmHWM for the peak.
-fn memory_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
-    kib / 1024.0
-}
-
-fn rss(server: &ServeProcess) -> f64 {
-    memory_mib(server.child.id().unwrap(), "VmRSS:")
-}
 
 /// One victim BatchCheck (carol, 1,000 Contacts), answered correctly and
 /// within [`VICTIM_BOUND`].
@@ -288,7 +272,7 @@ async fn unread_lookup_streams(contacts: usize, attempts: usize, streams: usize,
         .spawn();
     let channel = server.channel_within(Duration::from_secs(60)).await;
     let mut client = authorizer(channel.clone());
-    let before = rss(&server);
+    let before = server.resident_mib();
     let all = |page_size| pb::LookupRecordsRequest {
         tenant: "bench".to_owned(),
         page_size,
@@ -311,7 +295,7 @@ async fn unread_lookup_streams(contacts: usize, attempts: usize, streams: usize,
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(held.len(), streams, "admitted streams");
     assert_eq!(refused, attempts - streams);
-    let grown = rss(&server) - before;
+    let grown = server.resident_mib() - before;
     assert!(
         grown < bound_mib,
         "RSS grew {grown:.0} MiB, bound {bound_mib}"
@@ -363,7 +347,7 @@ async fn partly_sent_requests_hold_bounded_budgets_for_a_bounded_time() {
             .spawn();
         let channel = server.channel().await;
         let mut client = authorizer(channel.clone());
-        let before = rss(&server);
+        let before = server.resident_mib();
         // 24 BatchChecks on 4 connections, each announcing 15 MiB, sending
         // 4 MiB and never finishing: 24 MiB asked per connection, 16 MiB
         // allowed.
@@ -404,7 +388,7 @@ async fn partly_sent_requests_hold_bounded_budgets_for_a_bounded_time() {
         }
         // …the share of each connection is kept…
         assert!(refused >= 8, "only {refused} of 24 refused");
-        let grown = rss(&server) - before;
+        let grown = server.resident_mib() - before;
         assert!(
             grown < 150.0,
             "RSS grew {grown:.0} MiB with 4 × 16 MiB shares"

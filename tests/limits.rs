@@ -42,17 +42,15 @@ fn carol_bulk_email() -> pb::BatchCheckRequest {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_beyond_the_limit_are_refused_until_one_ends() {
-    let (mut client, server) = serve(Limits {
-        max_concurrent_streams: 1,
-        ..Limits::default()
-    })
-    .await;
-    // A client of its own that reads nothing and grants only HTTP/2's
-    // default 64 KiB window: carol's ~7,000 Contacts one per message are
-    // several times that, so the stream stays open (and holds its permit)
-    // until dropped.
+/// With `max_concurrent_streams` 1: a reader that reads nothing takes the
+/// one stream, and `client`'s stream is refused. The reader has a
+/// connection of its own granting only HTTP/2's default 64 KiB window:
+/// carol's ~7,000 Contacts one per message are several times that, so the
+/// stream stays open (and holds its permit) until dropped.
+async fn hold_the_only_stream(
+    server: &TestServer,
+    client: &mut AuthorizerClient<Channel>,
+) -> (tonic::Streaming<pb::LookupRecordsResponse>, tonic::Status) {
     let held = slow_reader(server.url())
         .await
         .lookup_records(carol_views(1))
@@ -61,6 +59,17 @@ async fn streams_beyond_the_limit_are_refused_until_one_ends() {
         .into_inner();
     let refused = client.lookup_records(carol_views(1)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    (held, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_limit_are_refused_until_one_ends() {
+    let (mut client, server) = serve(Limits {
+        max_concurrent_streams: 1,
+        ..Limits::default()
+    })
+    .await;
+    let (held, refused) = hold_the_only_stream(&server, &mut client).await;
     assert!(
         refused.message().contains("max_concurrent_streams"),
         "{}",
@@ -132,14 +141,7 @@ async fn a_stream_nobody_reads_gives_its_permit_back_after_idle_timeout() {
         ..Limits::default()
     })
     .await;
-    let _held = slow_reader(server.url())
-        .await
-        .lookup_records(carol_views(1))
-        .await
-        .unwrap()
-        .into_inner();
-    let refused = client.lookup_records(carol_views(1)).await.unwrap_err();
-    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let (_held, _) = hold_the_only_stream(&server, &mut client).await;
     // The reader still holds its stream open, and reads nothing.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert!(

@@ -56,16 +56,9 @@ async fn a_served_tenant_stays_under_200_bytes_per_record_resident() {
         .spawn();
     let _ = server.channel_within(Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", server.child.id().unwrap())).unwrap();
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
     let records = CONTACTS as f64 * 1.25;
     let bound_mib = (200.0 * records) / (1024.0 * 1024.0) + 60.0;
-    let rss_mib = rss_kib / 1024.0;
+    let rss_mib = server.resident_mib();
     eprintln!("VmRSS after load: {rss_mib:.1} MiB (bound {bound_mib:.1} MiB)");
     assert!(rss_mib < bound_mib, "{rss_mib:.1} MiB resident");
     std::fs::remove_dir_all(dir).unwrap();

@@ -112,55 +112,25 @@ impl Entity {
     /// data files' own decoder ([`super::data::from_json_str`]): unknown
     /// and repeated keys are refused exactly as a file's are.
     pub fn from_json(kind: EntityKind, json: &str) -> Result<Entity, String> {
-        use super::data::from_json_str;
-        fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
-            from_json_str(json).map_err(|(path, message)| {
-                if path == "." {
-                    message
-                } else {
-                    format!("at {path}: {message}")
-                }
-            })
-        }
-        Ok(match kind {
-            EntityKind::Tenant => Self::Tenant(parse(json)?),
-            EntityKind::Object => Self::Object(parse(json)?),
-            EntityKind::Group => Self::Group(parse(json)?),
-            EntityKind::Role => Self::Role(parse(json)?),
-            EntityKind::User => Self::User(parse(json)?),
-            EntityKind::Integration => Self::Integration(parse(json)?),
-            EntityKind::Automation => Self::Automation(parse(json)?),
-            EntityKind::Record => Self::Record(parse(json)?),
-        })
+        Self::decode(kind, JsonText(json))
     }
 
     /// Decodes an entity of `kind` from a JSON value in the snapshot-file
-    /// shape; the error names the path of the first problem.
+    /// shape (a database row); the error names the path of the first problem.
     pub fn from_value(kind: EntityKind, value: serde_json::Value) -> Result<Entity, String> {
-        fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
-            // The fast path reads the value in place; only a refused one is
-            // read again to name the path of the problem.
-            if let Ok(v) = T::deserialize(&value) {
-                return Ok(v);
-            }
-            serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    e.inner().to_string()
-                } else {
-                    format!("at {path}: {}", e.inner())
-                }
-            })
-        }
+        Self::decode(kind, value)
+    }
+
+    fn decode(kind: EntityKind, input: impl Decode) -> Result<Entity, String> {
         Ok(match kind {
-            EntityKind::Tenant => Self::Tenant(parse(value)?),
-            EntityKind::Object => Self::Object(parse(value)?),
-            EntityKind::Group => Self::Group(parse(value)?),
-            EntityKind::Role => Self::Role(parse(value)?),
-            EntityKind::User => Self::User(parse(value)?),
-            EntityKind::Integration => Self::Integration(parse(value)?),
-            EntityKind::Automation => Self::Automation(parse(value)?),
-            EntityKind::Record => Self::Record(parse(value)?),
+            EntityKind::Tenant => Self::Tenant(input.decode()?),
+            EntityKind::Object => Self::Object(input.decode()?),
+            EntityKind::Group => Self::Group(input.decode()?),
+            EntityKind::Role => Self::Role(input.decode()?),
+            EntityKind::User => Self::User(input.decode()?),
+            EntityKind::Integration => Self::Integration(input.decode()?),
+            EntityKind::Automation => Self::Automation(input.decode()?),
+            EntityKind::Record => Self::Record(input.decode()?),
         })
     }
 
@@ -236,5 +206,41 @@ impl Change {
     /// The record id a record delete names.
     pub fn record_key(key: &str) -> Result<Uuid, String> {
         Uuid::try_parse(key).map_err(|e| format!("record key '{key}' is not a UUID: {e}"))
+    }
+}
+
+/// One entity's input, in either form an entity arrives in.
+trait Decode {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, String>;
+}
+
+/// JSON text (an Admin write).
+struct JsonText<'a>(&'a str);
+
+impl Decode for JsonText<'_> {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        super::data::from_json_str(self.0).map_err(|(path, message)| located(&path, message))
+    }
+}
+
+/// A parsed JSON value (a database row's jsonb).
+impl Decode for serde_json::Value {
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        // The fast path reads the value in place; only a refused one is
+        // read again to name the path of the problem.
+        if let Ok(v) = T::deserialize(&self) {
+            return Ok(v);
+        }
+        serde_path_to_error::deserialize(self)
+            .map_err(|e| located(&e.path().to_string(), e.inner().to_string()))
+    }
+}
+
+/// A decoding problem, with its path unless it is the whole entity.
+fn located(path: &str, message: String) -> String {
+    if path == "." {
+        message
+    } else {
+        format!("at {path}: {message}")
     }
 }

@@ -362,12 +362,14 @@ impl Authorizer for AuthorizerService {
             };
             let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
             let limits = self.gate.limits();
-            let pages = Pages {
+            let pages = Pages::new(
+                admitted,
+                resolved,
+                compiled,
                 page,
-                packed: req.packed,
-                max_message_bytes: limits.max_message_bytes,
-                ..Pages::new(admitted, resolved, compiled)
-            };
+                req.packed,
+                limits.max_message_bytes,
+            );
             pages.watch(limits.idle_timeout);
             Ok(Response::new(pages))
         })
@@ -584,16 +586,23 @@ impl Pages {
 }
 
 impl Pages {
-    fn new(admitted: Admitted, resolved: Resolved, compiled: Arc<Compiled>) -> Pages {
+    fn new(
+        admitted: Admitted,
+        resolved: Resolved,
+        compiled: Arc<Compiled>,
+        page: usize,
+        packed: bool,
+        max_message_bytes: usize,
+    ) -> Pages {
         Pages {
             admitted: Arc::new(std::sync::Mutex::new(Some(admitted))),
             asked: Arc::new(std::sync::Mutex::new(Instant::now())),
             resolved,
             compiled,
             next: 0,
-            page: DEFAULT_PAGE,
-            packed: false,
-            max_message_bytes: crate::server::DEFAULT_MAX_MESSAGE_BYTES,
+            page,
+            packed,
+            max_message_bytes,
         }
     }
 

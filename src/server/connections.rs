@@ -52,9 +52,13 @@ pub fn incoming(listener: TcpListener, limits: &Limits) -> ReceiverStream<io::Re
 pub struct Conn {
     io: TcpStream,
     _slot: OwnedSemaphorePermit,
-    /// When the connection is closed unless a byte moves first.
+    /// Fires at the handshake deadline, then at idle deadlines. Moving a
+    /// byte only notes the time (no timer work per read or write); when the
+    /// timer fires early because bytes moved since, it is set again.
     timer: Pin<Box<Sleep>>,
     idle: Duration,
+    /// When a byte last moved, once greeted.
+    last_moved: Instant,
     /// Fewer than 24 bytes read so far: only reads end the handshake window
     /// (the server's own SETTINGS frame is a write).
     greeted: bool,
@@ -68,6 +72,7 @@ impl Conn {
             _slot: slot,
             timer: Box::pin(tokio::time::sleep(handshake)),
             idle,
+            last_moved: Instant::now(),
             greeted: false,
             read: 0,
         }
@@ -81,20 +86,42 @@ impl Conn {
             self.greeted = true;
         }
         if self.greeted {
-            self.timer.as_mut().reset(Instant::now() + self.idle);
+            self.last_moved = Instant::now();
+        }
+    }
+
+    /// Notes a write that moved bytes.
+    fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = written
+            && *n > 0
+        {
+            self.moved(0);
         }
     }
 
     /// An error that closes the connection once its timer has run out.
     fn expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        self.timer.as_mut().poll(cx).is_ready().then(|| {
-            let what = if self.greeted {
-                "no byte moved for idle_timeout"
-            } else {
-                "nothing sent within handshake_timeout"
-            };
-            io::Error::new(io::ErrorKind::TimedOut, what)
-        })
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            if !self.greeted {
+                return Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nothing sent within handshake_timeout",
+                ));
+            }
+            let deadline = self.last_moved + self.idle;
+            if deadline <= Instant::now() {
+                return Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no byte moved for idle_timeout",
+                ));
+            }
+            // Bytes moved since it was set: wait for the new deadline (and
+            // poll once more so the timer holds this task's waker).
+            self.timer.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -138,11 +165,7 @@ impl AsyncWrite for Conn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            this.moved(0);
-        }
+        this.wrote(&written);
         written
     }
 
@@ -153,11 +176,7 @@ impl AsyncWrite for Conn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            this.moved(0);
-        }
+        this.wrote(&written);
         written
     }
 

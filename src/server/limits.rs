@@ -296,19 +296,27 @@ pub fn rewrite_codec_errors<B>(mut response: http::Response<B>, limit: usize) ->
     let Some(message) = message else {
         return response;
     };
-    if status.as_ref().is_some_and(|s| s == "11") && message.contains("message length too large") {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        let message = format!(
-            "request larger than the limit of {limit} bytes (max_message_bytes); send fewer records per request"
-        );
-        if let Ok(value) = http::HeaderValue::from_str(&message.replace(' ', "%20")) {
-            headers.insert("grpc-message", value);
-        }
+    let rewritten = if status.as_ref().is_some_and(|s| s == "11")
+        && message.contains("message length too large")
+    {
+        Some((
+            "8",
+            format!(
+                "request larger than the limit of {limit} bytes (max_message_bytes); send fewer records per request"
+            ),
+        ))
     } else if status.as_ref().is_some_and(|s| s == "13")
         && message.starts_with("failed to decode Protobuf message")
     {
-        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
-        let message = format!("the request is not a valid protobuf message of its type: {message}");
+        Some((
+            "3",
+            format!("the request is not a valid protobuf message of its type: {message}"),
+        ))
+    } else {
+        None
+    };
+    if let Some((code, message)) = rewritten {
+        headers.insert("grpc-status", http::HeaderValue::from_static(code));
         if let Ok(value) = http::HeaderValue::from_str(&message.replace(' ', "%20")) {
             headers.insert("grpc-message", value);
         }

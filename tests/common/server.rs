@@ -460,6 +460,17 @@ impl Default for Serve {
     }
 }
 
+/// Resident memory of a process now (VmRSS of `/proc/<pid>/status`), in MiB.
+pub fn resident_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("VmRSS in /proc/{pid}/status"));
+    kib / 1024.0
+}
+
 /// A running `permd serve` child, killed when dropped.
 pub struct ServeProcess {
     pub child: Child,
@@ -468,6 +479,10 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// The process's resident memory now, in MiB.
+    pub fn resident_mib(&self) -> f64 {
+        resident_mib(self.child.id().unwrap())
+    }
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
