@@ -219,7 +219,7 @@ impl TenantIndex {
 
     /// Rebuilds groups and principals from the meta copy. A principal keeps
     /// its version (and its cached answers) unless its admin flag, its
-    /// associated user or the grants of its groups changed.
+    /// inbox, its associated user or the grants of its groups changed.
     fn rebuild_principals(&mut self, before: &TenantIndex, revision: u64) {
         for user in self.meta.users.clone() {
             self.intern(&user.id);
@@ -239,6 +239,7 @@ impl TenantIndex {
             let unchanged = same_objects
                 && old.is_some_and(|old| {
                     old.admin == principal.admin
+                        && old.inbox == principal.inbox
                         && old.associated_user == principal.associated_user
                         && old.groups.len() == principal.groups.len()
                         && old

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::dense::DenseSet;
 use super::tenant::{ContactIndex, ObjectIndex, Principal, RecordOrd, TenantIndex, Validity};
-use crate::model::data::EmailStatus;
-use crate::model::{AccessLevel, Action, ActionContext, FieldLevel, Gate, Reason};
+use crate::model::data::{EmailInbox, EmailStatus};
+use crate::model::{AccessLevel, Action, ActionContext, Control, FieldLevel, Gate, Reason};
 
 /// A principal's permissions on one object: the union of its groups (R1).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +24,10 @@ pub struct Effective {
     pub delete_object: bool,
     pub all_records: AccessLevel,
     pub associated_records: AccessLevel,
+    pub create_record: bool,
+    pub bulk_data_upload: bool,
+    pub unarchive_associated: bool,
+    pub unarchive_all: bool,
     pub toggles: u32,
     /// Per field index of the object.
     pub fields: Vec<FieldLevel>,
@@ -38,14 +42,18 @@ impl Effective {
                 view_object: true,
                 edit_settings: true,
                 delete_object: true,
-                all_records: AccessLevel::Delete,
-                associated_records: AccessLevel::Delete,
+                all_records: AccessLevel::Remove,
+                associated_records: AccessLevel::Remove,
+                create_record: true,
+                bulk_data_upload: true,
+                unarchive_associated: true,
+                unarchive_all: true,
                 toggles: u32::MAX,
                 fields: vec![FieldLevel::Edit; field_count],
             };
         }
         let mut eff = Effective {
-            fields: vec![FieldLevel::Hidden; field_count],
+            fields: vec![FieldLevel::None; field_count],
             ..Effective::default()
         };
         let grants = principal
@@ -59,6 +67,10 @@ impl Effective {
             eff.delete_object |= grant.delete_object;
             eff.all_records = eff.all_records.max(grant.all_records);
             eff.associated_records = eff.associated_records.max(grant.associated_records);
+            eff.create_record |= grant.create_record;
+            eff.bulk_data_upload |= grant.bulk_data_upload;
+            eff.unarchive_associated |= grant.unarchive_associated;
+            eff.unarchive_all |= grant.unarchive_all;
             eff.toggles |= grant.toggles;
             for (mine, theirs) in eff.fields.iter_mut().zip(&grant.fields) {
                 *mine = (*mine).max(*theirs);
@@ -80,6 +92,15 @@ impl Effective {
 
     pub fn toggle_on(&self, action: Action) -> bool {
         action.toggle().is_none_or(|t| self.toggles & t.bit() != 0)
+    }
+
+    /// Whether the control `create` or `upload` needs is on (R5b).
+    pub fn control_on(&self, control: Control) -> bool {
+        match control {
+            Control::CreateRecord => self.create_record,
+            Control::BulkDataUpload => self.bulk_data_upload,
+            Control::Unarchive => self.unarchive_associated || self.unarchive_all,
+        }
     }
 
     /// Whether every field the action needs is at its level (R7).
@@ -190,9 +211,9 @@ pub struct Compiled {
 enum Plan {
     NotVisible,
     Layers {
-        /// Archived records are denied `ARCHIVED` (R10), unless the action
-        /// is one that reaches them.
-        deny_archived: bool,
+        /// `unarchive` denies live records `NOT_ARCHIVED`; every other
+        /// action denies archived ones `ARCHIVED` (R10).
+        needs_archived: bool,
         reach: Reach,
         /// A layer that fails for every reached record: toggle or field.
         uniform: Option<Reason>,
@@ -238,7 +259,7 @@ impl Compiled {
         let field_mask = if eff.visible() {
             eff.fields.clone()
         } else {
-            vec![FieldLevel::Hidden; eff.fields.len()]
+            vec![FieldLevel::None; eff.fields.len()]
         };
         let Some(object) = tenant.objects.get(object_idx).filter(|_| eff.visible()) else {
             return Compiled {
@@ -248,18 +269,29 @@ impl Compiled {
                 plan: Plan::NotVisible,
             };
         };
-        let level = action.level(ctx);
-        let reach = if eff.all_records >= level {
-            Reach::All
-        } else if eff.associated_records >= level {
-            match principal.associated_user {
-                Some(user) => {
-                    Reach::Associated(DenseSet::of(&object.associated(user), object.len()))
-                }
-                None => Reach::Nothing,
+        let associated = || match principal.associated_user {
+            Some(user) => Reach::Associated(DenseSet::of(&object.associated(user), object.len())),
+            None => Reach::Nothing,
+        };
+        // `unarchive` is reached through its own controls, every other
+        // record action through a scope at its level (R5, R10).
+        let reach = if action == Action::Unarchive {
+            if eff.unarchive_all {
+                Reach::All
+            } else if eff.unarchive_associated {
+                associated()
+            } else {
+                Reach::Nothing
             }
         } else {
-            Reach::Nothing
+            let level = action.level(ctx);
+            if eff.all_records >= level {
+                Reach::All
+            } else if eff.associated_records >= level {
+                associated()
+            } else {
+                Reach::Nothing
+            }
         };
         let uniform = if !eff.toggle_on(action) {
             Some(Reason::ActionNotPermitted)
@@ -268,28 +300,23 @@ impl Compiled {
         } else {
             None
         };
-        let (gates, validity) = gate_tests(tenant, object, action, ctx, now);
+        let (gates, validity) = gate_tests(tenant, principal, object, action, ctx, now);
 
+        // Live records for every action, archived ones for `unarchive` only.
+        let state = if action.reaches_archived() {
+            &object.archived_dense
+        } else {
+            &object.live_dense
+        };
         let mut allowed = match (&reach, uniform) {
             (_, Some(_)) | (Reach::Nothing, _) => DenseSet::empty(object.len()),
-            (Reach::All, None) => object.live_dense.clone(),
+            (Reach::All, None) => state.clone(),
             (Reach::Associated(set), None) => {
                 let mut set = set.clone();
-                set.and(&object.live_dense);
+                set.and(state);
                 set
             }
         };
-        if action.reaches_archived() && uniform.is_none() {
-            let mut archived = object.archived_dense.clone();
-            match &reach {
-                Reach::All => allowed.or(&archived),
-                Reach::Associated(set) => {
-                    archived.and(set);
-                    allowed.or(&archived);
-                }
-                Reach::Nothing => {}
-            }
-        }
         for (_, test) in &gates {
             test.apply(object, &mut allowed);
         }
@@ -298,7 +325,7 @@ impl Compiled {
             field_mask,
             validity,
             plan: Plan::Layers {
-                deny_archived: !action.reaches_archived(),
+                needs_archived: action.reaches_archived(),
                 reach,
                 uniform,
                 gates,
@@ -319,7 +346,7 @@ impl Compiled {
             return Reason::UnknownRecord;
         }
         let Plan::Layers {
-            deny_archived,
+            needs_archived,
             reach,
             uniform,
             gates,
@@ -327,8 +354,10 @@ impl Compiled {
         else {
             return Reason::ObjectNotVisible;
         };
-        if *deny_archived && object.archived_dense.contains(ord) {
-            return Reason::Archived;
+        match (*needs_archived, object.archived_dense.contains(ord)) {
+            (false, true) => return Reason::Archived,
+            (true, false) => return Reason::NotArchived,
+            _ => {}
         }
         let reached = match reach {
             Reach::All => true,
@@ -359,6 +388,7 @@ impl Compiled {
 /// The gate tests of the action in R13–R15 order, and until when they hold.
 fn gate_tests(
     tenant: &TenantIndex,
+    principal: &Principal,
     object: &ObjectIndex,
     action: Action,
     ctx: &ActionContext,
@@ -385,8 +415,12 @@ fn gate_tests(
             if let Some(list) = &ctx.subscription_list {
                 tests.push((Reason::OptedOutOfList, GateTest::OptedOutOf(list.clone())));
             }
-            if !tenant.email_configured {
+            // The sender: the tenant's email, then the user's own inbox.
+            if !tenant.email_configured || principal.inbox == EmailInbox::NotConnected {
                 tests.push((Reason::EmailNotConfigured, GateTest::Always));
+            }
+            if principal.inbox == EmailInbox::Blocked {
+                tests.push((Reason::SenderBlocked, GateTest::Always));
             }
         }
         Gate::Sms => {

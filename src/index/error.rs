@@ -19,8 +19,9 @@ pub enum QueryError {
         tenant: String,
         valid: String,
     },
-    #[error("unknown action '{action}'; actions are: {valid}")]
-    UnknownAction { action: String, valid: String },
+    /// The message says what to ask instead (see `Action::unknown`).
+    #[error("{message}")]
+    UnknownAction { message: String },
     #[error("action '{action}' exists only on contacts, not on '{object}'")]
     ActionNotOnObject {
         action: &'static str,

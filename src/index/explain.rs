@@ -10,8 +10,8 @@ use super::compile::Effective;
 use super::engine::{Engine, Question};
 use super::error::QueryError;
 use super::tenant::{ObjectGrant, ObjectIndex, Principal, TenantIndex};
-use crate::model::data::{AssociationSource, EmailStatus};
-use crate::model::{ActionContext, Gate, Reason};
+use crate::model::data::{AssociationSource, EmailInbox, EmailStatus};
+use crate::model::{AccessLevel, ActionContext, Control, Gate, Reason};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
@@ -94,6 +94,22 @@ impl Engine {
                     .collect(),
             )
         };
+        // What each group gives, including groups below what is needed, so
+        // "why not" shows the level that was found and where.
+        let found = |what: &dyn Fn(&ObjectGrant) -> String| -> String {
+            if admin {
+                return "admin user: every permission".to_owned();
+            }
+            if grants.is_empty() {
+                return format!("no group of the principal names {}", object.name);
+            }
+            grants
+                .iter()
+                .map(|(id, g)| format!("{id}: {}", what(g)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let on_off = |b: bool| if b { "on" } else { "off" }.to_owned();
 
         let mut steps = vec![Step {
             layer: "principal",
@@ -136,58 +152,78 @@ impl Engine {
             format!(
                 "view_object from: {}; record access from: {}",
                 by(&|g| g.view_object),
-                by(&|g| g.all_records > crate::model::AccessLevel::None
-                    || g.associated_records > crate::model::AccessLevel::None)
+                by(&|g| g.all_records > AccessLevel::None
+                    || g.associated_records > AccessLevel::None)
             ),
         ));
-        let level = r.action.level(&r.ctx);
-        if r.action.is_record_less() {
+        if let Some(control) = r.action.control().filter(|_| r.action.is_record_less()) {
+            let (name, pick): (&str, fn(&ObjectGrant) -> bool) = match control {
+                Control::BulkDataUpload => ("bulk_data_upload", |g| g.bulk_data_upload),
+                _ => ("create_record", |g| g.create_record),
+            };
             steps.push(step(
-                "scope",
-                eff.best_level() >= crate::model::AccessLevel::Edit,
-                Reason::NoRecordAccess,
+                "control",
+                eff.control_on(control),
+                Reason::ActionNotPermitted,
                 format!(
-                    "needs edit in some scope; best level {} from: {}",
-                    eff.best_level().as_str(),
-                    by(&|g| {
-                        g.all_records.max(g.associated_records) >= crate::model::AccessLevel::Edit
-                    })
+                    "needs {name} on; found: {}",
+                    found(&|g| on_off(pick(g)))
                 ),
             ));
         }
         if let Some(ord) = ord {
             let archived = object.archived.contains(ord);
+            let unarchive = r.action.reaches_archived();
             steps.push(step(
                 "archived",
-                !archived || r.action.reaches_archived(),
-                Reason::Archived,
-                match (archived, r.action.reaches_archived()) {
-                    (false, _) => "record is live".to_owned(),
-                    (true, true) => {
-                        format!("record is archived; {} may reach it", r.action.as_str())
-                    }
+                archived == unarchive,
+                if unarchive {
+                    Reason::NotArchived
+                } else {
+                    Reason::Archived
+                },
+                match (archived, unarchive) {
+                    (false, false) => "record is live".to_owned(),
+                    (true, true) => "record is archived; unarchive reaches it".to_owned(),
+                    (false, true) => "record is live: there is nothing to unarchive".to_owned(),
                     (true, false) => {
-                        "record is archived; only view_archived and unarchive reach it".to_owned()
+                        "record is archived; only unarchive reaches an archived record".to_owned()
                     }
                 },
             ));
             let (associated, how) = association(object, &r.principal, ord);
-            let all_ok = eff.all_records >= level;
-            let assoc_ok = eff.associated_records >= level && associated;
-            steps.push(step(
-                "scope",
-                all_ok || assoc_ok,
-                Reason::NoRecordAccess,
-                format!(
-                    "needs {}; All Records {} (from {}); My Associated Records {} (from {}); {}",
-                    level.as_str(),
-                    eff.all_records.as_str(),
-                    by(&|g| g.all_records >= level),
-                    eff.associated_records.as_str(),
-                    by(&|g| g.associated_records >= level),
-                    how
-                ),
-            ));
+            if unarchive {
+                let assoc_ok = eff.unarchive_associated && associated;
+                steps.push(step(
+                    "scope",
+                    eff.unarchive_all || assoc_ok,
+                    Reason::NoRecordAccess,
+                    format!(
+                        "needs unarchive_all, or unarchive_associated and an association; found unarchive_all: {}; unarchive_associated: {}; {}",
+                        found(&|g| on_off(g.unarchive_all)),
+                        found(&|g| on_off(g.unarchive_associated)),
+                        how
+                    ),
+                ));
+            } else {
+                let level = r.action.level(&r.ctx);
+                let all_ok = eff.all_records >= level;
+                let assoc_ok = eff.associated_records >= level && associated;
+                steps.push(step(
+                    "scope",
+                    all_ok || assoc_ok,
+                    Reason::NoRecordAccess,
+                    format!(
+                        "needs {}; All Records {} (found {}); My Associated Records {} (found {}); {}",
+                        level.as_str(),
+                        eff.all_records.as_str(),
+                        found(&|g| g.all_records.as_str().to_owned()),
+                        eff.associated_records.as_str(),
+                        found(&|g| g.associated_records.as_str().to_owned()),
+                        how
+                    ),
+                ));
+            }
         }
         if let Some(toggle) = r.action.toggle() {
             steps.push(step(
@@ -195,9 +231,9 @@ impl Engine {
                 eff.toggle_on(r.action),
                 Reason::ActionNotPermitted,
                 format!(
-                    "{} is on in: {}",
+                    "{} needs to be on; found: {}",
                     toggle.as_str(),
-                    by(&|g| g.toggles & toggle.bit() != 0)
+                    found(&|g| on_off(g.toggles & toggle.bit() != 0))
                 ),
             ));
         }
@@ -212,18 +248,29 @@ impl Engine {
                 have >= need.level,
                 Reason::FieldRestricted,
                 format!(
-                    "{} needs {}, has {} (from: {})",
+                    "{} needs {}, has {} (found {})",
                     need.field,
                     need.level.as_str(),
                     have.as_str(),
-                    by(&|g| fi
+                    found(&|g| fi
                         .and_then(|i| g.fields.get(i))
-                        .is_some_and(|l| *l >= need.level))
+                        .copied()
+                        .unwrap_or_default()
+                        .as_str()
+                        .to_owned())
                 ),
             ));
         }
         if let (Some(ord), Some(gate)) = (ord, r.action.gate(&r.ctx)) {
-            steps.extend(gate_steps(tenant, object, ord, gate, &r.ctx, now));
+            steps.extend(gate_steps(
+                tenant,
+                &r.principal,
+                object,
+                ord,
+                gate,
+                &r.ctx,
+                now,
+            ));
         }
         Ok(Explanation {
             reason: decision.reason,
@@ -269,8 +316,10 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gate_steps(
     tenant: &TenantIndex,
+    principal: &Principal,
     object: &ObjectIndex,
     ord: u32,
     gate: Gate,
@@ -281,6 +330,16 @@ fn gate_steps(
         return Vec::new();
     };
     let suppressed = c.is_suppressed_at(ord, now);
+    let suppression = match c.until_of.get(&ord) {
+        _ if !suppressed => "not suppressed now".to_owned(),
+        Some(until) => format!(
+            "suppressed until {} (soft bounce)",
+            until
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| until.to_string())
+        ),
+        None => "suppressed permanently (hard bounce or complaint)".to_owned(),
+    };
     let base = c.status.get(ord as usize).copied().unwrap_or_default();
     let unsubscribed = base == EmailStatus::UnsubscribedAll;
     let in_set = |s: &roaring::RoaringBitmap| s.contains(ord);
@@ -291,14 +350,13 @@ fn gate_steps(
                 "gate",
                 in_set(&c.valid_email),
                 Reason::NoEmail,
-                "has a valid email".to_owned(),
+                if in_set(&c.valid_email) {
+                    "has a valid email".to_owned()
+                } else {
+                    "no valid email (none, blank, or marked invalid)".to_owned()
+                },
             ));
-            steps.push(step(
-                "gate",
-                !suppressed,
-                Reason::Suppressed,
-                "not suppressed now".to_owned(),
-            ));
+            steps.push(step("gate", !suppressed, Reason::Suppressed, suppression.clone()));
             steps.push(step(
                 "gate",
                 !unsubscribed || ctx.transactional,
@@ -324,9 +382,19 @@ fn gate_steps(
             }
             steps.push(step(
                 "gate",
-                tenant.email_configured,
+                tenant.email_configured && principal.inbox != EmailInbox::NotConnected,
                 Reason::EmailNotConfigured,
-                "tenant has an email integration".to_owned(),
+                format!(
+                    "tenant email configured: {}; sender's inbox: {}",
+                    yes_no(tenant.email_configured),
+                    principal.inbox.as_str()
+                ),
+            ));
+            steps.push(step(
+                "gate",
+                principal.inbox != EmailInbox::Blocked,
+                Reason::SenderBlocked,
+                format!("sender's outgoing email: {}", principal.inbox.as_str()),
             ));
         }
         Gate::Sms => {
@@ -356,8 +424,7 @@ fn gate_steps(
                 !suppressed && target != EmailStatus::Suppressed,
                 Reason::SystemManaged,
                 format!(
-                    "suppression is system-managed; contact suppressed now: {}, target {}",
-                    yes_no(suppressed),
+                    "suppression is system-managed; contact: {suppression}; target {}",
                     target.as_str()
                 ),
             ));

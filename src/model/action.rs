@@ -7,11 +7,10 @@ use super::EmailStatus;
 use super::level::{AccessLevel, FieldLevel};
 
 /// Per-object action toggles of a permission group (R6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Toggle {
     Export,
-    Upload,
     ModifyAutomation,
     SendSingleMessage,
     TeamAssociations,
@@ -29,9 +28,8 @@ pub enum Toggle {
 }
 
 impl Toggle {
-    pub const ALL: [Toggle; 16] = [
+    pub const ALL: [Toggle; 15] = [
         Self::Export,
-        Self::Upload,
         Self::ModifyAutomation,
         Self::SendSingleMessage,
         Self::TeamAssociations,
@@ -77,7 +75,6 @@ impl Toggle {
     pub fn action(self) -> Action {
         match self {
             Self::Export => Action::Export,
-            Self::Upload => Action::Upload,
             Self::ModifyAutomation => Action::ModifyAutomation,
             Self::SendSingleMessage => Action::SendSingleMessage,
             Self::TeamAssociations => Action::TeamAssociations,
@@ -96,6 +93,33 @@ impl Toggle {
     }
 }
 
+impl<'de> Deserialize<'de> for Toggle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match Toggle::ALL.into_iter().find(|t| t.as_str() == name) {
+            Some(toggle) => Ok(toggle),
+            // v1's toggle: say what v2 has instead of "unknown variant".
+            None if name == "upload" => Err(serde::de::Error::custom(
+                "'upload' is a control in model v2: set bulk_data_upload: true (with create_record: true) instead of the action toggle",
+            )),
+            None => Err(serde::de::Error::custom(format!(
+                "unknown action toggle '{name}'; toggles are: {}",
+                Toggle::ALL.map(Toggle::as_str).join(", ")
+            ))),
+        }
+    }
+}
+
+/// A per-object control that is not a toggle of the same name (R5b): what
+/// `create`, `upload` and `unarchive` need instead of a scope level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Control {
+    CreateRecord,
+    BulkDataUpload,
+    /// `unarchive_all`, or `unarchive_associated` on associated records.
+    Unarchive,
+}
+
 /// What a principal asks to do to a record (or, for `create` and `upload`,
 /// to an object).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,7 +129,6 @@ pub enum Action {
     Create,
     Archive,
     Unarchive,
-    ViewArchived,
     Export,
     BulkExport,
     Upload,
@@ -144,13 +167,12 @@ pub enum Gate {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 21] = [
         Self::View,
         Self::Edit,
         Self::Create,
         Self::Archive,
         Self::Unarchive,
-        Self::ViewArchived,
         Self::Export,
         Self::BulkExport,
         Self::Upload,
@@ -176,7 +198,6 @@ impl Action {
             Self::Create => "create",
             Self::Archive => "archive",
             Self::Unarchive => "unarchive",
-            Self::ViewArchived => "view_archived",
             Self::Export => "export",
             Self::BulkExport => "bulk_export",
             Self::Upload => "upload",
@@ -200,13 +221,23 @@ impl Action {
         Self::ALL.into_iter().find(|a| a.as_str() == name)
     }
 
+    /// Why a name that is not an action is refused: retired v1 names say
+    /// what replaced them.
+    pub fn unknown(name: &str) -> String {
+        if name == "view_archived" {
+            "action 'view_archived' is retired in model v2: archived records answer only 'unarchive' (RecordAccess reports it per record)".to_owned()
+        } else {
+            format!("unknown action '{name}'; actions are: {}", Self::names())
+        }
+    }
+
     /// Every action name, for error messages that list the valid ones.
     pub fn names() -> String {
         Self::ALL.map(Action::as_str).join(", ")
     }
 
-    /// Actions that act on the object rather than a record: "edit in some
-    /// scope" is enough.
+    /// Actions that act on the object rather than a record: their control
+    /// is enough (R5b).
     pub fn is_record_less(self) -> bool {
         matches!(self, Self::Create | Self::Upload)
     }
@@ -222,10 +253,20 @@ impl Action {
         self.as_str().starts_with("bulk_")
     }
 
-    /// `view_archived` and `unarchive` are the only actions an archived
-    /// record allows (R10).
+    /// `unarchive` is the only action an archived record allows, and the
+    /// only one a live record denies for being live (R10).
     pub fn reaches_archived(self) -> bool {
-        matches!(self, Self::ViewArchived | Self::Unarchive)
+        self == Self::Unarchive
+    }
+
+    /// The control the action needs instead of a scope level (R5b, R10).
+    pub fn control(self) -> Option<Control> {
+        match self {
+            Self::Create => Some(Control::CreateRecord),
+            Self::Upload => Some(Control::BulkDataUpload),
+            Self::Unarchive => Some(Control::Unarchive),
+            _ => None,
+        }
     }
 
     /// The toggle that must be on, if any.
@@ -233,8 +274,9 @@ impl Action {
         Toggle::ALL.into_iter().find(|t| t.action() == self)
     }
 
-    /// The record access level the action needs (R5, R10, R11).
-    /// `subscription_lists` needs `edit` only when it changes a status.
+    /// The record access level the action needs (R5, R11); `none` for the
+    /// actions that need a [`Control`] instead. `subscription_lists` needs
+    /// `edit` only when it changes a status.
     pub fn level(self, ctx: &ActionContext) -> AccessLevel {
         use AccessLevel::*;
         match self {
@@ -247,9 +289,8 @@ impl Action {
             | Self::BulkSendText
             | Self::ViewTimeline => View,
             Self::SubscriptionLists if ctx.target_email_status.is_none() => View,
+            Self::Create | Self::Upload | Self::Unarchive => None,
             Self::Edit
-            | Self::Create
-            | Self::Upload
             | Self::BulkChangeFieldValues
             | Self::ModifyAutomation
             | Self::BulkModifyAutomation
@@ -257,7 +298,7 @@ impl Action {
             | Self::TeamAssociations
             | Self::SubscriptionLists
             | Self::BulkManageSubscription => Edit,
-            Self::Archive | Self::Unarchive | Self::ViewArchived | Self::BulkArchive => Delete,
+            Self::Archive | Self::BulkArchive => Remove,
         }
     }
 
@@ -388,12 +429,14 @@ pub struct ActionContext {
 
 /// Why a record was denied, in the order of docs/model.md: a denied record
 /// gets the first reason that applies. The numbers are the proto's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Reason {
     UnknownRecord = 1,
     ObjectNotVisible = 2,
     Archived = 3,
+    /// `unarchive` on a live record (R10).
+    NotArchived = 17,
     NoRecordAccess = 4,
     ActionNotPermitted = 5,
     FieldRestricted = 6,
@@ -402,6 +445,8 @@ pub enum Reason {
     Unsubscribed = 9,
     OptedOutOfList = 10,
     EmailNotConfigured = 11,
+    /// The sender's outgoing email is blocked (R13).
+    SenderBlocked = 18,
     NoMobile = 12,
     SmsOptedOut = 13,
     SmsNotConfigured = 14,
@@ -411,10 +456,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in docs/model.md order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Self::UnknownRecord,
         Self::ObjectNotVisible,
         Self::Archived,
+        Self::NotArchived,
         Self::NoRecordAccess,
         Self::ActionNotPermitted,
         Self::FieldRestricted,
@@ -423,6 +469,7 @@ impl Reason {
         Self::Unsubscribed,
         Self::OptedOutOfList,
         Self::EmailNotConfigured,
+        Self::SenderBlocked,
         Self::NoMobile,
         Self::SmsOptedOut,
         Self::SmsNotConfigured,
@@ -435,6 +482,7 @@ impl Reason {
             Self::UnknownRecord => "UNKNOWN_RECORD",
             Self::ObjectNotVisible => "OBJECT_NOT_VISIBLE",
             Self::Archived => "ARCHIVED",
+            Self::NotArchived => "NOT_ARCHIVED",
             Self::NoRecordAccess => "NO_RECORD_ACCESS",
             Self::ActionNotPermitted => "ACTION_NOT_PERMITTED",
             Self::FieldRestricted => "FIELD_RESTRICTED",
@@ -443,6 +491,7 @@ impl Reason {
             Self::Unsubscribed => "UNSUBSCRIBED",
             Self::OptedOutOfList => "OPTED_OUT_OF_LIST",
             Self::EmailNotConfigured => "EMAIL_NOT_CONFIGURED",
+            Self::SenderBlocked => "SENDER_BLOCKED",
             Self::NoMobile => "NO_MOBILE",
             Self::SmsOptedOut => "SMS_OPTED_OUT",
             Self::SmsNotConfigured => "SMS_NOT_CONFIGURED",

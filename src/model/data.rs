@@ -75,9 +75,12 @@ where
     deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
-/// In a group's field permissions, the "set all" shortcut: the level of every
-/// field the group does not name.
-pub const ALL_FIELDS: &str = "*";
+/// System fields every custom object has (R7: `created` is at most `view`).
+pub const CUSTOM_SYSTEM_FIELDS: [&str; 1] = ["created"];
+
+/// v1's "set all" key in a group's field permissions; v2 has
+/// `default_for_new_field` instead, and the key is refused with that hint.
+pub const V1_ALL_FIELDS: &str = "*";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,7 +179,8 @@ pub struct Group {
     pub objects: BTreeMap<String, ObjectPermissions>,
 }
 
-/// A group's settings on one object (R2–R7).
+/// A group's settings on one object (R2–R7). The catalog rules between
+/// them (R5, R5b, R7) are checked by `validate`, which names the rule.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectPermissions {
@@ -188,14 +192,56 @@ pub struct ObjectPermissions {
     pub delete_object: bool,
     #[serde(default)]
     pub all_records: AccessLevel,
+    /// Never `none` (R5): absent reads as `none` and is refused, so a
+    /// missing setting is never guessed.
     #[serde(default)]
     pub associated_records: AccessLevel,
+    /// `create` needs it; only with `associated_records` ≥ edit (R5b).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_record: bool,
+    /// `upload` needs it; only with `create_record` (R5b).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bulk_data_upload: bool,
+    /// `unarchive` on archived records the principal is associated with (R10).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unarchive_associated: bool,
+    /// `unarchive` on every archived record; only with
+    /// `unarchive_associated` (R5b).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unarchive_all: bool,
     /// Single-record and bulk action toggles that are on.
     #[serde(default)]
     pub actions: Vec<Toggle>,
-    /// Per field name, or `"*"` for every field not named.
+    /// The level of every field not named in `fields` (R7).
+    #[serde(default)]
+    pub default_for_new_field: FieldLevel,
+    /// Per field name.
     #[serde(default, deserialize_with = "unique_keys")]
     pub fields: BTreeMap<String, FieldLevel>,
+}
+
+impl ObjectPermissions {
+    /// The highest record level either scope gives.
+    pub fn best_scope(&self) -> AccessLevel {
+        self.all_records.max(self.associated_records)
+    }
+
+    /// This group's level on a field of `object` before the union (R7): the
+    /// stated level, else `default_for_new_field`, held to the catalog's
+    /// rules for Contact `email` (edit when a scope is ≥ edit, at most view
+    /// otherwise) and custom objects' `created` (at most view).
+    pub fn field_level(&self, object: &str, field: &str) -> FieldLevel {
+        if let Some(level) = self.fields.get(field) {
+            return *level;
+        }
+        let default = self.default_for_new_field;
+        match (object == CONTACTS, field) {
+            (true, "email") if self.best_scope() >= AccessLevel::Edit => FieldLevel::Edit,
+            (true, "email") => default.min(FieldLevel::View),
+            (false, "created") => default.min(FieldLevel::View),
+            _ => default,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -218,18 +264,53 @@ pub struct User {
     /// Additional permission groups.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A non-human user that automations and integrations run as.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_account: bool,
+    /// The sender gate of R13.
+    #[serde(default, skip_serializing_if = "EmailInbox::is_connected")]
+    pub email_inbox: EmailInbox,
 }
 
-/// An API key with its own groups. It is associated with records only
-/// through `user`, if set (R8 choice).
+/// Whether a user can send email (R13's sender gate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailInbox {
+    #[default]
+    Connected,
+    /// No inbox connected: `EMAIL_NOT_CONFIGURED`.
+    NotConnected,
+    /// An admin blocked the user's outgoing email: `SENDER_BLOCKED`.
+    Blocked,
+}
+
+impl EmailInbox {
+    pub fn is_connected(&self) -> bool {
+        *self == Self::Connected
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::NotConnected => "not_connected",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// An API key of a user: it acts with exactly that user's groups, admin
+/// flag and associations (R8).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Integration {
     pub id: String,
-    #[serde(default)]
-    pub groups: Vec<String>,
+    /// Required; kept optional here so its absence is reported by
+    /// `validate` with the rest of the file's problems.
     #[serde(default)]
     pub user: Option<String>,
+    /// v1's own groups: read only to be refused with what v2 expects.
+    #[serde(default, skip_serializing)]
+    pub groups: Option<serde::de::IgnoredAny>,
 }
 
 /// An automation acts exactly as the user or integration it runs as.
@@ -303,6 +384,8 @@ impl<'de> serde::de::Visitor<'de> for RunAsVisitor {
 pub struct Record {
     pub id: Uuid,
     pub object: String,
+    /// The owner team-selector field of a custom-object record (R8).
+    /// Contacts have no owner: `validate` refuses it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Team-association field name → users.

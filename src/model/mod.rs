@@ -8,6 +8,6 @@ pub mod data;
 pub mod level;
 pub mod validate;
 
-pub use action::{Action, ActionContext, Channel, FieldNeed, Gate, Reason, Toggle};
+pub use action::{Action, ActionContext, Channel, Control, FieldNeed, Gate, Reason, Toggle};
 pub use data::{DataFile, EmailStatus};
 pub use level::{AccessLevel, FieldLevel};

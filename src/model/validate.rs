@@ -16,8 +16,10 @@ use std::fmt;
 use uuid::Uuid;
 
 use super::data::{
-    ALL_FIELDS, CONTACT_SYSTEM_FIELDS, CONTACTS, DataFile, EmailStatus, ObjectDef, RunAs, Tenant,
+    CONTACT_SYSTEM_FIELDS, CONTACTS, CUSTOM_SYSTEM_FIELDS, DataFile, EmailStatus, ObjectDef,
+    ObjectPermissions, RunAs, Tenant, V1_ALL_FIELDS,
 };
+use super::level::{AccessLevel, FieldLevel};
 
 /// One problem in a data file, located by its path inside the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +57,8 @@ impl Report {
 }
 
 /// The fields of an object as permissions see them: plain fields (plus the
-/// Contact system fields), team-association fields and relationship fields.
+/// system fields: the Contact ones, or `created` on custom objects),
+/// team-association fields and relationship fields.
 pub fn object_fields(def: &ObjectDef) -> Vec<String> {
     let mut fields: Vec<String> = Vec::new();
     let mut push = |f: &str| {
@@ -65,6 +68,8 @@ pub fn object_fields(def: &ObjectDef) -> Vec<String> {
     };
     if def.name == CONTACTS {
         CONTACT_SYSTEM_FIELDS.iter().for_each(|f| push(f));
+    } else {
+        CUSTOM_SYSTEM_FIELDS.iter().for_each(|f| push(f));
     }
     def.fields.iter().for_each(|f| push(f));
     def.team_fields.iter().for_each(|f| push(f));
@@ -216,7 +221,7 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
             .chain(&o.team_fields)
             .chain(o.relationships.iter().map(|r| &r.field));
         for f in declared {
-            if f == ALL_FIELDS || f.trim().is_empty() {
+            if f == V1_ALL_FIELDS || f.trim().is_empty() {
                 report.error(
                     format!("{at}.objects[{i}]"),
                     format!("'{f}' is not a valid field name"),
@@ -272,15 +277,24 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
                 }
             }
             for field in perms.fields.keys() {
-                if field != ALL_FIELDS && !fields.contains(field) {
+                if field == V1_ALL_FIELDS {
+                    report.error(
+                        format!("{here}.fields.*"),
+                        "'*' is v1's \"set all\": model v2 has default_for_new_field: <level> for every field the group does not name",
+                    );
+                } else if !fields.contains(field) {
                     report.error(
                         format!("{here}.fields.{field}"),
                         format!(
-                            "unknown field '{field}' on {object}; fields are: {}, or '*' for all",
+                            "unknown field '{field}' on {object}; fields are: {}",
                             list(fields)
                         ),
                     );
                 }
+            }
+            let who = format!("tenant '{}', group '{}', object '{object}'", tenant.id, group.id);
+            for (control, message) in catalog_violations(object, perms) {
+                report.error(format!("{here}.{control}"), format!("{who}: {message}"));
             }
         }
     }
@@ -324,18 +338,30 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
         tenant.integrations.iter().map(|i| i.id.as_str()),
     );
     for (i, integration) in tenant.integrations.iter().enumerate() {
-        check_groups(
-            report,
-            format!("{at}.integrations[{i}].groups"),
-            &integration.groups,
-        );
-        if let Some(user) = &integration.user
-            && !users.contains(user.as_str())
-        {
+        let here = format!("{at}.integrations[{i}]");
+        let owner = integration.user.as_deref().unwrap_or("<its user>");
+        if integration.groups.is_some() {
             report.error(
-                format!("{at}.integrations[{i}].user"),
-                format!("unknown user '{user}'"),
+                format!("{here}.groups"),
+                format!(
+                    "integration '{}': integrations act as their user in model v2 and have no groups of their own: give these groups to user '{owner}' (or to a service-account user that owns the key)",
+                    integration.id
+                ),
             );
+        }
+        match &integration.user {
+            None => report.error(
+                format!("{here}.user"),
+                format!(
+                    "integration '{}' names no user: an integration is an API key of a user and acts as that user (a service account, service_account: true, for a non-human key)",
+                    integration.id
+                ),
+            ),
+            Some(user) if !users.contains(user.as_str()) => report.error(
+                format!("{here}.user"),
+                format!("unknown user '{user}'"),
+            ),
+            Some(_) => {}
         }
     }
     unique(
@@ -431,6 +457,20 @@ fn validate_records(
                 }
             }
         }
+        if def.name == CONTACTS
+            && let Some(owner) = &record.owner
+        {
+            report.error(
+                format!("{here}.owner"),
+                format!(
+                    "contacts have no owner in model v2: put '{owner}' in a team field of contacts{} or in interactions",
+                    def.team_fields
+                        .first()
+                        .map(|f| format!(" (e.g. {f})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
         let named_users = record
             .owner
             .iter()
@@ -467,4 +507,79 @@ fn validate_records(
             format!("{dangling_links} links point to records that do not exist; they are ignored"),
         );
     }
+}
+
+/// The catalog rules a group's settings on one object break (R5, R5b, R7):
+/// the control at fault and a message naming the rule. A group that breaks
+/// one is refused, never corrected: which way to correct it is the
+/// writer's decision.
+pub fn catalog_violations(object: &str, perms: &ObjectPermissions) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut broken = |control: &str, message: String| out.push((control.to_owned(), message));
+    let assoc = perms.associated_records;
+    if assoc == AccessLevel::None {
+        broken(
+            "associated_records",
+            "associated_records is missing or none; set it to view, edit or remove (R5: My Associated Records is never none)".to_owned(),
+        );
+    }
+    if assoc < perms.all_records {
+        broken(
+            "associated_records",
+            format!(
+                "associated_records is {} but all_records is {}; raise associated_records to at least {} (R5: My Associated Records is never below All Records)",
+                assoc.as_str(),
+                perms.all_records.as_str(),
+                perms.all_records.as_str()
+            ),
+        );
+    }
+    if perms.create_record && assoc < AccessLevel::Edit {
+        broken(
+            "create_record",
+            format!(
+                "create_record is on but associated_records is {}; create_record needs associated_records edit or remove (R5b)",
+                assoc.as_str()
+            ),
+        );
+    }
+    if perms.bulk_data_upload && !perms.create_record {
+        broken(
+            "bulk_data_upload",
+            "bulk_data_upload is on but create_record is off; bulk data upload needs create_record (R5b)".to_owned(),
+        );
+    }
+    if perms.unarchive_all && !perms.unarchive_associated {
+        broken(
+            "unarchive_all",
+            "unarchive_all is on but unarchive_associated is off; unarchive_all needs unarchive_associated (R5b)".to_owned(),
+        );
+    }
+    if object == CONTACTS
+        && let Some(level) = perms.fields.get("email")
+    {
+        let editable = perms.best_scope() >= AccessLevel::Edit;
+        if editable && *level != FieldLevel::Edit {
+            broken(
+                "fields.email",
+                format!(
+                    "email is {} but a scope is {}; email must be edit when all_records or associated_records is edit or remove (R7), or left out",
+                    level.as_str(),
+                    perms.best_scope().as_str()
+                ),
+            );
+        } else if !editable && *level == FieldLevel::Edit {
+            broken(
+                "fields.email",
+                "email is edit but no scope is edit or remove; email is at most view then (R7)".to_owned(),
+            );
+        }
+    }
+    if object != CONTACTS && perms.fields.get("created") == Some(&FieldLevel::Edit) {
+        broken(
+            "fields.created",
+            "created is edit; the created field of a custom object is none or view only (R7)".to_owned(),
+        );
+    }
+    out
 }

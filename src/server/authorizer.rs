@@ -401,7 +401,9 @@ impl Authorizer for AuthorizerService {
                         view: f.view,
                         edit: f.edit,
                         remove: f.remove,
-                        create_records: f.create_records,
+                        create_record: f.create_record,
+                        bulk_data_upload: f.bulk_data_upload,
+                        unarchive: f.unarchive,
                         single_actions: names(&f.single_actions),
                         bulk_actions: names(&f.bulk_actions),
                         field_mask: Some(convert::field_mask(&f.field_mask)),
@@ -452,6 +454,7 @@ impl Authorizer for AuthorizerService {
                             view: f.view,
                             edit: f.edit,
                             remove: f.remove,
+                            unarchive: f.unarchive,
                             field_mask: Some(convert::field_mask(&f.field_mask)),
                         })
                         .collect(),

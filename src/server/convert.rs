@@ -230,7 +230,7 @@ pub fn field_mask(mask: &FieldMask) -> pb::FieldMask {
             .iter()
             .map(|(name, level)| {
                 let level = match level {
-                    FieldLevel::Hidden => pb::FieldLevel::Hidden,
+                    FieldLevel::None => pb::FieldLevel::None,
                     FieldLevel::View => pb::FieldLevel::View,
                     FieldLevel::Edit => pb::FieldLevel::Edit,
                 };

@@ -1,6 +1,7 @@
 //! The built-in demo tenant that `permd serve` answers with no flags: a small
-//! CRM with five groups, three roles, six users (one admin), an integration,
-//! an automation, companies and deals related to 10,000 Contacts in a
+//! CRM with five groups, three roles, eight users (one admin, one service
+//! account, one whose outgoing email is blocked), an integration, an
+//! automation, companies and deals related to 10,000 Contacts in a
 //! realistic mix of email and SMS states. Generated deterministically, so the
 //! README's examples always give the same answers.
 
@@ -12,7 +13,7 @@ use uuid::Uuid;
 use super::rng::Rng;
 use crate::model::data::{
     AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
-    ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
+    EmailInbox, ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
 };
 use crate::model::{AccessLevel, FieldLevel, Toggle};
 
@@ -32,17 +33,22 @@ pub fn deal_id(n: u64) -> Uuid {
     Uuid::from_u128(0xd000_0000_0000_4000_8000_0000_0000_0000 | u128::from(n))
 }
 
+/// A group's settings on one object; `create_record` follows the catalog
+/// (on wherever My Associated Records allows it), the rest is default.
 fn perms(
     all: AccessLevel,
     associated: AccessLevel,
     actions: &[Toggle],
+    default_for_new_field: FieldLevel,
     fields: &[(&str, FieldLevel)],
 ) -> ObjectPermissions {
     ObjectPermissions {
         view_object: true,
         all_records: all,
         associated_records: associated,
+        create_record: associated >= AccessLevel::Edit,
         actions: actions.to_vec(),
+        default_for_new_field,
         fields: fields.iter().map(|(f, l)| ((*f).to_owned(), *l)).collect(),
         ..ObjectPermissions::default()
     }
@@ -65,8 +71,8 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 /// The demo data file.
 pub fn demo_data() -> DataFile {
-    use AccessLevel::{Delete, Edit, None as NoAccess, View};
-    use FieldLevel::{Edit as FEdit, Hidden, View as FView};
+    use AccessLevel::{Edit, None as NoAccess, Remove, View};
+    use FieldLevel::{Edit as FEdit, None as Hidden, View as FView};
     use Toggle::*;
 
     let objects = vec![
@@ -122,8 +128,8 @@ pub fn demo_data() -> DataFile {
                             BulkSendText,
                             BulkChangeTags,
                         ],
+                        FView,
                         &[
-                            ("*", FView),
                             ("tags", FEdit),
                             ("first_name", FEdit),
                             ("last_name", FEdit),
@@ -131,15 +137,19 @@ pub fn demo_data() -> DataFile {
                         ],
                     ),
                 ),
-                ("companies", perms(View, Edit, &[Export], &[("*", FView)])),
+                ("companies", perms(View, Edit, &[Export], FView, &[])),
                 (
                     "deals",
-                    perms(
-                        NoAccess,
-                        Delete,
-                        &[BulkChangeFieldValues, BulkArchive],
-                        &[("*", FEdit)],
-                    ),
+                    ObjectPermissions {
+                        unarchive_associated: true,
+                        ..perms(
+                            NoAccess,
+                            Remove,
+                            &[BulkChangeFieldValues, BulkArchive],
+                            FEdit,
+                            &[],
+                        )
+                    },
                 ),
             ],
         ),
@@ -149,7 +159,7 @@ pub fn demo_data() -> DataFile {
                 "contacts",
                 perms(
                     View,
-                    NoAccess,
+                    View,
                     &[
                         Export,
                         BulkExport,
@@ -158,7 +168,8 @@ pub fn demo_data() -> DataFile {
                         BulkSendSurvey,
                         BulkManageSubscription,
                     ],
-                    &[("*", FView), ("email_status", FEdit), ("birthday", Hidden)],
+                    FView,
+                    &[("email_status", FEdit), ("birthday", Hidden)],
                 ),
             )],
         ),
@@ -171,41 +182,36 @@ pub fn demo_data() -> DataFile {
                         NoAccess,
                         View,
                         &[SendSingleMessage, ViewTimeline],
-                        &[("*", FView), ("email", Hidden)],
+                        FView,
+                        &[("email", Hidden)],
                     ),
                 ),
-                (
-                    "companies",
-                    ObjectPermissions {
-                        view_object: true,
-                        ..ObjectPermissions::default()
-                    },
-                ),
+                ("companies", perms(NoAccess, View, &[], Hidden, &[])),
             ],
         ),
         group(
             "deal-desk",
             vec![(
                 "deals",
-                perms(
-                    Delete,
-                    Delete,
-                    &[BulkExport, BulkArchive, BulkChangeFieldValues, Upload],
-                    &[("*", FEdit)],
-                ),
+                ObjectPermissions {
+                    bulk_data_upload: true,
+                    unarchive_associated: true,
+                    unarchive_all: true,
+                    ..perms(
+                        Remove,
+                        Remove,
+                        &[BulkExport, BulkArchive, BulkChangeFieldValues],
+                        FEdit,
+                        &[],
+                    )
+                },
             )],
         ),
         group(
             "sync-readonly",
             vec![
-                (
-                    "contacts",
-                    perms(View, NoAccess, &[BulkExport], &[("*", FView)]),
-                ),
-                (
-                    "companies",
-                    perms(View, NoAccess, &[BulkExport], &[("*", FView)]),
-                ),
+                ("contacts", perms(View, View, &[BulkExport], FView, &[])),
+                ("companies", perms(View, View, &[BulkExport], FView, &[])),
             ],
         ),
     ];
@@ -228,6 +234,7 @@ pub fn demo_data() -> DataFile {
         admin,
         roles: strings(roles),
         groups: strings(groups),
+        ..User::default()
     };
     let users = vec![
         user("ada", true, &[], &[]),
@@ -236,6 +243,16 @@ pub fn demo_data() -> DataFile {
         user("erin", false, &["sales_rep"], &["deal-desk"]),
         user("carol", false, &["marketer"], &[]),
         user("dave", false, &["support_agent"], &[]),
+        // An admin blocked frank's outgoing email (R13's sender gate).
+        User {
+            email_inbox: EmailInbox::Blocked,
+            ..user("frank", false, &["sales_rep"], &[])
+        },
+        // The non-human user the warehouse sync's API key belongs to.
+        User {
+            service_account: true,
+            ..user("warehouse-bot", false, &[], &["sync-readonly"])
+        },
     ];
     let owners = ["alice", "bob", "erin", "carol", "dave"];
 
@@ -265,14 +282,15 @@ pub fn demo_data() -> DataFile {
         });
     }
     for n in 0..DEMO_CONTACTS {
-        let mut teams = BTreeMap::new();
+        // Contacts have no owner (R8): the rep who owns the relationship is
+        // in the sales_team field.
+        let mut members: Vec<String> = Vec::new();
         if rng.chance(25) {
-            let mut members: Vec<String> = (0..1 + rng.next() % 2)
-                .filter_map(|_| rng.pick(&owners))
-                .map(|o| (*o).to_owned())
-                .collect();
-            members.dedup();
-            teams.insert("sales_team".to_owned(), members);
+            members.extend(
+                (0..1 + rng.next() % 2)
+                    .filter_map(|_| rng.pick(&owners))
+                    .map(|o| (*o).to_owned()),
+            );
         }
         let mut links = BTreeMap::new();
         if rng.chance(50) {
@@ -281,14 +299,20 @@ pub fn demo_data() -> DataFile {
                 vec![company_id(rng.next() % COMPANIES)],
             );
         }
+        if rng.chance(90) {
+            members.extend(rng.pick(&owners).map(|o| (*o).to_owned()));
+        }
+        members.sort_unstable();
+        members.dedup();
+        let teams = if members.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([("sales_team".to_owned(), members)])
+        };
         records.push(Record {
             id: contact_id(n),
             object: "contacts".to_owned(),
-            owner: if rng.chance(90) {
-                rng.pick(&owners).map(|o| (*o).to_owned())
-            } else {
-                None
-            },
+            owner: None,
             teams,
             interactions: if rng.chance(10) {
                 rng.pick(&owners)
@@ -335,8 +359,8 @@ pub fn demo_data() -> DataFile {
             users,
             integrations: vec![Integration {
                 id: "warehouse-sync".to_owned(),
-                groups: strings(&["sync-readonly"]),
-                user: None,
+                user: Some("warehouse-bot".to_owned()),
+                groups: None,
             }],
             automations: vec![Automation {
                 id: "welcome-series".to_owned(),

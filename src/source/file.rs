@@ -129,11 +129,24 @@ pub fn parse_str(
         path,
         message,
     };
-    let data: DataFile = if json {
+    let parsed = if json {
         crate::model::data::from_json_str(text)
-            .map_err(|(path, message)| parse_error(path, message))?
     } else {
-        from_yaml(text).map_err(|(path, message)| parse_error(path, message))?
+        from_yaml(text)
+    };
+    let data: DataFile = match parsed {
+        Ok(data) => data,
+        // One typo per run is no way to fix a file: when the text parses as
+        // a document, every entity is decoded on its own to list them all.
+        Err((path, message)) => {
+            return Err(match every_shape_problem(text, json) {
+                Some(problems) if !problems.is_empty() => LoadError::Invalid {
+                    file: file.to_owned(),
+                    problems,
+                },
+                _ => parse_error(path, message),
+            });
+        }
     };
     let report = validate(&data);
     if !report.errors.is_empty() {
@@ -143,6 +156,94 @@ pub fn parse_str(
         });
     }
     Ok((data, report.warnings))
+}
+
+/// The shape problems of a document that does not decode as a data file:
+/// each tenant's entities decoded one by one, so a file with four typos
+/// reports four problems. `None` when the text is not a document at all
+/// (the caller's single error says where it breaks).
+fn every_shape_problem(text: &str, json: bool) -> Option<Vec<Problem>> {
+    use serde_json::Value;
+
+    use crate::model::data::{
+        Automation, Group, Integration, ObjectDef, Record, Role, Tenant, User,
+    };
+
+    let doc: Value = if json {
+        crate::model::data::from_json_str(text).ok()?
+    } else {
+        serde_json::to_value(from_yaml::<serde_yaml::Value>(text).ok()?).ok()?
+    };
+    let mut problems = Vec::new();
+    let mut report = |at: String, result: Result<(), serde_path_to_error::Error<serde_json::Error>>| {
+        if let Err(e) = result {
+            let inner = e.path().to_string();
+            let path = match (at.as_str(), inner.as_str()) {
+                (_, ".") => at,
+                (".", _) => inner,
+                _ => format!("{at}.{inner}"),
+            };
+            problems.push(Problem {
+                path,
+                message: e.inner().to_string(),
+            });
+        }
+    };
+    fn check<T: serde::de::DeserializeOwned>(
+        value: Value,
+    ) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize::<_, T>(value).map(|_| ())
+    }
+    let Value::Object(mut top) = doc else {
+        return None;
+    };
+    // `tenants` is decoded below, one entity at a time.
+    let tenants = top.insert("tenants".to_owned(), Value::Array(Vec::new()));
+    report(".".to_owned(), check::<crate::model::DataFile>(Value::Object(top)));
+    let tenants = match tenants {
+        Some(Value::Array(tenants)) => tenants,
+        other => {
+            // Absent: an empty document says "missing field `tenants`".
+            let mut top = serde_json::Map::new();
+            if let Some(other) = other {
+                top.insert("tenants".to_owned(), other);
+            }
+            report(".".to_owned(), check::<crate::model::DataFile>(Value::Object(top)));
+            Vec::new()
+        }
+    };
+    for (t, tenant) in tenants.into_iter().enumerate() {
+        let at = format!("tenants[{t}]");
+        let Value::Object(mut rest) = tenant else {
+            report(at, check::<Tenant>(tenant));
+            continue;
+        };
+        let collections: [(&str, fn(Value) -> _); 7] = [
+            ("objects", check::<ObjectDef>),
+            ("groups", check::<Group>),
+            ("roles", check::<Role>),
+            ("users", check::<User>),
+            ("integrations", check::<Integration>),
+            ("automations", check::<Automation>),
+            ("records", check::<Record>),
+        ];
+        for (key, decode) in collections {
+            match rest.remove(key) {
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        report(format!("{at}.{key}[{i}]"), decode(item));
+                    }
+                }
+                // Not a list: the tenant's own decode reports it.
+                Some(other) => {
+                    rest.insert(key.to_owned(), other);
+                }
+                None => {}
+            }
+        }
+        report(at, check::<Tenant>(Value::Object(rest)));
+    }
+    Some(problems)
 }
 
 /// Deserializes YAML; on error, the path inside the document (e.g.

@@ -143,8 +143,8 @@ pub fn generate(spec: &GenSpec) -> DataFile {
             users,
             integrations: vec![Integration {
                 id: "sync".to_owned(),
-                groups: vec!["g1".to_owned()],
                 user: Some(user_id(1)),
+                groups: None,
             }],
             automations: vec![Automation {
                 id: "nurture".to_owned(),
@@ -184,13 +184,9 @@ const LEVELS: [AccessLevel; 4] = [
     AccessLevel::None,
     AccessLevel::View,
     AccessLevel::Edit,
-    AccessLevel::Delete,
+    AccessLevel::Remove,
 ];
-const FIELD_LEVELS: [FieldLevel; 3] = [FieldLevel::Hidden, FieldLevel::View, FieldLevel::Edit];
-
-fn fields_all(level: FieldLevel) -> BTreeMap<String, FieldLevel> {
-    BTreeMap::from([("*".to_owned(), level)])
-}
+const FIELD_LEVELS: [FieldLevel; 3] = [FieldLevel::None, FieldLevel::View, FieldLevel::Edit];
 
 /// `g0` and `g1` are the fixed benchmark groups; the rest are drawn.
 fn groups(rng: &mut Rng, count: usize, custom: &[String]) -> Vec<Group> {
@@ -199,8 +195,9 @@ fn groups(rng: &mut Rng, count: usize, custom: &[String]) -> Vec<Group> {
             view_object: true,
             all_records: AccessLevel::View,
             associated_records: AccessLevel::Edit,
+            create_record: true,
             actions: Toggle::ALL.to_vec(),
-            fields: fields_all(FieldLevel::Edit),
+            default_for_new_field: FieldLevel::Edit,
             ..ObjectPermissions::default()
         },
         ObjectPermissions {
@@ -208,7 +205,7 @@ fn groups(rng: &mut Rng, count: usize, custom: &[String]) -> Vec<Group> {
             all_records: AccessLevel::None,
             associated_records: AccessLevel::Edit,
             actions: vec![Toggle::BulkSendEmail, Toggle::BulkChangeTags],
-            fields: fields_all(FieldLevel::View),
+            default_for_new_field: FieldLevel::View,
             ..ObjectPermissions::default()
         },
     ];
@@ -234,15 +231,20 @@ fn groups(rng: &mut Rng, count: usize, custom: &[String]) -> Vec<Group> {
         .collect()
 }
 
+/// Random settings that keep the catalog's rules (R5, R5b, R7), as the
+/// platform's own editor would.
 fn random_permissions(rng: &mut Rng, contacts: bool) -> ObjectPermissions {
     let all = *rng.pick(&LEVELS[..3]).unwrap_or(&AccessLevel::None);
-    let associated = *rng.pick(&LEVELS).unwrap_or(&AccessLevel::None);
+    let associated = (*rng.pick(&LEVELS[1..]).unwrap_or(&AccessLevel::View)).max(all);
+    let create_record = associated >= AccessLevel::Edit && rng.chance(60);
+    let unarchive_associated = rng.chance(30);
     let actions = Toggle::ALL
         .into_iter()
         .filter(|t| contacts || !t.contacts_only())
         .filter(|_| rng.chance(40))
         .collect();
-    let mut fields = fields_all(*rng.pick(&FIELD_LEVELS).unwrap_or(&FieldLevel::Hidden));
+    let default_for_new_field = *rng.pick(&FIELD_LEVELS).unwrap_or(&FieldLevel::None);
+    let mut fields = BTreeMap::new();
     let names: &[&str] = if contacts {
         &["email", "mobile_phone", "tags", "email_status", "birthday"]
     } else {
@@ -250,7 +252,15 @@ fn random_permissions(rng: &mut Rng, contacts: bool) -> ObjectPermissions {
     };
     for name in names {
         if rng.chance(30) {
-            let level = *rng.pick(&FIELD_LEVELS).unwrap_or(&FieldLevel::Hidden);
+            let mut level = *rng.pick(&FIELD_LEVELS).unwrap_or(&FieldLevel::None);
+            if contacts && *name == "email" {
+                // R7: edit exactly when a scope is edit or above.
+                level = if associated >= AccessLevel::Edit {
+                    FieldLevel::Edit
+                } else {
+                    level.min(FieldLevel::View)
+                };
+            }
             fields.insert((*name).to_owned(), level);
         }
     }
@@ -260,7 +270,12 @@ fn random_permissions(rng: &mut Rng, contacts: bool) -> ObjectPermissions {
         delete_object: rng.chance(5),
         all_records: all,
         associated_records: associated,
+        create_record,
+        bulk_data_upload: create_record && rng.chance(50),
+        unarchive_associated,
+        unarchive_all: unarchive_associated && rng.chance(50),
         actions,
+        default_for_new_field,
         fields,
     }
 }
@@ -302,6 +317,7 @@ fn users(rng: &mut Rng, spec: &GenSpec) -> Vec<User> {
                 admin: n == spec.users - 1,
                 roles: vec![format!("r{role}")],
                 groups: extra,
+                ..User::default()
             }
         })
         .collect()
@@ -321,7 +337,14 @@ fn team(rng: &mut Rng, users: usize, percent: u64, field: &str) -> BTreeMap<Stri
 }
 
 fn contact(rng: &mut Rng, spec: &GenSpec, id: Uuid, n: usize) -> Record {
-    let teams = team(rng, spec.users, 40, "account_team");
+    let mut teams = team(rng, spec.users, 40, "account_team");
+    // Contacts have no owner (R8): the owning rep is an account_team member.
+    if let Some(owner) = rng.chance(95).then(|| user_id(rng.below(spec.users))) {
+        let members = teams.entry("account_team".to_owned()).or_default();
+        if !members.contains(&owner) {
+            members.push(owner);
+        }
+    }
     let interactions = if rng.chance(30) {
         vec![user_id(rng.below(spec.users))]
     } else {
@@ -330,7 +353,7 @@ fn contact(rng: &mut Rng, spec: &GenSpec, id: Uuid, n: usize) -> Record {
     Record {
         id,
         object: CONTACTS.to_owned(),
-        owner: rng.chance(95).then(|| user_id(rng.below(spec.users))),
+        owner: None,
         teams,
         interactions,
         links: BTreeMap::new(),

@@ -11,7 +11,7 @@ use crate::index::compile::{Compiled, Effective};
 use crate::index::error::QueryError;
 use crate::index::ord::{RecordOrd, UNKNOWN};
 use crate::index::tenant::TenantIndex;
-use crate::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason};
+use crate::model::{Action, ActionContext, Channel, Control, FieldLevel, Reason};
 
 /// One field and the principal's level on it.
 pub type FieldMask = Vec<(String, FieldLevel)>;
@@ -55,7 +55,12 @@ pub struct ObjectFlags {
     pub view: bool,
     pub edit: bool,
     pub remove: bool,
-    pub create_records: bool,
+    /// What `create` needs (R5b).
+    pub create_record: bool,
+    /// What `upload` needs (R5b).
+    pub bulk_data_upload: bool,
+    /// Some unarchive control is on (R10).
+    pub unarchive: bool,
     pub single_actions: Vec<Action>,
     pub bulk_actions: Vec<Action>,
     pub field_mask: FieldMask,
@@ -68,6 +73,9 @@ pub struct RecordFlags {
     pub view: bool,
     pub edit: bool,
     pub remove: bool,
+    /// `unarchive` is allowed: the record is archived and a control
+    /// reaches it (R10).
+    pub unarchive: bool,
     /// Empty unless the record can be viewed.
     pub field_mask: FieldMask,
 }
@@ -165,14 +173,14 @@ impl Engine {
             (true, None) => {
                 let eff = Effective::of(&r.tenant, &r.principal, r.object);
                 let reason = record_less_reason(&eff, r.action);
-                let mask = if eff.visible() {
-                    eff.fields.clone()
-                } else {
-                    vec![FieldLevel::Hidden; eff.fields.len()]
+                // A field is never shown through a denied answer (R7).
+                let field_mask = match reason {
+                    None => Self::field_mask(&r.tenant, r.object, &eff.fields),
+                    Some(_) => Vec::new(),
                 };
                 Ok(Decision {
                     reason,
-                    field_mask: Self::field_mask(&r.tenant, r.object, &mask),
+                    field_mask,
                     revision: r.revision,
                 })
             }
@@ -183,9 +191,13 @@ impl Engine {
                     Some(ord) => Some(compiled.reason(object, ord)),
                     None => Some(Reason::UnknownRecord),
                 };
+                let field_mask = match reason {
+                    None => Self::field_mask(&r.tenant, r.object, &compiled.field_mask),
+                    Some(_) => Vec::new(),
+                };
                 Ok(Decision {
                     reason,
-                    field_mask: Self::field_mask(&r.tenant, r.object, &compiled.field_mask),
+                    field_mask,
                     revision: r.revision,
                 })
             }
@@ -258,7 +270,9 @@ impl Engine {
                     view: eff.view_object,
                     edit: eff.edit_settings,
                     remove: eff.delete_object,
-                    create_records: eff.best_level() >= AccessLevel::Edit,
+                    create_record: eff.control_on(Control::CreateRecord),
+                    bulk_data_upload: eff.control_on(Control::BulkDataUpload),
+                    unarchive: eff.control_on(Control::Unarchive),
                     single_actions: single,
                     bulk_actions: bulk,
                     field_mask: Self::field_mask(&tenant_index, oi, &eff.fields),
@@ -289,7 +303,8 @@ impl Engine {
         }
     }
 
-    /// Per-record view / edit / remove flags and field masks (R17).
+    /// Per-record view / edit / remove / unarchive flags and field masks
+    /// (R17).
     pub fn record_access(
         &self,
         tenant: &str,
@@ -315,16 +330,17 @@ impl Engine {
         };
         let view = self.resolve(&question(Action::View))?;
         let compiled = |r: &Resolved| self.compiled(r, now);
-        let (view_c, edit_c, remove_c) = (
+        let as_action = |action: Action| {
+            compiled(&Resolved {
+                action,
+                ..view.clone()
+            })
+        };
+        let (view_c, edit_c, remove_c, unarchive_c) = (
             compiled(&view),
-            compiled(&Resolved {
-                action: Action::Edit,
-                ..view.clone()
-            }),
-            compiled(&Resolved {
-                action: Action::Archive,
-                ..view.clone()
-            }),
+            as_action(Action::Edit),
+            as_action(Action::Archive),
+            as_action(Action::Unarchive),
         );
         let object_index = view
             .tenant
@@ -343,6 +359,7 @@ impl Engine {
                     view,
                     edit: view && has(&edit_c),
                     remove: view && has(&remove_c),
+                    unarchive: has(&unarchive_c),
                     field_mask: if view { mask.clone() } else { Vec::new() },
                 }
             })
@@ -365,13 +382,12 @@ impl Engine {
     }
 }
 
-/// `create` and `upload`: edit in some scope, and the toggle (R5, table).
+/// `create` and `upload`: the object is visible and their control is on
+/// (R5b). The catalog rules make the control imply an edit scope.
 fn record_less_reason(eff: &Effective, action: Action) -> Option<Reason> {
     if !eff.visible() {
         Some(Reason::ObjectNotVisible)
-    } else if eff.best_level() < AccessLevel::Edit {
-        Some(Reason::NoRecordAccess)
-    } else if !eff.toggle_on(action) {
+    } else if action.control().is_some_and(|c| !eff.control_on(c)) {
         Some(Reason::ActionNotPermitted)
     } else {
         None

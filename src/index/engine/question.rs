@@ -102,8 +102,7 @@ impl Engine {
             self.tenant_and_principal(&q.tenant, &q.principal, q.min_revision)?;
         let object = Self::object_of(&tenant, &q.object)?;
         let action = Action::parse(&q.action).ok_or_else(|| QueryError::UnknownAction {
-            action: q.action.clone(),
-            valid: Action::names(),
+            message: Action::unknown(&q.action),
         })?;
         let object_index = tenant
             .objects

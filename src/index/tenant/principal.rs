@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use crate::index::ord::UserIdx;
-use crate::model::data::{RunAs, Tenant};
+use crate::model::data::{EmailInbox, RunAs, Tenant};
 use crate::model::{AccessLevel, FieldLevel};
 
 /// The three kinds of principal (docs/model.md "Principal").
@@ -36,6 +36,8 @@ pub struct Principal {
     pub admin: bool,
     /// The user whose associations count as the principal's (R8).
     pub associated_user: Option<UserIdx>,
+    /// The sender's inbox, for the email gate (R13).
+    pub inbox: EmailInbox,
     /// The revision at which what this principal may do last changed:
     /// cached answers of the principal are valid while it stays the same.
     pub version: u64,
@@ -57,6 +59,10 @@ pub struct ObjectGrant {
     pub delete_object: bool,
     pub all_records: AccessLevel,
     pub associated_records: AccessLevel,
+    pub create_record: bool,
+    pub bulk_data_upload: bool,
+    pub unarchive_associated: bool,
+    pub unarchive_all: bool,
     /// Bits of [`crate::model::Toggle::bit`].
     pub toggles: u32,
     /// Per field index of the object.
@@ -80,10 +86,9 @@ pub(crate) fn build_groups(
                 let Some(object_fields) = objects.get(oi) else {
                     continue;
                 };
-                let default = perms.fields.get(crate::model::data::ALL_FIELDS).copied();
                 let fields = object_fields
                     .iter()
-                    .map(|f| perms.fields.get(f).copied().or(default).unwrap_or_default())
+                    .map(|f| perms.field_level(name, f))
                     .collect();
                 let grant = ObjectGrant {
                     view_object: perms.view_object,
@@ -91,6 +96,10 @@ pub(crate) fn build_groups(
                     delete_object: perms.delete_object,
                     all_records: perms.all_records,
                     associated_records: perms.associated_records,
+                    create_record: perms.create_record,
+                    bulk_data_upload: perms.bulk_data_upload,
+                    unarchive_associated: perms.unarchive_associated,
+                    unarchive_all: perms.unarchive_all,
                     toggles: perms.actions.iter().fold(0, |bits, t| bits | t.bit()),
                     fields,
                 };
@@ -140,24 +149,25 @@ pub(crate) fn build_principals(
             groups: resolve(&mut from_roles.chain(&user.groups)),
             admin: user.admin,
             associated_user: user_by_id.get(user.id.as_str()).copied(),
+            inbox: user.email_inbox,
             version: 0,
         };
         principals.insert((PrincipalKind::User, user.id.clone()), principal);
     }
+    // An integration is an API key of its user: it acts as that user (R8).
+    // One whose user is unknown resolves to nothing (validation refuses
+    // it), so it answers NOT_FOUND rather than some access.
     for integration in &tenant.integrations {
-        let principal = Principal {
-            groups: resolve(&mut integration.groups.iter()),
-            admin: false,
-            associated_user: integration
-                .user
-                .as_deref()
-                .and_then(|u| user_by_id.get(u).copied()),
-            version: 0,
-        };
-        principals.insert(
-            (PrincipalKind::Integration, integration.id.clone()),
-            principal,
-        );
+        let owner = integration
+            .user
+            .as_ref()
+            .and_then(|u| principals.get(&(PrincipalKind::User, u.clone())).cloned());
+        if let Some(principal) = owner {
+            principals.insert(
+                (PrincipalKind::Integration, integration.id.clone()),
+                principal,
+            );
+        }
     }
     for automation in &tenant.automations {
         let target = match &automation.run_as {

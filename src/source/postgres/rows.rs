@@ -52,13 +52,13 @@ pub const TABLES: [Table; 8] = [
         kind: EntityKind::User,
         name: "users",
         key: "id",
-        columns: &["admin", "roles", "groups"],
+        columns: &["admin", "roles", "groups", "service_account", "email_inbox"],
     },
     Table {
         kind: EntityKind::Integration,
         name: "integrations",
         key: "id",
-        columns: &["groups", "user_id"],
+        columns: &["user_id"],
     },
     Table {
         kind: EntityKind::Automation,
@@ -179,10 +179,10 @@ fn default_of(column: &str) -> Value {
         "interactions" | "fields" | "team_fields" | "relationships" | "groups" | "roles" => {
             Value::Array(Vec::new())
         }
-        "archived" | "admin" | "create_objects" | "email_configured" | "sms_configured" => {
-            Value::Bool(false)
-        }
+        "archived" | "admin" | "create_objects" | "email_configured" | "sms_configured"
+        | "service_account" => Value::Bool(false),
         "association_source" => Value::String("direct".to_owned()),
+        "email_inbox" => Value::String("connected".to_owned()),
         _ => Value::Null,
     }
 }
