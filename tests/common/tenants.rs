@@ -780,6 +780,7 @@ fn permissions(p: &PermSpec, def: &ObjectDef) -> ObjectPermissions {
         associated_records: p.assoc,
         actions,
         fields,
+        ..ObjectPermissions::default()
     }
 }
 
@@ -869,6 +870,7 @@ fn build_here(s: &TenantSpec, here: Here) -> Tenant {
             admin: u.admin,
             roles: picks(&role_ids, &u.roles),
             groups: picks(&group_ids, &u.groups),
+            ..User::default()
         },
     );
     let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
@@ -879,8 +881,8 @@ fn build_here(s: &TenantSpec, here: Here) -> Tenant {
         |i| i.name,
         |i, id| Integration {
             id,
-            groups: picks(&group_ids, &i.groups),
             user: i.user.and_then(|k| pick(&user_ids, k).cloned()),
+            groups: None,
         },
     );
     let integration_ids: Vec<String> = integrations.iter().map(|i| i.id.clone()).collect();
