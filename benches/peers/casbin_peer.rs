@@ -75,7 +75,7 @@ pub struct ContactObj {
 }
 
 fn reached(level: AccessLevel) -> Vec<String> {
-    [AccessLevel::View, AccessLevel::Edit, AccessLevel::Delete]
+    [AccessLevel::View, AccessLevel::Edit, AccessLevel::Remove]
         .into_iter()
         .filter(|l| level >= *l)
         .map(|l| l.as_str().to_owned())

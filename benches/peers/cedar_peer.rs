@@ -20,10 +20,10 @@ use super::facts::{ContactFacts, Effective, field_number, level_number};
 /// Typed attributes, so the validator can check every policy.
 pub const SCHEMA: &str = r#"
 entity User = {
-  "all_records": Long,          // R5 level of the All Records scope: none 0, view 1, edit 2, delete 3
+  "all_records": Long,          // R5 level of the All Records scope: none 0, view 1, edit 2, remove 3
   "associated_records": Long,   // R5 level of My Associated Records
   "toggles": Set<String>,       // R6 toggles that are on
-  "fields": {                   // R7 field levels: hidden 0, view 1, edit 2
+  "fields": {                   // R7 field levels: none 0, view 1, edit 2
     "email": Long, "email_status": Long, "mobile_phone": Long,
     "tags": Long, "timezone": Long, "birthday": Long,
   },

@@ -5,8 +5,8 @@
 //!   the groups of the user's roles plus its additional groups; an admin has
 //!   everything);
 //! - per Contact, its state at `now` (archived, valid email, suppressed,
-//!   unsubscribed from all) and the users associated with it (R8: owner,
-//!   team fields, interactions; R9: the same on records linked to it, one hop
+//!   unsubscribed from all) and the users associated with it (R8: team
+//!   fields, interactions, the owner of a custom-object record; R9: the same on records linked to it, one hop
 //!   either direction, as the object's association source says).
 //!
 //! permd computes the same things inside its index; a peer has to be given
@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use permd::model::data::{
-    ALL_FIELDS, AssociationSource, CONTACT_SYSTEM_FIELDS, CONTACTS, EmailStatus, Record, Tenant,
+    AssociationSource, CONTACT_SYSTEM_FIELDS, CONTACTS, EmailStatus, Record, Tenant,
     User,
 };
 use permd::model::{AccessLevel, FieldLevel, Toggle};
@@ -40,13 +40,13 @@ pub fn level_number(level: AccessLevel) -> i64 {
         AccessLevel::None => 0,
         AccessLevel::View => 1,
         AccessLevel::Edit => 2,
-        AccessLevel::Delete => 3,
+        AccessLevel::Remove => 3,
     }
 }
 
 pub fn field_number(level: FieldLevel) -> i64 {
     match level {
-        FieldLevel::Hidden => 0,
+        FieldLevel::None => 0,
         FieldLevel::View => 1,
         FieldLevel::Edit => 2,
     }
@@ -58,14 +58,14 @@ pub fn effective(tenant: &Tenant, user: &User) -> Effective {
         user: user.id.clone(),
         fields: CONTACT_SYSTEM_FIELDS
             .iter()
-            .map(|f| (*f, FieldLevel::Hidden))
+            .map(|f| (*f, FieldLevel::None))
             .collect(),
         ..Effective::default()
     };
     if user.admin {
         eff.view_object = true;
-        eff.all_records = AccessLevel::Delete;
-        eff.associated_records = AccessLevel::Delete;
+        eff.all_records = AccessLevel::Remove;
+        eff.associated_records = AccessLevel::Remove;
         eff.toggles = Toggle::ALL.into_iter().collect();
         eff.fields.values_mut().for_each(|l| *l = FieldLevel::Edit);
         return eff;
@@ -88,10 +88,9 @@ pub fn effective(tenant: &Tenant, user: &User) -> Effective {
         eff.all_records = eff.all_records.max(p.all_records);
         eff.associated_records = eff.associated_records.max(p.associated_records);
         eff.toggles.extend(p.actions.iter().copied());
-        let default = p.fields.get(ALL_FIELDS).copied();
         for (name, level) in eff.fields.iter_mut() {
-            let granted = p.fields.get(*name).copied().or(default).unwrap_or_default();
-            *level = (*level).max(granted);
+            // R7: stated, else default_for_new_field under the Email rule.
+            *level = (*level).max(p.field_level(CONTACTS, name));
         }
     }
     eff

@@ -16,7 +16,7 @@
 //!     expect:
 //!       c0000000-0000-4000-8000-000000000001: ALLOWED
 //!       c0000000-0000-4000-8000-000000000000: NO_EMAIL
-//!     field_mask: {email: view, birthday: hidden}
+//!     field_mask: {email: view, birthday: none}
 //! ```
 
 use std::collections::BTreeMap;

@@ -55,7 +55,7 @@ pub fn load_file_bounded(file: &Path, limit: u64) -> Result<(DataFile, Vec<Probl
     parse_str(&text, json, file)
 }
 
-fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
+pub(crate) fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
     use std::io::Read;
     let read_error = |source| LoadError::Read {
         file: file.to_owned(),
