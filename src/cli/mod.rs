@@ -5,6 +5,7 @@ mod assertions;
 mod bench;
 mod client;
 mod config;
+mod migrate_data;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Rewrite a data file written for model v1 into v2: what is mechanical
+    /// is mapped, what needs a person is listed (exit status 1).
+    MigrateData(migrate_data::MigrateDataArgs),
     /// Generate a deterministic tenant at any scale, for benchmarks and load tests.
     Gen(GenArgs),
     /// Load-test a running permd over gRPC and report latency and throughput.
@@ -301,6 +305,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test { files } => assertions::run(&files),
+        Command::MigrateData(args) => match migrate_data::run(&args)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
         Command::Gen(args) => gen_file(args),
         Command::Bench(args) => bench::run(args),
         Command::Migrate { database_url } => client_runtime()?.block_on(async {

@@ -6,6 +6,7 @@ pub mod action;
 pub mod change;
 pub mod data;
 pub mod level;
+pub mod migrate;
 pub mod validate;
 
 pub use action::{Action, ActionContext, Channel, Control, FieldNeed, Gate, Reason, Toggle};
