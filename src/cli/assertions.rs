@@ -168,20 +168,27 @@ pub fn run_file(path: &Path) -> anyhow::Result<Outcome> {
             }
         }
         if !case.field_mask.is_empty() {
-            let any = case.expect.keys().find_map(|k| Uuid::try_parse(k).ok());
-            match engine.check(&q, any, now) {
-                Ok(d) => {
+            // The principal's mask on the object (R7), as ObjectAccess gives
+            // it: a denied Check shows no field, so no record is asked.
+            match engine.object_access(&tenant, &q.principal, Some(&case.object), 0) {
+                Ok((flags, _, _)) => {
+                    let visible = flags.first();
                     for (field, level) in &case.field_mask {
                         outcome.checked += 1;
-                        let got = d
-                            .field_mask
-                            .iter()
-                            .find(|(f, _)| f == field)
-                            .map(|(_, l)| *l);
+                        let got = match visible {
+                            Some(f) => f
+                                .field_mask
+                                .iter()
+                                .find(|(name, _)| name == field)
+                                .map(|(_, l)| *l),
+                            // An invisible object shows every field as none.
+                            None => Some(FieldLevel::None),
+                        };
                         if got != Some(*level) {
                             outcome.failures.push(format!(
-                                "{label}: {who}, field {field}: expected {level:?}, got {}",
-                                got.map_or("no such field".to_owned(), |l| format!("{l:?}"))
+                                "{label}: {who}, field {field}: expected {}, got {}",
+                                level.as_str(),
+                                got.map_or("no such field", FieldLevel::as_str)
                             ));
                         }
                     }

@@ -38,13 +38,13 @@ pub fn run(args: &MigrateDataArgs) -> anyhow::Result<i32> {
             serde_json::to_value(yaml).map_err(|e| (".".to_owned(), e.to_string()))
         })
     }
-    .map_err(|(path, message)| {
-        anyhow::anyhow!("{}: at {path}: {message}", args.file.display())
-    })?;
+    .map_err(|(path, message)| anyhow::anyhow!("{}: at {path}: {message}", args.file.display()))?;
 
     let migration = migrate_v1(doc);
     let json_out = match &args.out {
-        Some(out) => out.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")),
+        Some(out) => out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json")),
         None => json_in,
     };
     let rendered = if json_out {
@@ -53,8 +53,9 @@ pub fn run(args: &MigrateDataArgs) -> anyhow::Result<i32> {
         serde_yaml::to_string(&migration.doc)?
     };
     match &args.out {
-        Some(out) => std::fs::write(out, &rendered)
-            .with_context(|| format!("writing {}", out.display()))?,
+        Some(out) => {
+            std::fs::write(out, &rendered).with_context(|| format!("writing {}", out.display()))?
+        }
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
 

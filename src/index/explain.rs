@@ -165,10 +165,7 @@ impl Engine {
                 "control",
                 eff.control_on(control),
                 Reason::ActionNotPermitted,
-                format!(
-                    "needs {name} on; found: {}",
-                    found(&|g| on_off(pick(g)))
-                ),
+                format!("needs {name} on; found: {}", found(&|g| on_off(pick(g)))),
             ));
         }
         if let Some(ord) = ord {
@@ -302,10 +299,16 @@ fn association(object: &ObjectIndex, principal: &Principal, ord: u32) -> (bool, 
         AssociationSource::Related => (related, "related"),
         AssociationSource::Both => (direct || related, "both"),
     };
+    // Contacts have no owner (R8): only team fields and interactions.
+    let direct_means = if object.contact.is_some() {
+        "team field or interaction"
+    } else {
+        "owner, team field or interaction"
+    };
     (
         counts,
         format!(
-            "association source {source}: directly associated (owner, team field or interaction): {}; through a related record: {}",
+            "association source {source}: directly associated ({direct_means}): {}; through a related record: {}",
             yes_no(direct),
             yes_no(related)
         ),
@@ -356,7 +359,12 @@ fn gate_steps(
                     "no valid email (none, blank, or marked invalid)".to_owned()
                 },
             ));
-            steps.push(step("gate", !suppressed, Reason::Suppressed, suppression.clone()));
+            steps.push(step(
+                "gate",
+                !suppressed,
+                Reason::Suppressed,
+                suppression.clone(),
+            ));
             steps.push(step(
                 "gate",
                 !unsubscribed || ctx.transactional,

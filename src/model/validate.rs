@@ -292,7 +292,10 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
                     );
                 }
             }
-            let who = format!("tenant '{}', group '{}', object '{object}'", tenant.id, group.id);
+            let who = format!(
+                "tenant '{}', group '{}', object '{object}'",
+                tenant.id, group.id
+            );
             for (control, message) in catalog_violations(object, perms) {
                 report.error(format!("{here}.{control}"), format!("{who}: {message}"));
             }
@@ -339,12 +342,15 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
     );
     for (i, integration) in tenant.integrations.iter().enumerate() {
         let here = format!("{at}.integrations[{i}]");
-        let owner = integration.user.as_deref().unwrap_or("<its user>");
         if integration.groups.is_some() {
+            let owner = match integration.user.as_deref() {
+                Some(user) => format!("user '{user}'"),
+                None => "the user whose API key it is".to_owned(),
+            };
             report.error(
                 format!("{here}.groups"),
                 format!(
-                    "integration '{}': integrations act as their user in model v2 and have no groups of their own: give these groups to user '{owner}' (or to a service-account user that owns the key)",
+                    "integration '{}': integrations act as their user in model v2 and have no groups of their own: give these groups to {owner} (or to a service-account user that owns the key)",
                     integration.id
                 ),
             );
@@ -571,14 +577,16 @@ pub fn catalog_violations(object: &str, perms: &ObjectPermissions) -> Vec<(Strin
         } else if !editable && *level == FieldLevel::Edit {
             broken(
                 "fields.email",
-                "email is edit but no scope is edit or remove; email is at most view then (R7)".to_owned(),
+                "email is edit but no scope is edit or remove; email is at most view then (R7)"
+                    .to_owned(),
             );
         }
     }
     if object != CONTACTS && perms.fields.get("created") == Some(&FieldLevel::Edit) {
         broken(
             "fields.created",
-            "created is edit; the created field of a custom object is none or view only (R7)".to_owned(),
+            "created is edit; the created field of a custom object is none or view only (R7)"
+                .to_owned(),
         );
     }
     out

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::rng::Rng;
 use crate::model::data::{
-    AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
-    EmailInbox, ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
+    AssociationSource, Automation, ContactState, DataFile, EmailInbox, EmailStatus, Group,
+    Integration, ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
 };
 use crate::model::{AccessLevel, FieldLevel, Toggle};
 

@@ -136,11 +136,13 @@ pub fn parse_str(
     };
     let data: DataFile = match parsed {
         Ok(data) => data,
-        // One typo per run is no way to fix a file: when the text parses as
-        // a document, every entity is decoded on its own to list them all.
         Err((path, message)) => {
-            return Err(match every_shape_problem(text, json) {
-                Some(problems) if !problems.is_empty() => LoadError::Invalid {
+            let first = Problem {
+                path: path.clone(),
+                message: message.clone(),
+            };
+            return Err(match every_problem(text, json, first) {
+                Some(problems) if problems.len() > 1 => LoadError::Invalid {
                     file: file.to_owned(),
                     problems,
                 },
@@ -158,92 +160,108 @@ pub fn parse_str(
     Ok((data, report.warnings))
 }
 
-/// The shape problems of a document that does not decode as a data file:
-/// each tenant's entities decoded one by one, so a file with four typos
-/// reports four problems. `None` when the text is not a document at all
-/// (the caller's single error says where it breaks).
-fn every_shape_problem(text: &str, json: bool) -> Option<Vec<Problem>> {
+/// Most problems one refused file lists.
+const MAX_PROBLEMS: usize = 100;
+
+/// Every problem of a document that does not decode as a data file, not
+/// only the first: one typo per run is no way to fix a file. The decoder
+/// is run again with each part it refused taken out, until the rest
+/// decodes; then the rest is validated too, leaving out what the removals
+/// themselves caused. `None` when the text is not a document at all (the
+/// caller's single error says where it breaks).
+fn every_problem(text: &str, json: bool, first: Problem) -> Option<Vec<Problem>> {
     use serde_json::Value;
 
-    use crate::model::data::{
-        Automation, Group, Integration, ObjectDef, Record, Role, Tenant, User,
-    };
-
-    let doc: Value = if json {
+    let mut doc: Value = if json {
         crate::model::data::from_json_str(text).ok()?
     } else {
         serde_json::to_value(from_yaml::<serde_yaml::Value>(text).ok()?).ok()?
     };
-    let mut problems = Vec::new();
-    let mut report = |at: String, result: Result<(), serde_path_to_error::Error<serde_json::Error>>| {
-        if let Err(e) = result {
-            let inner = e.path().to_string();
-            let path = match (at.as_str(), inner.as_str()) {
-                (_, ".") => at,
-                (".", _) => inner,
-                _ => format!("{at}.{inner}"),
-            };
-            problems.push(Problem {
-                path,
-                message: e.inner().to_string(),
-            });
-        }
-    };
-    fn check<T: serde::de::DeserializeOwned>(
-        value: Value,
-    ) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
-        serde_path_to_error::deserialize::<_, T>(value).map(|_| ())
-    }
-    let Value::Object(mut top) = doc else {
-        return None;
-    };
-    // `tenants` is decoded below, one entity at a time.
-    let tenants = top.insert("tenants".to_owned(), Value::Array(Vec::new()));
-    report(".".to_owned(), check::<crate::model::DataFile>(Value::Object(top)));
-    let tenants = match tenants {
-        Some(Value::Array(tenants)) => tenants,
-        other => {
-            // Absent: an empty document says "missing field `tenants`".
-            let mut top = serde_json::Map::new();
-            if let Some(other) = other {
-                top.insert("tenants".to_owned(), other);
+    // The first problem comes from the text itself (a duplicate key is
+    // lost once the text is a tree), so it is kept as found.
+    let mut problems = vec![first];
+    let mut taken_out: Vec<String> = Vec::new();
+    let mut whole_entity_out = false;
+    while problems.len() < MAX_PROBLEMS {
+        let error = match serde_path_to_error::deserialize::<_, DataFile>(doc.clone()) {
+            Ok(data) => {
+                if !whole_entity_out {
+                    let under = |path: &str| {
+                        taken_out
+                            .iter()
+                            .any(|t| path == t || path.starts_with(&format!("{t}.")))
+                    };
+                    let report = validate(&data);
+                    problems.extend(report.errors.into_iter().filter(|p| !under(&p.path)));
+                }
+                break;
             }
-            report(".".to_owned(), check::<crate::model::DataFile>(Value::Object(top)));
-            Vec::new()
-        }
-    };
-    for (t, tenant) in tenants.into_iter().enumerate() {
-        let at = format!("tenants[{t}]");
-        let Value::Object(mut rest) = tenant else {
-            report(at, check::<Tenant>(tenant));
-            continue;
+            Err(error) => error,
         };
-        let collections: [(&str, fn(Value) -> _); 7] = [
-            ("objects", check::<ObjectDef>),
-            ("groups", check::<Group>),
-            ("roles", check::<Role>),
-            ("users", check::<User>),
-            ("integrations", check::<Integration>),
-            ("automations", check::<Automation>),
-            ("records", check::<Record>),
-        ];
-        for (key, decode) in collections {
-            match rest.remove(key) {
-                Some(Value::Array(items)) => {
-                    for (i, item) in items.into_iter().enumerate() {
-                        report(format!("{at}.{key}[{i}]"), decode(item));
-                    }
-                }
-                // Not a list: the tenant's own decode reports it.
-                Some(other) => {
-                    rest.insert(key.to_owned(), other);
-                }
-                None => {}
-            }
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        match problems.iter_mut().find(|p| p.path == path) {
+            // The tree's message is the plainer one (no line numbers, no
+            // repeated path): it replaces the text decoder's.
+            Some(known) => known.message = message,
+            None => problems.push(Problem {
+                path: path.clone(),
+                message,
+            }),
         }
-        report(at, check::<Tenant>(Value::Object(rest)));
+        let segments: Vec<_> = error.path().iter().cloned().collect();
+        match take_out(&mut doc, &segments) {
+            // A key or list element refused on its own.
+            Some(true) => taken_out.push(path),
+            // A whole entity (a missing required key): what names it
+            // would be reported as dangling, so validation is skipped.
+            Some(false) => whole_entity_out = true,
+            None => break,
+        }
     }
     Some(problems)
+}
+
+/// Removes the value at `path` (or, when the path ends at a map whose
+/// decoding failed as a whole, that map from its list). `Some(true)` when
+/// a key or element was removed, `Some(false)` when a whole entity was,
+/// `None` when nothing could be.
+fn take_out(doc: &mut serde_json::Value, path: &[serde_path_to_error::Segment]) -> Option<bool> {
+    use serde_path_to_error::Segment;
+    use serde_json::Value;
+
+    let (last, parents) = path.split_last()?;
+    let mut at = &mut *doc;
+    for segment in parents {
+        at = match (segment, at) {
+            (Segment::Seq { index }, Value::Array(items)) => items.get_mut(*index)?,
+            (Segment::Map { key }, Value::Object(map)) => map.get_mut(key)?,
+            _ => return None,
+        };
+    }
+    let removed = match (last, &mut *at) {
+        (Segment::Seq { index }, Value::Array(items)) if *index < items.len() => {
+            Some(items.remove(*index))
+        }
+        (Segment::Map { key }, Value::Object(map)) => map.remove(key),
+        _ => None,
+    };
+    match removed {
+        // A map refused whole (a required key missing): the entity goes.
+        Some(Value::Object(_)) if is_entity(parents) => Some(false),
+        Some(_) => Some(true),
+        None => None,
+    }
+}
+
+/// Whether a path ends inside a tenant's list of entities
+/// (`tenants[0].users`): what is removed there is a whole entity.
+fn is_entity(parents: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    matches!(
+        parents,
+        [Segment::Map { key: t }, Segment::Seq { .. }, Segment::Map { .. }] if t == "tenants"
+    ) || matches!(parents, [Segment::Map { key }] if key == "tenants")
 }
 
 /// Deserializes YAML; on error, the path inside the document (e.g.
