@@ -20,5 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &["proto"],
         )?;
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/ at compile time: a new migration
+    // file must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

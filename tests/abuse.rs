@@ -587,12 +587,12 @@ const REPEATED_KEYS: [(EntityKind, &str, &str); 5] = [
     ),
     (
         EntityKind::Group,
-        r#"{"id":"g","objects":{"contacts":{"view_object":false},"contacts":{"view_object":true,"all_records":"edit"}}}"#,
+        r#"{"id":"g","objects":{"contacts":{"view_object":false},"contacts":{"all_records":"edit","associated_records":"edit"}}}"#,
         "duplicate key 'contacts'",
     ),
     (
         EntityKind::Group,
-        r#"{"id":"g","objects":{"contacts":{"fields":{"email":"hidden","email":"edit"}}}}"#,
+        r#"{"id":"g","objects":{"contacts":{"fields":{"email":"none","email":"edit"}}}}"#,
         "duplicate key 'email'",
     ),
     (

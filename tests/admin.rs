@@ -144,6 +144,14 @@ async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
             "colour",
         ),
         (mutation("group", upsert("{nope")), "not JSON"),
+        // v1's level name: refused, saying what v2 calls it.
+        (
+            mutation(
+                "group",
+                upsert(r#"{"id": "g", "objects": {"deals": {"all_records": "delete"}}}"#),
+            ),
+            "'remove'",
+        ),
         (
             pb::Mutation {
                 op: None,
@@ -159,6 +167,48 @@ async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert!(e.message().contains("mutations[1]"), "{}", e.message());
         assert!(e.message().contains(says), "{}", e.message());
+    }
+    // What decodes but breaks a rule of the model is refused whole too,
+    // naming what to fix: a group below a catalog rule (R5, R5b: never
+    // corrected), an integration with groups of its own (R1).
+    let cases = [
+        (
+            mutation(
+                "group",
+                upsert(r#"{"id": "g", "objects": {"deals": {"view_object": true}}}"#),
+            ),
+            &[
+                "tenant 'demo'",
+                "group 'g'",
+                "object 'deals'",
+                "associated_records",
+                "R5",
+            ][..],
+        ),
+        (
+            mutation(
+                "group",
+                upsert(
+                    r#"{"id": "g", "objects": {"deals": {"associated_records": "view", "create_record": true}}}"#,
+                ),
+            ),
+            &["group 'g'", "object 'deals'", "create_record", "R5b"],
+        ),
+        (
+            mutation(
+                "integration",
+                upsert(r#"{"id": "k", "groups": ["sales"], "user": "alice"}"#),
+            ),
+            &["integration 'k'", "act as their user", "user 'alice'"],
+        ),
+    ];
+    for (bad, says) in cases {
+        let good = mutation("record", delete(&contact_id(1).to_string()));
+        let e = admin.write(write(vec![good, bad])).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        for needle in says {
+            assert!(e.message().contains(needle), "{needle:?}: {}", e.message());
+        }
     }
     // An unknown tenant is NOT_FOUND.
     let nowhere = pb::Mutation {

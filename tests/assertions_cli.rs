@@ -56,7 +56,10 @@ fn a_wrong_expectation_is_a_diff_and_a_failure() {
         out.contains("record c0000000-0000-4000-8000-000000000000: expected ALLOWED, got NO_EMAIL"),
         "{out}"
     );
-    assert!(out.contains("field birthday: expected edit, got view"), "{out}");
+    assert!(
+        out.contains("field birthday: expected edit, got view"),
+        "{out}"
+    );
     assert!(err.contains("2 assertions failed"), "{err}");
 
     std::fs::write(

@@ -17,7 +17,9 @@ use common::tenants::{ContactShape, access_level, contact_states, field_level, s
 
 use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
-use permd::model::data::{AssociationSource, ContactState, DataFile, EmailStatus, Record};
+use permd::model::data::{
+    AssociationSource, ContactState, DataFile, EmailInbox, EmailStatus, ObjectPermissions, Record,
+};
 use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use proptest::prelude::*;
@@ -63,7 +65,8 @@ fn contact_state() -> impl Strategy<Value = ContactState> {
 #[derive(Clone, Debug)]
 enum Edit {
     /// A record gets a new owner (index into users, or a user nobody
-    /// created), team, archived flag, contact state and links.
+    /// created), team, archived flag, contact state and links. Contacts
+    /// have no owner (R8): there the owner joins the team instead.
     Record {
         pick: usize,
         owner: Option<usize>,
@@ -79,19 +82,24 @@ enum Edit {
         links: Vec<usize>,
     },
     Delete(usize),
-    /// A group's Contacts grant: all / associated level, a toggle, a field.
+    /// A group's Contacts grant: all / associated level, the controls (a
+    /// bit each: create_record, bulk_data_upload, unarchive_associated,
+    /// unarchive_all), a toggle, the email field; held to the catalog
+    /// rules (R5, R5b, R7), as the platform's editor would.
     Group {
         pick: usize,
         all: AccessLevel,
         associated: AccessLevel,
+        controls: u8,
         toggle: Toggle,
         field: FieldLevel,
     },
-    /// A user's extra groups and admin flag.
+    /// A user's extra groups, admin flag and inbox (R13's sender).
     User {
         pick: usize,
         groups: Vec<usize>,
         admin: bool,
+        inbox: EmailInbox,
     },
     /// obj0 starts or stops looking at related records.
     Source(AssociationSource),
@@ -129,18 +137,29 @@ fn edit() -> impl Strategy<Value = Edit> {
             0..6usize,
             access_level(),
             access_level(),
+            0..16u8,
             prop::sample::select(Toggle::ALL.to_vec()),
             field_level(),
         )
-            .prop_map(|(pick, all, associated, toggle, field)| Edit::Group {
+            .prop_map(|(pick, all, associated, controls, toggle, field)| Edit::Group {
                 pick,
                 all,
                 associated,
+                controls,
                 toggle,
                 field,
             }),
-        2 => (0..12usize, prop::sample::subsequence((0..6usize).collect::<Vec<_>>(), 0..3), prop::bool::weighted(0.1))
-            .prop_map(|(pick, groups, admin)| Edit::User { pick, groups, admin }),
+        2 => (
+            0..12usize,
+            prop::sample::subsequence((0..6usize).collect::<Vec<_>>(), 0..3),
+            prop::bool::weighted(0.1),
+            prop::sample::select(vec![
+                EmailInbox::Connected,
+                EmailInbox::NotConnected,
+                EmailInbox::Blocked,
+            ]),
+        )
+            .prop_map(|(pick, groups, admin, inbox)| Edit::User { pick, groups, admin, inbox }),
         1 => source().prop_map(Edit::Source),
         1 => any::<bool>().prop_map(Edit::EmailConfigured),
     ]
@@ -154,6 +173,47 @@ fn user_name(n: usize) -> String {
     } else {
         format!("ghost{n}")
     }
+}
+
+/// `perms` with `all`, `associated` and the `controls` bits, raised or
+/// cleared where a catalog rule needs it (R5, R5b) and the email field
+/// stated at a level R7 allows, from `field`.
+fn keep_catalog(
+    perms: &mut ObjectPermissions,
+    all: AccessLevel,
+    associated: AccessLevel,
+    controls: u8,
+    field: FieldLevel,
+) {
+    perms.all_records = all;
+    perms.associated_records = associated.max(all).max(AccessLevel::View);
+    let editable = perms.associated_records >= AccessLevel::Edit;
+    perms.create_record = editable && controls & 1 != 0;
+    perms.bulk_data_upload = perms.create_record && controls & 2 != 0;
+    perms.unarchive_associated = controls & 4 != 0;
+    perms.unarchive_all = perms.unarchive_associated && controls & 8 != 0;
+    let email = if editable {
+        FieldLevel::Edit
+    } else {
+        field.min(FieldLevel::View)
+    };
+    perms.fields.insert("email".to_owned(), email);
+}
+
+/// The owner and team of a record: on a Contact, which has no owner (R8),
+/// the owner is one more team member.
+fn owner_and_team(
+    contact: bool,
+    owner: Option<String>,
+    mut team: Vec<String>,
+) -> (Option<String>, Vec<String>) {
+    if !contact {
+        return (owner, team);
+    }
+    team.extend(owner);
+    team.sort_unstable();
+    team.dedup();
+    (None, team)
 }
 
 /// Turns an edit into a change against the data as it stands.
@@ -197,19 +257,18 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
             links,
         } => {
             let mut record = t.records[pick % t.records.len()].clone();
-            record.owner = owner.map(user_name);
-            let team_field = if record.object == "contacts" {
-                "account_team"
-            } else {
-                "team"
-            };
+            let contact = record.object == "contacts";
+            let team_field = if contact { "account_team" } else { "team" };
+            let (owner, team) = owner_and_team(
+                contact,
+                owner.map(user_name),
+                team.iter().map(|u| user_name(*u)).collect(),
+            );
+            record.owner = owner;
             record.teams = if team.is_empty() {
                 BTreeMap::new()
             } else {
-                BTreeMap::from([(
-                    team_field.to_owned(),
-                    team.iter().map(|u| user_name(*u)).collect(),
-                )])
+                BTreeMap::from([(team_field.to_owned(), team)])
             };
             record.archived = *archived;
             if record.object == "contacts" {
@@ -235,6 +294,7 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
             } else {
                 id
             };
+            let (owner, team) = owner_and_team(!*custom, owner.map(user_name), Vec::new());
             let record = Record {
                 id,
                 object: if *custom {
@@ -242,8 +302,12 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
                 } else {
                     "contacts".to_owned()
                 },
-                owner: owner.map(user_name),
-                teams: BTreeMap::new(),
+                owner,
+                teams: if team.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("account_team".to_owned(), team)])
+                },
                 interactions: vec![],
                 links: if *custom {
                     contact_links(links)
@@ -264,26 +328,26 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
             pick,
             all,
             associated,
+            controls,
             toggle,
             field,
         } => {
             let mut group = t.groups[pick % t.groups.len()].clone();
             let perms = group.objects.entry("contacts".to_owned()).or_default();
             perms.view_object = true;
-            perms.all_records = *all;
-            perms.associated_records = *associated;
+            keep_catalog(perms, *all, *associated, *controls, *field);
             if perms.actions.contains(toggle) {
                 perms.actions.retain(|a| a != toggle);
             } else {
                 perms.actions.push(*toggle);
             }
-            perms.fields.insert("email".to_owned(), *field);
             Change::upsert("bench", Entity::Group(group))
         }
         Edit::User {
             pick,
             groups,
             admin,
+            inbox,
         } => {
             let mut user = t.users[pick % t.users.len()].clone();
             user.groups = groups
@@ -291,6 +355,7 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
                 .map(|g| t.groups[g % t.groups.len()].id.clone())
                 .collect();
             user.admin = *admin;
+            user.email_inbox = *inbox;
             Change::upsert("bench", Entity::User(user))
         }
         Edit::Source(source) => {
@@ -359,7 +424,7 @@ fn questions() -> Vec<(&'static str, ActionContext)> {
         ("bulk_send_text", ActionContext::default()),
         ("send_single_message", text),
         ("bulk_manage_subscription", opt_in),
-        ("view_archived", ActionContext::default()),
+        ("unarchive", ActionContext::default()),
         ("archive", ActionContext::default()),
     ]
 }

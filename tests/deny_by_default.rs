@@ -9,9 +9,12 @@
 //!
 //! The data is inline (`DATA`): users are named for what they lack (`nemo`
 //! has no roles and no groups, `hollow` only empty groups, `bulky` every
-//! bulk toggle but no record scope…), and most of them are *associated* with
-//! records (owner, team field, interaction), so association alone is shown
-//! to grant nothing.
+//! bulk toggle but the least scope and no control…), and most of them are
+//! *associated* with records (owner, team field, interaction), so
+//! association alone is shown to grant nothing. What v1 could write to
+//! grant nothing — a group naming an object with no scope, an integration
+//! of its own with no groups — is refused in v2, never read as some access
+//! (`settings_that_would_grant_nothing_are_refused_not_read`).
 
 #![allow(
     clippy::unwrap_used,
@@ -60,105 +63,109 @@ tenants:
         fields: [stage, amount]
         team_fields: [deal_team]
     groups:
-      # Delete on every record, every toggle, every field editable.
+      # Remove on every record, every control, every toggle, every field at
+      # the highest level it can have.
       - id: everything
         objects:
           contacts:
             view_object: true
-            all_records: delete
-            actions: [export, upload, modify_automation, send_single_message,
+            all_records: remove
+            associated_records: remove
+            create_record: true
+            bulk_data_upload: true
+            unarchive_associated: true
+            unarchive_all: true
+            actions: [export, modify_automation, send_single_message,
                       team_associations, subscription_lists, view_timeline,
                       bulk_export, bulk_archive, bulk_change_field_values,
                       bulk_modify_automation, bulk_send_email, bulk_send_text,
                       bulk_send_survey, bulk_change_tags, bulk_manage_subscription]
-            fields: {"*": edit}
+            default_for_new_field: edit
           deals:
             view_object: true
-            all_records: delete
-            actions: [export, upload, modify_automation, bulk_export, bulk_archive,
+            all_records: remove
+            associated_records: remove
+            create_record: true
+            bulk_data_upload: true
+            unarchive_associated: true
+            unarchive_all: true
+            actions: [export, modify_automation, bulk_export, bulk_archive,
                       bulk_change_field_values, bulk_modify_automation]
-            fields: {"*": edit}
-      # Edit (not delete) on every Contact, every toggle.
+            default_for_new_field: edit
+      # Edit (not remove) on every Contact, every toggle, no unarchive control.
       - id: editors
         objects:
           contacts:
             view_object: true
             all_records: edit
-            actions: [export, upload, modify_automation, send_single_message,
+            associated_records: edit
+            actions: [export, modify_automation, send_single_message,
                       team_associations, subscription_lists, view_timeline,
                       bulk_export, bulk_archive, bulk_change_field_values,
                       bulk_modify_automation, bulk_send_email, bulk_send_text,
                       bulk_send_survey, bulk_change_tags, bulk_manage_subscription]
-            fields: {"*": edit}
+            default_for_new_field: edit
       # Exists, grants nothing.
       - id: empty
-      # Names both objects, sets nothing on them.
-      - id: empty-objects
-        objects:
-          contacts: {}
-          deals: {}
-      # Field levels and toggles, but neither view_object nor any scope.
-      - id: fields-and-toggles-only
-        objects:
-          contacts:
-            actions: [export, bulk_export, bulk_send_email, bulk_archive, bulk_change_tags]
-            fields: {"*": edit}
-          deals:
-            actions: [export, bulk_export, bulk_archive]
-            fields: {"*": edit}
-      # The object is visible and every toggle is on, but no record scope.
-      - id: bulk-no-scope
+      # The objects are visible and every toggle is on, but only the least
+      # scope a group can give (My Associated Records: view, R5), and no
+      # control.
+      - id: bulk-least-scope
         objects:
           contacts:
             view_object: true
-            actions: [export, upload, modify_automation, send_single_message,
+            associated_records: view
+            actions: [export, modify_automation, send_single_message,
                       team_associations, subscription_lists, view_timeline,
                       bulk_export, bulk_archive, bulk_change_field_values,
                       bulk_modify_automation, bulk_send_email, bulk_send_text,
                       bulk_send_survey, bulk_change_tags, bulk_manage_subscription]
-            fields: {"*": edit}
+            default_for_new_field: edit
           deals:
             view_object: true
-            actions: [export, upload, modify_automation, bulk_export, bulk_archive,
+            associated_records: view
+            actions: [export, modify_automation, bulk_export, bulk_archive,
                       bulk_change_field_values, bulk_modify_automation]
-            fields: {"*": edit}
+            default_for_new_field: edit
       # My Associated Records: view, and every toggle.
       - id: associated-view-all-toggles
         objects:
           contacts:
             view_object: true
             associated_records: view
-            actions: [export, upload, modify_automation, send_single_message,
+            actions: [export, modify_automation, send_single_message,
                       team_associations, subscription_lists, view_timeline,
                       bulk_export, bulk_archive, bulk_change_field_values,
                       bulk_modify_automation, bulk_send_email, bulk_send_text,
                       bulk_send_survey, bulk_change_tags, bulk_manage_subscription]
-            fields: {"*": edit}
+            default_for_new_field: edit
     roles:
       - {id: role-without-groups, groups: []}
       - {id: empty-role, groups: [empty]}
     users:
       - {id: root, admin: true}
+      # Admins whose outgoing email is off: the sender gate (R13).
+      - {id: root-unplugged, admin: true, email_inbox: not_connected}
+      - {id: root-blocked, admin: true, email_inbox: blocked}
       - {id: ed, groups: [everything]}
       - {id: editor, groups: [editors]}
       - {id: nemo}
       - {id: rolling, roles: [role-without-groups]}
-      - {id: hollow, roles: [empty-role], groups: [empty, empty-objects]}
-      - {id: ghost, groups: [fields-and-toggles-only]}
-      - {id: bulky, groups: [bulk-no-scope]}
+      - {id: hollow, roles: [empty-role], groups: [empty]}
+      - {id: bulky, groups: [bulk-least-scope]}
       - {id: assoc, groups: [associated-view-all-toggles]}
     integrations:
-      - {id: bare-key}
-      - {id: empty-key, groups: [empty, empty-objects], user: nemo}
+      # API keys of users granted nothing: an integration acts as its user.
+      - {id: bare-key, user: nemo}
+      - {id: empty-key, user: hollow}
     automations:
       - {id: bare-auto, run_as: {integration: bare-key}}
       - {id: nemo-auto, run_as: {user: nemo}}
     records:
       - id: c0000000-0000-4000-8000-000000000001
         object: contacts
-        owner: nemo
-        teams: {sales_team: [rolling, hollow, ghost, bulky, assoc]}
-        interactions: [nemo, rolling, hollow, ghost, bulky, assoc]
+        teams: {sales_team: [nemo, rolling, hollow, assoc]}
+        interactions: [nemo, rolling, hollow, assoc]
         contact: {email: fine@example.com, email_status: opted_in, mobile_phone: "+15550000001"}
       - id: c0000000-0000-4000-8000-000000000002
         object: contacts
@@ -166,8 +173,7 @@ tenants:
       - id: c0000000-0000-4000-8000-000000000003
         object: contacts
         archived: true
-        owner: bulky
-        teams: {sales_team: [nemo, assoc]}
+        teams: {sales_team: [nemo, assoc, bulky]}
         contact: {email: old@example.com, email_status: opted_in, mobile_phone: "+15550000003"}
       - id: c0000000-0000-4000-8000-000000000004
         object: contacts
@@ -193,7 +199,7 @@ tenants:
       - id: d0000000-0000-4000-8000-000000000001
         object: deals
         owner: nemo
-        teams: {deal_team: [bulky, ghost, hollow]}
+        teams: {deal_team: [hollow]}
       - id: d0000000-0000-4000-8000-000000000002
         object: deals
         archived: true
@@ -250,7 +256,8 @@ const CONTACT_FIELDS: [&str; 8] = [
     "first_name",
     "sales_team",
 ];
-const DEAL_FIELDS: [&str; 3] = ["stage", "amount", "deal_team"];
+/// `created` is the system field of every custom object (R7).
+const DEAL_FIELDS: [&str; 4] = ["created", "stage", "amount", "deal_team"];
 
 fn engine() -> Engine {
     let (data, warnings) = parse_str(DATA, false, Path::new("deny_by_default.yaml"))
@@ -324,12 +331,12 @@ fn record_questions(kind: PrincipalKind, who: &str, object: &str) -> Vec<(Action
         .collect()
 }
 
-/// The Explain layer that reports each reason.
+/// The Explain layer that reports each reason (of a record action).
 fn layer_of(r: Reason) -> &'static str {
     match r {
         UnknownRecord => "record",
         ObjectNotVisible => "visibility",
-        Archived => "archived",
+        Archived | NotArchived => "archived",
         NoRecordAccess => "scope",
         ActionNotPermitted => "toggle",
         FieldRestricted => "field",
@@ -357,7 +364,12 @@ fn answers(e: &Engine, q: &Question, ids: &[Uuid]) -> Vec<Option<Reason>> {
     for (id, r) in ids.iter().zip(&out) {
         let single = e.check(q, Some(*id), NOW).unwrap();
         assert_eq!(single.reason, *r, "{q:?}: Check vs BatchCheck on {id}");
-        assert_eq!(single.field_mask, answer.field_mask, "Check mask");
+        // Check shows the object's mask only on a record it allows (R7).
+        if r.is_none() {
+            assert_eq!(single.field_mask, answer.field_mask, "Check mask");
+        } else {
+            assert!(single.field_mask.is_empty(), "{q:?}: mask of a denied {id}");
+        }
         assert_eq!(
             found.contains(id),
             r.is_none(),
@@ -402,8 +414,7 @@ fn assert_explains(x: &Explanation, want: Option<Reason>, what: &str) {
 }
 
 /// Every record action on `object` by the principal is denied `reason` on
-/// every record of the object, with an all-hidden field mask when the
-/// object is not visible; unknown ids stay UNKNOWN_RECORD.
+/// every record of the object; unknown ids stay UNKNOWN_RECORD.
 #[track_caller]
 fn assert_every_record_action_denied(
     e: &Engine,
@@ -442,7 +453,7 @@ fn assert_every_record_action_denied(
 fn hidden_mask(fields: &[&str]) -> Vec<(String, FieldLevel)> {
     let mut m: Vec<(String, FieldLevel)> = fields
         .iter()
-        .map(|f| ((*f).to_owned(), FieldLevel::Hidden))
+        .map(|f| ((*f).to_owned(), FieldLevel::None))
         .collect();
     m.sort();
     m
@@ -454,8 +465,9 @@ fn sorted_mask(mut m: Vec<(String, FieldLevel)>) -> Vec<(String, FieldLevel)> {
 }
 
 /// The principal reaches nothing at all: every record action on every object
-/// is OBJECT_NOT_VISIBLE with an all-hidden mask, `create` and `upload` too,
-/// ObjectAccess lists nothing, RecordAccess flags nothing.
+/// is OBJECT_NOT_VISIBLE, `create` and `upload` too; BatchCheck's mask is
+/// `none` on every field and a denied Check shows none; ObjectAccess lists
+/// nothing, RecordAccess flags nothing.
 #[track_caller]
 fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
     for (object, fields) in [
@@ -475,7 +487,7 @@ fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
             let q = ask(kind, who, object, action);
             let d = e.check(&q, None, NOW).unwrap();
             assert_eq!(d.reason, Some(ObjectNotVisible), "{who}: {action} {object}");
-            assert_eq!(sorted_mask(d.field_mask), hidden_mask(fields));
+            assert!(d.field_mask.is_empty(), "{who}: {action} {object} mask");
             assert_explains(
                 &e.explain(&q, None, NOW).unwrap(),
                 Some(ObjectNotVisible),
@@ -493,7 +505,7 @@ fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
         for (f, id) in flags.iter().zip(&ids) {
             assert_eq!(f.record_id, *id);
             assert!(
-                !f.view && !f.edit && !f.remove && f.field_mask.is_empty(),
+                !f.view && !f.edit && !f.remove && !f.unarchive && f.field_mask.is_empty(),
                 "{who}: RecordAccess on {object} {id}: {f:?}"
             );
         }
@@ -510,8 +522,7 @@ fn assert_granted_nothing(e: &Engine, kind: PrincipalKind, who: &str) {
 fn unknown_action_is_refused_naming_it_and_the_valid_ones() {
     let e = engine();
     let want = QueryError::UnknownAction {
-        action: "bulk_send_fax".to_owned(),
-        valid: Action::names(),
+        message: Action::unknown("bulk_send_fax"),
     };
     // Even an admin, even on a record that exists.
     for who in ["root", "nemo"] {
@@ -526,12 +537,27 @@ fn unknown_action_is_refused_naming_it_and_the_valid_ones() {
         assert_eq!(
             e.batch_check(&q, &[K_FINE], NOW).unwrap_err(),
             QueryError::UnknownAction {
-                action: name.to_owned(),
-                valid: Action::names(),
+                message: Action::unknown(name),
             },
             "action {name:?}"
         );
     }
+    // v1's `view_archived` is retired (choice 18): refused, saying what
+    // replaced it, even for an admin on an archived record.
+    let q = user("root", "contacts", "view_archived");
+    let retired = e.check(&q, Some(K_ARCHIVED), NOW).unwrap_err();
+    assert_eq!(
+        retired,
+        QueryError::UnknownAction {
+            message: Action::unknown("view_archived")
+        }
+    );
+    let said = retired.to_string();
+    assert!(
+        said.contains("view_archived") && said.contains("unarchive"),
+        "{said}"
+    );
+    assert!(e.lookup(&q, NOW).is_err() && e.batch_check(&q, &[K_ARCHIVED], NOW).is_err());
     let message = want.to_string();
     assert!(message.starts_with("unknown action 'bulk_send_fax'; actions are: "));
     for a in Action::ALL {
@@ -668,10 +694,12 @@ fn principal_of_the_wrong_or_unknown_kind_is_not_found() {
 // ============================================ archived and unsynced ids ===
 
 #[test]
-fn archived_records_are_denied_archived_for_every_action_but_view_archived_and_unarchive() {
+fn archived_records_are_denied_archived_for_every_action_but_unarchive() {
     let e = engine();
-    // ed: delete on every record of both objects, every toggle, every
-    // field; root: admin. Only the archived flag can deny.
+    // ed: remove on every record of both objects, every control, every
+    // toggle, every field; root: admin. Only the archived flag can deny:
+    // ARCHIVED for every action on an archived record but `unarchive`, and
+    // NOT_ARCHIVED for `unarchive` on a live one (R10).
     for who in ["ed", "root"] {
         for (object, archived, live) in [
             ("contacts", K_ARCHIVED, K_FINE),
@@ -679,10 +707,10 @@ fn archived_records_are_denied_archived_for_every_action_but_view_archived_and_u
         ] {
             for (action, q) in record_questions(PrincipalKind::User, who, object) {
                 let got = answers(&e, &q, &[archived, live]);
-                let want_archived = if action.reaches_archived() {
-                    None
+                let (want_archived, want_live) = if action == Action::Unarchive {
+                    (None, Some(NotArchived))
                 } else {
-                    Some(Archived)
+                    (Some(Archived), None)
                 };
                 assert_eq!(
                     got[0],
@@ -690,8 +718,13 @@ fn archived_records_are_denied_archived_for_every_action_but_view_archived_and_u
                     "{who}: {} on archived {object}",
                     action.as_str()
                 );
-                // The same action on a live record passes: the test can tell.
-                assert_eq!(got[1], None, "{who}: {} on live {object}", action.as_str());
+                // The same action on a live record: the test can tell.
+                assert_eq!(
+                    got[1],
+                    want_live,
+                    "{who}: {} on live {object}",
+                    action.as_str()
+                );
             }
         }
         let p = principal_ref(PrincipalKind::User, who);
@@ -703,13 +736,15 @@ fn archived_records_are_denied_archived_for_every_action_but_view_archived_and_u
             "{who}: RecordAccess on an archived record: {:?}",
             flags[0]
         );
-        assert!(flags[1].view && flags[1].edit && flags[1].remove);
+        assert!(flags[0].unarchive, "{who}: {:?}", flags[0]);
+        assert!(flags[1].view && flags[1].edit && flags[1].remove && !flags[1].unarchive);
     }
-    // view_archived / unarchive need delete: at edit they are NO_RECORD_ACCESS,
-    // while every other action on the archived record stays ARCHIVED first.
+    // `unarchive` needs an unarchive control, not a level (R10): editor has
+    // none, so it is NO_RECORD_ACCESS on the archived record, while every
+    // other action on it stays ARCHIVED first.
     for (action, q) in record_questions(PrincipalKind::User, "editor", "contacts") {
         let got = answers(&e, &q, &[K_ARCHIVED]);
-        let want = if action.reaches_archived() {
+        let want = if action == Action::Unarchive {
             NoRecordAccess
         } else {
             Archived
@@ -756,7 +791,7 @@ fn records_not_yet_synced_are_unknown_record_and_never_allowed() {
             let (flags, _) = e.record_access("acme", &p, object, &ids, 0, NOW).unwrap();
             for f in flags {
                 assert!(
-                    !f.view && !f.edit && !f.remove && f.field_mask.is_empty(),
+                    !f.view && !f.edit && !f.remove && !f.unarchive && f.field_mask.is_empty(),
                     "{who}: RecordAccess on an unsynced id: {f:?}"
                 );
             }
@@ -777,8 +812,8 @@ fn records_not_yet_synced_are_unknown_record_and_never_allowed() {
 
 #[test]
 fn a_user_with_no_roles_and_no_groups_is_denied_everything_object_not_visible() {
-    // nemo owns K_FINE and D_LIVE and is on K_ARCHIVED's team: association
-    // without any scope grants nothing.
+    // nemo is on K_FINE's and K_ARCHIVED's teams, interacted with K_FINE
+    // and owns D_LIVE: association without any group grants nothing.
     assert_granted_nothing(&engine(), PrincipalKind::User, "nemo");
 }
 
@@ -789,13 +824,17 @@ fn a_role_with_no_groups_grants_nothing() {
 
 #[test]
 fn an_empty_group_grants_nothing() {
-    // hollow: role whose only group is empty, plus `empty` and
-    // `empty-objects` (names both objects, sets nothing).
+    // hollow: role whose only group is empty, plus `empty` itself. (v1's
+    // `empty-objects`, naming both objects and setting nothing, is refused
+    // in v2: see settings_that_would_grant_nothing_are_refused_not_read.)
     assert_granted_nothing(&engine(), PrincipalKind::User, "hollow");
 }
 
 #[test]
-fn an_integration_with_no_groups_and_an_automation_running_as_it_are_denied_everything() {
+fn an_integration_of_a_user_granted_nothing_and_an_automation_running_as_it_are_denied_everything()
+{
+    // An integration acts as its user (R1): bare-key is nemo's key,
+    // empty-key hollow's; bare-auto runs as bare-key, so as nemo.
     let e = engine();
     assert_granted_nothing(&e, PrincipalKind::Integration, "bare-key");
     assert_granted_nothing(&e, PrincipalKind::Integration, "empty-key");
@@ -803,53 +842,142 @@ fn an_integration_with_no_groups_and_an_automation_running_as_it_are_denied_ever
     assert_granted_nothing(&e, PrincipalKind::Automation, "nemo-auto");
 }
 
-#[test]
-fn field_levels_and_toggles_without_visibility_or_scope_grant_nothing() {
-    // ghost: fields "*": edit and some toggles, but neither view_object nor
-    // any record scope: the object is not visible (R3) and the mask is
-    // all hidden (choice 3).
-    assert_granted_nothing(&engine(), PrincipalKind::User, "ghost");
+/// `DATA` with `edits` applied: each a YAML text replaced by another.
+fn data_with(edits: &[(&str, &str)]) -> String {
+    let mut data = DATA.to_owned();
+    for (from, to) in edits {
+        assert!(data.contains(from), "DATA has no {from:?}");
+        data = data.replacen(from, to, 1);
+    }
+    data
 }
 
 #[test]
-fn bulk_toggles_without_record_scope_are_denied_no_record_access_on_every_record() {
+fn settings_that_would_grant_nothing_are_refused_not_read() {
+    // v1 could grant nothing by naming an object with no scope (field
+    // levels and toggles only, or nothing at all), and give an integration
+    // no groups of its own. v2 has no such settings (R5, R1): each is
+    // refused with what to write instead, never read as some access.
+    let no_scope = "      - id: ghostly
+        objects:
+          contacts:
+            actions: [export, bulk_export, bulk_send_email, bulk_archive, bulk_change_tags]
+            default_for_new_field: edit
+          deals: {}
+      - id: empty
+";
+    /// Text replacements in DATA, and what the refusal must say.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (
+            &[("      - id: empty\n", no_scope)],
+            &[
+                "groups[2].objects.contacts.associated_records",
+                "groups[2].objects.deals.associated_records",
+                "tenant 'acme', group 'ghostly', object 'contacts'",
+                "missing or none",
+            ],
+        ),
+        (
+            &[("{id: bare-key, user: nemo}", "{id: bare-key}")],
+            &["integrations[0].user", "bare-key", "names no user"],
+        ),
+        (
+            &[(
+                "{id: empty-key, user: hollow}",
+                "{id: empty-key, groups: [empty], user: hollow}",
+            )],
+            &[
+                "integrations[1].groups",
+                "empty-key",
+                "give these groups to user 'hollow'",
+            ],
+        ),
+    ];
+    for (edits, needles) in cases {
+        let text = data_with(edits);
+        let err = parse_str(&text, false, Path::new("deny_by_default.yaml"))
+            .map(|_| ())
+            .expect_err("v1 settings that granted nothing are refused")
+            .to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{edits:?}: {err}\nlacks {needle:?}");
+        }
+    }
+}
+
+#[test]
+fn bulk_toggles_on_records_not_reached_are_denied_no_record_access_on_every_record() {
     let e = engine();
     // bulky: view_object and every toggle on both objects, every field
-    // editable, no scope; bulky owns K_ARCHIVED and D_ARCHIVED and is on
-    // K_FINE's and D_LIVE's teams. R6: a bulk permission never widens scope.
+    // editable, the least scope a group can give (My Associated Records:
+    // view) and no control; bulky is associated with K_ARCHIVED (team) and
+    // D_ARCHIVED (owner) only. R4: the objects are visible, no record is
+    // reached; R6: a bulk permission never widens scope; R10: association
+    // with an archived record does not unarchive it without a control.
     for object in ["contacts", "deals"] {
         assert_every_record_action_denied(&e, PrincipalKind::User, "bulky", object, |a, id| {
-            if (id == K_ARCHIVED || id == D_ARCHIVED) && !a.reaches_archived() {
-                Archived
-            } else {
-                NoRecordAccess
+            let archived = id == K_ARCHIVED || id == D_ARCHIVED;
+            match (archived, a == Action::Unarchive) {
+                (true, false) => Archived,
+                (false, true) => NotArchived,
+                _ => NoRecordAccess,
             }
         });
+        // create and upload need their controls (R5b, choice 16).
         for action in ["create", "upload"] {
+            let q = user("bulky", object, action);
+            let d = e.check(&q, None, NOW).unwrap();
             assert_eq!(
-                e.check(&user("bulky", object, action), None, NOW)
-                    .unwrap()
-                    .reason,
-                Some(NoRecordAccess),
+                d.reason,
+                Some(ActionNotPermitted),
                 "bulky: {action} {object}"
+            );
+            assert!(d.field_mask.is_empty(), "bulky: {action} {object} mask");
+            let x = e.explain(&q, None, NOW).unwrap();
+            let first = x.steps.iter().find(|s| !s.passed).expect("a failing step");
+            assert_eq!(
+                (first.layer, first.reason),
+                ("control", Some(ActionNotPermitted))
             );
         }
     }
-    // ObjectAccess: the objects are visible, yet no action can succeed.
+    // ObjectAccess: the objects are visible with no control on. An action
+    // is listed when its toggle is on and some scope is at its level
+    // (R16): the view-level ones, though bulky reaches no record with them;
+    // none that needs edit or remove.
     let p = principal_ref(PrincipalKind::User, "bulky");
     let (flags, _, _) = e.object_access("acme", &p, None, 0).unwrap();
     let names: BTreeSet<&str> = flags.iter().map(|f| f.object.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["contacts", "deals"]));
     for f in &flags {
         assert!(f.view, "{}: view_object", f.object);
-        assert!(!f.create_records, "{}: create_records", f.object);
         assert!(
-            f.single_actions.is_empty() && f.bulk_actions.is_empty(),
-            "{}: actions listed without scope: {:?} {:?}",
-            f.object,
-            f.single_actions,
-            f.bulk_actions
+            !f.create_record && !f.bulk_data_upload && !f.unarchive,
+            "{}: controls {f:?}",
+            f.object
         );
+        let listed: BTreeSet<&str> = f
+            .single_actions
+            .iter()
+            .chain(&f.bulk_actions)
+            .map(|a| a.as_str())
+            .collect();
+        let want: BTreeSet<&str> = if f.object == "contacts" {
+            BTreeSet::from([
+                "export",
+                "send_single_message",
+                "subscription_lists",
+                "view_timeline",
+                "bulk_export",
+                "bulk_send_email",
+                "bulk_send_survey",
+                "bulk_send_text",
+            ])
+        } else {
+            BTreeSet::from(["export", "bulk_export"])
+        };
+        assert_eq!(listed, want, "{}: actions listed", f.object);
     }
 }
 
@@ -872,20 +1000,26 @@ fn bulk_toggles_with_associated_view_reach_only_associated_records_at_view_level
     ];
     for (action, q) in record_questions(PrincipalKind::User, "assoc", "contacts") {
         let got = answers(&e, &q, &ids);
-        let on_fine = if view_level.contains(&action) {
+        let unarchive = action == Action::Unarchive;
+        let on_fine = if unarchive {
+            // Nothing to unarchive on a live record (R10).
+            Some(NotArchived)
+        } else if view_level.contains(&action) {
             None
         } else {
-            // Edit- and delete-level actions, bulk or not: out of scope.
+            // Edit- and remove-level actions, bulk or not: out of scope.
             Some(NoRecordAccess)
         };
-        let on_archived = if action.reaches_archived() {
-            Some(NoRecordAccess)
+        let on_fine2 = Some(if unarchive {
+            NotArchived
         } else {
-            Some(Archived)
-        };
+            NoRecordAccess
+        });
+        // Associated, but no unarchive control: unarchive is not reached.
+        let on_archived = Some(if unarchive { NoRecordAccess } else { Archived });
         assert_eq!(
             got,
-            vec![on_fine, Some(NoRecordAccess), on_archived],
+            vec![on_fine, on_fine2, on_archived],
             "assoc: {} on [associated, not associated, archived]",
             action.as_str()
         );
@@ -976,6 +1110,36 @@ fn an_admin_still_passes_the_contact_gates() {
     assert_eq!(got[0], Some(SmsNotConfigured));
     let got = answers(&e, &quiet("view"), &[Q_FINE]);
     assert_eq!(got[0], None, "the admin does see quiet's Contact");
+    // The sender gate (R13 steps 5 and 6) binds admins too, transactional
+    // mail too; SMS has no sender gate.
+    for (who, want) in [
+        ("root-unplugged", EmailNotConfigured),
+        ("root-blocked", SenderBlocked),
+    ] {
+        let as_who = |action: &str, f: &dyn Fn(&mut ActionContext)| {
+            let mut q = user(who, "contacts", action);
+            f(&mut q.ctx);
+            q
+        };
+        let transactional = |c: &mut ActionContext| c.transactional = true;
+        for q in [
+            as_who("bulk_send_email", &marketing),
+            as_who("bulk_send_email", &transactional),
+            as_who("bulk_send_survey", &marketing),
+            as_who("send_single_message", &email),
+        ] {
+            let got = answers(&e, &q, &[K_FINE, K_NO_EMAIL, K_ARCHIVED]);
+            assert_eq!(
+                got,
+                vec![Some(want), Some(NoEmail), Some(Archived)],
+                "{who} {} {:?}",
+                q.action,
+                q.ctx
+            );
+        }
+        let got = answers(&e, &as_who("bulk_send_text", &marketing), &[K_FINE]);
+        assert_eq!(got[0], None, "{who}: text");
+    }
 }
 
 // ================================================================ gRPC ===

@@ -48,8 +48,9 @@ tenants:
           contacts:
             view_object: true
             all_records: edit
+            associated_records: edit
             actions: [send_single_message, bulk_send_email, bulk_send_text]
-            fields: {"*": view}
+            default_for_new_field: view
     users:
       - id: zoe
         groups: [everyone]
@@ -91,7 +92,7 @@ fn now() -> OffsetDateTime {
 
 fn level(l: FieldLevel) -> i32 {
     match l {
-        FieldLevel::Hidden => pb::FieldLevel::Hidden as i32,
+        FieldLevel::None => pb::FieldLevel::None as i32,
         FieldLevel::View => pb::FieldLevel::View as i32,
         FieldLevel::Edit => pb::FieldLevel::Edit as i32,
     }
@@ -259,6 +260,8 @@ async fn check_a_record_matches_the_engine_and_the_data() {
                 wire_mask(resp.field_mask.as_ref()),
                 engine_mask(&want.field_mask)
             );
+            // A denied record shows no field (R7).
+            assert_eq!(resp.field_mask.unwrap().fields.is_empty(), archived);
         }
         assert!(seen_archived && seen_live, "the sample covers both cases");
 
@@ -279,12 +282,13 @@ async fn check_a_record_matches_the_engine_and_the_data() {
         ] {
             assert!(mask.contains_key(f), "mask lacks {f}: {mask:?}");
         }
-        assert_eq!(mask["birthday"], pb::FieldLevel::Hidden as i32);
+        assert_eq!(mask["birthday"], pb::FieldLevel::None as i32);
         assert_eq!(mask["email_status"], pb::FieldLevel::Edit as i32);
         assert_eq!(mask["first_name"], pb::FieldLevel::View as i32);
 
-        // Other principal kinds over the wire: the integration (sync-readonly:
-        // all records view, bulk_export) and the automation running as carol.
+        // Other principal kinds over the wire: the integration, which acts as
+        // its user warehouse-bot (sync-readonly: all records view,
+        // bulk_export), and the automation running as carol.
         let live = first_contact(false);
         let sync = || principal(pb::principal::Kind::Integration, "warehouse-sync");
         let resp = answered(
@@ -305,6 +309,29 @@ async fn check_a_record_matches_the_engine_and_the_data() {
             let want = carol_bulk_email_reason(id, now()).map_or(0, |r| r as i32);
             assert_eq!(as_carol.reason, want, "contact {n}: docs/model.md R13");
         }
+        // The reasons v2 added cross the wire with their numbers: frank's
+        // outgoing email is blocked (R13), and unarchive needs an archived
+        // record (R10).
+        let sendable = (0..DEMO_CONTACTS)
+            .map(contact_id)
+            .find(|id| carol_bulk_email_reason(*id, now()).is_none())
+            .unwrap();
+        let frank = check(user("frank"), "contacts", "bulk_send_email", sendable);
+        let resp = answered(c.check(frank).await);
+        assert_eq!(resp.reason, pb::Reason::SenderBlocked as i32);
+        assert_eq!(resp.reason, 18);
+        let resp = answered(
+            c.check(check(user("ada"), "contacts", "unarchive", live))
+                .await,
+        );
+        assert_eq!(resp.reason, pb::Reason::NotArchived as i32);
+        assert_eq!(resp.reason, 17);
+        let archived = first_contact(true);
+        let resp = answered(
+            c.check(check(user("ada"), "contacts", "unarchive", archived))
+                .await,
+        );
+        assert!(resp.allowed, "{resp:?}");
         // KIND_UNSPECIFIED is a user.
         let unspecified = principal(pb::principal::Kind::Unspecified, "alice");
         let resp = answered(c.check(check(unspecified, "contacts", "view", live)).await);
@@ -318,15 +345,26 @@ async fn check_record_less_create_and_upload() {
     bounded(async {
         let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
         let cases = [
-            // sales: associated edit on contacts.
+            // sales: create_record on contacts.
             ("alice", "contacts", "create", 0),
-            // marketing: all view, associated none.
-            ("carol", "contacts", "create", Reason::NoRecordAccess as i32),
+            // marketing: view in both scopes, create_record off (R5b).
+            (
+                "carol",
+                "contacts",
+                "create",
+                Reason::ActionNotPermitted as i32,
+            ),
             // support sees no deals at all.
             ("dave", "deals", "create", Reason::ObjectNotVisible as i32),
-            // companies: support has view_object but no record access.
-            ("dave", "companies", "create", Reason::NoRecordAccess as i32),
-            // deal-desk has the upload toggle, sales does not.
+            // companies: support reaches its associated ones (view), but
+            // create_record is off (R5b).
+            (
+                "dave",
+                "companies",
+                "create",
+                Reason::ActionNotPermitted as i32,
+            ),
+            // deal-desk has bulk_data_upload, sales does not.
             ("erin", "deals", "upload", 0),
             (
                 "alice",
@@ -418,7 +456,7 @@ async fn batch_check_string_ids() {
             ("alice", "edit"),
             ("carol", "bulk_send_email"),
             ("dave", "send_single_message"),
-            ("erin", "view_archived"),
+            ("ada", "unarchive"),
             ("ada", "bulk_send_text"),
         ] {
             let mut req = batch(user(who), "contacts", action, &ids);
@@ -474,7 +512,7 @@ async fn batch_check_returns_allowed_ids_as_sent() {
             id.urn().to_string(),
             id.to_string(),
         ];
-        let mut req = batch_strings(user("ada"), "contacts", "view_archived", sent.clone());
+        let mut req = batch_strings(user("ada"), "contacts", "view", sent.clone());
         req.return_allowed_ids = true;
         let resp = answered(c.batch_check(req).await);
         assert_eq!(resp.allowed_count, 5, "every spelling is the same record");
@@ -629,7 +667,7 @@ async fn batch_check_packed_ids() {
         bytes[6] = 0x40;
         bytes[8] = 0x80;
         bytes[15] = 0x01;
-        let mut req = batch_bytes(user("ada"), "contacts", "view_archived", bytes);
+        let mut req = batch_bytes(user("ada"), "contacts", "view", bytes);
         req.return_allowed_ids = true;
         let resp = answered(c.batch_check(req).await);
         assert_eq!(resp.allowed_count, 1, "{resp:?}");
@@ -663,7 +701,7 @@ async fn unknown_record_ids_are_denied_never_allowed() {
         ]);
         for (who, action) in [
             ("ada", "view"),
-            ("ada", "view_archived"),
+            ("ada", "unarchive"),
             ("alice", "view"),
             ("carol", "bulk_send_email"),
         ] {
@@ -685,7 +723,7 @@ async fn unknown_record_ids_are_denied_never_allowed() {
             assert_eq!(reason_name(one.reason), "UNKNOWN_RECORD");
         }
         // A company id is known on companies.
-        let company = batch(user("ada"), "companies", "view_archived", &[company_id(0)]);
+        let company = batch(user("ada"), "companies", "view", &[company_id(0)]);
         let resp = answered(c.batch_check(company).await);
         assert_eq!(resp.allowed_count, 1);
     })
@@ -882,8 +920,22 @@ async fn object_access_one_and_all() {
             for (f, o) in flags.iter().zip(&all.objects) {
                 assert_eq!(f.object, o.object);
                 assert_eq!(
-                    (f.view, f.edit, f.remove, f.create_records),
-                    (o.view, o.edit, o.remove, o.create_records)
+                    (
+                        f.view,
+                        f.edit,
+                        f.remove,
+                        f.create_record,
+                        f.bulk_data_upload,
+                        f.unarchive
+                    ),
+                    (
+                        o.view,
+                        o.edit,
+                        o.remove,
+                        o.create_record,
+                        o.bulk_data_upload,
+                        o.unarchive
+                    )
                 );
                 let names = |a: &[permd::model::Action]| -> Vec<String> {
                     a.iter().map(|a| a.as_str().to_owned()).collect()
@@ -902,7 +954,8 @@ async fn object_access_one_and_all() {
         let one = answered(c.object_access(req("carol", "contacts")).await);
         let contacts = &one.objects[0];
         assert!(contacts.view);
-        assert!(!contacts.create_records, "marketing cannot create contacts");
+        assert!(!contacts.create_record, "marketing cannot create contacts");
+        assert!(!contacts.bulk_data_upload && !contacts.unarchive);
         for a in ["bulk_send_email", "bulk_export", "bulk_send_survey"] {
             assert!(contacts.bulk_actions.iter().any(|b| b == a), "{a}");
         }
@@ -915,13 +968,29 @@ async fn object_access_one_and_all() {
                     .all(|a| !a.starts_with("bulk_"))
         );
         assert!(!contacts.bulk_actions.iter().any(|a| a == "bulk_send_text"));
+        // The controls on deals (R16): sales has create_record and
+        // unarchive_associated, deal-desk adds bulk_data_upload; `upload` is
+        // not an action toggle.
+        for (who, want) in [("alice", (true, false, true)), ("erin", (true, true, true))] {
+            let one = answered(c.object_access(req(who, "deals")).await);
+            let deals = &one.objects[0];
+            let flags = (deals.create_record, deals.bulk_data_upload, deals.unarchive);
+            assert_eq!(
+                flags, want,
+                "{who}: create_record, bulk_data_upload, unarchive"
+            );
+            let mut listed = deals.single_actions.iter().chain(&deals.bulk_actions);
+            assert!(!listed.any(|a| a == "upload"), "{who}: {deals:?}");
+        }
         // An object the principal cannot see is not listed.
         let hidden = answered(c.object_access(req("carol", "deals")).await);
         assert!(hidden.objects.is_empty(), "{hidden:?}");
-        // Every principal kind.
+        // Every principal kind; an integration acts as its user.
         let sync = principal(pb::principal::Kind::Integration, "warehouse-sync");
         let sync = answered(c.object_access(object_access(sync, "")).await);
         assert_eq!(sorted_objects(&sync), vec!["companies", "contacts"]);
+        let bot = answered(c.object_access(req("warehouse-bot", "")).await);
+        assert_eq!(sync, bot, "an integration acts as its user");
         let automation = principal(pb::principal::Kind::Automation, "welcome-series");
         let automation = answered(c.object_access(object_access(automation, "")).await);
         let carol = answered(c.object_access(req("carol", "")).await);
@@ -943,18 +1012,21 @@ async fn record_access_matches_batch_check() {
             let resp = answered(c.record_access(req).await);
             assert_eq!(resp.revision, 1);
             assert_eq!(resp.records.len(), ids.len());
-            let mut flags = [None, None, None];
-            for (k, action) in ["view", "edit", "archive"].into_iter().enumerate() {
+            let mut flags = [None, None, None, None];
+            let actions = ["view", "edit", "archive", "unarchive"];
+            for (k, action) in actions.into_iter().enumerate() {
                 let req = batch(user(who), "contacts", action, &ids);
                 flags[k] = Some(answered(c.batch_check(req).await));
             }
-            let [view, edit, archive] = flags.map(Option::unwrap);
+            let [view, edit, archive, unarchive] = flags.map(Option::unwrap);
             let view_mask = wire_mask(view.field_mask.as_ref());
             for (i, r) in resp.records.iter().enumerate() {
                 assert_eq!(r.record_id, ids[i].to_string(), "echoes the id, in order");
                 assert_eq!(r.view, bit(&view.allowed, i), "{who} view {i}");
                 assert_eq!(r.edit, bit(&edit.allowed, i), "{who} edit {i}");
                 assert_eq!(r.remove, bit(&archive.allowed, i), "{who} remove {i}");
+                let unarchived = bit(&unarchive.allowed, i);
+                assert_eq!(r.unarchive, unarchived, "{who} unarchive {i}");
                 let mask = r.field_mask.as_ref().map(|m| m.fields.len()).unwrap_or(0);
                 if r.view {
                     assert_eq!(wire_mask(r.field_mask.as_ref()), view_mask);
@@ -975,6 +1047,7 @@ async fn record_access_matches_batch_check() {
                 r.view,
                 r.edit,
                 r.remove,
+                r.unarchive,
                 r.field_mask.clone().unwrap_or_default(),
             )
         };
@@ -1361,8 +1434,15 @@ async fn unknown_action_and_object_list_the_valid_ones() {
         let alice = || AnyRequest::demo(user("alice"));
         let mut fax = vec!["bulk_send_fax"];
         fax.extend(permd::model::Action::ALL.map(permd::model::Action::as_str));
-        let cases: [(AnyRequest, &[&str], &[&str]); 3] = [
+        let cases: [(AnyRequest, &[&str], &[&str]); 4] = [
             (alice().on("contacts", "bulk_send_fax"), &ACTION_RPCS, &fax),
+            // v1's action, retired in v2 (choice 18): the message says what
+            // replaced it.
+            (
+                alice().on("contacts", "view_archived"),
+                &ACTION_RPCS,
+                &["view_archived", "retired", "unarchive"],
+            ),
             (
                 alice().on("tickets", "view"),
                 &EVERY_RPC,

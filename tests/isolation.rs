@@ -627,7 +627,7 @@ fn compare_access(w: &World, t: usize, p: &PrincipalRef, cov: &mut Coverage) -> 
             for f in flags {
                 if !w.is_record(t, object, &f.record_id) {
                     prop_assert!(
-                        !f.view && !f.edit && !f.remove && f.field_mask.is_empty(),
+                        !f.view && !f.edit && !f.remove && !f.unarchive && f.field_mask.is_empty(),
                         "RecordAccess flags {:?} on an id that is not a {} record here\n{}",
                         f,
                         object,
@@ -796,8 +796,8 @@ fn no_answer_about_one_tenant_depends_on_or_reveals_another() {
 
 /// alpha and beta share user, group, role and integration ids, object
 /// names and record UUIDs; beta grants far more (ann is an admin there, the
-/// shared group reaches every record at delete), and the same UUIDs are
-/// other records with other owners, states and archived flags.
+/// shared group reaches every record at remove), and the same UUIDs are
+/// other records with other teams, owners, states and archived flags.
 const TWO_TENANTS: &str = r#"
 tenants:
   - id: alpha
@@ -815,8 +815,10 @@ tenants:
           contacts:
             view_object: true
             associated_records: edit
+            create_record: true
             actions: [export, bulk_export, bulk_send_email]
-            fields: {"*": view, first_name: edit}
+            default_for_new_field: view
+            fields: {first_name: edit}
       - id: ops
         objects:
           deals: {view_object: true, associated_records: view, fields: {stage: view}}
@@ -825,22 +827,22 @@ tenants:
       - {id: ann, roles: [rep]}
       - {id: bob, groups: [ops]}
       - {id: alpha-carl, roles: [rep], groups: [ops]}
-    integrations: [{id: sync, groups: [sales], user: bob}]
+    # The key of ann, who has exactly the groups of beta's key's user bob.
+    integrations: [{id: sync, user: ann}]
     automations: [{id: drip, run_as: {user: ann}}]
     records:
       - id: 5a5a0000-0000-4000-8000-000000000001
         object: contacts
-        owner: ann
+        teams: {team: [ann]}
         contact: {email: a1@example.com, email_status: opted_in}
       - id: 5a5a0000-0000-4000-8000-000000000002
         object: contacts
-        owner: alpha-carl
-        teams: {team: [ann]}
+        teams: {team: [alpha-carl, ann]}
         archived: true
         contact: {email: a2@example.com, email_status: unsubscribed_all}
       - id: 5a5a0000-0000-4000-8000-000000000003
         object: contacts
-        owner: beta-dora
+        teams: {team: [beta-dora]}
         contact: {email: a3@example.com, email_status: opted_in}
       - id: 5a5a0000-0000-4000-8000-000000000004
         object: deals
@@ -866,41 +868,59 @@ tenants:
         objects:
           contacts:
             view_object: true
-            all_records: delete
+            all_records: remove
+            associated_records: remove
+            create_record: true
+            unarchive_associated: true
+            unarchive_all: true
             actions: [export, bulk_export, bulk_send_email, bulk_archive, bulk_change_tags]
-            fields: {"*": edit}
-          deals: {view_object: true, all_records: delete, fields: {"*": edit}}
-          beta-projects: {view_object: true, all_records: view}
+            default_for_new_field: edit
+          deals:
+            view_object: true
+            all_records: remove
+            associated_records: remove
+            create_record: true
+            unarchive_associated: true
+            unarchive_all: true
+            default_for_new_field: edit
+          beta-projects: {view_object: true, all_records: view, associated_records: view}
       - id: beta-vip
         objects:
-          contacts: {view_object: true, all_records: delete, fields: {"*": edit}}
+          contacts:
+            view_object: true
+            all_records: remove
+            associated_records: remove
+            create_record: true
+            unarchive_associated: true
+            unarchive_all: true
+            default_for_new_field: edit
     roles: [{id: rep, groups: [sales, beta-vip]}]
     users:
       - {id: ann, admin: true}
       - {id: bob, roles: [rep]}
       - {id: beta-dora, roles: [rep]}
-    integrations: [{id: sync, groups: [sales, beta-vip], user: ann}]
+    integrations: [{id: sync, user: bob}]
     automations: [{id: drip, run_as: {user: ann}}]
     records:
       - id: 5a5a0000-0000-4000-8000-000000000001
         object: contacts
-        owner: bob
+        teams: {team: [bob]}
         archived: true
         contact: {email: b1@example.com, email_status: unsubscribed_all}
       - id: 5a5a0000-0000-4000-8000-000000000002
         object: contacts
-        owner: ann
+        teams: {team: [ann]}
         contact: {email: b2@example.com, email_status: opted_in}
       - id: 5a5a0000-0000-4000-8000-000000000003
         object: deals
         owner: ann
       - id: 5a5a0000-0000-4000-8000-000000000004
         object: contacts
-        owner: bob
+        teams: {team: [bob]}
         contact: {email: b4@example.com, email_status: opted_in}
       - id: bbbb0000-0000-4000-8000-000000000001
         object: contacts
-        owner: ann
+        teams: {team: [ann]}
         contact: {email: bb@example.com, email_status: opted_in}
       - id: bbbb0000-0000-4000-8000-000000000002
         object: beta-projects
@@ -992,12 +1012,14 @@ fn the_fixed_two_tenant_file_answers_each_tenant_from_its_own_data() {
     use Reason::*;
     // (tenant, user, object, action, record, answer)
     let rows = [
-        // S1: ann's live Contact in alpha; bob's archived Contact in beta.
+        // S1: ann's live Contact in alpha (her team); bob's archived Contact
+        // in beta.
         ("alpha", "ann", "contacts", "view", S1, None),
         ("beta", "ann", "contacts", "view", S1, Some(Archived)),
         // S2: archived in alpha (ann on its team); ann's live Contact in
         // beta, where she is an admin.
         ("alpha", "ann", "contacts", "view", S2, Some(Archived)),
+        // alpha's sales has no unarchive control (R10).
         (
             "alpha",
             "ann",
@@ -1006,9 +1028,18 @@ fn the_fixed_two_tenant_file_answers_each_tenant_from_its_own_data() {
             S2,
             Some(NoRecordAccess),
         ),
+        ("beta", "bob", "contacts", "unarchive", S1, None),
+        (
+            "beta",
+            "ann",
+            "contacts",
+            "unarchive",
+            S2,
+            Some(NotArchived),
+        ),
         ("beta", "ann", "contacts", "archive", S2, None),
-        // S3: a Contact in alpha owned by beta's user (dangling in alpha),
-        // a deal in beta.
+        // S3: a Contact in alpha whose team names beta's user (dangling in
+        // alpha), a deal in beta.
         ("alpha", "ann", "contacts", "view", S3, Some(NoRecordAccess)),
         ("alpha", "ann", "deals", "view", S3, Some(UnknownRecord)),
         ("beta", "bob", "deals", "view", S3, None),

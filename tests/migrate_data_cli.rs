@@ -2,6 +2,12 @@
 //! mechanical, and what needs a person is listed by entity with exit
 //! status 1 (docs/model.md "Migrating v1 data"). The mapping itself is
 //! unit-tested in src/model/migrate.rs; this is the command a user runs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -37,8 +43,13 @@ fn a_mechanical_v1_file_becomes_a_v2_file_that_loads() {
     let input = dir.join("v1.yaml");
     let output = dir.join("v2.yaml");
     std::fs::write(&input, MECHANICAL_V1).unwrap();
-    let (ok, _, stderr) =
-        run_to_end(permd().arg("migrate-data").arg(&input).arg("--out").arg(&output));
+    let (ok, _, stderr) = run_to_end(
+        permd()
+            .arg("migrate-data")
+            .arg(&input)
+            .arg("--out")
+            .arg(&output),
+    );
     assert!(ok, "{stderr}");
     assert!(stderr.contains("the result loads"), "{stderr}");
     let v2 = std::fs::read_to_string(&output).unwrap();
@@ -62,8 +73,13 @@ fn a_mechanical_v1_file_becomes_a_v2_file_that_loads() {
     assert!(ok, "{stdout}{stderr}");
     // Running it again on its own output changes nothing.
     let again = dir.join("again.yaml");
-    let (ok, _, stderr) =
-        run_to_end(permd().arg("migrate-data").arg(&output).arg("--out").arg(&again));
+    let (ok, _, stderr) = run_to_end(
+        permd()
+            .arg("migrate-data")
+            .arg(&output)
+            .arg("--out")
+            .arg(&again),
+    );
     assert!(ok, "{stderr}");
     assert_eq!(std::fs::read_to_string(&again).unwrap(), v2);
     std::fs::remove_dir_all(dir).unwrap();
@@ -74,8 +90,13 @@ fn what_needs_a_person_is_listed_by_entity_and_exits_1() {
     let dir = scratch_dir("migrate-unmapped");
     let output = dir.join("v2.json");
     let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1-small.yaml");
-    let (ok, stdout, stderr) =
-        run_to_end(permd().arg("migrate-data").arg(input).arg("--out").arg(&output));
+    let (ok, stdout, stderr) = run_to_end(
+        permd()
+            .arg("migrate-data")
+            .arg(input)
+            .arg("--out")
+            .arg(&output),
+    );
     assert!(!ok, "{stdout}{stderr}");
     let unmapped: Vec<&str> = stderr
         .lines()

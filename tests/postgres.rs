@@ -24,7 +24,7 @@ use common::pg::TestDb;
 use common::requests::{authorized, batch, question, user};
 use common::server::{Serve, ServeProcess, TestServer, authorizer};
 use permd::index::{Engine, PrincipalKind, Question, Snapshot};
-use permd::model::data::{ContactState, DataFile, EmailStatus};
+use permd::model::data::{ContactState, DataFile, EmailInbox, EmailStatus};
 use permd::model::{ActionContext, Channel};
 use permd::pb::{self, admin_client::AdminClient};
 use permd::source::generate::{GenSpec, generate, record_ids};
@@ -50,7 +50,7 @@ async fn with_tenant(tag: &str) -> Option<(TestDb, PgPool, DataFile)> {
 }
 
 fn small_tenant() -> DataFile {
-    generate(&GenSpec {
+    let mut data = generate(&GenSpec {
         contacts: 400,
         users: 12,
         groups: 6,
@@ -59,7 +59,20 @@ fn small_tenant() -> DataFile {
         custom_records_per_contact: 0.1,
         seed: 21,
         ..GenSpec::default()
-    })
+    });
+    // v2's user columns: a service account, and senders whose outgoing
+    // email is off (R13), among the users `answers` asks for.
+    for user in &mut data.tenants[0].users {
+        match user.id.as_str() {
+            "u3" => user.email_inbox = EmailInbox::Blocked,
+            "u7" => {
+                user.email_inbox = EmailInbox::NotConnected;
+                user.service_account = true;
+            }
+            _ => {}
+        }
+    }
+    data
 }
 
 const USERS: [&str; 5] = ["u0", "u1", "u3", "u7", "u11"];
@@ -151,15 +164,19 @@ async fn db_revision(pool: &PgPool) -> u64 {
     pg::revision(pool).await.unwrap()
 }
 
-/// Sets one Contact's owner and email status in the caller's transaction.
-async fn touch(conn: &mut PgConnection, id: Uuid, owner: &str, status: EmailStatus) {
+/// Sets one Contact's team (who owns the relationship: Contacts have no
+/// owner, R8) and email status in the caller's transaction.
+async fn touch(conn: &mut PgConnection, id: Uuid, member: &str, status: EmailStatus) {
     let contact = ContactState {
         email: Some("x@example.com".to_owned()),
         email_status: status,
         ..ContactState::default()
     };
-    sqlx::query("UPDATE permd.records SET owner = $1, contact = $2 WHERE tenant = $3 AND id = $4")
-        .bind(owner)
+    const SQL: &str = "UPDATE permd.records \
+        SET teams = jsonb_build_object('account_team', jsonb_build_array($1::text)), contact = $2 \
+        WHERE tenant = $3 AND id = $4";
+    sqlx::query(SQL)
+        .bind(member)
         .bind(serde_json::to_value(&contact).unwrap())
         .bind(TENANT)
         .bind(id)
@@ -174,7 +191,10 @@ async fn migrate_and_load_are_idempotent_and_bootstrap_answers_as_the_file() {
         return;
     };
     let pool = pg::connect(&db.url).await.unwrap();
-    assert_eq!(pg::migrate(&pool).await.unwrap(), 1);
+    // Every migration, the model v2 one included.
+    let versions: Vec<i64> = pg::MIGRATOR.iter().map(|m| m.version).collect();
+    assert!(versions.contains(&20261202000001), "{versions:?}");
+    assert_eq!(pg::migrate(&pool).await.unwrap(), versions.len());
     assert_eq!(
         pg::migrate(&pool).await.unwrap(),
         0,
@@ -206,6 +226,30 @@ async fn migrate_and_load_are_idempotent_and_bootstrap_answers_as_the_file() {
         answers(&engine_from_db(&pool).await, &ids),
         answers(&from_file, &ids)
     );
+    // v2's users (service_account, email_inbox) and integrations (a user,
+    // no groups) come back from the database as they went in.
+    let (back, _) = pg::bootstrap(&pool).await.unwrap();
+    let by_id = |users: &[permd::model::data::User]| {
+        let mut users = users.to_vec();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users
+    };
+    assert_eq!(by_id(&back.tenants[0].users), by_id(&data.tenants[0].users));
+    assert_eq!(back.tenants[0].integrations, data.tenants[0].integrations);
+    let stored: Vec<(String, bool, String)> = sqlx::query_as(
+        "SELECT id, service_account, email_inbox FROM permd.users \
+         WHERE id IN ('u3', 'u7') ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            ("u3".to_owned(), false, "blocked".to_owned()),
+            ("u7".to_owned(), true, "not_connected".to_owned()),
+        ]
+    );
 
     // A changed file: a record and a user gone, a group changed.
     let t = &mut data.tenants[0];
@@ -217,7 +261,12 @@ async fn migrate_and_load_are_idempotent_and_bootstrap_answers_as_the_file() {
         .objects
         .entry("contacts".to_owned())
         .or_default();
-    g.all_records = permd::model::AccessLevel::Delete;
+    // All Records remove, and what the catalog rules then ask (R5, R7).
+    g.all_records = permd::model::AccessLevel::Remove;
+    g.associated_records = permd::model::AccessLevel::Remove;
+    if let Some(email) = g.fields.get_mut("email") {
+        *email = permd::model::FieldLevel::Edit;
+    }
     let third = pg::load(&pool, &data).await.unwrap();
     assert_eq!(third.revision_after, 2);
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM permd.records WHERE id = $1")
@@ -408,7 +457,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
 
-    // u11 owns nothing of ids[0] yet: give it to u11, archived.
+    // u11 (the admin) views ids[0]; archive it.
     let mut record = data.tenants[0]
         .records
         .iter()
@@ -476,6 +525,52 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("no-such-group"), "{}", e.message());
     assert_eq!(db_revision(&pool).await, 2, "nothing written");
+    // So is v1's integration with groups of its own (R1).
+    let e = admin
+        .write(authorized(
+            pb::WriteRequest {
+                mutations: vec![upsert(
+                    "integration",
+                    r#"{"id": "key2", "groups": ["g0"], "user": "u1"}"#.to_owned(),
+                )],
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("act as their user"), "{}", e.message());
+    assert_eq!(db_revision(&pool).await, 2, "nothing written");
+
+    // v2's user columns are written through: u0's outgoing email blocked
+    // (R13), and the other sidecar answers as the database says.
+    let mut u0 = data.tenants[0]
+        .users
+        .iter()
+        .find(|u| u.id == "u0")
+        .unwrap()
+        .clone();
+    u0.email_inbox = EmailInbox::Blocked;
+    let written = admin
+        .write(authorized(
+            pb::WriteRequest {
+                mutations: vec![upsert("user", serde_json::to_string(&u0).unwrap())],
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.revision, 3);
+    let inbox: String =
+        sqlx::query_scalar("SELECT email_inbox FROM permd.users WHERE tenant = $1 AND id = 'u0'")
+            .bind(TENANT)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, "blocked");
+    wait_until("the other sidecar applied it", || b_engine.revision() == 3).await;
+    assert_answers_as_a_bootstrap(&b_engine, &pool, &ids).await;
 
     let revision = admin
         .revision(authorized(pb::RevisionRequest {}, Some(TOKEN)))
@@ -488,7 +583,7 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
             revision.database,
             revision.database_revision
         ),
-        (2, true, 2)
+        (3, true, 3)
     );
 }
 

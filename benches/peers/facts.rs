@@ -15,8 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use permd::model::data::{
-    AssociationSource, CONTACT_SYSTEM_FIELDS, CONTACTS, EmailStatus, Record, Tenant,
-    User,
+    AssociationSource, CONTACT_SYSTEM_FIELDS, CONTACTS, EmailStatus, Record, Tenant, User,
 };
 use permd::model::{AccessLevel, FieldLevel, Toggle};
 use time::OffsetDateTime;

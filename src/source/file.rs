@@ -142,7 +142,7 @@ pub fn parse_str(
                 message: message.clone(),
             };
             return Err(match every_problem(text, json, first) {
-                Some(problems) if problems.len() > 1 => LoadError::Invalid {
+                Some(problems) => LoadError::Invalid {
                     file: file.to_owned(),
                     problems,
                 },
@@ -200,7 +200,12 @@ fn every_problem(text: &str, json: bool, first: Problem) -> Option<Vec<Problem>>
         };
         let path = error.path().to_string();
         let message = error.inner().to_string();
+        // A required key whose bad value was taken out is then missing:
+        // that is the same problem again, not a new one.
+        let echo = message.starts_with("missing field")
+            && taken_out.iter().any(|t| t.starts_with(&format!("{path}.")));
         match problems.iter_mut().find(|p| p.path == path) {
+            _ if echo => {}
             // The tree's message is the plainer one (no line numbers, no
             // repeated path): it replaces the text decoder's.
             Some(known) => known.message = message,
@@ -227,8 +232,8 @@ fn every_problem(text: &str, json: bool, first: Problem) -> Option<Vec<Problem>>
 /// a key or element was removed, `Some(false)` when a whole entity was,
 /// `None` when nothing could be.
 fn take_out(doc: &mut serde_json::Value, path: &[serde_path_to_error::Segment]) -> Option<bool> {
-    use serde_path_to_error::Segment;
     use serde_json::Value;
+    use serde_path_to_error::Segment;
 
     let (last, parents) = path.split_last()?;
     let mut at = &mut *doc;

@@ -5,8 +5,11 @@
 //! it shrinks toward small, simple tenants. [`build`] then resolves the spec
 //! into a [`Tenant`] following a [`Shape`]: the names it may use, how many of
 //! each entity, how often each feature is on. An index is taken modulo the
-//! length of what it points at, so every spec builds a valid tenant; the
-//! tests assert that with `validate` anyway.
+//! length of what it points at, and a group's settings are held to the
+//! catalog rules of model v2 (R5, R5b, R7), so every spec builds a valid
+//! tenant; the tests assert that with `validate` anyway. The one exception
+//! is asked for: with [`Shape::catalog_breaks`] some group entries break
+//! one catalog rule each ([`Break`]), and [`repaired`] takes the breaks out.
 //!
 //! The same spec type serves every shape, so a knob that one test turns is
 //! there for the others: [`Shape::default`] is one tenant with every
@@ -22,8 +25,8 @@ use std::ops::RangeInclusive;
 
 use permd::index::{PrincipalKind, PrincipalRef};
 use permd::model::data::{
-    AssociationSource, Automation, ContactState, DataFile, EmailStatus, Group, Integration,
-    ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
+    AssociationSource, Automation, ContactState, DataFile, EmailInbox, EmailStatus, Group,
+    Integration, ObjectDef, ObjectPermissions, Record, Relationship, Role, RunAs, Tenant, User,
 };
 use permd::model::validate::object_fields;
 use permd::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Toggle};
@@ -205,6 +208,16 @@ pub struct Shape {
     pub integrations: Pool,
     pub automations: Pool,
     pub admin: f64,
+    /// How often a user is a service account.
+    pub service_account: f64,
+    /// Weights of a user's `email_inbox`: connected, not connected,
+    /// blocked (R13's sender gate).
+    pub inbox: [u32; 3],
+    /// How often a group's entry for an object breaks one catalog rule
+    /// (R5, R5b, R7; see [`Break`]): such a tenant is refused, and
+    /// [`repaired`] gives the same spec with every entry keeping the rules.
+    /// 0 unless a test asks for refusals.
+    pub catalog_breaks: f64,
     /// How many records the spec holds (before drawn ids collapse).
     pub records: RangeInclusive<usize>,
     pub record_ids: RecordIds,
@@ -225,7 +238,8 @@ impl Default for Shape {
     /// relationship fields each, entities named in order (`g0`, `u0`, …),
     /// and up to 120 records naming a user nobody has one time in twenty
     /// and linking to records that do not exist or exist only in the
-    /// [`mirror`] tenant.
+    /// [`mirror`] tenant. Users have every `email_inbox`; groups keep the
+    /// catalog rules.
     fn default() -> Self {
         Shape {
             tenants: vec!["acme".to_owned()],
@@ -242,6 +256,9 @@ impl Default for Shape {
             integrations: Pool::numbered("i", 0..=2),
             automations: Pool::numbered("a", 0..=3),
             admin: 0.12,
+            service_account: 0.25,
+            inbox: [6, 2, 2],
+            catalog_breaks: 0.0,
             records: 0..=120,
             record_ids: RecordIds::Sequential,
             strangers: fixed(&["ghost"]),
@@ -353,17 +370,82 @@ pub struct ObjectSpec {
     pub source: AssociationSource,
 }
 
+/// One catalog rule a group's entry for an object can break (R5, R5b, R7).
+/// [`permissions`] breaks exactly that rule and keeps the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Break {
+    /// `associated_records: none` (R5).
+    AssociatedNone,
+    /// `associated_records` below `all_records` (R5).
+    AssociatedBelowAll,
+    /// `create_record` with `associated_records: view` (R5b).
+    CreateWithoutEdit,
+    /// `bulk_data_upload` without `create_record` (R5b).
+    UploadWithoutCreate,
+    /// `unarchive_all` without `unarchive_associated` (R5b).
+    UnarchiveAllWithoutAssociated,
+    /// Contacts' `email` stated at a level the scopes forbid (R7); on a
+    /// custom object, [`Break::CreatedEdit`].
+    EmailForScope,
+    /// A custom object's `created` stated `edit` (R7); on `contacts`,
+    /// [`Break::EmailForScope`].
+    CreatedEdit,
+}
+
+impl Break {
+    pub const ALL: [Break; 7] = [
+        Self::AssociatedNone,
+        Self::AssociatedBelowAll,
+        Self::CreateWithoutEdit,
+        Self::UploadWithoutCreate,
+        Self::UnarchiveAllWithoutAssociated,
+        Self::EmailForScope,
+        Self::CreatedEdit,
+    ];
+
+    /// The rule this break is on `object`: the field rules swap between
+    /// `contacts` and custom objects.
+    pub fn on(self, object: &str) -> Break {
+        match (self, object == "contacts") {
+            (Self::EmailForScope, false) => Self::CreatedEdit,
+            (Self::CreatedEdit, true) => Self::EmailForScope,
+            (b, _) => b,
+        }
+    }
+}
+
+/// A group's entry for one object. Built by [`permissions`] into settings
+/// that keep the catalog rules (unless `breaks`), often at their edges:
+/// `associated_records` equal to `all_records`, `create_record` with
+/// `associated_records: edit`, `unarchive_associated` without
+/// `unarchive_all`, `default_for_new_field` at every level, `email` and
+/// `created` stated or not.
 #[derive(Clone, Debug)]
 pub struct PermSpec {
     pub view_object: bool,
     pub edit_settings: bool,
     pub delete_object: bool,
     pub all: AccessLevel,
-    pub assoc: AccessLevel,
+    /// My Associated Records: this level raised to `all` and to `view`;
+    /// `None` is `all` itself (at least `view`).
+    pub assoc: Option<AccessLevel>,
+    /// Kept only with `associated_records` ≥ edit.
+    pub create_record: bool,
+    /// Kept only with `create_record`.
+    pub bulk_data_upload: bool,
+    pub unarchive_associated: bool,
+    /// Kept only with `unarchive_associated`.
+    pub unarchive_all: bool,
     /// Bit i: `Toggle::ALL[i]`.
     pub toggles: u16,
-    /// Field index (0 = "*") and level.
+    pub default_for_new_field: FieldLevel,
+    /// Index into the object's fields (system fields included) and level;
+    /// `email` and `created` are held to R7.
     pub fields: Vec<(u8, FieldLevel)>,
+    /// The object's R7 field (Contacts' `email`, a custom object's
+    /// `created`) stated at this level, held to R7; or left unstated.
+    pub rule_field: Option<FieldLevel>,
+    pub breaks: Option<Break>,
 }
 
 #[derive(Clone, Debug)]
@@ -380,13 +462,16 @@ pub struct UserSpec {
     pub admin: bool,
     pub roles: Vec<u8>,
     pub groups: Vec<u8>,
+    pub service_account: bool,
+    pub email_inbox: EmailInbox,
 }
 
+/// An integration: an API key of a user, which it acts as.
 #[derive(Clone, Debug)]
 pub struct IntegrationSpec {
     pub name: u8,
-    pub groups: Vec<u8>,
-    pub user: Option<u8>,
+    /// Index into the tenant's users.
+    pub user: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -419,6 +504,8 @@ pub struct RecordSpec {
     pub id: u8,
     /// Index into the object slots present.
     pub object: u8,
+    /// The owner of a custom-object record; on a Contact (which has no
+    /// owner) an interaction instead.
     pub owner: Option<u8>,
     /// Team field index and the members.
     pub teams: Vec<(u8, Vec<u8>)>,
@@ -484,49 +571,91 @@ prop_compose! {
     }
 }
 
+pub fn catalog_break() -> impl Strategy<Value = Break> {
+    prop::sample::select(Break::ALL.to_vec())
+}
+
+/// A catalog break with probability `p` (0 and 1 included).
+fn maybe_break(p: f64) -> BoxedStrategy<Option<Break>> {
+    if p <= 0.0 {
+        Just(None).boxed()
+    } else if p >= 1.0 {
+        catalog_break().prop_map(Some).boxed()
+    } else {
+        prop::option::weighted(p, catalog_break()).boxed()
+    }
+}
+
 prop_compose! {
-    fn perm_spec()(
+    /// A group's entry for an object; with probability `breaks` it breaks
+    /// one catalog rule.
+    pub fn perm_spec(breaks: f64)(
         view_object in any::<bool>(),
         edit_settings in any::<bool>(),
         delete_object in any::<bool>(),
         // All Records is often none, so "My Associated Records" matters.
         all in prop_oneof![2 => Just(AccessLevel::None), 3 => access_level()],
-        assoc in access_level(),
+        // Often exactly All Records: the edge of R5.
+        assoc in prop::option::weighted(
+            0.6,
+            prop::sample::select(vec![AccessLevel::View, AccessLevel::Edit, AccessLevel::Remove]),
+        ),
+        create_record in prop::bool::weighted(0.6),
+        bulk_data_upload in any::<bool>(),
+        unarchive_associated in prop::bool::weighted(0.5),
+        unarchive_all in any::<bool>(),
         toggles in any::<u16>(),
-        fields in vec((0u8..16, field_level()), 0..=4),
+        default_for_new_field in field_level(),
+        fields in vec((any::<u8>(), field_level()), 0..=4),
+        rule_field in prop::option::of(field_level()),
+        breaks in maybe_break(breaks),
     ) -> PermSpec {
-        PermSpec { view_object, edit_settings, delete_object, all, assoc, toggles, fields }
+        PermSpec {
+            view_object, edit_settings, delete_object, all, assoc, create_record,
+            bulk_data_upload, unarchive_associated, unarchive_all, toggles,
+            default_for_new_field, fields, rule_field, breaks,
+        }
     }
 }
 
 prop_compose! {
-    fn group_spec(slots: usize)(
+    fn group_spec(slots: usize, breaks: f64)(
         name in any::<u8>(),
         create_objects in prop::bool::weighted(0.3),
-        perms in vec(prop::option::weighted(0.75, perm_spec()), slots),
+        perms in vec(prop::option::weighted(0.75, perm_spec(breaks)), slots),
     ) -> GroupSpec {
         GroupSpec { name, create_objects, perms }
     }
 }
 
+pub fn email_inbox(weights: [u32; 3]) -> impl Strategy<Value = EmailInbox> {
+    let [connected, not_connected, blocked] = weights;
+    prop_oneof![
+        connected => Just(EmailInbox::Connected),
+        not_connected => Just(EmailInbox::NotConnected),
+        blocked => Just(EmailInbox::Blocked),
+    ]
+}
+
 prop_compose! {
-    fn user_spec(admin: f64)(
+    fn user_spec(admin: f64, service_account: f64, inbox: [u32; 3])(
         name in any::<u8>(),
         admin in prop::bool::weighted(admin),
         roles in vec(any::<u8>(), 0..=2),
         groups in vec(any::<u8>(), 0..=2),
+        service_account in prop::bool::weighted(service_account),
+        email_inbox in email_inbox(inbox),
     ) -> UserSpec {
-        UserSpec { name, admin, roles, groups }
+        UserSpec { name, admin, roles, groups, service_account, email_inbox }
     }
 }
 
 prop_compose! {
     fn integration_spec()(
         name in any::<u8>(),
-        groups in vec(any::<u8>(), 0..=2),
-        user in prop::option::of(any::<u8>()),
+        user in any::<u8>(),
     ) -> IntegrationSpec {
-        IntegrationSpec { name, groups, user }
+        IntegrationSpec { name, user }
     }
 }
 
@@ -600,9 +729,15 @@ type People = (
 
 prop_compose! {
     fn people_spec(shape: Shape)(
-        groups in vec(group_spec(shape.objects.len()), shape.groups.count.clone()),
+        groups in vec(
+            group_spec(shape.objects.len(), shape.catalog_breaks),
+            shape.groups.count.clone(),
+        ),
         roles in vec((any::<u8>(), vec(any::<u8>(), 0..=3)), shape.roles.count.clone()),
-        users in vec(user_spec(shape.admin), shape.users.count.clone()),
+        users in vec(
+            user_spec(shape.admin, shape.service_account, shape.inbox),
+            shape.users.count.clone(),
+        ),
         integrations in vec(integration_spec(), shape.integrations.count.clone()),
         automations in vec(automation_spec(), shape.automations.count.clone()),
     ) -> People {
@@ -751,20 +886,21 @@ fn object_def(here: Here, spec: &ObjectSpec, slot: usize, slots: &[usize]) -> Ob
     }
 }
 
-fn permissions(p: &PermSpec, def: &ObjectDef) -> ObjectPermissions {
+/// The settings a [`PermSpec`] stands for on `def`: keeping every catalog
+/// rule, then breaking the one `p.breaks` names, if any.
+pub fn permissions(p: &PermSpec, def: &ObjectDef) -> ObjectPermissions {
+    use AccessLevel::{Edit, None as NoLevel, Remove, View};
+    let contacts = def.name == "contacts";
     let all_fields = object_fields(def);
-    let fields = p
+    let mut fields: BTreeMap<String, FieldLevel> = p
         .fields
         .iter()
-        .map(|(f, level)| {
-            let name = match *f as usize % (all_fields.len() + 1) {
-                0 => "*".to_owned(),
-                i => all_fields[i - 1].clone(),
-            };
-            (name, *level)
-        })
+        .filter_map(|(f, level)| Some((pick(&all_fields, *f)?.clone(), *level)))
         .collect();
-    let contacts = def.name == "contacts";
+    let rule_field = if contacts { "email" } else { "created" };
+    if let Some(level) = p.rule_field {
+        fields.insert(rule_field.to_owned(), level);
+    }
     let actions = Toggle::ALL
         .into_iter()
         .enumerate()
@@ -772,16 +908,94 @@ fn permissions(p: &PermSpec, def: &ObjectDef) -> ObjectPermissions {
         .map(|(_, toggle)| toggle)
         .filter(|toggle| contacts || !toggle.contacts_only())
         .collect();
-    ObjectPermissions {
+    let assoc = p.assoc.unwrap_or(p.all).max(p.all).max(View);
+    let create_record = p.create_record && assoc >= Edit;
+    let unarchive_associated = p.unarchive_associated;
+    let mut perms = ObjectPermissions {
         view_object: p.view_object,
         edit_settings: p.edit_settings,
         delete_object: p.delete_object,
         all_records: p.all,
-        associated_records: p.assoc,
+        associated_records: assoc,
+        create_record,
+        bulk_data_upload: p.bulk_data_upload && create_record,
+        unarchive_associated,
+        unarchive_all: p.unarchive_all && unarchive_associated,
         actions,
+        default_for_new_field: p.default_for_new_field,
         fields,
-        ..ObjectPermissions::default()
+    };
+    let breaks = p.breaks.map(|b| b.on(&def.name));
+    match breaks {
+        None | Some(Break::EmailForScope | Break::CreatedEdit) => {}
+        Some(Break::AssociatedNone) => {
+            perms.associated_records = NoLevel;
+            perms.all_records = NoLevel;
+            perms.create_record = false;
+            perms.bulk_data_upload = false;
+        }
+        Some(Break::AssociatedBelowAll) => {
+            if perms.associated_records == Remove {
+                perms.associated_records = Edit;
+            }
+            perms.all_records = Remove;
+        }
+        Some(Break::CreateWithoutEdit) => {
+            perms.create_record = true;
+            perms.associated_records = View;
+            perms.all_records = perms.all_records.min(View);
+        }
+        Some(Break::UploadWithoutCreate) => {
+            perms.create_record = false;
+            perms.bulk_data_upload = true;
+        }
+        Some(Break::UnarchiveAllWithoutAssociated) => {
+            perms.unarchive_associated = false;
+            perms.unarchive_all = true;
+        }
     }
+    // R7, for the scopes as they now are.
+    let editable = perms.all_records.max(perms.associated_records) >= Edit;
+    for (field, level) in perms.fields.iter_mut() {
+        if contacts && field == "email" {
+            *level = if editable {
+                FieldLevel::Edit
+            } else {
+                (*level).min(FieldLevel::View)
+            };
+        } else if !contacts && field == "created" {
+            *level = (*level).min(FieldLevel::View);
+        }
+    }
+    match breaks {
+        Some(Break::EmailForScope) => {
+            let wrong = if !editable {
+                FieldLevel::Edit
+            } else if p.default_for_new_field == FieldLevel::None {
+                FieldLevel::None
+            } else {
+                FieldLevel::View
+            };
+            perms.fields.insert("email".to_owned(), wrong);
+        }
+        Some(Break::CreatedEdit) => {
+            perms.fields.insert("created".to_owned(), FieldLevel::Edit);
+        }
+        _ => {}
+    }
+    perms
+}
+
+/// The same spec with every catalog break taken out: a tenant that keeps
+/// every rule.
+pub fn repaired(s: &TenantSpec) -> TenantSpec {
+    let mut s = s.clone();
+    for group in &mut s.groups {
+        for p in group.perms.iter_mut().flatten() {
+            p.breaks = None;
+        }
+    }
+    s
 }
 
 /// Builds tenant `t` of `shape.tenants` from its spec.
@@ -870,7 +1084,8 @@ fn build_here(s: &TenantSpec, here: Here) -> Tenant {
             admin: u.admin,
             roles: picks(&role_ids, &u.roles),
             groups: picks(&group_ids, &u.groups),
-            ..User::default()
+            service_account: u.service_account,
+            email_inbox: u.email_inbox,
         },
     );
     let user_ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
@@ -881,7 +1096,8 @@ fn build_here(s: &TenantSpec, here: Here) -> Tenant {
         |i| i.name,
         |i, id| Integration {
             id,
-            user: i.user.and_then(|k| pick(&user_ids, k).cloned()),
+            // Always a user: an integration is one of its API keys.
+            user: pick(&user_ids, i.user).cloned(),
             groups: None,
         },
     );
@@ -978,15 +1194,23 @@ fn build_records(
                     .extend(members.iter().map(record_user));
             }
         }
+        // Contacts have no owner (R8): the owner drawn for one is an
+        // interaction instead.
+        let contact = slot == 0;
+        let owner = r.owner.as_ref().map(record_user);
+        let mut interactions: Vec<String> = r.interactions.iter().map(record_user).collect();
+        if contact {
+            interactions.extend(owner.clone());
+        }
         records.push(Record {
             id,
             object: def.name.clone(),
-            owner: r.owner.as_ref().map(record_user),
+            owner: if contact { None } else { owner },
             teams,
-            interactions: r.interactions.iter().map(record_user).collect(),
+            interactions,
             links: BTreeMap::new(),
             archived: r.archived,
-            contact: if slot == 0 {
+            contact: if contact {
                 r.contact
                     .as_ref()
                     .map(|c| contact_state(c, id, &shape.contact))

@@ -1,18 +1,25 @@
-//! Reference evaluator: docs/model.md (R1–R17, the action table, "Reasons, in
-//! order") and docs/semantics-choices.md written the slow, obvious way, one
-//! record at a time, directly on the data file types.
+//! Reference evaluator: docs/model.md v2 (R1–R17 and R5b, the action table,
+//! "Reasons, in order") and docs/semantics-choices.md written the slow,
+//! obvious way, one record at a time, directly on the data file types.
 //!
 //! It shares no code with `permd::index` and calls none of the model's rule
-//! helpers (`Action::level`, `field_needs`, `gate`, `toggle`,
-//! `contacts_only`, `ContactState::has_valid_email`, `is_suppressed_at`,
-//! `validate::object_fields`, …): the action table, the field list of an
-//! object and the Contact state rules are encoded again here from the text.
+//! helpers (`Action::level`, `control`, `field_needs`, `gate`, `toggle`,
+//! `contacts_only`, `is_record_less`, `reaches_archived`,
+//! `ObjectPermissions::field_level`, `best_scope`,
+//! `ContactState::has_valid_email`, `is_suppressed_at`,
+//! `validate::object_fields`, `validate::catalog_violations`, …): the action
+//! table, the field list of an object, a group's field levels, the catalog
+//! rules and the Contact state rules are encoded again here from the text.
 //! Only plain data (the data types, `Action`, `Toggle`, `Reason`,
-//! `EmailStatus`, the level enums and their documented ordering) is shared.
+//! `EmailStatus`, `EmailInbox`, the level enums and their documented
+//! ordering) is shared.
 
 use std::borrow::Cow;
 
-use permd::model::data::{ContactState, EmailStatus, Group, ObjectDef, Record, RunAs, Tenant};
+use permd::model::data::{
+    ContactState, EmailInbox, EmailStatus, Group, ObjectDef, ObjectPermissions, Record, RunAs,
+    Tenant, User,
+};
 use permd::model::{AccessLevel, Action, ActionContext, Channel, FieldLevel, Reason, Toggle};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -36,16 +43,34 @@ fn invalid<T>(why: impl Into<String>) -> Result<T, Invalid> {
 
 const CONTACTS: &str = "contacts";
 
+fn higher<T: Ord>(a: T, b: T) -> T {
+    if a >= b { a } else { b }
+}
+
+fn lower<T: Ord>(a: T, b: T) -> T {
+    if a <= b { a } else { b }
+}
+
 // ---------------------------------------------------------------------------
-// Who is asking (R1, R8, choice 5)
+// Who is asking (R1, "Integration", "Automation", choices 4 and 19)
 // ---------------------------------------------------------------------------
 
-/// A principal as the rules see it: its groups, the admin flag, and the user
-/// whose associations count as its own.
+/// A principal as the rules see it: the user it acts as (whose groups,
+/// admin flag, associations and inbox are its own), and that user's groups.
 struct Acting<'t> {
     groups: Vec<&'t Group>,
-    admin: bool,
-    user: Option<&'t str>,
+    user: &'t User,
+}
+
+impl Acting<'_> {
+    fn admin(&self) -> bool {
+        self.user.admin
+    }
+
+    /// The sender of R13 (choice 19).
+    fn inbox(&self) -> EmailInbox {
+        self.user.email_inbox
+    }
 }
 
 fn groups_named<'t>(t: &'t Tenant, names: &[&String]) -> Vec<&'t Group> {
@@ -55,6 +80,8 @@ fn groups_named<'t>(t: &'t Tenant, names: &[&String]) -> Vec<&'t Group> {
         .collect()
 }
 
+/// Every principal acts as exactly one user: itself, its integration's
+/// user, or the user (or integration's user) an automation runs as.
 fn acting<'t>(t: &'t Tenant, kind: Kind, id: &str) -> Option<Acting<'t>> {
     match kind {
         Kind::User => {
@@ -68,24 +95,14 @@ fn acting<'t>(t: &'t Tenant, kind: Kind, id: &str) -> Option<Acting<'t>> {
             names.extend(user.groups.iter());
             Some(Acting {
                 groups: groups_named(t, &names),
-                admin: user.admin,
-                user: Some(user.id.as_str()),
+                user,
             })
         }
         Kind::Integration => {
             let integration = t.integrations.iter().find(|i| i.id == id)?;
-            let names: Vec<&String> = integration.groups.iter().collect();
-            let user = integration
-                .user
-                .as_deref()
-                .and_then(|u| t.users.iter().find(|x| x.id == u))
-                .map(|u| u.id.as_str());
-            Some(Acting {
-                groups: groups_named(t, &names),
-                // `admin` is a user flag; an integration never has it.
-                admin: false,
-                user,
-            })
+            // An integration has no groups of its own: it is its user.
+            let user = integration.user.as_deref()?;
+            acting(t, Kind::User, user)
         }
         Kind::Automation => {
             let automation = t.automations.iter().find(|a| a.id == id)?;
@@ -98,7 +115,7 @@ fn acting<'t>(t: &'t Tenant, kind: Kind, id: &str) -> Option<Acting<'t>> {
 }
 
 // ---------------------------------------------------------------------------
-// Objects and their fields (choice 2)
+// Objects and their fields (choices 1 and 14)
 // ---------------------------------------------------------------------------
 
 fn object_def<'t>(t: &'t Tenant, name: &str) -> Option<Cow<'t, ObjectDef>> {
@@ -123,8 +140,9 @@ pub fn object_names(t: &Tenant) -> Vec<String> {
     names
 }
 
-/// The fields permissions apply to: plain fields (plus the Contact system
-/// fields), team-association fields, relationship fields.
+/// The fields permissions apply to: the system fields (the Contact ones on
+/// `contacts`, `created` on every custom object), plain fields,
+/// team-association fields, relationship fields.
 pub fn fields_of(def: &ObjectDef) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |f: &str| {
@@ -143,6 +161,8 @@ pub fn fields_of(def: &ObjectDef) -> Vec<String> {
         ] {
             add(f);
         }
+    } else {
+        add("created");
     }
     for f in &def.fields {
         add(f);
@@ -156,8 +176,156 @@ pub fn fields_of(def: &ObjectDef) -> Vec<String> {
     out
 }
 
+/// What one group gives one field of `object` (R7, choices 14 and 15): the
+/// level it states; unstated, its `default_for_new_field`, except Contacts'
+/// `email` (`edit` when a scope of the group is at `edit` or above, else at
+/// most `view`) and a custom object's `created` (at most `view`).
+fn group_field_level(object: &str, op: &ObjectPermissions, field: &str) -> FieldLevel {
+    if let Some(level) = op.fields.get(field) {
+        return *level;
+    }
+    let default = op.default_for_new_field;
+    let scope = higher(op.all_records, op.associated_records);
+    if object == CONTACTS && field == "email" {
+        if scope >= AccessLevel::Edit {
+            FieldLevel::Edit
+        } else {
+            lower(default, FieldLevel::View)
+        }
+    } else if object != CONTACTS && field == "created" {
+        lower(default, FieldLevel::View)
+    } else {
+        default
+    }
+}
+
 // ---------------------------------------------------------------------------
-// Effective permissions on one object (R1–R7, choice 1, choice 3)
+// The catalog rules (R5, R5b, R7), checked again from the text
+// ---------------------------------------------------------------------------
+
+/// One catalog rule of a group's entry for an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CatalogRule {
+    /// R5: `associated_records` missing or `none`.
+    AssociatedNone,
+    /// R5: `associated_records` below `all_records`.
+    AssociatedBelowAll,
+    /// R5b: `create_record` with `associated_records` below `edit`.
+    CreateWithoutEdit,
+    /// R5b: `bulk_data_upload` without `create_record`.
+    UploadWithoutCreate,
+    /// R5b: `unarchive_all` without `unarchive_associated`.
+    UnarchiveAllWithoutAssociated,
+    /// R7: Contacts' `email` stated at a level the group's scopes forbid.
+    EmailForScope,
+    /// R7: a custom object's `created` stated `edit`.
+    CreatedEdit,
+}
+
+impl CatalogRule {
+    pub const ALL: [CatalogRule; 7] = [
+        Self::AssociatedNone,
+        Self::AssociatedBelowAll,
+        Self::CreateWithoutEdit,
+        Self::UploadWithoutCreate,
+        Self::UnarchiveAllWithoutAssociated,
+        Self::EmailForScope,
+        Self::CreatedEdit,
+    ];
+
+    /// The rule's id in docs/model.md.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Self::AssociatedNone | Self::AssociatedBelowAll => "R5",
+            Self::CreateWithoutEdit
+            | Self::UploadWithoutCreate
+            | Self::UnarchiveAllWithoutAssociated => "R5b",
+            Self::EmailForScope | Self::CreatedEdit => "R7",
+        }
+    }
+
+    /// The setting at fault (the key under the group's entry).
+    pub fn control(self) -> &'static str {
+        match self {
+            Self::AssociatedNone | Self::AssociatedBelowAll => "associated_records",
+            Self::CreateWithoutEdit => "create_record",
+            Self::UploadWithoutCreate => "bulk_data_upload",
+            Self::UnarchiveAllWithoutAssociated => "unarchive_all",
+            Self::EmailForScope => "email",
+            Self::CreatedEdit => "created",
+        }
+    }
+}
+
+/// A group's entry for an object that breaks a catalog rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CatalogBreak {
+    pub group: String,
+    pub object: String,
+    pub rule: CatalogRule,
+}
+
+/// Every catalog rule every group of `t` breaks, on the objects of `t`.
+pub fn catalog_breaks(t: &Tenant) -> Vec<CatalogBreak> {
+    let objects = object_names(t);
+    let mut out = Vec::new();
+    for group in &t.groups {
+        for (object, op) in &group.objects {
+            if !objects.contains(object) {
+                continue;
+            }
+            for rule in entry_breaks(object, op) {
+                out.push(CatalogBreak {
+                    group: group.id.clone(),
+                    object: object.clone(),
+                    rule,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The catalog rules one group's entry for `object` breaks.
+pub fn entry_breaks(object: &str, op: &ObjectPermissions) -> Vec<CatalogRule> {
+    use AccessLevel::{Edit, None as NoLevel};
+    let mut out = Vec::new();
+    if op.associated_records == NoLevel {
+        out.push(CatalogRule::AssociatedNone);
+    }
+    if op.associated_records < op.all_records {
+        out.push(CatalogRule::AssociatedBelowAll);
+    }
+    if op.create_record && op.associated_records < Edit {
+        out.push(CatalogRule::CreateWithoutEdit);
+    }
+    if op.bulk_data_upload && !op.create_record {
+        out.push(CatalogRule::UploadWithoutCreate);
+    }
+    if op.unarchive_all && !op.unarchive_associated {
+        out.push(CatalogRule::UnarchiveAllWithoutAssociated);
+    }
+    if object == CONTACTS
+        && let Some(level) = op.fields.get("email")
+    {
+        let editable = op.all_records >= Edit || op.associated_records >= Edit;
+        let allowed = if editable {
+            *level == FieldLevel::Edit
+        } else {
+            *level == FieldLevel::None || *level == FieldLevel::View
+        };
+        if !allowed {
+            out.push(CatalogRule::EmailForScope);
+        }
+    }
+    if object != CONTACTS && op.fields.get("created") == Some(&FieldLevel::Edit) {
+        out.push(CatalogRule::CreatedEdit);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Effective permissions on one object (R1–R7, R5b, choices 2 and 20)
 // ---------------------------------------------------------------------------
 
 struct Perms {
@@ -166,6 +334,10 @@ struct Perms {
     delete_object: bool,
     all: AccessLevel,
     assoc: AccessLevel,
+    create_record: bool,
+    bulk_data_upload: bool,
+    unarchive_associated: bool,
+    unarchive_all: bool,
     toggles: Vec<Toggle>,
     /// Per field of the object, in `fields_of` order.
     fields: Vec<(String, FieldLevel)>,
@@ -182,19 +354,29 @@ impl Perms {
             .iter()
             .find(|(f, _)| f == name)
             .map(|(_, l)| *l)
-            .unwrap_or(FieldLevel::Hidden)
+            .unwrap_or(FieldLevel::None)
+    }
+
+    fn best(&self) -> AccessLevel {
+        higher(self.all, self.assoc)
     }
 }
 
 fn perms(who: &Acting<'_>, def: &ObjectDef) -> Perms {
     let fields = fields_of(def);
-    if who.admin {
+    if who.admin() {
+        // Everything, `email` and `created` at `edit` included: the R7
+        // catalog rules bind groups, not admins.
         return Perms {
             view_object: true,
             edit_settings: true,
             delete_object: true,
-            all: AccessLevel::Delete,
-            assoc: AccessLevel::Delete,
+            all: AccessLevel::Remove,
+            assoc: AccessLevel::Remove,
+            create_record: true,
+            bulk_data_upload: true,
+            unarchive_associated: true,
+            unarchive_all: true,
             toggles: Toggle::ALL.to_vec(),
             fields: fields.into_iter().map(|f| (f, FieldLevel::Edit)).collect(),
         };
@@ -205,38 +387,37 @@ fn perms(who: &Acting<'_>, def: &ObjectDef) -> Perms {
         delete_object: false,
         all: AccessLevel::None,
         assoc: AccessLevel::None,
+        create_record: false,
+        bulk_data_upload: false,
+        unarchive_associated: false,
+        unarchive_all: false,
         toggles: Vec::new(),
         fields: fields
             .iter()
-            .map(|f| (f.clone(), FieldLevel::Hidden))
+            .map(|f| (f.clone(), FieldLevel::None))
             .collect(),
     };
     for group in &who.groups {
+        // A group that says nothing of the object adds nothing.
         let Some(op) = group.objects.get(&def.name) else {
             continue;
         };
         p.view_object = p.view_object || op.view_object;
         p.edit_settings = p.edit_settings || op.edit_settings;
         p.delete_object = p.delete_object || op.delete_object;
-        if op.all_records > p.all {
-            p.all = op.all_records;
-        }
-        if op.associated_records > p.assoc {
-            p.assoc = op.associated_records;
-        }
+        p.all = higher(p.all, op.all_records);
+        p.assoc = higher(p.assoc, op.associated_records);
+        p.create_record = p.create_record || op.create_record;
+        p.bulk_data_upload = p.bulk_data_upload || op.bulk_data_upload;
+        p.unarchive_associated = p.unarchive_associated || op.unarchive_associated;
+        p.unarchive_all = p.unarchive_all || op.unarchive_all;
         for t in &op.actions {
             if !p.toggles.contains(t) {
                 p.toggles.push(*t);
             }
         }
         for (name, level) in p.fields.iter_mut() {
-            let here = match op.fields.get(name.as_str()) {
-                Some(l) => *l,
-                None => op.fields.get("*").copied().unwrap_or(FieldLevel::Hidden),
-            };
-            if here > *level {
-                *level = here;
-            }
+            *level = higher(*level, group_field_level(&def.name, op, name));
         }
     }
     p
@@ -251,7 +432,7 @@ enum FieldRule {
     /// Every listed field at least at its level.
     Each(Vec<(String, FieldLevel)>),
     /// At least one listed field at its level (send_single_message without
-    /// a channel: "Email ≥ view, or Mobile Phone ≥ view").
+    /// a channel, in ObjectAccess: "Email ≥ view, or Mobile Phone ≥ view").
     AnyOf(Vec<(String, FieldLevel)>),
 }
 
@@ -262,6 +443,9 @@ enum GateKind {
     Subscription { bulk: bool },
 }
 
+/// What a record action that goes through a scope needs: the level, the
+/// toggle, the fields, the gate. `create`, `upload` and `unarchive` have
+/// no row here: they need controls (R5b, R10), handled in [`decide`].
 struct Needs {
     level: AccessLevel,
     toggle: Option<Toggle>,
@@ -273,38 +457,38 @@ fn one(field: &str, level: FieldLevel) -> FieldRule {
     FieldRule::Each(vec![(field.to_owned(), level)])
 }
 
-/// The row of "What each action needs". `ctx = None` is "no request
-/// context" (ObjectAccess, choice 11).
-fn needs(action: Action, ctx: Option<&ActionContext>) -> Needs {
-    use AccessLevel::{Delete, Edit, View};
+/// The row of "What each action needs" for an action that goes through a
+/// scope; `None` for `create`, `upload` and `unarchive`. `ctx = None` is
+/// "no request context" (ObjectAccess, choice 8).
+fn needs(action: Action, ctx: Option<&ActionContext>) -> Option<Needs> {
+    use AccessLevel::{Edit, Remove, View};
     use FieldLevel::{Edit as FEdit, View as FView};
-    let n = |level, toggle, fields, gate| Needs {
-        level,
-        toggle,
-        fields,
-        gate,
+    let n = |level, toggle, fields, gate| {
+        Some(Needs {
+            level,
+            toggle,
+            fields,
+            gate,
+        })
     };
     let named_fields = || match ctx {
         Some(c) => FieldRule::Each(c.fields.iter().map(|f| (f.clone(), FEdit)).collect()),
         None => FieldRule::Nothing,
     };
     match action {
+        Action::Create | Action::Upload | Action::Unarchive => None,
         Action::View => n(View, None, FieldRule::Nothing, None),
         Action::Edit => n(Edit, None, named_fields(), None),
-        Action::Create => n(Edit, None, FieldRule::Nothing, None),
-        Action::Archive | Action::Unarchive | Action::ViewArchived => {
-            n(Delete, None, FieldRule::Nothing, None)
-        }
+        Action::Archive => n(Remove, None, FieldRule::Nothing, None),
         Action::Export => n(View, Some(Toggle::Export), FieldRule::Nothing, None),
         Action::BulkExport => n(View, Some(Toggle::BulkExport), FieldRule::Nothing, None),
-        Action::Upload => n(Edit, Some(Toggle::Upload), FieldRule::Nothing, None),
         Action::BulkChangeFieldValues => n(
             Edit,
             Some(Toggle::BulkChangeFieldValues),
             named_fields(),
             None,
         ),
-        Action::BulkArchive => n(Delete, Some(Toggle::BulkArchive), FieldRule::Nothing, None),
+        Action::BulkArchive => n(Remove, Some(Toggle::BulkArchive), FieldRule::Nothing, None),
         Action::ModifyAutomation => n(
             Edit,
             Some(Toggle::ModifyAutomation),
@@ -404,7 +588,7 @@ pub fn contacts_only(action: Action) -> bool {
     )
 }
 
-/// Choice 10: `create` and `upload` act on the object, not on a record.
+/// Choice 16: `create` and `upload` act on the object, not on a record.
 pub fn record_less(action: Action) -> bool {
     matches!(action, Action::Create | Action::Upload)
 }
@@ -436,7 +620,7 @@ fn toggle_on(toggle: Option<Toggle>, p: &Perms) -> bool {
     toggle.is_none_or(|t| p.toggles.contains(&t))
 }
 
-/// What a request must carry (choice 14, the table's required parameters,
+/// What a request must carry (choice 11, the table's required parameters,
 /// and fields that exist).
 fn check_request(def: &ObjectDef, action: Action, ctx: &ActionContext) -> Result<(), Invalid> {
     if contacts_only(action) && def.name != CONTACTS {
@@ -464,7 +648,7 @@ fn check_request(def: &ObjectDef, action: Action, ctx: &ActionContext) -> Result
 }
 
 // ---------------------------------------------------------------------------
-// Association (R8, R9, choice 4)
+// Association (R8, R9, choice 3)
 // ---------------------------------------------------------------------------
 
 fn directly_associated(r: &Record, user: &str) -> bool {
@@ -496,7 +680,7 @@ fn associated(t: &Tenant, def: &ObjectDef, r: &Record, user: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Contact state (R12–R15, choices 7 and 8)
+// Contact state and the sender (R12–R15, choices 5, 6 and 19)
 // ---------------------------------------------------------------------------
 
 fn has_email(c: Option<&ContactState>) -> bool {
@@ -543,6 +727,7 @@ fn base_status(c: Option<&ContactState>) -> EmailStatus {
 
 fn gate_reason(
     t: &Tenant,
+    sender: EmailInbox,
     gate: GateKind,
     r: &Record,
     ctx: &ActionContext,
@@ -565,8 +750,11 @@ fn gate_reason(
             {
                 return Some(Reason::OptedOutOfList);
             }
-            if !t.email_configured {
+            if !t.email_configured || sender == EmailInbox::NotConnected {
                 return Some(Reason::EmailNotConfigured);
+            }
+            if sender == EmailInbox::Blocked {
+                return Some(Reason::SenderBlocked);
             }
             None
         }
@@ -621,8 +809,9 @@ pub fn decide(
     };
     check_request(&def, action, ctx)?;
     let p = perms(&who, &def);
-    let need = needs(action, Some(ctx));
 
+    // R5b, choice 16: no record, no scope; the object visible and the
+    // control on.
     if record_less(action) {
         if record.is_some() {
             return invalid("create/upload take no record");
@@ -630,10 +819,12 @@ pub fn decide(
         if !p.visible() {
             return Ok(Some(Reason::ObjectNotVisible));
         }
-        if p.all < AccessLevel::Edit && p.assoc < AccessLevel::Edit {
-            return Ok(Some(Reason::NoRecordAccess));
-        }
-        if !toggle_on(need.toggle, &p) {
+        let control = if action == Action::Create {
+            p.create_record
+        } else {
+            p.bulk_data_upload
+        };
+        if !control {
             return Ok(Some(Reason::ActionNotPermitted));
         }
         return Ok(None);
@@ -651,11 +842,28 @@ pub fn decide(
     if !p.visible() {
         return Ok(Some(Reason::ObjectNotVisible));
     }
-    if r.archived && !matches!(action, Action::ViewArchived | Action::Unarchive) {
+    let user = who.user.id.as_str();
+
+    // R10, choice 17: `unarchive` needs the record archived, then its
+    // controls stand in for a scope.
+    if action == Action::Unarchive {
+        if !r.archived {
+            return Ok(Some(Reason::NotArchived));
+        }
+        let reached = p.unarchive_all || (p.unarchive_associated && associated(t, &def, r, user));
+        if !reached {
+            return Ok(Some(Reason::NoRecordAccess));
+        }
+        return Ok(None);
+    }
+    if r.archived {
         return Ok(Some(Reason::Archived));
     }
+    let Some(need) = needs(action, Some(ctx)) else {
+        return invalid("no row for the action");
+    };
     let by_all = p.all >= need.level;
-    let by_assoc = p.assoc >= need.level && who.user.is_some_and(|u| associated(t, &def, r, u));
+    let by_assoc = p.assoc >= need.level && associated(t, &def, r, user);
     if !by_all && !by_assoc {
         return Ok(Some(Reason::NoRecordAccess));
     }
@@ -666,14 +874,15 @@ pub fn decide(
         return Ok(Some(Reason::FieldRestricted));
     }
     if let Some(gate) = need.gate {
-        return Ok(gate_reason(t, gate, r, ctx, now));
+        return Ok(gate_reason(t, who.inbox(), gate, r, ctx, now));
     }
     Ok(None)
 }
 
-/// The field mask returned with an answer on `object` (R7, choice 3): the
-/// union over the principal's groups, all `edit` for an admin, all `hidden`
-/// on an object the principal cannot see.
+/// The field mask of `object` (R7, choice 2): the union over the
+/// principal's groups, all `edit` for an admin, all `none` on an object the
+/// principal cannot see. What an allowed answer carries; a denied Check or
+/// RecordAccess position carries none.
 pub fn field_mask(
     t: &Tenant,
     principal: (Kind, &str),
@@ -691,9 +900,21 @@ pub fn field_mask(
     } else {
         Ok(p.fields
             .into_iter()
-            .map(|(f, _)| (f, FieldLevel::Hidden))
+            .map(|(f, _)| (f, FieldLevel::None))
             .collect())
     }
+}
+
+/// The mask a `Check` answer carries (choice 2): the object's mask when
+/// allowed, none when denied.
+pub fn check_mask(
+    t: &Tenant,
+    principal: (Kind, &str),
+    object: &str,
+    answer: Option<Reason>,
+) -> Result<Vec<(String, FieldLevel)>, Invalid> {
+    let mask = field_mask(t, principal, object)?;
+    Ok(if answer.is_none() { mask } else { Vec::new() })
 }
 
 /// R16 flags of one visible object.
@@ -703,13 +924,15 @@ pub struct ObjectFlags {
     pub view: bool,
     pub edit: bool,
     pub remove: bool,
-    pub create_records: bool,
+    pub create_record: bool,
+    pub bulk_data_upload: bool,
+    pub unarchive: bool,
     pub single_actions: Vec<Action>,
     pub bulk_actions: Vec<Action>,
     pub field_mask: Vec<(String, FieldLevel)>,
 }
 
-/// R16 / choice 11: flags of every visible object (or of the one named, if
+/// R16 / choice 8: flags of every visible object (or of the one named, if
 /// visible), and the global `create_objects`.
 pub fn object_access(
     t: &Tenant,
@@ -733,19 +956,23 @@ pub fn object_access(
         if !p.visible() {
             continue;
         }
-        let best = if p.all > p.assoc { p.all } else { p.assoc };
         let mut single = Vec::new();
         let mut bulk = Vec::new();
         for action in Action::ALL {
             if contacts_only(action) && def.name != CONTACTS {
                 continue;
             }
-            let need = needs(action, None);
+            // Only actions with a toggle are listed: create, upload and
+            // unarchive are reported by their flags.
+            let Some(need) = needs(action, None) else {
+                continue;
+            };
             let Some(toggle) = need.toggle else {
                 continue;
             };
-            let on =
-                p.toggles.contains(&toggle) && best >= need.level && fields_pass(&need.fields, &p);
+            let on = p.toggles.contains(&toggle)
+                && p.best() >= need.level
+                && fields_pass(&need.fields, &p);
             if !on {
                 continue;
             }
@@ -760,13 +987,15 @@ pub fn object_access(
             view: p.view_object,
             edit: p.edit_settings,
             remove: p.delete_object,
-            create_records: best >= AccessLevel::Edit,
+            create_record: p.create_record,
+            bulk_data_upload: p.bulk_data_upload,
+            unarchive: p.unarchive_associated || p.unarchive_all,
             single_actions: single,
             bulk_actions: bulk,
             field_mask: p.fields.clone(),
         });
     }
-    let create_objects = who.admin || who.groups.iter().any(|g| g.create_objects);
+    let create_objects = who.admin() || who.groups.iter().any(|g| g.create_objects);
     Ok((out, create_objects))
 }
 
@@ -777,12 +1006,14 @@ pub struct RecordFlags {
     pub view: bool,
     pub edit: bool,
     pub remove: bool,
+    pub unarchive: bool,
     pub field_mask: Vec<(String, FieldLevel)>,
 }
 
-/// R17 / choice 12: `view` = `view` allowed; `edit` = `view` and `edit` (no
-/// fields named) allowed; `remove` = `view` and `archive` allowed; the mask
-/// only on records that can be viewed.
+/// R17 / choice 9: `view` = `view` allowed; `edit` = `view` and `edit` (no
+/// fields named) allowed; `remove` = `view` and `archive` allowed;
+/// `unarchive` = `unarchive` allowed; the mask only on records that can be
+/// viewed.
 pub fn record_access(
     t: &Tenant,
     principal: (Kind, &str),
@@ -800,11 +1031,13 @@ pub fn record_access(
         let view = allowed(Action::View)?;
         let edit = view && allowed(Action::Edit)?;
         let remove = view && allowed(Action::Archive)?;
+        let unarchive = allowed(Action::Unarchive)?;
         out.push(RecordFlags {
             record_id: *id,
             view,
             edit,
             remove,
+            unarchive,
             field_mask: if view { mask.clone() } else { Vec::new() },
         });
     }
