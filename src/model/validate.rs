@@ -529,7 +529,8 @@ pub fn catalog_violations(object: &str, perms: &ObjectPermissions) -> Vec<(Strin
             "associated_records is missing or none; set it to view, edit or remove (R5: My Associated Records is never none)".to_owned(),
         );
     }
-    if assoc < perms.all_records {
+    // With `none` the rule above already says what to set.
+    if assoc != AccessLevel::None && assoc < perms.all_records {
         broken(
             "associated_records",
             format!(
