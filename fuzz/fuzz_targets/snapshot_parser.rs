@@ -130,8 +130,9 @@ fn questions(tenant: &Tenant, fields: &[String]) -> Vec<(Action, ActionContext)>
                 ..ctx()
             },
         ),
-        (Action::ViewArchived, ctx()),
+        (Action::Archive, ctx()),
         (Action::Unarchive, ctx()),
+        (Action::Upload, ctx()),
         (Action::Create, ctx()),
         (
             Action::BulkSendEmail,
@@ -221,6 +222,8 @@ fn exercise_tenant(engine: &Engine, tenant: &Tenant) {
                         assert!(!f.edit || f.view, "edit without view");
                         assert!(!f.remove || f.view, "remove without view");
                         assert!(f.view || f.field_mask.is_empty());
+                        // Only archived records unarchive; they never view (R10).
+                        assert!(!(f.unarchive && f.view), "unarchive and view at {i}");
                     }
                 }
                 (Ok(_), None) => panic!("RecordAccess answered where BatchCheck view did not"),
