@@ -105,7 +105,17 @@ pub fn decode(kind: EntityKind, row: Value) -> Result<(String, Entity), String> 
     // Columns that are NULL in the row are absent in the file format.
     row.retain(|_, v| !v.is_null());
     match kind {
-        EntityKind::Integration => rename(&mut row, "user_id", "user"),
+        EntityKind::Integration => {
+            // The v2 table has no such column (the model v2 migration
+            // drops it): a row that has one was not written by this schema.
+            if row.contains_key("groups") {
+                return Err(
+                    "an integration row has no groups in model v2: integrations act as their user"
+                        .to_owned(),
+                );
+            }
+            rename(&mut row, "user_id", "user");
+        }
         EntityKind::Automation => {
             let target = match (row.remove("run_as_user"), row.remove("run_as_integration")) {
                 (Some(user), None) => ("user", user),
