@@ -266,9 +266,9 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
             );
             record.owner = owner;
             record.teams = if team.is_empty() {
-                BTreeMap::new()
+                Default::default()
             } else {
-                BTreeMap::from([(team_field.to_owned(), team)])
+                BTreeMap::from([(team_field.to_owned(), team)]).into()
             };
             record.archived = *archived;
             if record.object == "contacts" {
@@ -304,9 +304,9 @@ fn to_change(data: &DataFile, edit: &Edit, fresh: &mut u128) -> Change {
                 },
                 owner,
                 teams: if team.is_empty() {
-                    BTreeMap::new()
+                    Default::default()
                 } else {
-                    BTreeMap::from([("account_team".to_owned(), team)])
+                    BTreeMap::from([("account_team".to_owned(), team)]).into()
                 },
                 interactions: vec![],
                 links: if *custom {

@@ -907,7 +907,7 @@ fn contact(id: u128, state: ContactState) -> Record {
         id: Uuid::from_u128(id),
         object: "contacts".to_owned(),
         owner: None,
-        teams: BTreeMap::new(),
+        teams: Default::default(),
         interactions: Vec::new(),
         links: BTreeMap::new(),
         archived: false,
@@ -1322,7 +1322,7 @@ fn edge_tenant(c: &EdgeCase, breaks: Option<Break>) -> Tenant {
         id: Uuid::from_u128(id),
         object: object.to_owned(),
         owner: None,
-        teams: BTreeMap::new(),
+        teams: Default::default(),
         interactions: Vec::new(),
         links: BTreeMap::new(),
         archived,
@@ -1330,8 +1330,7 @@ fn edge_tenant(c: &EdgeCase, breaks: Option<Break>) -> Tenant {
     };
     let with_ana = |mut r: Record| {
         if r.object == "contacts" {
-            r.teams
-                .insert("sales_team".to_owned(), vec!["ana".to_owned()]);
+            r.teams.add_member("sales_team", "ana".to_owned());
             r.contact = Some(deliverable());
         } else {
             r.owner = Some("ana".to_owned());

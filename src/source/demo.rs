@@ -272,8 +272,9 @@ pub fn demo_data() -> DataFile {
                             .unwrap_or_default(),
                     ],
                 )])
+                .into()
             } else {
-                BTreeMap::new()
+                Default::default()
             },
             interactions: vec![],
             links: BTreeMap::new(),
@@ -305,9 +306,9 @@ pub fn demo_data() -> DataFile {
         members.sort_unstable();
         members.dedup();
         let teams = if members.is_empty() {
-            BTreeMap::new()
+            Default::default()
         } else {
-            BTreeMap::from([("sales_team".to_owned(), members)])
+            BTreeMap::from([("sales_team".to_owned(), members)]).into()
         };
         records.push(Record {
             id: contact_id(n),
@@ -334,7 +335,7 @@ pub fn demo_data() -> DataFile {
             id: deal_id(n),
             object: "deals".to_owned(),
             owner: rng.pick(&owners).map(|o| (*o).to_owned()),
-            teams: BTreeMap::new(),
+            teams: Default::default(),
             interactions: vec![],
             links: BTreeMap::from([
                 ("contacts".to_owned(), contacts),

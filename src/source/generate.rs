@@ -119,7 +119,7 @@ pub fn generate(spec: &GenSpec) -> DataFile {
                 id: record_id(&mut rng),
                 object: object.clone(),
                 owner: Some(user_id(rng.below(spec.users))),
-                teams: team(&mut rng, spec.users, 20, "team"),
+                teams: team(&mut rng, spec.users, 20, "team").into(),
                 interactions: vec![],
                 links: if links.is_empty() {
                     BTreeMap::new()
@@ -337,13 +337,10 @@ fn team(rng: &mut Rng, users: usize, percent: u64, field: &str) -> BTreeMap<Stri
 }
 
 fn contact(rng: &mut Rng, spec: &GenSpec, id: Uuid, n: usize) -> Record {
-    let mut teams = team(rng, spec.users, 40, "account_team");
+    let mut teams: crate::model::data::Teams = team(rng, spec.users, 40, "account_team").into();
     // Contacts have no owner (R8): the owning rep is an account_team member.
     if let Some(owner) = rng.chance(95).then(|| user_id(rng.below(spec.users))) {
-        let members = teams.entry("account_team".to_owned()).or_default();
-        if !members.contains(&owner) {
-            members.push(owner);
-        }
+        teams.add_member("account_team", owner);
     }
     let interactions = if rng.chance(30) {
         vec![user_id(rng.below(spec.users))]

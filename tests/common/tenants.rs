@@ -1206,7 +1206,7 @@ fn build_records(
             id,
             object: def.name.clone(),
             owner: if contact { None } else { owner },
-            teams,
+            teams: teams.into(),
             interactions,
             links: BTreeMap::new(),
             archived: r.archived,
