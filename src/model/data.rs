@@ -488,9 +488,7 @@ impl<'de> Deserialize<'de> for Teams {
                 while let Some(key) = map.next_key::<String>()? {
                     match out.binary_search_by(|(k, _)| k.cmp(&key)) {
                         Ok(_) => {
-                            return Err(serde::de::Error::custom(format!(
-                                "duplicate key '{key}'"
-                            )));
+                            return Err(serde::de::Error::custom(format!("duplicate key '{key}'")));
                         }
                         Err(at) => out.insert(at, (key, map.next_value()?)),
                     }
