@@ -187,7 +187,6 @@ async fn run() {
             let batch = pg::changes_after(&pool, r0, 2_000)
                 .await
                 .unwrap()
-                .unwrap()
                 .transactions;
             let read = started.elapsed();
             let last = batch.last().map(|(r, _)| *r).unwrap();

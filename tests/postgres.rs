@@ -3,7 +3,8 @@
 //! bootstrap, the change feed under concurrent writers whose commits
 //! interleave, Admin writes and read-your-writes over gRPC, faults (the
 //! database down at start, lost while serving, the changelog pruned past a
-//! follower, a malformed changelog row) and several sidecar processes.
+//! follower, a row permd cannot read: only its tenant waits) and several
+//! sidecar processes.
 //!
 //! Every test gets its own database, dropped at the end. Without a
 //! reachable PostgreSQL the tests print a notice and pass, unless `CI` is
@@ -718,7 +719,7 @@ async fn database_down_at_start_then_lost_while_serving_then_back_resumes_withou
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_the_feed() {
+async fn a_follower_behind_a_pruned_changelog_reloads_and_a_bad_row_holds_back_only_its_tenant() {
     let Some((db, pool, data)) = with_tenant("prune").await else {
         return;
     };
@@ -745,23 +746,166 @@ async fn a_follower_behind_a_pruned_changelog_reloads_and_a_malformed_row_stops_
     assert_eq!(readiness.borrow().snapshots, 2, "one full reload");
     assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
 
-    // A writer bypassing permd logs an entity nobody knows: the feed stops
-    // there, and what comes after it is not applied.
+    // A second tenant arrives (revision 7).
     sqlx::raw_sql(
-        "INSERT INTO permd.changelog (tenant, entity, key, op, payload) \
-         VALUES ('bench', 'widget', 'w1', 'upsert', '{}'::jsonb)",
+        "INSERT INTO permd.tenants (id) VALUES ('other'); \
+         INSERT INTO permd.users (tenant, id) VALUES ('other', 'zoe')",
     )
     .execute(&mut writer)
     .await
     .unwrap();
-    assert_eq!(db_revision(&pool).await, 7);
-    touch(&mut writer, ids[9], "u2", EmailStatus::OptedIn).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        engine.revision(),
-        6,
-        "stopped before the malformed revision 7"
+    let zoe = || common::requests::principal_ref(PrincipalKind::User, "zoe");
+    wait_until("the second tenant applied", || engine.revision() == 7).await;
+
+    // A writer bypassing permd stores a Contact state permd cannot read
+    // (revision 8): only that tenant is held, at revision 7, and its later
+    // changes wait (revision 9); the other tenant goes on (revision 10).
+    let poison = format!(
+        "UPDATE permd.records SET contact = '{{\"emial\": \"x@example.com\"}}' \
+         WHERE tenant = 'bench' AND id = '{}'",
+        ids[0]
     );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(poison))
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    touch(&mut writer, ids[9], "u2", EmailStatus::OptedIn).await;
+    sqlx::raw_sql("UPDATE permd.users SET admin = true WHERE tenant = 'other' AND id = 'zoe'")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    assert_eq!(db_revision(&pool).await, 10);
+    wait_until("the other tenant moved on", || engine.revision() == 10).await;
+    let held = engine.held();
+    let bench = held.get(TENANT).expect("bench is held");
+    assert_eq!(bench.revision, 7, "held at its last good revision");
+    assert!(bench.reason.contains("emial"), "{}", bench.reason);
+    let (_, _, other_revision) = engine.object_access("other", &zoe(), None, 10).unwrap();
+    assert_eq!(other_revision, 10);
+    let now = OffsetDateTime::now_utc();
+    let view = user_question("u0", "view", ActionContext::default());
+    assert_eq!(engine.batch_check(&view, &ids, now).unwrap().revision, 7);
+    let waiting = Question {
+        min_revision: 9,
+        ..view.clone()
+    };
+    let refused = engine
+        .batch_check(&waiting, &ids, now)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("held at revision 7") && refused.contains("emial"),
+        "{refused}"
+    );
+    assert!(readiness.borrow().serving, "health stays SERVING");
+
+    // Repairing the row resumes the tenant by itself, with the change that
+    // waited behind it: as a fresh bootstrap would answer.
+    let repair = format!(
+        "UPDATE permd.records SET contact = '{{\"email\": \"x@example.com\"}}' \
+         WHERE tenant = 'bench' AND id = '{}'",
+        ids[0]
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(repair))
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    wait_until("the held tenant resumed", || {
+        engine.revision() == 11 && engine.held().is_empty()
+    })
+    .await;
+    assert_eq!(
+        engine.batch_check(&waiting, &ids, now).unwrap().revision,
+        11
+    );
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_breaks_a_catalog_rule_holds_back_only_its_tenant_until_repaired() {
+    let Some((db, pool, data)) = with_tenant("heldgroup").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let (engine, readiness, _stop) = follow(&db.url, Duration::from_secs(60));
+    wait_until("bootstrapped", || readiness.borrow().loaded).await;
+    let mut writer = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO permd.tenants (id) VALUES ('other'); \
+         INSERT INTO permd.users (tenant, id) VALUES ('other', 'zoe')",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    let start = db_revision(&pool).await;
+    wait_until("the second tenant applied", || engine.revision() == start).await;
+
+    // Decodes, but breaks R5b: it cannot be applied. Then a change of each
+    // tenant.
+    sqlx::raw_sql(
+        "UPDATE permd.groups SET objects = jsonb_set(objects, '{contacts}', (objects->'contacts') \
+            || '{\"associated_records\": \"view\", \"all_records\": \"view\", \"create_record\": true}') \
+         WHERE tenant = 'bench' AND id = 'g0'",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    touch(&mut writer, ids[3], "u1", EmailStatus::OptedIn).await;
+    sqlx::raw_sql("UPDATE permd.users SET admin = true WHERE tenant = 'other' AND id = 'zoe'")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let last = db_revision(&pool).await;
+    wait_until("the other tenant moved on", || engine.revision() == last).await;
+    let held = engine.held();
+    let bench = held.get(TENANT).expect("bench is held");
+    assert_eq!(bench.revision, start, "held at its last good revision");
+    assert!(bench.reason.contains("R5b"), "{}", bench.reason);
+
+    // The group rewritten within the rules: the tenant resumes by itself.
+    sqlx::raw_sql(
+        "UPDATE permd.groups SET objects = jsonb_set(objects, '{contacts}', (objects->'contacts') \
+            || '{\"associated_records\": \"edit\"}') \
+         WHERE tenant = 'bench' AND id = 'g0'",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    let repaired = db_revision(&pool).await;
+    wait_until("the held tenant resumed", || {
+        engine.revision() == repaired && engine.held().is_empty()
+    })
+    .await;
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
+
+    // A record moved to an object that does not exist fails on apply
+    // itself; rewriting the same record repairs it: the bad version is
+    // replaced, not replayed before the good one.
+    let set_object = |object: &str| {
+        format!(
+            "UPDATE permd.records SET object = '{object}' WHERE tenant = 'bench' AND id = '{}'",
+            ids[5]
+        )
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(set_object("nope")))
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let bad = db_revision(&pool).await;
+    wait_until("held again", || {
+        engine.revision() == bad && engine.held().contains_key(TENANT)
+    })
+    .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(set_object("contacts")))
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let fixed = db_revision(&pool).await;
+    wait_until("resumed again", || {
+        engine.revision() == fixed && engine.held().is_empty()
+    })
+    .await;
+    assert_answers_as_a_bootstrap(&engine, &pool, &ids).await;
 }
 
 /// A `permd serve` child process on the database at `url`, with Admin.

@@ -45,6 +45,15 @@ pub enum QueryError {
     RecordRequired(&'static str),
     #[error("this server is at revision {current}; the request needs min_revision {wanted}")]
     RevisionNotReached { current: u64, wanted: u64 },
+    #[error(
+        "tenant '{tenant}' is held at revision {held} by a change it cannot apply ({reason}); the request needs min_revision {wanted}: fix that row, and the tenant catches up by itself"
+    )]
+    TenantHeld {
+        tenant: String,
+        held: u64,
+        wanted: u64,
+        reason: String,
+    },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

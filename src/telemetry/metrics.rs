@@ -31,6 +31,7 @@ pub const FEED_TRANSACTIONS: &str = "permd_feed_transactions_total";
 pub const FEED_ERRORS: &str = "permd_feed_errors_total";
 pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
 pub const FEED_STOPPED: &str = "permd_feed_stopped";
+pub const TENANT_STUCK: &str = "permd_tenant_stuck";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -120,7 +121,11 @@ fn describe() {
     );
     describe_gauge!(
         FEED_STOPPED,
-        "1 when the change feed stopped at a change it cannot apply."
+        "1 when the change feed stopped: a revision is missing from the changelog though it was not pruned."
+    );
+    describe_gauge!(
+        TENANT_STUCK,
+        "1 while a tenant is held at an older revision by a change it cannot apply; its later changes wait, other tenants go on."
     );
 }
 

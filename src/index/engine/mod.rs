@@ -67,6 +67,19 @@ pub struct Engine {
     published: tokio::sync::watch::Sender<u64>,
     /// The second (Unix time) tenant sizes were last exported.
     sized_at: std::sync::atomic::AtomicU64,
+    /// Tenants held back at an older revision by a change they cannot
+    /// apply (the change feed's, `src/source/postgres/feed.rs`); every
+    /// other tenant moves on.
+    held: ArcSwap<FxHashMap<String, HeldTenant>>,
+}
+
+/// A tenant answering at `revision` while later changes wait for a
+/// change that makes them apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldTenant {
+    pub revision: u64,
+    /// What could not be applied, for errors and logs.
+    pub reason: String,
 }
 
 impl Engine {
@@ -86,6 +99,7 @@ impl Engine {
             max_batch,
             published,
             sized_at: std::sync::atomic::AtomicU64::new(0),
+            held: ArcSwap::from_pointee(FxHashMap::default()),
         }
     }
 
@@ -110,9 +124,32 @@ impl Engine {
         metrics::record_published(snapshot.revision, &snapshot.tenants);
         let revision = snapshot.revision;
         self.snapshot.store(Arc::new(snapshot));
+        // A snapshot built afresh holds every tenant at its revision.
+        self.held.store(Arc::new(FxHashMap::default()));
         // A snapshot built afresh shares nothing with the cached answers.
         self.cache.invalidate_all();
         self.published.send_replace(revision);
+    }
+
+    /// Holds `tenant` at `revision`: it keeps answering there, with that
+    /// revision, while the snapshot moves on for every other tenant.
+    pub fn hold(&self, tenant: &str, revision: u64, reason: String) {
+        let mut held = (**self.held.load()).clone();
+        held.insert(tenant.to_owned(), HeldTenant { revision, reason });
+        self.held.store(Arc::new(held));
+    }
+
+    /// Lets a held tenant answer at the snapshot's revision again.
+    pub fn release(&self, tenant: &str) {
+        let mut held = (**self.held.load()).clone();
+        if held.remove(tenant).is_some() {
+            self.held.store(Arc::new(held));
+        }
+    }
+
+    /// The tenants held back, and where.
+    pub fn held(&self) -> Arc<FxHashMap<String, HeldTenant>> {
+        self.held.load_full()
     }
 
     /// Waits until revision `wanted` is published, or `deadline` passes.

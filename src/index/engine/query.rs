@@ -236,7 +236,7 @@ impl Engine {
         object: Option<&str>,
         min_revision: u64,
     ) -> Result<(Vec<ObjectFlags>, bool, u64), QueryError> {
-        let (snapshot, tenant_index, resolved) =
+        let (revision, tenant_index, resolved) =
             self.tenant_and_principal(tenant, principal, min_revision)?;
         let objects: Vec<usize> = match object {
             Some(name) => vec![Self::object_of(&tenant_index, name)?],
@@ -285,7 +285,7 @@ impl Engine {
                 .iter()
                 .filter_map(|g| tenant_index.groups.get(*g))
                 .any(|g| g.create_objects);
-        Ok((flags, create_objects, snapshot.revision))
+        Ok((flags, create_objects, revision))
     }
 
     /// The contexts under which ObjectAccess asks whether an action is

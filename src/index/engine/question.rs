@@ -62,11 +62,27 @@ impl Engine {
         tenant: &str,
         principal: &PrincipalRef,
         min_revision: u64,
-    ) -> Result<(Arc<Snapshot>, Arc<TenantIndex>, Principal), QueryError> {
-        let snapshot = self.snapshot();
-        if min_revision > snapshot.revision {
+    ) -> Result<(u64, Arc<TenantIndex>, Principal), QueryError> {
+        let snapshot: Arc<Snapshot> = self.snapshot();
+        // A held tenant answers at its own, older revision (and says so).
+        let held = self.held.load();
+        let revision = match held.get(tenant) {
+            Some(h) if h.revision < snapshot.revision => {
+                if min_revision > h.revision {
+                    return Err(QueryError::TenantHeld {
+                        tenant: tenant.to_owned(),
+                        held: h.revision,
+                        wanted: min_revision,
+                        reason: h.reason.clone(),
+                    });
+                }
+                h.revision
+            }
+            _ => snapshot.revision,
+        };
+        if min_revision > revision {
             return Err(QueryError::RevisionNotReached {
-                current: snapshot.revision,
+                current: revision,
                 wanted: min_revision,
             });
         }
@@ -83,7 +99,7 @@ impl Engine {
                 id: principal.id.clone(),
                 tenant: tenant.to_owned(),
             })?;
-        Ok((snapshot, tenant_index, resolved))
+        Ok((revision, tenant_index, resolved))
     }
 
     pub(super) fn object_of(tenant: &TenantIndex, object: &str) -> Result<usize, QueryError> {
@@ -98,7 +114,7 @@ impl Engine {
 
     /// Resolves every name in the question and checks the context it carries.
     pub fn resolve(&self, q: &Question) -> Result<Resolved, QueryError> {
-        let (snapshot, tenant, principal) =
+        let (revision, tenant, principal) =
             self.tenant_and_principal(&q.tenant, &q.principal, q.min_revision)?;
         let object = Self::object_of(&tenant, &q.object)?;
         let action = Action::parse(&q.action).ok_or_else(|| QueryError::UnknownAction {
@@ -131,7 +147,7 @@ impl Engine {
             }
         }
         Ok(Resolved {
-            revision: snapshot.revision,
+            revision,
             tenant,
             principal_ref: q.principal.clone(),
             principal,

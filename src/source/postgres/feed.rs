@@ -18,15 +18,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
 use crate::index::{Engine, Snapshot};
+use crate::model::change::Change;
 use crate::model::validate::validate;
 use crate::telemetry::metrics::{
-    FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS,
+    FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS, TENANT_STUCK,
 };
 
 /// The channel the changelog trigger notifies.
@@ -109,6 +111,7 @@ pub async fn run(
     let mut last_contact = Instant::now();
     let mut listener: Option<PgListener> = None;
     let mut stopped: Option<Malformed> = None;
+    let mut holds = Holds::default();
     let mut last_prune = Instant::now();
     let mut lost_logged = false;
     loop {
@@ -119,7 +122,7 @@ pub async fn run(
             if listener.is_none() {
                 listener = listen(&pool).await.ok();
             }
-            match catch_up(&pool, &engine, &readiness).await {
+            match catch_up(&pool, &engine, &readiness, &mut holds).await {
                 Ok(()) => {
                     if lost_logged || !readiness.borrow().serving {
                         tracing::info!(
@@ -133,9 +136,8 @@ pub async fn run(
                     readiness.send_if_modified(|r| !std::mem::replace(&mut r.serving, true));
                 }
                 Err(Fault::Malformed(m)) => {
-                    tracing::error!(revision = m.revision, seq = m.seq, tenant = %m.tenant,
-                        entity = %m.entity, key = %m.key, error = %m.message,
-                        "the change feed STOPPED on a changelog row it cannot apply; serving revision {} until it is fixed and permd restarted",
+                    tracing::error!(revision = m.revision, error = %m.message,
+                        "the change feed STOPPED: the changelog lost a revision; serving revision {} until permd is restarted",
                         engine.revision());
                     metrics::gauge!(FEED_STOPPED).set(1.0);
                     metrics::counter!(FEED_ERRORS, "kind" => "malformed").increment(1);
@@ -243,24 +245,22 @@ async fn catch_up(
     pool: &PgPool,
     engine: &Arc<Engine>,
     readiness: &watch::Sender<Readiness>,
+    holds: &mut Holds,
 ) -> Result<(), Fault> {
     loop {
         let held = engine.revision();
         let started = Instant::now();
-        let read = match changes_after(pool, held, READ_TRANSACTIONS).await? {
-            Ok(read) => read,
-            Err(m) => return Err(Fault::Malformed(m)),
-        };
+        let read = changes_after(pool, held, READ_TRANSACTIONS).await?;
         if read.latest <= held {
             return Ok(());
         }
         let read_us = started.elapsed().as_micros() as u64;
         let batch = read.transactions;
         let Some(&(first, _)) = batch.first() else {
-            return gap(pool, engine, held, readiness).await;
+            return gap(pool, engine, held, readiness, holds).await;
         };
         if first != held + 1 {
-            return gap(pool, engine, held, readiness).await;
+            return gap(pool, engine, held, readiness, holds).await;
         }
         // Revisions are gap-free; a hole inside the batch is a hole in
         // the changelog.
@@ -269,7 +269,7 @@ async fn catch_up(
             .zip(held + 1..)
             .all(|((revision, _), want)| *revision == want);
         if !contiguous {
-            return gap(pool, engine, held, readiness).await;
+            return gap(pool, engine, held, readiness, holds).await;
         }
         let last = batch.last().map_or(held, |(r, _)| *r);
         let count = batch.len();
@@ -277,12 +277,14 @@ async fn catch_up(
         // Applying is CPU work of milliseconds: off the async workers, so
         // the gRPC side is not held up by it.
         let applier = engine.clone();
-        let applied = tokio::task::spawn_blocking(move || apply_batch(&applier, batch, last))
-            .await
-            .map_err(|e| Fault::Database(anyhow::anyhow!("apply task failed: {e}")))?;
-        if let Err(m) = applied {
-            return Err(Fault::Malformed(m));
-        }
+        let malformed = read.malformed;
+        let mut moved = std::mem::take(holds);
+        *holds = tokio::task::spawn_blocking(move || {
+            apply_batch(&applier, batch, &malformed, last, &mut moved);
+            moved
+        })
+        .await
+        .map_err(|e| Fault::Database(anyhow::anyhow!("apply task failed: {e}")))?;
         metrics::counter!(FEED_TRANSACTIONS).increment(count as u64);
         tracing::debug!(
             from = held + 1,
@@ -299,35 +301,148 @@ async fn catch_up(
     }
 }
 
-/// Applies the transactions as one revision (the last one's); if that
-/// fails, applies them one by one to find the one that cannot apply, so
-/// the feed stops exactly there, everything before it applied.
+/// A tenant held back by a change it cannot apply: its later changes wait
+/// here, in order, and are applied the moment they apply as a whole.
+#[derive(Debug, Default)]
+struct Hold {
+    pending: Vec<Change>,
+    /// Rows that did not decode, as (entity, key): each waits for a later
+    /// change of the same entity to replace it.
+    undecoded: Vec<(String, String)>,
+    /// Changes arrived since the last attempt.
+    touched: bool,
+}
+
+type Holds = FxHashMap<String, Hold>;
+
+/// Applies the transactions in revision order. Without held tenants or bad
+/// rows they go as one revision (the last one's). Otherwise each
+/// transaction is applied on its own, and a tenant whose changes do not
+/// decode or apply is held at the revision before them (`Engine::hold`):
+/// it keeps answering there, its later changes wait, and every other tenant
+/// moves on. It resumes by itself once its waiting changes apply, i.e. once
+/// a later change repaired what was wrong.
 fn apply_batch(
     engine: &Engine,
-    batch: Vec<(u64, Vec<crate::model::change::Change>)>,
+    batch: Vec<(u64, Vec<Change>)>,
+    malformed: &[Malformed],
     last: u64,
-) -> Result<(), Malformed> {
-    let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    let Err(whole) = engine.apply_as(&all, Some(last)) else {
-        return Ok(());
-    };
-    for (revision, changes) in &batch {
-        if let Err(e) = engine.apply_as(changes, Some(*revision)) {
-            return Err(Malformed {
-                revision: *revision,
-                seq: 0,
-                tenant: changes
-                    .first()
-                    .map(|c| c.tenant.clone())
-                    .unwrap_or_default(),
-                entity: String::new(),
-                key: String::new(),
-                message: e.to_string(),
-            });
+    holds: &mut Holds,
+) {
+    if holds.is_empty() && malformed.is_empty() {
+        let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+        if engine.apply_as(&all, Some(last)).is_ok() {
+            return;
         }
     }
-    tracing::warn!(error = %whole, "a batch failed whole but each transaction applied");
-    Ok(())
+    for (revision, changes) in batch {
+        for m in malformed.iter().filter(|m| m.revision == revision) {
+            let reason = format!(
+                "revision {revision}: {} '{}' does not decode: {}",
+                m.entity, m.key, m.message
+            );
+            hold(engine, holds, &m.tenant, revision, &reason, Vec::new());
+            if let Some(h) = holds.get_mut(&m.tenant) {
+                h.undecoded.push((m.entity.clone(), m.key.clone()));
+            }
+        }
+        let mut free: Vec<Change> = Vec::new();
+        for change in changes {
+            match holds.get_mut(&change.tenant) {
+                Some(h) => {
+                    let (entity, key) = (change.kind().as_str(), change.key());
+                    h.undecoded.retain(|(e, k)| !(e == entity && *k == key));
+                    h.pending.push(change);
+                    h.touched = true;
+                }
+                None => free.push(change),
+            }
+        }
+        if engine.apply_as(&free, Some(revision)).is_err() {
+            // Tenant by tenant: those that apply go on, the others are held.
+            let mut by_tenant: Vec<(String, Vec<Change>)> = Vec::new();
+            for change in free {
+                match by_tenant.iter_mut().find(|(t, _)| *t == change.tenant) {
+                    Some((_, list)) => list.push(change),
+                    None => by_tenant.push((change.tenant.clone(), vec![change])),
+                }
+            }
+            for (tenant, list) in by_tenant {
+                if let Err(e) = engine.apply_as(&list, Some(revision)) {
+                    let reason = format!("revision {revision}: {e}");
+                    hold(engine, holds, &tenant, revision, &reason, list);
+                }
+            }
+        }
+        // A held tenant whose waiting changes now apply resumes.
+        for (tenant, h) in holds.iter_mut() {
+            if !h.touched || !h.undecoded.is_empty() {
+                continue;
+            }
+            h.touched = false;
+            compact(&mut h.pending);
+            match engine.apply_as(&h.pending, Some(revision)) {
+                Ok(_) => {
+                    h.pending.clear();
+                    engine.release(tenant);
+                    metrics::gauge!(TENANT_STUCK, "tenant" => tenant.clone()).set(0.0);
+                    tracing::info!(tenant = %tenant, revision, "tenant resumed: the changes that held it back apply now");
+                }
+                Err(e) => engine.hold(
+                    tenant,
+                    engine.held().get(tenant).map_or(revision, |h| h.revision),
+                    format!("revision {revision}: {e}"),
+                ),
+            }
+        }
+        holds.retain(|_, h| !h.pending.is_empty() || !h.undecoded.is_empty());
+    }
+}
+
+/// Keeps only the last change of each entity, in the order of those last
+/// changes. A change carries its whole entity, so the result is the same,
+/// and a bad change that a later one replaced is gone rather than failing
+/// every retry.
+fn compact(pending: &mut Vec<Change>) {
+    // A tenant delete drops everything before it: order matters there.
+    if pending
+        .iter()
+        .any(|c| c.kind() == crate::model::change::EntityKind::Tenant)
+    {
+        return;
+    }
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut kept: Vec<Change> = Vec::with_capacity(pending.len());
+    for change in pending.drain(..).rev() {
+        if seen.insert((change.kind(), change.key())) {
+            kept.push(change);
+        }
+    }
+    kept.reverse();
+    *pending = kept;
+}
+
+/// Holds `tenant` at the revision before `revision` (or keeps it where it
+/// is held), with `pending` waiting.
+fn hold(
+    engine: &Engine,
+    holds: &mut Holds,
+    tenant: &str,
+    revision: u64,
+    reason: &str,
+    pending: Vec<Change>,
+) {
+    let h = holds.entry(tenant.to_owned()).or_default();
+    h.pending.extend(pending);
+    let at = engine
+        .held()
+        .get(tenant)
+        .map_or(revision.saturating_sub(1), |held| held.revision);
+    engine.hold(tenant, at, reason.to_owned());
+    metrics::gauge!(TENANT_STUCK, "tenant" => tenant.to_owned()).set(1.0);
+    metrics::counter!(FEED_ERRORS, "kind" => "held").increment(1);
+    tracing::error!(tenant = %tenant, held_at = at, reason = %reason,
+        "tenant HELD at its last good revision: a change cannot be applied; other tenants go on, and it resumes by itself once a later change repairs it");
 }
 
 /// The changelog does not hold the revisions after `held`: pruned past us
@@ -337,6 +452,7 @@ async fn gap(
     engine: &Engine,
     held: u64,
     readiness: &watch::Sender<Readiness>,
+    holds: &mut Holds,
 ) -> Result<(), Fault> {
     let pruned = pruned_through(pool).await?;
     if pruned > held {
@@ -347,6 +463,11 @@ async fn gap(
         );
         metrics::counter!(FEED_RELOADS).increment(1);
         reload(pool, engine).await?;
+        // A whole snapshot holds every tenant at its revision.
+        for tenant in holds.keys() {
+            metrics::gauge!(TENANT_STUCK, "tenant" => tenant.clone()).set(0.0);
+        }
+        holds.clear();
         readiness.send_modify(|r| r.snapshots += 1);
         return Ok(());
     }

@@ -424,17 +424,16 @@ pub struct ChangelogRead {
     /// The transactions after the revision asked for, in revision order, each
     /// with its changes in the order they were made.
     pub transactions: Vec<(u64, Vec<Change>)>,
+    /// Rows that do not decode, in revision order. The read goes on past
+    /// them: one bad row holds back only its tenant (feed.rs).
+    pub malformed: Vec<Malformed>,
 }
 
 /// The transactions after `after` (at most `limit` of them) and the latest
 /// revision, in one statement, so both come from one snapshot: every
 /// transaction up to `latest` is in it unless pruned. A revision missing
 /// in between therefore means the changelog was pruned past `after`.
-pub async fn changes_after(
-    pool: &PgPool,
-    after: u64,
-    limit: u64,
-) -> anyhow::Result<Result<ChangelogRead, Malformed>> {
+pub async fn changes_after(pool: &PgPool, after: u64, limit: u64) -> anyhow::Result<ChangelogRead> {
     // The lateral subquery (fenced by OFFSET 0) keeps the plan an index
     // lookup per transaction: a hash join would scan the whole changelog.
     let rows = sqlx::query(
@@ -455,6 +454,7 @@ pub async fn changes_after(
     let mut read = ChangelogRead {
         latest: 0,
         transactions: Vec::new(),
+        malformed: Vec::new(),
     };
     for row in rows {
         let latest: i64 = row.try_get(0)?;
@@ -469,25 +469,27 @@ pub async fn changes_after(
         let key: String = row.try_get(5)?;
         let op: String = row.try_get(6)?;
         let payload: Option<String> = row.try_get(7)?;
-        let change = match decode_change(&tenant, &entity, &key, &op, payload.as_deref()) {
-            Ok(change) => change,
-            Err(message) => {
-                return Ok(Err(Malformed {
-                    revision,
-                    seq,
-                    tenant,
-                    entity,
-                    key,
-                    message,
-                }));
+        // Every revision read is listed, even one whose only row is bad.
+        if read.transactions.last().is_none_or(|(r, _)| *r != revision) {
+            read.transactions.push((revision, Vec::new()));
+        }
+        match decode_change(&tenant, &entity, &key, &op, payload.as_deref()) {
+            Ok(change) => {
+                if let Some((_, changes)) = read.transactions.last_mut() {
+                    changes.push(change);
+                }
             }
-        };
-        match read.transactions.last_mut() {
-            Some((r, changes)) if *r == revision => changes.push(change),
-            _ => read.transactions.push((revision, vec![change])),
+            Err(message) => read.malformed.push(Malformed {
+                revision,
+                seq,
+                tenant,
+                entity,
+                key,
+                message,
+            }),
         }
     }
-    Ok(Ok(read))
+    Ok(read)
 }
 
 /// How far the changelog has been pruned: revisions at or below it are gone.
