@@ -178,6 +178,7 @@ async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
                 upsert(r#"{"id": "g", "objects": {"deals": {"view_object": true}}}"#),
             ),
             &[
+                "mutations[1]",
                 "tenant 'demo'",
                 "group 'g'",
                 "object 'deals'",
@@ -192,14 +193,29 @@ async fn every_call_needs_the_token_and_bad_mutations_are_refused_whole() {
                     r#"{"id": "g", "objects": {"deals": {"associated_records": "view", "create_record": true}}}"#,
                 ),
             ),
-            &["group 'g'", "object 'deals'", "create_record", "R5b"],
+            &[
+                "mutations[1]",
+                "group 'g'",
+                "object 'deals'",
+                "create_record",
+                "R5b",
+            ],
         ),
         (
             mutation(
                 "integration",
                 upsert(r#"{"id": "k", "groups": ["sales"], "user": "alice"}"#),
             ),
-            &["integration 'k'", "act as their user", "user 'alice'"],
+            &["mutations[1]", "integration 'k'", "act as their user"],
+        ),
+        (
+            mutation(
+                "record",
+                upsert(
+                    r#"{"id": "c0000000-0000-4000-8000-000000000002", "object": "contacts", "owner": "alice"}"#,
+                ),
+            ),
+            &["mutations[1]", "no owner", "'alice'", "team field"],
         ),
     ];
     for (bad, says) in cases {
