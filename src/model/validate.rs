@@ -592,3 +592,70 @@ pub fn catalog_violations(object: &str, perms: &ObjectPermissions) -> Vec<(Strin
     }
     out
 }
+
+/// The rules one entity must keep on its own, whatever else its tenant
+/// holds: v1 shapes v2 refuses and the catalog's rules. The database keeps
+/// the same rules where rows are written
+/// (migrations/20261202000002_validate_rows.sql; tests/postgres_validation.rs
+/// holds both to the same verdict), and Admin.Write checks them per
+/// mutation. Rules that need other entities are `validate`'s.
+pub fn entity_problems(entity: &super::change::Entity) -> Vec<String> {
+    use super::change::Entity;
+    let mut problems = Vec::new();
+    match entity {
+        Entity::Group(group) => {
+            for (object, perms) in &group.objects {
+                for toggle in &perms.actions {
+                    if toggle.contacts_only() && object != CONTACTS {
+                        problems.push(format!(
+                            "objects.{object}.actions: '{}' exists only on contacts",
+                            toggle.as_str()
+                        ));
+                    }
+                }
+                if perms.fields.contains_key(V1_ALL_FIELDS) {
+                    problems.push(format!(
+                        "objects.{object}.fields.*: '*' is v1's \"set all\": use default_for_new_field"
+                    ));
+                }
+                for (control, message) in catalog_violations(object, perms) {
+                    problems.push(format!(
+                        "objects.{object}.{control}: group '{}', object '{object}': {message}",
+                        group.id
+                    ));
+                }
+            }
+        }
+        Entity::Integration(integration) if integration.groups.is_some() => problems.push(
+            "groups: integrations act as their user in model v2 and have no groups of their own"
+                .to_owned(),
+        ),
+        Entity::Record(record) => {
+            if record.object == CONTACTS
+                && let Some(owner) = &record.owner
+            {
+                problems.push(format!(
+                    "owner: contacts have no owner in model v2: put '{owner}' in a team field of contacts or in interactions"
+                ));
+            }
+            match (&record.contact, record.object == CONTACTS) {
+                (Some(_), false) => {
+                    problems.push("contact: contact state is only for contacts records".to_owned())
+                }
+                (Some(c), true)
+                    if c.suppressed_until.is_some()
+                        && !c.suppressed
+                        && c.email_status != EmailStatus::Suppressed =>
+                {
+                    problems.push(
+                        "contact.suppressed_until needs suppressed: true (or email_status: suppressed)"
+                            .to_owned(),
+                    )
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    problems
+}

@@ -137,43 +137,18 @@ pub fn changes_of(mutations: &[pb::Mutation]) -> Result<Vec<Change>, Status> {
         .collect()
 }
 
-/// The rules one entity must keep whatever else the tenant holds — the
-/// catalog's (R5, R5b, R7) and v2's integrations — checked here so the
-/// error names the mutation. Rules that need the rest of the tenant are
-/// checked when the changes are applied.
+/// The rules one entity must keep on its own
+/// (`model::validate::entity_problems`), checked here so the error names
+/// the mutation. Rules that need the rest of the tenant are checked when
+/// the changes are applied.
 fn entity_rules(at: &str, tenant: &str, entity: &Entity) -> Result<(), Status> {
-    match entity {
-        Entity::Group(group) => {
-            for (object, perms) in &group.objects {
-                if let Some((control, message)) =
-                    crate::model::validate::catalog_violations(object, perms)
-                        .into_iter()
-                        .next()
-                {
-                    return Err(Status::invalid_argument(format!(
-                        "{at}.upsert_json.objects.{object}.{control}: tenant '{tenant}', group '{}', object '{object}': {message}",
-                        group.id
-                    )));
-                }
-            }
-            Ok(())
-        }
-        Entity::Integration(integration) if integration.groups.is_some() => {
-            Err(Status::invalid_argument(format!(
-                "{at}.upsert_json.groups: tenant '{tenant}', integration '{}': integrations act as their user in model v2 and have no groups of their own: give them to its user",
-                integration.id
-            )))
-        }
-        Entity::Record(record) if record.object == crate::model::data::CONTACTS => {
-            match &record.owner {
-                Some(owner) => Err(Status::invalid_argument(format!(
-                    "{at}.upsert_json.owner: tenant '{tenant}', record {}: contacts have no owner in model v2: put '{owner}' in a team field of contacts or in interactions",
-                    record.id
-                ))),
-                None => Ok(()),
-            }
-        }
-        _ => Ok(()),
+    match crate::model::validate::entity_problems(entity).first() {
+        Some(problem) => Err(Status::invalid_argument(format!(
+            "{at}.upsert_json.{problem} (tenant '{tenant}', {} '{}')",
+            entity.kind().as_str(),
+            entity.key()
+        ))),
+        None => Ok(()),
     }
 }
 
