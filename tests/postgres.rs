@@ -419,6 +419,23 @@ fn upsert(entity: &str, json: String) -> pb::Mutation {
     }
 }
 
+/// One upsert through Admin.Write, with the token.
+async fn write_one(
+    admin: &mut AdminClient<tonic::transport::Channel>,
+    entity: &str,
+    json: String,
+) -> Result<pb::WriteResponse, tonic::Status> {
+    admin
+        .write(authorized(
+            pb::WriteRequest {
+                mutations: vec![upsert(entity, json)],
+            },
+            Some(TOKEN),
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// `view` on `ids` of the bench tenant, as `who`, at `min_revision`.
 fn views(who: &str, ids: &[Uuid], min_revision: u64) -> pb::BatchCheckRequest {
     pb::BatchCheckRequest {
@@ -471,16 +488,13 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
         .unwrap()
         .into_inner();
     record.archived = true;
-    let written = admin
-        .write(authorized(
-            pb::WriteRequest {
-                mutations: vec![upsert("record", serde_json::to_string(&record).unwrap())],
-            },
-            Some(TOKEN),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let written = write_one(
+        &mut admin,
+        "record",
+        serde_json::to_string(&record).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(written.revision, 2);
     assert_eq!(db_revision(&pool).await, 2, "written to PostgreSQL");
     // Read-your-writes on the other sidecar.
@@ -511,18 +525,13 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
     );
 
     // An invalid write is refused before the database sees it.
-    let e = admin
-        .write(authorized(
-            pb::WriteRequest {
-                mutations: vec![upsert(
-                    "user",
-                    r#"{"id": "zed", "groups": ["no-such-group"]}"#.to_owned(),
-                )],
-            },
-            Some(TOKEN),
-        ))
-        .await
-        .unwrap_err();
+    let e = write_one(
+        &mut admin,
+        "user",
+        r#"{"id": "zed", "groups": ["no-such-group"]}"#.to_owned(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("no-such-group"), "{}", e.message());
     assert_eq!(db_revision(&pool).await, 2, "nothing written");
@@ -552,16 +561,9 @@ async fn admin_writes_through_to_postgres_and_another_sidecar_reads_them_with_mi
         .unwrap()
         .clone();
     u0.email_inbox = EmailInbox::Blocked;
-    let written = admin
-        .write(authorized(
-            pb::WriteRequest {
-                mutations: vec![upsert("user", serde_json::to_string(&u0).unwrap())],
-            },
-            Some(TOKEN),
-        ))
+    let written = write_one(&mut admin, "user", serde_json::to_string(&u0).unwrap())
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(written.revision, 3);
     let inbox: String =
         sqlx::query_scalar("SELECT email_inbox FROM permd.users WHERE tenant = $1 AND id = 'u0'")
