@@ -32,6 +32,7 @@ pub const FEED_ERRORS: &str = "permd_feed_errors_total";
 pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
 pub const FEED_STOPPED: &str = "permd_feed_stopped";
 pub const TENANT_STUCK: &str = "permd_tenant_stuck";
+pub const TENANT_HELD_SECONDS: &str = "permd_tenant_held_seconds";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -122,6 +123,10 @@ fn describe() {
     describe_gauge!(
         FEED_STOPPED,
         "1 when the change feed stopped: a revision is missing from the changelog though it was not pruned."
+    );
+    describe_gauge!(
+        TENANT_HELD_SECONDS,
+        "How long a held tenant has answered at its last good revision (0 when not held)."
     );
     describe_gauge!(
         TENANT_STUCK,

@@ -80,6 +80,8 @@ pub struct HeldTenant {
     pub revision: u64,
     /// What could not be applied, for errors and logs.
     pub reason: String,
+    /// When it was first held: how stale its answers are.
+    pub since: std::time::Instant,
 }
 
 impl Engine {
@@ -135,7 +137,17 @@ impl Engine {
     /// revision, while the snapshot moves on for every other tenant.
     pub fn hold(&self, tenant: &str, revision: u64, reason: String) {
         let mut held = (**self.held.load()).clone();
-        held.insert(tenant.to_owned(), HeldTenant { revision, reason });
+        let since = held
+            .get(tenant)
+            .map_or_else(std::time::Instant::now, |h| h.since);
+        held.insert(
+            tenant.to_owned(),
+            HeldTenant {
+                revision,
+                reason,
+                since,
+            },
+        );
         self.held.store(Arc::new(held));
     }
 

@@ -28,7 +28,8 @@ use crate::index::{Engine, Snapshot};
 use crate::model::change::Change;
 use crate::model::validate::validate;
 use crate::telemetry::metrics::{
-    FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS, TENANT_STUCK,
+    FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS,
+    TENANT_HELD_SECONDS, TENANT_STUCK,
 };
 
 /// The channel the changelog trigger notifies.
@@ -156,6 +157,10 @@ pub async fn run(
         }
         let stale = last_contact.elapsed();
         metrics::gauge!(FEED_STALENESS).set(stale.as_secs_f64());
+        for (tenant, held) in engine.held().iter() {
+            metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone())
+                .set(held.since.elapsed().as_secs_f64());
+        }
         if stale > config.max_staleness && readiness.borrow().serving {
             tracing::error!(
                 stale_secs = stale.as_secs(),
@@ -386,6 +391,7 @@ fn apply_batch(
                     h.pending.clear();
                     engine.release(tenant);
                     metrics::gauge!(TENANT_STUCK, "tenant" => tenant.clone()).set(0.0);
+                    metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone()).set(0.0);
                     tracing::info!(tenant = %tenant, revision, "tenant resumed: the changes that held it back apply now");
                 }
                 Err(e) => engine.hold(
@@ -466,6 +472,7 @@ async fn gap(
         // A whole snapshot holds every tenant at its revision.
         for tenant in holds.keys() {
             metrics::gauge!(TENANT_STUCK, "tenant" => tenant.clone()).set(0.0);
+            metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone()).set(0.0);
         }
         holds.clear();
         readiness.send_modify(|r| r.snapshots += 1);
