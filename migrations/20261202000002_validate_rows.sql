@@ -12,10 +12,10 @@
 -- transaction. It exists for tests that simulate a writer of another
 -- version; nothing else should use it.
 
-CREATE FUNCTION permd.fail(entity text, key text, problem text) RETURNS void
+CREATE FUNCTION permd.fail(tenant text, entity text, key text, problem text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'permd: % %: %', entity, key, problem
+    RAISE EXCEPTION 'permd: tenant %, % %: %', tenant, entity, key, problem
         USING ERRCODE = 'check_violation';
 END $$;
 
@@ -150,12 +150,12 @@ DECLARE
 BEGIN
     IF permd.skipping() THEN RETURN NEW; END IF;
     IF jsonb_typeof(NEW.objects) <> 'object' THEN
-        PERFORM permd.fail('group', NEW.id, 'objects is not a map of object name to settings');
+        PERFORM permd.fail(NEW.tenant, 'group', NEW.id, 'objects is not a map of object name to settings');
     END IF;
     FOR object, settings IN SELECT * FROM jsonb_each(NEW.objects) LOOP
         problem := permd.object_permissions_problem(object, settings);
         IF problem IS NOT NULL THEN
-            PERFORM permd.fail('group', NEW.id, problem);
+            PERFORM permd.fail(NEW.tenant, 'group', NEW.id, problem);
         END IF;
     END LOOP;
     RETURN NEW;
@@ -215,35 +215,35 @@ DECLARE
 BEGIN
     IF permd.skipping() THEN RETURN NEW; END IF;
     IF NEW.object = 'contacts' AND NEW.owner IS NOT NULL THEN
-        PERFORM permd.fail('record', NEW.id::text,
+        PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text,
             'contacts have no owner (R8): put the owner in a team field or in interactions');
     END IF;
     IF jsonb_typeof(NEW.teams) <> 'object' THEN
-        PERFORM permd.fail('record', NEW.id::text, 'teams is not a map of team field to users');
+        PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, 'teams is not a map of team field to users');
     END IF;
     FOR team, members IN SELECT * FROM jsonb_each(NEW.teams) LOOP
         IF NOT permd.is_strings(members) OR members IS NULL OR jsonb_typeof(members) <> 'array' THEN
-            PERFORM permd.fail('record', NEW.id::text, format('teams.%s is not a list of users', team));
+            PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, format('teams.%s is not a list of users', team));
         END IF;
     END LOOP;
     IF jsonb_typeof(NEW.links) <> 'object' THEN
-        PERFORM permd.fail('record', NEW.id::text, 'links is not a map of relationship field to record ids');
+        PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, 'links is not a map of relationship field to record ids');
     END IF;
     FOR team, members IN SELECT * FROM jsonb_each(NEW.links) LOOP
         IF jsonb_typeof(members) <> 'array' OR EXISTS (
             SELECT 1 FROM jsonb_array_elements(members) e
             WHERE jsonb_typeof(e) <> 'string' OR NOT (e #>> '{}') ~*
                 '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$') THEN
-            PERFORM permd.fail('record', NEW.id::text, format('links.%s is not a list of record ids', team));
+            PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, format('links.%s is not a list of record ids', team));
         END IF;
     END LOOP;
     IF NEW.contact IS NOT NULL AND jsonb_typeof(NEW.contact) <> 'null' THEN
         IF NEW.object <> 'contacts' THEN
-            PERFORM permd.fail('record', NEW.id::text, 'contact state is only for contacts records');
+            PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, 'contact state is only for contacts records');
         END IF;
         problem := permd.contact_problem(NEW.contact);
         IF problem IS NOT NULL THEN
-            PERFORM permd.fail('record', NEW.id::text, problem);
+            PERFORM permd.fail(NEW.tenant, 'record', NEW.id::text, problem);
         END IF;
     END IF;
     RETURN NEW;

@@ -385,7 +385,7 @@ fn gate_steps(
                     "gate",
                     !out,
                     Reason::OptedOutOfList,
-                    format!("not opted out of list '{list}'"),
+                    format!("opted out of list '{list}': {}", yes_no(out)),
                 ));
             }
             steps.push(step(
@@ -410,19 +410,19 @@ fn gate_steps(
                 "gate",
                 in_set(&c.valid_mobile),
                 Reason::NoMobile,
-                "has a valid mobile number".to_owned(),
+                format!("valid mobile number: {}", yes_no(in_set(&c.valid_mobile))),
             ));
             steps.push(step(
                 "gate",
                 !in_set(&c.sms_opted_out),
                 Reason::SmsOptedOut,
-                "not opted out of SMS".to_owned(),
+                format!("opted out of SMS: {}", yes_no(in_set(&c.sms_opted_out))),
             ));
             steps.push(step(
                 "gate",
                 tenant.sms_configured,
                 Reason::SmsNotConfigured,
-                "tenant has SMS set up".to_owned(),
+                format!("tenant SMS configured: {}", yes_no(tenant.sms_configured)),
             ));
         }
         Gate::Subscription { bulk } => {

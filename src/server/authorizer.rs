@@ -110,7 +110,7 @@ impl AuthorizerService {
             .map_err(|have| {
                 record_refusal("max_min_revision_wait");
                 Status::failed_precondition(format!(
-                    "min_revision {min_revision} not reached within the wait (the request's deadline, at most max_revision_wait {:?}): this permd has applied revision {have}; retry, or ask without min_revision",
+                    "min_revision {min_revision} not reached within the wait (the request's deadline, at most --max-min-revision-wait {:?}): this permd has applied revision {have}; retry, or ask without min_revision",
                     limits.max_revision_wait
                 ))
             })

@@ -11,9 +11,12 @@
 //!    how stale it is, and turn NOT_SERVING past `max_staleness`. On
 //!    reconnect, resume from the revision held; reload whole only if the
 //!    changelog was pruned past it.
-//! 4. A changelog row that cannot be decoded or applied stops the feed with
-//!    an error naming its revision: nothing after it is applied, and the
-//!    staleness clock runs as if the database were down.
+//! 4. A changelog row that cannot be decoded or applied holds back only its
+//!    tenant (`apply_batch`): it answers at its last good revision, its
+//!    later changes wait, every other tenant moves on, and it resumes by
+//!    itself once a later change repairs the entity. The feed stops only if
+//!    a revision is missing from the changelog without being pruned.
+//!    (A bootstrap or reload still needs every row readable.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
