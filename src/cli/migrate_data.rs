@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::model::migrate::migrate_v1;
-use crate::source::file::{DEFAULT_MAX_FILE_BYTES, parse_str, read_bounded};
+use crate::source::file::{
+    DEFAULT_MAX_FILE_BYTES, is_json, parse_document, parse_str, read_bounded,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct MigrateDataArgs {
@@ -26,19 +28,10 @@ pub struct MigrateDataArgs {
 /// left as they were, so it can be edited and checked with `permd validate`).
 pub fn run(args: &MigrateDataArgs) -> anyhow::Result<i32> {
     let text = read_bounded(&args.file, DEFAULT_MAX_FILE_BYTES)?;
-    let json_in = args
-        .file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('{');
-    let doc: serde_json::Value = if json_in {
-        crate::model::data::from_json_str(&text)
-    } else {
-        crate::source::file::from_yaml::<serde_yaml::Value>(&text).and_then(|yaml| {
-            serde_json::to_value(yaml).map_err(|e| (".".to_owned(), e.to_string()))
-        })
-    }
-    .map_err(|(path, message)| anyhow::anyhow!("{}: at {path}: {message}", args.file.display()))?;
+    let json_in = is_json(&args.file, &text);
+    let doc = parse_document(&text, json_in).map_err(|(path, message)| {
+        anyhow::anyhow!("{}: at {path}: {message}", args.file.display())
+    })?;
 
     let migration = migrate_v1(doc);
     let json_out = match &args.out {

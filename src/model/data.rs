@@ -457,13 +457,6 @@ impl From<BTreeMap<String, Vec<String>>> for Teams {
     }
 }
 
-impl FromIterator<(String, Vec<String>)> for Teams {
-    fn from_iter<I: IntoIterator<Item = (String, Vec<String>)>>(iter: I) -> Self {
-        let map: BTreeMap<String, Vec<String>> = iter.into_iter().collect();
-        map.into()
-    }
-}
-
 impl Serialize for Teams {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.iter())

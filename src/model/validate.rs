@@ -268,21 +268,8 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
                 );
                 continue;
             };
-            for toggle in &perms.actions {
-                if toggle.contacts_only() && object != CONTACTS {
-                    report.error(
-                        format!("{here}.actions"),
-                        format!("'{}' exists only on contacts", toggle.as_str()),
-                    );
-                }
-            }
             for field in perms.fields.keys() {
-                if field == V1_ALL_FIELDS {
-                    report.error(
-                        format!("{here}.fields.*"),
-                        "'*' is v1's \"set all\": model v2 has default_for_new_field: <level> for every field the group does not name",
-                    );
-                } else if !fields.contains(field) {
+                if field != V1_ALL_FIELDS && !fields.contains(field) {
                     report.error(
                         format!("{here}.fields.{field}"),
                         format!(
@@ -292,12 +279,11 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
                     );
                 }
             }
-            let who = format!(
-                "tenant '{}', group '{}', object '{object}'",
-                tenant.id, group.id
-            );
-            for (control, message) in catalog_violations(object, perms) {
-                report.error(format!("{here}.{control}"), format!("{who}: {message}"));
+            for p in object_problems(&group.id, object, perms) {
+                report.error(
+                    format!("{here}.{}", p.path),
+                    format!("tenant '{}', {}", tenant.id, p.message),
+                );
             }
         }
     }
@@ -342,18 +328,8 @@ fn validate_tenant(at: &str, tenant: &Tenant, report: &mut Report) {
     );
     for (i, integration) in tenant.integrations.iter().enumerate() {
         let here = format!("{at}.integrations[{i}]");
-        if integration.groups.is_some() {
-            let owner = match integration.user.as_deref() {
-                Some(user) => format!("user '{user}'"),
-                None => "the user whose API key it is".to_owned(),
-            };
-            report.error(
-                format!("{here}.groups"),
-                format!(
-                    "integration '{}': integrations act as their user in model v2 and have no groups of their own: give these groups to {owner} (or to a service-account user that owns the key)",
-                    integration.id
-                ),
-            );
+        for p in integration_problems(integration) {
+            report.error(format!("{here}.{}", p.path), p.message);
         }
         match &integration.user {
             None => report.error(
@@ -463,19 +439,8 @@ fn validate_records(
                 }
             }
         }
-        if def.name == CONTACTS
-            && let Some(owner) = &record.owner
-        {
-            report.error(
-                format!("{here}.owner"),
-                format!(
-                    "contacts have no owner in model v2: put '{owner}' in a team field of contacts{} or in interactions",
-                    def.team_fields
-                        .first()
-                        .map(|f| format!(" (e.g. {f})"))
-                        .unwrap_or_default()
-                ),
-            );
+        for p in record_problems(record, def.team_fields.first()) {
+            report.error(format!("{here}.{}", p.path), p.message);
         }
         let named_users = record
             .owner
@@ -483,23 +448,6 @@ fn validate_records(
             .chain(record.teams.values().flatten())
             .chain(&record.interactions);
         dangling_users += named_users.filter(|u| !users.contains(u.as_str())).count();
-        match (&record.contact, record.object == CONTACTS) {
-            (Some(_), false) => report.error(
-                format!("{here}.contact"),
-                "contact state is only for contacts records",
-            ),
-            (Some(c), true)
-                if c.suppressed_until.is_some()
-                    && !c.suppressed
-                    && c.email_status != EmailStatus::Suppressed =>
-            {
-                report.error(
-                    format!("{here}.contact.suppressed_until"),
-                    "suppressed_until needs suppressed: true (or email_status: suppressed)",
-                )
-            }
-            _ => {}
-        }
     }
     if dangling_users > 0 {
         report.warn(
@@ -594,66 +542,114 @@ pub fn catalog_violations(object: &str, perms: &ObjectPermissions) -> Vec<(Strin
 }
 
 /// The rules one entity must keep on its own, whatever else its tenant
-/// holds: v1 shapes v2 refuses and the catalog's rules. The database keeps
-/// the same rules where rows are written
+/// holds: v1 shapes v2 refuses and the catalog's rules, as `path: message`
+/// with the path inside the entity. `validate` reports the same problems
+/// inside a file; the database keeps the same rules where rows are written
 /// (migrations/20261202000002_validate_rows.sql; tests/postgres_validation.rs
 /// holds both to the same verdict), and Admin.Write checks them per
-/// mutation. Rules that need other entities are `validate`'s.
+/// mutation. Rules that need other entities are `validate`'s alone.
 pub fn entity_problems(entity: &super::change::Entity) -> Vec<String> {
     use super::change::Entity;
+    let problems = match entity {
+        Entity::Group(group) => group
+            .objects
+            .iter()
+            .flat_map(|(object, perms)| {
+                object_problems(&group.id, object, perms)
+                    .into_iter()
+                    .map(move |p| Problem {
+                        path: format!("objects.{object}.{}", p.path),
+                        ..p
+                    })
+            })
+            .collect(),
+        Entity::Integration(integration) => integration_problems(integration),
+        Entity::Record(record) => record_problems(record, None),
+        _ => Vec::new(),
+    };
+    problems.iter().map(Problem::to_string).collect()
+}
+
+/// A group's settings on one object, on their own: toggles that exist only
+/// on Contacts, v1's "set all", and the catalog's rules. Paths are inside
+/// the object's settings.
+fn object_problems(group: &str, object: &str, perms: &ObjectPermissions) -> Vec<Problem> {
+    let who = format!("group '{group}', object '{object}'");
     let mut problems = Vec::new();
-    match entity {
-        Entity::Group(group) => {
-            for (object, perms) in &group.objects {
-                for toggle in &perms.actions {
-                    if toggle.contacts_only() && object != CONTACTS {
-                        problems.push(format!(
-                            "objects.{object}.actions: '{}' exists only on contacts",
-                            toggle.as_str()
-                        ));
-                    }
-                }
-                if perms.fields.contains_key(V1_ALL_FIELDS) {
-                    problems.push(format!(
-                        "objects.{object}.fields.*: '*' is v1's \"set all\": use default_for_new_field"
-                    ));
-                }
-                for (control, message) in catalog_violations(object, perms) {
-                    problems.push(format!(
-                        "objects.{object}.{control}: group '{}', object '{object}': {message}",
-                        group.id
-                    ));
-                }
-            }
+    for toggle in &perms.actions {
+        if toggle.contacts_only() && object != CONTACTS {
+            problems.push(Problem {
+                path: "actions".to_owned(),
+                message: format!("{who}: '{}' exists only on contacts", toggle.as_str()),
+            });
         }
-        Entity::Integration(integration) if integration.groups.is_some() => problems.push(
-            "groups: integrations act as their user in model v2 and have no groups of their own"
-                .to_owned(),
+    }
+    if perms.fields.contains_key(V1_ALL_FIELDS) {
+        problems.push(Problem {
+            path: "fields.*".to_owned(),
+            message: format!(
+                "{who}: '*' is v1's \"set all\": model v2 has default_for_new_field: <level> for every field the group does not name"
+            ),
+        });
+    }
+    for (control, message) in catalog_violations(object, perms) {
+        problems.push(Problem {
+            path: control,
+            message: format!("{who}: {message}"),
+        });
+    }
+    problems
+}
+
+/// v1's groups of an integration's own (it acts as its user in v2).
+fn integration_problems(integration: &super::data::Integration) -> Vec<Problem> {
+    if integration.groups.is_none() {
+        return Vec::new();
+    }
+    let owner = match integration.user.as_deref() {
+        Some(user) => format!("user '{user}'"),
+        None => "the user whose API key it is".to_owned(),
+    };
+    vec![Problem {
+        path: "groups".to_owned(),
+        message: format!(
+            "integration '{}': integrations act as their user in model v2 and have no groups of their own: give these groups to {owner} (or to a service-account user that owns the key)",
+            integration.id
         ),
-        Entity::Record(record) => {
-            if record.object == CONTACTS
-                && let Some(owner) = &record.owner
-            {
-                problems.push(format!(
-                    "owner: contacts have no owner in model v2: put '{owner}' in a team field of contacts or in interactions"
-                ));
-            }
-            match (&record.contact, record.object == CONTACTS) {
-                (Some(_), false) => {
-                    problems.push("contact: contact state is only for contacts records".to_owned())
-                }
-                (Some(c), true)
-                    if c.suppressed_until.is_some()
-                        && !c.suppressed
-                        && c.email_status != EmailStatus::Suppressed =>
-                {
-                    problems.push(
-                        "contact.suppressed_until needs suppressed: true (or email_status: suppressed)"
-                            .to_owned(),
-                    )
-                }
-                _ => {}
-            }
+    }]
+}
+
+/// A record on its own: no owner on a Contact, Contact state only on
+/// Contacts, a suppression end only with a suppression. `team_field` names
+/// a team field of contacts for the owner hint, when known.
+fn record_problems(record: &super::data::Record, team_field: Option<&String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if record.object == CONTACTS
+        && let Some(owner) = &record.owner
+    {
+        problems.push(Problem {
+            path: "owner".to_owned(),
+            message: format!(
+                "contacts have no owner in model v2: put '{owner}' in a team field of contacts{} or in interactions",
+                team_field.map(|f| format!(" (e.g. {f})")).unwrap_or_default()
+            ),
+        });
+    }
+    match (&record.contact, record.object == CONTACTS) {
+        (Some(_), false) => problems.push(Problem {
+            path: "contact".to_owned(),
+            message: "contact state is only for contacts records".to_owned(),
+        }),
+        (Some(c), true)
+            if c.suppressed_until.is_some()
+                && !c.suppressed
+                && c.email_status != EmailStatus::Suppressed =>
+        {
+            problems.push(Problem {
+                path: "contact.suppressed_until".to_owned(),
+                message: "suppressed_until needs suppressed: true (or email_status: suppressed)"
+                    .to_owned(),
+            })
         }
         _ => {}
     }

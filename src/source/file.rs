@@ -48,11 +48,29 @@ pub fn load_file(file: &Path) -> Result<(DataFile, Vec<Problem>), LoadError> {
 /// block the start forever and a device could be read without end.
 pub fn load_file_bounded(file: &Path, limit: u64) -> Result<(DataFile, Vec<Problem>), LoadError> {
     let text = read_bounded(file, limit)?;
-    let json = file
-        .extension()
+    parse_str(&text, is_json(file, &text), file)
+}
+
+/// JSON by a `.json` extension or a leading `{`; YAML otherwise.
+pub(crate) fn is_json(file: &Path, text: &str) -> bool {
+    file.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('{');
-    parse_str(&text, json, file)
+        || text.trim_start().starts_with('{')
+}
+
+/// The text as a JSON tree, whichever of the two formats it is in: for
+/// reading a document whose shape is not (yet) the data file's.
+pub(crate) fn parse_document(
+    text: &str,
+    json: bool,
+) -> Result<serde_json::Value, (String, String)> {
+    if json {
+        crate::model::data::from_json_str(text)
+    } else {
+        from_yaml::<serde_yaml::Value>(text).and_then(|yaml| {
+            serde_json::to_value(yaml).map_err(|e| (".".to_owned(), e.to_string()))
+        })
+    }
 }
 
 pub(crate) fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
@@ -172,11 +190,7 @@ const MAX_PROBLEMS: usize = 100;
 fn every_problem(text: &str, json: bool, first: Problem) -> Option<Vec<Problem>> {
     use serde_json::Value;
 
-    let mut doc: Value = if json {
-        crate::model::data::from_json_str(text).ok()?
-    } else {
-        serde_json::to_value(from_yaml::<serde_yaml::Value>(text).ok()?).ok()?
-    };
+    let mut doc: Value = parse_document(text, json).ok()?;
     // The first problem comes from the text itself (a duplicate key is
     // lost once the text is a tree), so it is kept as found.
     let mut problems = vec![first];

@@ -368,17 +368,11 @@ fn apply_batch(
         }
         if engine.apply_as(&free, Some(revision)).is_err() {
             // Tenant by tenant: those that apply go on, the others are held.
-            let mut by_tenant: Vec<(String, Vec<Change>)> = Vec::new();
-            for change in free {
-                match by_tenant.iter_mut().find(|(t, _)| *t == change.tenant) {
-                    Some((_, list)) => list.push(change),
-                    None => by_tenant.push((change.tenant.clone(), vec![change])),
-                }
-            }
-            for (tenant, list) in by_tenant {
+            for (tenant, list) in crate::index::change::by_tenant(&free) {
+                let list: Vec<Change> = list.into_iter().cloned().collect();
                 if let Err(e) = engine.apply_as(&list, Some(revision)) {
                     let reason = format!("revision {revision}: {e}");
-                    hold(engine, holds, &tenant, revision, &reason, list);
+                    hold(engine, holds, tenant, revision, &reason, list);
                 }
             }
         }
