@@ -46,6 +46,11 @@ pub struct ConfigFile {
     pub log_format: Option<LogFormat>,
     pub otlp_endpoint: Option<String>,
     pub database_url: Option<String>,
+    pub nats_url: Option<String>,
+    pub nats_prefix: Option<String>,
+    pub nats_creds: Option<PathBuf>,
+    pub nats_token: Option<String>,
+    pub tenants: Option<Vec<String>>,
     pub max_staleness: Option<Span>,
     pub changelog_retention: Option<Span>,
     pub admin_token: Option<String>,
@@ -194,6 +199,11 @@ impl ConfigFile {
         fill!(log_format);
         fill!(option otlp_endpoint);
         fill!(option database_url);
+        fill!(option nats_url);
+        fill!(nats_prefix);
+        fill!(option nats_creds);
+        fill!(option nats_token);
+        fill!(option tenants);
         fill!(max_staleness);
         fill!(changelog_retention);
         fill!(option admin_token);
@@ -232,6 +242,10 @@ pub struct Effective<'a> {
     pub otlp_endpoint: Option<&'a str>,
     /// Without its password.
     pub database_url: Option<String>,
+    /// Without its password.
+    pub nats_url: Option<String>,
+    pub nats_prefix: &'a str,
+    pub tenants: Option<&'a [String]>,
     pub max_staleness: Span,
     pub changelog_retention: Span,
     /// Never printed: only whether one is set.
@@ -273,6 +287,9 @@ impl<'a> Effective<'a> {
                 .database_url
                 .as_deref()
                 .map(crate::source::postgres::redact),
+            nats_url: args.nats_url.as_deref().map(crate::source::nats::redact),
+            nats_prefix: &args.nats_prefix,
+            tenants: args.tenants.as_deref(),
             max_staleness: args.max_staleness,
             changelog_retention: args.changelog_retention,
             admin: if args.admin_token.is_some() {

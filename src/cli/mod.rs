@@ -6,6 +6,7 @@ mod bench;
 mod client;
 mod config;
 mod migrate_data;
+mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +56,13 @@ pub enum Command {
     /// Rewrite a data file written for model v1 into v2: what is mechanical
     /// is mapped, what needs a person is listed (exit status 1).
     MigrateData(migrate_data::MigrateDataArgs),
+    /// Publish the PostgreSQL changelog and tenant snapshots to NATS
+    /// JetStream, for sidecars serving with --nats-url (docs/fleet.md). Run
+    /// two or more: one is active, the others take over when it goes.
+    Relay(relay::RelayArgs),
+    /// Read a tenant snapshot file (as the relay writes them): check it,
+    /// and say what it holds and how long it takes to load.
+    Snapshot(relay::SnapshotArgs),
     /// Generate a deterministic tenant at any scale, for benchmarks and load tests.
     Gen(GenArgs),
     /// Load-test a running permd over gRPC and report latency and throughput.
@@ -241,9 +249,33 @@ pub struct ServeArgs {
     /// changelog (postgres://user:password@host/db).
     #[arg(long, env = "PERMD_DATABASE_URL", conflicts_with = "data")]
     pub database_url: Option<String>,
-    /// With a database: health turns NOT_SERVING when the snapshot has not
-    /// been confirmed current for this long (the database unreachable, or
-    /// the feed stopped).
+    /// Follow a `permd relay` through NATS JetStream instead: start from
+    /// tenant snapshots, then the change stream; no database connection
+    /// (docs/fleet.md), e.g. nats://127.0.0.1:4222.
+    #[arg(long, env = "PERMD_NATS_URL", conflicts_with_all = ["data", "database_url"])]
+    pub nats_url: Option<String>,
+    /// With NATS: the relay's --nats-prefix (names the stream, the
+    /// snapshot bucket and the subjects).
+    #[arg(long, env = "PERMD_NATS_PREFIX", default_value = "permd")]
+    pub nats_prefix: String,
+    /// With NATS: a credentials file (.creds), e.g. mounted from a Secret.
+    #[arg(long, env = "PERMD_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// With NATS: an auth token.
+    #[arg(long, env = "PERMD_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// With NATS: serve only these tenants (comma-separated), so memory
+    /// holds only what this app uses. Default: every tenant.
+    #[arg(
+        long,
+        env = "PERMD_TENANTS",
+        value_delimiter = ',',
+        requires = "nats_url"
+    )]
+    pub tenants: Option<Vec<String>>,
+    /// With a database or NATS: health turns NOT_SERVING when the snapshot
+    /// has not been confirmed current for this long (the database or the
+    /// relay unreachable, or the feed stopped).
     #[arg(long, env = "PERMD_MAX_STALENESS", default_value = "30s")]
     pub max_staleness: config::Span,
     /// With a database: prune changelog older than this (one sidecar at a
@@ -284,12 +316,14 @@ fn parse() -> anyhow::Result<Cli> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // `serve` sets up its own logs and traces inside its runtime.
     let _logs = match &cli.command {
-        Command::Serve(_) => None,
+        Command::Serve(_) | Command::Relay(_) => None,
         _ => Some(crate::telemetry::init(false, None)?),
     };
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Check(args) => client_runtime()?.block_on(client::check(args)),
+        Command::Relay(args) => relay::run(args),
+        Command::Snapshot(args) => relay::snapshot(args),
         Command::Explain(args) => client_runtime()?.block_on(client::explain(args)),
         Command::Validate { file } => {
             let (data, warnings) = load_file(&file)?;
@@ -513,10 +547,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(crate::telemetry::metrics::install().context("cannot install the metrics recorder")?)
     };
     let started = std::time::Instant::now();
-    let (engine, records) = match &args.database_url {
+    let follows = args.database_url.is_some() || args.nats_url.is_some();
+    let (engine, records) = match follows {
         // The feed bootstraps in the background; health stays NOT_SERVING
         // until it has.
-        Some(_) => (
+        true => (
             Arc::new(Engine::with_cache_bytes(
                 Snapshot::default(),
                 args.max_batch,
@@ -524,7 +559,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )),
             0,
         ),
-        None => {
+        false => {
             let data = load_data(args.data.as_deref(), args.max_data_file_bytes)?;
             let snapshot = Snapshot::build(&data, 1);
             let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
@@ -575,7 +610,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 engine.clone(),
                 config,
                 readiness,
-                feed_stopped,
+                feed_stopped.clone(),
             ));
             // Admin writes through its own lazily connected pool.
             database = Some(
@@ -591,6 +626,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     })?,
             );
         }
+        if let Some(url) = &args.nats_url {
+            let (readiness, watch) = tokio::sync::watch::channel(Default::default());
+            extras.readiness = Some(watch);
+            let mut nats = crate::source::nats::NatsConfig::new(url, &args.nats_prefix)?;
+            nats.creds = args.nats_creds.clone();
+            nats.token = args.nats_token.clone();
+            let config = crate::source::nats::follow::FollowConfig {
+                nats,
+                tenants: args.tenants.as_ref().map(|t| t.iter().cloned().collect()),
+                max_staleness: args.max_staleness.0,
+            };
+            tokio::spawn(crate::source::nats::follow::run(
+                engine.clone(),
+                config,
+                readiness,
+                feed_stopped.clone(),
+            ));
+        }
         if let Some(token) = &args.admin_token {
             extras.admin = Some(crate::server::AdminService::new(
                 engine.clone(),
@@ -602,10 +655,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen = %listener.local_addr()?,
             transport,
             admin = args.admin_token.is_some(),
-            source = match (&args.database_url, &args.data) {
-                (Some(url), _) => crate::source::postgres::redact(url),
-                (None, Some(p)) => p.display().to_string(),
-                (None, None) => "built-in demo tenant".to_owned(),
+            source = match (&args.database_url, &args.nats_url, &args.data) {
+                (Some(url), _, _) => crate::source::postgres::redact(url),
+                (None, Some(url), _) => format!("NATS {}", crate::source::nats::redact(url)),
+                (None, None, Some(p)) => p.display().to_string(),
+                (None, None, None) => "built-in demo tenant".to_owned(),
             },
             records,
             revision = engine.revision(),

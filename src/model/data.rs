@@ -420,6 +420,15 @@ impl Teams {
         self.0.is_empty()
     }
 
+    /// From fields already sorted and unique (as a snapshot stores them);
+    /// anything else is refused, never re-sorted.
+    pub fn from_sorted(fields: Vec<(String, Vec<String>)>) -> Result<Teams, String> {
+        if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 >= b.0)) {
+            return Err("team fields are not sorted and unique".to_owned());
+        }
+        Ok(Teams(fields))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
         self.0.iter().map(|(k, v)| (k, v))
     }

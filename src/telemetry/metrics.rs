@@ -33,6 +33,15 @@ pub const FEED_RELOADS: &str = "permd_feed_reloads_total";
 pub const FEED_STOPPED: &str = "permd_feed_stopped";
 pub const TENANT_STUCK: &str = "permd_tenant_stuck";
 pub const TENANT_HELD_SECONDS: &str = "permd_tenant_held_seconds";
+/// `permd relay`: 1 while this relay holds the lease and publishes.
+pub const RELAY_ACTIVE: &str = "permd_relay_active";
+pub const RELAY_REVISION: &str = "permd_relay_published_revision";
+pub const RELAY_TRANSACTIONS: &str = "permd_relay_transactions_total";
+pub const RELAY_MESSAGES: &str = "permd_relay_messages_total";
+pub const RELAY_SNAPSHOTS: &str = "permd_relay_snapshots_total";
+pub const RELAY_ERRORS: &str = "permd_relay_errors_total";
+/// A NATS-mode sidecar: the stream revision the last relay heartbeat named.
+pub const RELAY_HEARTBEAT_REVISION: &str = "permd_relay_heartbeat_revision";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -106,7 +115,7 @@ fn describe() {
     describe_gauge!(
         FEED_STALENESS,
         Unit::Seconds,
-        "Time since the snapshot was last confirmed current with PostgreSQL."
+        "Time since the snapshot was last confirmed current with PostgreSQL (or, in NATS mode, with the relay's heartbeat)."
     );
     describe_counter!(
         FEED_TRANSACTIONS,
@@ -118,7 +127,7 @@ fn describe() {
     );
     describe_counter!(
         FEED_RELOADS,
-        "Whole-snapshot reloads after the changelog was pruned past the revision held."
+        "Whole-snapshot reloads after the changelog (or the NATS stream) no longer held the revisions after the one held."
     );
     describe_gauge!(
         FEED_STOPPED,
@@ -127,6 +136,34 @@ fn describe() {
     describe_gauge!(
         TENANT_HELD_SECONDS,
         "How long a held tenant has answered at its last good revision (0 when not held)."
+    );
+    describe_gauge!(
+        RELAY_ACTIVE,
+        "1 while this relay holds the lease and publishes the changelog."
+    );
+    describe_gauge!(
+        RELAY_REVISION,
+        "The last revision this relay published to the stream in full."
+    );
+    describe_counter!(
+        RELAY_TRANSACTIONS,
+        "Changelog transactions published to the stream."
+    );
+    describe_counter!(
+        RELAY_MESSAGES,
+        "Stream messages published (one per tenant of a transaction, more when large)."
+    );
+    describe_counter!(
+        RELAY_SNAPSHOTS,
+        "Tenant snapshots written to the object store."
+    );
+    describe_counter!(
+        RELAY_ERRORS,
+        "Relay errors: lost database or NATS, refused publishes, snapshots not written."
+    );
+    describe_gauge!(
+        RELAY_HEARTBEAT_REVISION,
+        "NATS mode: the revision the relay's last heartbeat said the stream holds."
     );
     describe_gauge!(
         TENANT_STUCK,

@@ -21,15 +21,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashMap;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
 use crate::index::{Engine, Snapshot};
-use crate::model::change::Change;
 use crate::model::validate::validate;
+use crate::source::changelog::{Holds, apply_batch};
 use crate::telemetry::metrics::{
     FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS,
     TENANT_HELD_SECONDS, TENANT_STUCK,
@@ -307,145 +306,6 @@ async fn catch_up(
             return Ok(());
         }
     }
-}
-
-/// A tenant held back by a change it cannot apply: its later changes wait
-/// here, in order, and are applied the moment they apply as a whole.
-#[derive(Debug, Default)]
-struct Hold {
-    pending: Vec<Change>,
-    /// Rows that did not decode, as (entity, key): each waits for a later
-    /// change of the same entity to replace it.
-    undecoded: Vec<(String, String)>,
-    /// Changes arrived since the last attempt.
-    touched: bool,
-}
-
-type Holds = FxHashMap<String, Hold>;
-
-/// Applies the transactions in revision order. Without held tenants or bad
-/// rows they go as one revision (the last one's). Otherwise each
-/// transaction is applied on its own, and a tenant whose changes do not
-/// decode or apply is held at the revision before them (`Engine::hold`):
-/// it keeps answering there, its later changes wait, and every other tenant
-/// moves on. It resumes by itself once its waiting changes apply, i.e. once
-/// a later change repaired what was wrong.
-fn apply_batch(
-    engine: &Engine,
-    batch: Vec<(u64, Vec<Change>)>,
-    malformed: &[Malformed],
-    last: u64,
-    holds: &mut Holds,
-) {
-    if holds.is_empty() && malformed.is_empty() {
-        let all: Vec<_> = batch.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-        if engine.apply_as(&all, Some(last)).is_ok() {
-            return;
-        }
-    }
-    for (revision, changes) in batch {
-        for m in malformed.iter().filter(|m| m.revision == revision) {
-            let reason = format!(
-                "revision {revision}: {} '{}' does not decode: {}",
-                m.entity, m.key, m.message
-            );
-            hold(engine, holds, &m.tenant, revision, &reason, Vec::new());
-            if let Some(h) = holds.get_mut(&m.tenant) {
-                h.undecoded.push((m.entity.clone(), m.key.clone()));
-            }
-        }
-        let mut free: Vec<Change> = Vec::new();
-        for change in changes {
-            match holds.get_mut(&change.tenant) {
-                Some(h) => {
-                    let (entity, key) = (change.kind().as_str(), change.key());
-                    h.undecoded.retain(|(e, k)| !(e == entity && *k == key));
-                    h.pending.push(change);
-                    h.touched = true;
-                }
-                None => free.push(change),
-            }
-        }
-        if engine.apply_as(&free, Some(revision)).is_err() {
-            // Tenant by tenant: those that apply go on, the others are held.
-            for (tenant, list) in crate::index::change::by_tenant(&free) {
-                let list: Vec<Change> = list.into_iter().cloned().collect();
-                if let Err(e) = engine.apply_as(&list, Some(revision)) {
-                    let reason = format!("revision {revision}: {e}");
-                    hold(engine, holds, tenant, revision, &reason, list);
-                }
-            }
-        }
-        // A held tenant whose waiting changes now apply resumes.
-        for (tenant, h) in holds.iter_mut() {
-            if !h.touched || !h.undecoded.is_empty() {
-                continue;
-            }
-            h.touched = false;
-            compact(&mut h.pending);
-            match engine.apply_as(&h.pending, Some(revision)) {
-                Ok(_) => {
-                    h.pending.clear();
-                    engine.release(tenant);
-                    metrics::gauge!(TENANT_STUCK, "tenant" => tenant.clone()).set(0.0);
-                    metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone()).set(0.0);
-                    tracing::info!(tenant = %tenant, revision, "tenant resumed: the changes that held it back apply now");
-                }
-                Err(e) => engine.hold(
-                    tenant,
-                    engine.held().get(tenant).map_or(revision, |h| h.revision),
-                    format!("revision {revision}: {e}"),
-                ),
-            }
-        }
-        holds.retain(|_, h| !h.pending.is_empty() || !h.undecoded.is_empty());
-    }
-}
-
-/// Keeps only the last change of each entity, in the order of those last
-/// changes. A change carries its whole entity, so the result is the same,
-/// and a bad change that a later one replaced is gone rather than failing
-/// every retry.
-fn compact(pending: &mut Vec<Change>) {
-    // A tenant delete drops everything before it: order matters there.
-    if pending
-        .iter()
-        .any(|c| c.kind() == crate::model::change::EntityKind::Tenant)
-    {
-        return;
-    }
-    let mut seen = rustc_hash::FxHashSet::default();
-    let mut kept: Vec<Change> = Vec::with_capacity(pending.len());
-    for change in pending.drain(..).rev() {
-        if seen.insert((change.kind(), change.key())) {
-            kept.push(change);
-        }
-    }
-    kept.reverse();
-    *pending = kept;
-}
-
-/// Holds `tenant` at the revision before `revision` (or keeps it where it
-/// is held), with `pending` waiting.
-fn hold(
-    engine: &Engine,
-    holds: &mut Holds,
-    tenant: &str,
-    revision: u64,
-    reason: &str,
-    pending: Vec<Change>,
-) {
-    let h = holds.entry(tenant.to_owned()).or_default();
-    h.pending.extend(pending);
-    let at = engine
-        .held()
-        .get(tenant)
-        .map_or(revision.saturating_sub(1), |held| held.revision);
-    engine.hold(tenant, at, reason.to_owned());
-    metrics::gauge!(TENANT_STUCK, "tenant" => tenant.to_owned()).set(1.0);
-    metrics::counter!(FEED_ERRORS, "kind" => "held").increment(1);
-    tracing::error!(tenant = %tenant, held_at = at, reason = %reason,
-        "tenant HELD at its last good revision: a change cannot be applied; other tenants go on, and it resumes by itself once a later change repairs it");
 }
 
 /// The changelog does not hold the revisions after `held`: pruned past us

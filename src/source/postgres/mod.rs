@@ -14,11 +14,14 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 // Dynamic SQL here is built only from the static table and column names
 // of `rows::TABLES`; every value is a bind parameter.
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
-use thiserror::Error;
 
 use crate::model::change::{Change, ChangeOp, Entity, EntityKind};
 use crate::model::data::{DataFile, Tenant};
 use rows::{TABLES, decode, encode, table};
+
+pub use crate::source::changelog::{
+    ChangelogRead, Malformed, RawChange, Transaction, decode_change,
+};
 
 /// The migrations in migrations/, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -362,78 +365,21 @@ pub async fn write_transaction(pool: &PgPool, changes: &[Change]) -> anyhow::Res
     }
 }
 
-/// A changelog row that cannot be applied: the feed stops on it.
-#[derive(Debug, Error)]
-#[error(
-    "malformed changelog row (revision {revision}, seq {seq}, {entity} '{key}' of tenant '{tenant}'): {message}"
-)]
-pub struct Malformed {
-    pub revision: u64,
-    pub seq: i64,
-    pub tenant: String,
-    pub entity: String,
-    pub key: String,
-    pub message: String,
-}
-
-/// Decodes one changelog row into a change; `payload` is the row's JSON
-/// text.
-pub fn decode_change(
-    tenant: &str,
-    entity: &str,
-    key: &str,
-    op: &str,
-    payload: Option<&str>,
-) -> Result<Change, String> {
-    let kind = EntityKind::parse(entity).ok_or_else(|| {
-        format!(
-            "unknown entity '{entity}'; entities are: {}",
-            EntityKind::names()
-        )
-    })?;
-    match (op, payload) {
-        ("delete", _) => {
-            if kind == EntityKind::Record {
-                Change::record_key(key)?;
-            }
-            Ok(Change::delete(tenant, kind, key))
-        }
-        ("upsert", Some(text)) => {
-            let row: Value =
-                serde_json::from_str(text).map_err(|e| format!("the payload is not JSON: {e}"))?;
-            let (row_tenant, entity) = decode(kind, row)?;
-            if row_tenant != tenant || entity.key() != key {
-                return Err(format!(
-                    "the payload is {} '{}' of tenant '{row_tenant}', not the row's own key",
-                    kind.as_str(),
-                    entity.key()
-                ));
-            }
-            Ok(Change::upsert(tenant, entity))
-        }
-        ("upsert", None) => Err("an upsert without a payload".to_owned()),
-        (other, _) => Err(format!("unknown op '{other}'; ops are: upsert, delete")),
-    }
-}
-
-/// What one read of the changelog saw, in one snapshot.
-#[derive(Debug)]
-pub struct ChangelogRead {
-    /// The latest revision committed when it read.
-    pub latest: u64,
-    /// The transactions after the revision asked for, in revision order, each
-    /// with its changes in the order they were made.
-    pub transactions: Vec<(u64, Vec<Change>)>,
-    /// Rows that do not decode, in revision order. The read goes on past
-    /// them: one bad row holds back only its tenant (feed.rs).
-    pub malformed: Vec<Malformed>,
-}
-
 /// The transactions after `after` (at most `limit` of them) and the latest
 /// revision, in one statement, so both come from one snapshot: every
 /// transaction up to `latest` is in it unless pruned. A revision missing
 /// in between therefore means the changelog was pruned past `after`.
 pub async fn changes_after(pool: &PgPool, after: u64, limit: u64) -> anyhow::Result<ChangelogRead> {
+    let (latest, rows) = rows_after(pool, after, limit).await?;
+    Ok(ChangelogRead::decode(latest, rows, |_| true))
+}
+
+/// `changes_after` as the rows stand, undecoded: what the relay forwards.
+pub async fn rows_after(
+    pool: &PgPool,
+    after: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<Transaction>)> {
     // The lateral subquery (fenced by OFFSET 0) keeps the plan an index
     // lookup per transaction: a hash join would scan the whole changelog.
     let rows = sqlx::query(
@@ -451,45 +397,32 @@ pub async fn changes_after(pool: &PgPool, after: u64, limit: u64) -> anyhow::Res
     .fetch_all(pool)
     .await
     .context("reading the changelog")?;
-    let mut read = ChangelogRead {
-        latest: 0,
-        transactions: Vec::new(),
-        malformed: Vec::new(),
-    };
+    let mut latest = 0;
+    let mut transactions: Vec<Transaction> = Vec::new();
     for row in rows {
-        let latest: i64 = row.try_get(0)?;
-        read.latest = u64::try_from(latest).unwrap_or(0);
+        let value: i64 = row.try_get(0)?;
+        latest = u64::try_from(value).unwrap_or(0);
         let Some(revision) = row.try_get::<Option<i64>, _>(1)? else {
             continue;
         };
         let revision = u64::try_from(revision).unwrap_or(0);
-        let seq: i64 = row.try_get(2)?;
-        let tenant: String = row.try_get(3)?;
-        let entity: String = row.try_get(4)?;
-        let key: String = row.try_get(5)?;
-        let op: String = row.try_get(6)?;
-        let payload: Option<String> = row.try_get(7)?;
-        // Every revision read is listed, even one whose only row is bad.
-        if read.transactions.last().is_none_or(|(r, _)| *r != revision) {
-            read.transactions.push((revision, Vec::new()));
-        }
-        match decode_change(&tenant, &entity, &key, &op, payload.as_deref()) {
-            Ok(change) => {
-                if let Some((_, changes)) = read.transactions.last_mut() {
-                    changes.push(change);
-                }
-            }
-            Err(message) => read.malformed.push(Malformed {
+        let raw = RawChange {
+            seq: row.try_get(2)?,
+            tenant: row.try_get(3)?,
+            entity: row.try_get(4)?,
+            key: row.try_get(5)?,
+            op: row.try_get(6)?,
+            payload: row.try_get(7)?,
+        };
+        match transactions.last_mut() {
+            Some(t) if t.revision == revision => t.rows.push(raw),
+            _ => transactions.push(Transaction {
                 revision,
-                seq,
-                tenant,
-                entity,
-                key,
-                message,
+                rows: vec![raw],
             }),
         }
     }
-    Ok(read)
+    Ok((latest, transactions))
 }
 
 /// How far the changelog has been pruned: revisions at or below it are gone.

@@ -1,0 +1,422 @@
+//! A tenant snapshot: one tenant's whole data at one changelog revision, in
+//! a compact binary form that a NATS-mode sidecar loads instead of reading
+//! PostgreSQL (docs/fleet.md). The relay writes them to a JetStream object
+//! store; a sidecar starts from them and follows the stream from `revision`.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! "PERMDSNP"  u32 format  u64 revision  u64 stream_seq  u64 records
+//! u32 catalog_len  catalog: the tenant without records, as data-file JSON
+//! strings: postcard Vec<String>, the names records refer to by index
+//! records: `records` postcard-encoded records, one after the other
+//! u32 CRC-32 of every byte before it
+//! ```
+//!
+//! Records are the bulk (a million Contacts), so they are postcard with
+//! their repeated names (objects, users, team and relationship fields)
+//! interned; the catalog is small and keeps the data-file decoder, with its
+//! unknown-key and duplicate-key refusals. The decoder checks the magic, the
+//! format and the checksum before anything else, never trusts a length, and
+//! refuses rather than guesses: a snapshot it cannot read is reloaded, never
+//! served half-read. Decoding does not validate the data: the caller
+//! validates the tenant exactly as it would a data file.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::data::{ContactState, EmailStatus, Record, Teams, Tenant, from_json_str};
+
+const MAGIC: &[u8; 8] = b"PERMDSNP";
+/// The format this build writes and reads. A new format gets a new number;
+/// a sidecar refuses a snapshot newer than it knows (and follows the
+/// stream from an older one it can read).
+pub const FORMAT: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8 + 4;
+const CHECKSUM_BYTES: usize = 4;
+/// The smallest encoded record (an id and a few zero bytes): caps how much
+/// a record count read from the header may pre-allocate.
+const MIN_RECORD_BYTES: usize = 20;
+
+/// What a snapshot says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub tenant: String,
+    /// The changelog revision the data is at.
+    pub revision: u64,
+    /// The JetStream sequence of the last message of `revision` in the
+    /// change stream (0 when the stream held none): a sidecar follows the
+    /// stream from the message after it.
+    pub stream_seq: u64,
+    pub records: u64,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("not a permd snapshot (no PERMDSNP header)")]
+    NotASnapshot,
+    #[error(
+        "snapshot format {0} is newer than this permd reads (format {FORMAT}); upgrade permd, or have the relay write format {FORMAT}"
+    )]
+    NewerFormat(u32),
+    #[error("snapshot is truncated: {0}")]
+    Truncated(&'static str),
+    #[error(
+        "snapshot checksum mismatch (stored {stored:08x}, computed {computed:08x}): it was damaged in storage or transit"
+    )]
+    Checksum { stored: u32, computed: u32 },
+    #[error("snapshot {part} does not decode: {message}")]
+    Corrupt { part: &'static str, message: String },
+}
+
+fn corrupt(part: &'static str, message: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Corrupt {
+        part,
+        message: message.to_string(),
+    }
+}
+
+/// A record with its names replaced by indexes into the string table.
+#[derive(Serialize, Deserialize)]
+struct WireRecord {
+    id: [u8; 16],
+    object: u32,
+    owner: Option<u32>,
+    teams: Vec<(u32, Vec<u32>)>,
+    interactions: Vec<u32>,
+    links: Vec<(u32, Vec<[u8; 16]>)>,
+    archived: bool,
+    contact: Option<WireContact>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireContact {
+    email: Option<String>,
+    email_valid: bool,
+    email_status: u8,
+    suppressed: bool,
+    /// Unix time in nanoseconds.
+    suppressed_until: Option<i128>,
+    opted_out_lists: Vec<String>,
+    mobile_phone: Option<String>,
+    mobile_valid: bool,
+    sms_opted_out: bool,
+}
+
+/// Interns names while encoding.
+#[derive(Default)]
+struct Strings {
+    index: FxHashMap<String, u32>,
+    list: Vec<String>,
+}
+
+impl Strings {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        self.index.insert(s.to_owned(), i);
+        self.list.push(s.to_owned());
+        i
+    }
+}
+
+/// Encodes `tenant` at `revision`; `stream_seq` is where its sidecars
+/// follow the change stream from.
+pub fn encode(tenant: &Tenant, revision: u64, stream_seq: u64) -> Vec<u8> {
+    let catalog = serde_json::to_vec(&tenant.clone_without_records()).unwrap_or_default();
+    let mut strings = Strings::default();
+    let mut records: Vec<u8> = Vec::with_capacity(tenant.records.len() * 48);
+    for r in &tenant.records {
+        let wire = WireRecord {
+            id: *r.id.as_bytes(),
+            object: strings.id(&r.object),
+            owner: r.owner.as_deref().map(|o| strings.id(o)),
+            teams: r
+                .teams
+                .iter()
+                .map(|(field, users)| {
+                    (
+                        strings.id(field),
+                        users.iter().map(|u| strings.id(u)).collect(),
+                    )
+                })
+                .collect(),
+            interactions: r.interactions.iter().map(|u| strings.id(u)).collect(),
+            links: r
+                .links
+                .iter()
+                .map(|(field, ids)| {
+                    (
+                        strings.id(field),
+                        ids.iter().map(|id| *id.as_bytes()).collect(),
+                    )
+                })
+                .collect(),
+            archived: r.archived,
+            contact: r.contact.as_ref().map(|c| WireContact {
+                email: c.email.clone(),
+                email_valid: c.email_valid,
+                email_status: status_code(c.email_status),
+                suppressed: c.suppressed,
+                suppressed_until: c.suppressed_until.map(OffsetDateTime::unix_timestamp_nanos),
+                opted_out_lists: c.opted_out_lists.clone(),
+                mobile_phone: c.mobile_phone.clone(),
+                mobile_valid: c.mobile_valid,
+                sms_opted_out: c.sms_opted_out,
+            }),
+        };
+        // Writing into a Vec cannot fail.
+        records = postcard::to_extend(&wire, records).unwrap_or_default();
+    }
+    let strings = postcard::to_stdvec(&strings.list).unwrap_or_default();
+    let mut out =
+        Vec::with_capacity(HEADER_BYTES + catalog.len() + strings.len() + records.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(&revision.to_le_bytes());
+    out.extend_from_slice(&stream_seq.to_le_bytes());
+    out.extend_from_slice(&(tenant.records.len() as u64).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(catalog.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&catalog);
+    out.extend_from_slice(&strings);
+    out.extend_from_slice(&records);
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// Reads the header only (after checking the checksum): what the snapshot
+/// is, without decoding its records.
+pub fn meta(bytes: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
+    let (header, _) = split(bytes)?;
+    let catalog: Tenant =
+        from_json_str(std::str::from_utf8(header.catalog).map_err(|e| corrupt("catalog", e))?)
+            .map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
+    Ok(header.meta(catalog.id, bytes.len()))
+}
+
+/// Decodes a snapshot into its tenant.
+pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant), SnapshotError> {
+    let (header, body) = split(bytes)?;
+    let text = std::str::from_utf8(header.catalog).map_err(|e| corrupt("catalog", e))?;
+    let mut tenant: Tenant =
+        from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
+    if !tenant.records.is_empty() {
+        return Err(corrupt("catalog", "records belong in the record section"));
+    }
+    let (strings, mut rest) =
+        postcard::take_from_bytes::<Vec<String>>(body).map_err(|e| corrupt("string table", e))?;
+    let name = |i: u32| -> Result<String, SnapshotError> {
+        strings.get(i as usize).cloned().ok_or_else(|| {
+            corrupt(
+                "records",
+                format!("name index {i} is past the {} names", strings.len()),
+            )
+        })
+    };
+    let count = usize::try_from(header.records).map_err(|e| corrupt("header", e))?;
+    let mut records = Vec::with_capacity(count.min(rest.len() / MIN_RECORD_BYTES));
+    for _ in 0..count {
+        let (w, tail) =
+            postcard::take_from_bytes::<WireRecord>(rest).map_err(|e| corrupt("records", e))?;
+        rest = tail;
+        let mut teams: Vec<(String, Vec<String>)> = Vec::with_capacity(w.teams.len());
+        for (field, users) in w.teams {
+            let users = users.into_iter().map(name).collect::<Result<Vec<_>, _>>()?;
+            teams.push((name(field)?, users));
+        }
+        let mut links = std::collections::BTreeMap::new();
+        for (field, ids) in w.links {
+            if links
+                .insert(
+                    name(field)?,
+                    ids.into_iter().map(Uuid::from_bytes).collect(),
+                )
+                .is_some()
+            {
+                return Err(corrupt("records", "a relationship field is listed twice"));
+            }
+        }
+        let contact = match w.contact {
+            None => None,
+            Some(c) => Some(ContactState {
+                email: c.email,
+                email_valid: c.email_valid,
+                email_status: status_from_code(c.email_status)?,
+                suppressed: c.suppressed,
+                suppressed_until: c
+                    .suppressed_until
+                    .map(OffsetDateTime::from_unix_timestamp_nanos)
+                    .transpose()
+                    .map_err(|e| corrupt("records", e))?,
+                opted_out_lists: c.opted_out_lists,
+                mobile_phone: c.mobile_phone,
+                mobile_valid: c.mobile_valid,
+                sms_opted_out: c.sms_opted_out,
+            }),
+        };
+        records.push(Record {
+            id: Uuid::from_bytes(w.id),
+            object: name(w.object)?,
+            owner: w.owner.map(name).transpose()?,
+            teams: Teams::from_sorted(teams).map_err(|e| corrupt("records", e))?,
+            interactions: w
+                .interactions
+                .into_iter()
+                .map(name)
+                .collect::<Result<_, _>>()?,
+            links,
+            archived: w.archived,
+            contact,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(corrupt(
+            "records",
+            format!("{} bytes after the last record", rest.len()),
+        ));
+    }
+    tenant.records = records;
+    Ok((header.meta(tenant.id.clone(), bytes.len()), tenant))
+}
+
+struct Header<'a> {
+    revision: u64,
+    stream_seq: u64,
+    records: u64,
+    catalog: &'a [u8],
+}
+
+impl Header<'_> {
+    fn meta(&self, tenant: String, bytes: usize) -> SnapshotMeta {
+        SnapshotMeta {
+            tenant,
+            revision: self.revision,
+            stream_seq: self.stream_seq,
+            records: self.records,
+            bytes,
+        }
+    }
+}
+
+/// Checks magic, format and checksum; returns the header and what follows
+/// the catalog (without the checksum).
+fn split(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), SnapshotError> {
+    if bytes.len() < MAGIC.len() || bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let mut r = Reader {
+        bytes,
+        at: MAGIC.len(),
+    };
+    let format = r.u32()?;
+    if format > FORMAT {
+        return Err(SnapshotError::NewerFormat(format));
+    }
+    if format == 0 {
+        return Err(corrupt("header", "format 0"));
+    }
+    if bytes.len() < HEADER_BYTES + CHECKSUM_BYTES {
+        return Err(SnapshotError::Truncated("shorter than its header"));
+    }
+    let (content, stored) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
+    let stored = u32::from_le_bytes(
+        stored
+            .try_into()
+            .map_err(|_| SnapshotError::Truncated("checksum"))?,
+    );
+    let computed = crc32fast::hash(content);
+    if stored != computed {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    let mut r = Reader {
+        bytes: content,
+        at: MAGIC.len() + 4,
+    };
+    let revision = r.u64()?;
+    let stream_seq = r.u64()?;
+    let records = r.u64()?;
+    let catalog_len = r.u32()? as usize;
+    let catalog = r.take(catalog_len)?;
+    let body = content.get(r.at..).unwrap_or_default();
+    Ok((
+        Header {
+            revision,
+            stream_seq,
+            records,
+            catalog,
+        },
+        body,
+    ))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .ok_or(SnapshotError::Truncated("a length overflows"))?;
+        let out = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(SnapshotError::Truncated("a section ends past the end"))?;
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes(
+            b.try_into().map_err(|_| SnapshotError::Truncated("u32"))?,
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| SnapshotError::Truncated("u64"))?,
+        ))
+    }
+}
+
+/// The email status as stored in format 1: these numbers are the format.
+fn status_code(s: EmailStatus) -> u8 {
+    match s {
+        EmailStatus::NotOptedIn => 0,
+        EmailStatus::OptedIn => 1,
+        EmailStatus::OptedOut => 2,
+        EmailStatus::UnsubscribedAll => 3,
+        EmailStatus::Suppressed => 4,
+    }
+}
+
+fn status_from_code(code: u8) -> Result<EmailStatus, SnapshotError> {
+    Ok(match code {
+        0 => EmailStatus::NotOptedIn,
+        1 => EmailStatus::OptedIn,
+        2 => EmailStatus::OptedOut,
+        3 => EmailStatus::UnsubscribedAll,
+        4 => EmailStatus::Suppressed,
+        other => {
+            return Err(corrupt(
+                "records",
+                format!("email status {other} is not one of 0..=4"),
+            ));
+        }
+    })
+}
