@@ -439,6 +439,12 @@ impl Serve {
         self
     }
 
+    /// Writes the process's logs (stderr) to `path`.
+    pub fn log_to(mut self, path: &std::path::Path) -> Self {
+        self.command.stderr(std::fs::File::create(path).unwrap());
+        self
+    }
+
     pub fn spawn(mut self) -> ServeProcess {
         match self.metrics_port {
             Some(port) => self

@@ -407,34 +407,33 @@ async fn load(
     let store = js
         .get_object_store(&bucket)
         .await
-        .with_context(|| format!("no snapshot bucket '{bucket}' in NATS yet (is a `permd relay` running with --nats-prefix {}?)", config.nats.prefix))?;
-    let mut names = Vec::new();
-    let mut list = store.list().await.context("listing snapshots")?;
-    while let Some(info) = list.next().await {
-        let info = info.context("listing snapshots")?;
-        if !info.deleted && config.serves(&info.name) {
-            names.push((info.name, info.size));
-        }
-    }
-    if names.is_empty() {
-        anyhow::bail!(
-            "the bucket '{bucket}' holds no snapshot of {} yet (a relay writes them on start)",
-            config.tenants.as_ref().map_or_else(
-                || "any tenant".to_owned(),
-                |t| {
-                    let mut t: Vec<&String> = t.iter().collect();
-                    t.sort();
-                    format!(
-                        "the tenants served ({})",
-                        t.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    )
-                }
+        .with_context(|| {
+            format!(
+                "no snapshot bucket '{bucket}' in NATS yet (is a `permd relay` running with --nats-prefix {}?)",
+                config.nats.prefix
             )
-        );
-    }
+        })?;
+    let manifest = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut object = store.get(super::MANIFEST_OBJECT).await?;
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await?;
+        anyhow::Ok(serde_json::from_slice::<super::Manifest>(&bytes)?)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("took longer than 30 s"))
+    .and_then(|r| r)
+    .with_context(|| {
+        format!("no snapshot manifest in the bucket '{bucket}' yet (a relay writes it after its first snapshot round)")
+    })?;
+    let names: Vec<String> = manifest
+        .tenants
+        .iter()
+        .filter(|t| config.serves(t))
+        .cloned()
+        .collect();
     if let Some(wanted) = &config.tenants {
         for t in wanted {
-            if !names.iter().any(|(n, _)| n == t) {
+            if !names.contains(t) {
                 tracing::warn!(tenant = %t, "no snapshot of this tenant (--tenants): it is served once its changes arrive");
             }
         }
@@ -442,14 +441,30 @@ async fn load(
     let mut tenants = Vec::with_capacity(names.len());
     let mut metas = Vec::with_capacity(names.len());
     let mut bytes_read = 0usize;
-    for (name, size) in names {
-        let mut object = store
-            .get(&name)
+    for name in names {
+        // A read that overlaps the relay replacing the object can wait for
+        // chunks that are gone: bound it, and the load is retried.
+        let read = async {
+            let mut object = tokio::time::timeout(
+                Duration::from_secs(10),
+                store.get(super::tenant_object(&name)),
+            )
             .await
-            .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
-        let mut bytes = Vec::with_capacity(size);
-        object
-            .read_to_end(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("no answer within 10 s"))??;
+            let size = object.info().size;
+            let limit = Duration::from_secs(10) + Duration::from_millis(size as u64 / 10_000);
+            let mut bytes = Vec::with_capacity(size);
+            tokio::time::timeout(limit, object.read_to_end(&mut bytes))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "took longer than {} s (replaced while read?)",
+                        limit.as_secs()
+                    )
+                })??;
+            anyhow::Ok(bytes)
+        };
+        let bytes = read
             .await
             .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
         bytes_read += bytes.len();
@@ -469,8 +484,16 @@ async fn load(
         metas.push(decoded.0);
         tenants.extend(decoded.1);
     }
-    let revision = metas.iter().map(|m| m.revision).min().unwrap_or(0);
-    let start_seq = metas.iter().map(|m| m.stream_seq).min().unwrap_or(0);
+    // From the manifest's round at the latest: a tenant created after it
+    // arrives through the stream.
+    let revision = metas
+        .iter()
+        .map(|m| m.revision)
+        .fold(manifest.revision, u64::min);
+    let start_seq = metas
+        .iter()
+        .map(|m| m.stream_seq)
+        .fold(manifest.stream_seq, u64::min);
     let floors = metas
         .iter()
         .map(|m| (m.tenant.clone(), m.revision))

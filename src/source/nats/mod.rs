@@ -7,7 +7,8 @@
 //!   changelog transaction in revision order, one message per tenant it
 //!   touched (split further when large), on `P.changes.<tenant>`;
 //! - object store bucket `P-snapshots`: one snapshot per tenant
-//!   (`source::snapshot`), named by tenant id;
+//!   (`source::snapshot`) named `tenants/<id>`, and a `manifest` naming
+//!   the tenants of the last complete round;
 //! - `P.heartbeat` (core NATS): the active relay's published revision, each
 //!   second, from which sidecars tell "current" from "relay gone".
 
@@ -133,6 +134,27 @@ pub struct Part {
     pub index: u32,
     pub count: u32,
     pub rows: Vec<RawChange>,
+}
+
+/// Snapshot objects are named `tenants/<tenant id>`.
+pub const TENANT_OBJECT: &str = "tenants/";
+/// The object naming the tenants of the last complete snapshot round.
+pub const MANIFEST_OBJECT: &str = "manifest";
+
+pub fn tenant_object(tenant: &str) -> String {
+    format!("{TENANT_OBJECT}{tenant}")
+}
+
+/// What the relay writes after each snapshot round: every tenant that
+/// existed at `revision` and has a snapshot. A sidecar starts from the
+/// tenants it names (their snapshots may be newer), and from `revision`
+/// and `stream_seq` at the latest, so a tenant created after it arrives
+/// through the stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub revision: u64,
+    pub stream_seq: u64,
+    pub tenants: Vec<String>,
 }
 
 /// The heartbeat's body.

@@ -558,7 +558,7 @@ async fn write_snapshots(
             Ok(bytes) => {
                 let size = bytes.len();
                 store
-                    .put(id.as_str(), &mut bytes.as_slice())
+                    .put(super::tenant_object(&id).as_str(), &mut bytes.as_slice())
                     .await
                     .with_context(|| format!("writing the snapshot of tenant '{id}'"))?;
                 metrics::counter!(RELAY_SNAPSHOTS).increment(1);
@@ -572,20 +572,42 @@ async fn write_snapshots(
             }
         }
     }
+    // What the bucket holds now; the snapshots of deleted tenants go.
     let mut list = store.list().await.context("listing snapshots")?;
+    let mut held = Vec::new();
     let mut gone = Vec::new();
     while let Some(info) = list.next().await {
         let info = info.context("listing snapshots")?;
-        if !info.deleted && !present.contains(&info.name) {
-            gone.push(info.name);
+        let Some(tenant) = info.name.strip_prefix(super::TENANT_OBJECT) else {
+            continue;
+        };
+        if info.deleted {
+            continue;
+        }
+        if present.contains(tenant) {
+            held.push(tenant.to_owned());
+        } else {
+            gone.push(info.name.clone());
         }
     }
     for name in gone {
         store
             .delete(&name)
             .await
-            .with_context(|| format!("deleting the snapshot of deleted tenant '{name}'"))?;
+            .with_context(|| format!("deleting the snapshot of a deleted tenant ({name})"))?;
     }
+    // Last, the manifest: a sidecar loads the tenants it names, so it never
+    // starts from a round half written.
+    held.sort();
+    let manifest = serde_json::to_vec(&super::Manifest {
+        revision,
+        stream_seq,
+        tenants: held,
+    })?;
+    store
+        .put(super::MANIFEST_OBJECT, &mut manifest.as_slice())
+        .await
+        .context("writing the snapshot manifest")?;
     Ok(written)
 }
 
