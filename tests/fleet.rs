@@ -37,7 +37,7 @@ const SIDECARS: usize = 20;
 const WRITERS: usize = 4;
 const TRANSACTIONS: usize = 40;
 /// Every wait here is bounded by this.
-const CATCH_UP: Duration = Duration::from_secs(90);
+const CATCH_UP: Duration = Duration::from_secs(150);
 
 /// The demo tenant, and a copy of it as `acme`: two tenants.
 fn two_tenants() -> DataFile {
@@ -155,14 +155,52 @@ fn relay(db: &str, nats: &Nats, prefix: &str, log: &Path) -> Child {
         .unwrap()
 }
 
-/// A `permd serve --nats-url` whose log goes to `log`.
-fn sidecar(nats: &Nats, prefix: &str, extra: &[&str], log: &Path) -> ServeProcess {
-    common::server::Serve::new()
+/// A `permd serve --nats-url` whose log goes to `log`. Both ports are
+/// the kernel's pick (`:0`), read back from the log: ports picked by the
+/// test could be taken by another process before the sidecar binds them.
+async fn sidecar(nats: &Nats, prefix: &str, extra: &[&str], log: &Path) -> ServeProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_permd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--nats-url", &nats.url(), "--nats-prefix", prefix])
         .args(extra.iter().copied())
-        .metrics()
-        .log_to(log)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
         .spawn()
+        .unwrap();
+    let port_after = |text: &str, key: &str| -> Option<u16> {
+        let at = text.find(key)? + key.len();
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let (Some(port), Some(metrics)) = (
+            port_after(&text, "permd serving listen=127.0.0.1:"),
+            port_after(&text, "metrics on /metrics metrics=127.0.0.1:"),
+        ) {
+            return ServeProcess {
+                child,
+                port,
+                metrics_port: Some(metrics),
+            };
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sidecar logged its ports within 30 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The last lines of a log, for a failure message.
@@ -328,13 +366,10 @@ async fn twenty_sidecars_follow_postgres_through_two_relays_and_nats() {
 
         // 19 sidecars now (one serving only `demo`); the 20th joins late.
         let mut sidecars: Vec<(ServeProcess, PathBuf)> = Vec::with_capacity(SIDECARS);
-        let start = |i: usize, extra: &[&str]| {
+        for i in 0..SIDECARS - 1 {
+            let extra: &[&str] = if i == 0 { &["--tenants", "demo"] } else { &[] };
             let log = scratch.join(format!("sidecar-{i}.log"));
-            (sidecar(&nats, &prefix, extra, &log), log)
-        };
-        sidecars.push(start(0, &["--tenants", "demo"]));
-        for i in 1..SIDECARS - 1 {
-            sidecars.push(start(i, &[]));
+            sidecars.push((sidecar(&nats, &prefix, extra, &log).await, log));
         }
         wait_for_revision(&sidecars, "demo", 1).await;
         wait_for_revision(&sidecars[1..], "acme", 1).await;
@@ -395,7 +430,7 @@ async fn twenty_sidecars_follow_postgres_through_two_relays_and_nats() {
 
         progress(120).await;
         let log = scratch.join(format!("sidecar-{}.log", SIDECARS - 1));
-        sidecars.push((sidecar(&nats, &prefix, &[], &log), log));
+        sidecars.push((sidecar(&nats, &prefix, &[], &log).await, log));
 
         for w in writers {
             w.await.unwrap();
@@ -467,7 +502,7 @@ async fn a_poisoned_row_holds_only_its_tenant_in_nats_mode_and_a_repair_resumes_
         let prefix = format!("poison{}", std::process::id());
         let _relay = relay(&db.url, &nats, &prefix, &scratch.join("relay.log"));
         let log = scratch.join("sidecar.log");
-        let sidecars = vec![(sidecar(&nats, &prefix, &[], &log), log)];
+        let sidecars = vec![(sidecar(&nats, &prefix, &[], &log).await, log)];
         wait_for_revision(&sidecars, "acme", 1).await;
         let s = &sidecars[0].0;
         let mut w = writer(&db.url).await;

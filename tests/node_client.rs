@@ -1,11 +1,13 @@
-//! Runs the Node.js example client (examples/node/client.js, @grpc/grpc-js)
+//! Runs the Node.js example client (examples/node/client.js, @permd/client)
 //! against a permd served in-process on an ephemeral loopback port, and checks
 //! what it prints against the engine's own answer for the same request.
 //!
 //! `npm ci --prefix examples/node` runs first when `examples/node/node_modules`
-//! is missing or incomplete. Without node 20+, or when npm ci fails (no
-//! network), the test prints a `SKIPPED` notice and passes, unless the `CI`
-//! environment variable is set: there a missing client is a failure.
+//! is missing or incomplete; its `prepare` script installs and builds the
+//! `@permd/client` package (clients/node) that client.js uses. Without node
+//! 20+, or when npm ci fails (no network), the test prints a `SKIPPED` notice
+//! and passes, unless the `CI` environment variable is set: there a missing
+//! client is a failure.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -71,9 +73,11 @@ async fn node_ready() -> Result<(), String> {
     }
 
     // npm writes node_modules/.package-lock.json when an install completes,
-    // so a half-finished install is redone rather than trusted.
+    // so a half-finished install is redone rather than trusted; an install
+    // from before client.js used @permd/client, or without its build, too.
     let installed = example_dir().join("node_modules/.package-lock.json");
-    if installed.exists() {
+    let package = example_dir().join("node_modules/@permd/client/dist/cjs/index.js");
+    if installed.exists() && package.exists() {
         return Ok(());
     }
     let mut ci = Command::new(NPM);
@@ -86,11 +90,13 @@ async fn node_ready() -> Result<(), String> {
             head(&out.stderr, 6)
         ));
     }
-    if !installed.exists() {
-        return Err(format!(
-            "npm ci succeeded but {} is missing",
-            installed.display()
-        ));
+    for file in [&installed, &package] {
+        if !file.exists() {
+            return Err(format!(
+                "npm ci succeeded but {} is missing",
+                file.display()
+            ));
+        }
     }
     Ok(())
 }

@@ -1,44 +1,25 @@
 #!/usr/bin/env node
-// A small Node.js gRPC client of permd (@grpc/grpc-js + @grpc/proto-loader).
+// A small Node.js gRPC client of permd, on the @permd/client package
+// (clients/node: @grpc/grpc-js with the permd.v1 protos shipped inside it).
 //
-// Loads permd.v1 from ../../proto at run time (nothing generated is
-// committed), lists the server's services through server reflection
-// (v1alpha), checks health, then asks one BatchCheck: may `carol`
-// bulk_send_email the first N Contacts of the built-in demo tenant? It prints
-// the allowed count and a histogram of the denial reasons, in the same format
-// as examples/python/client.py (text, or with --json the same JSON object).
+// Lists the server's services through server reflection (v1alpha), checks
+// health, then asks one BatchCheck: may `carol` bulk_send_email the first N
+// Contacts of the built-in demo tenant? It prints the allowed count and a
+// histogram of the denial reasons, in the same format as
+// examples/python/client.py (text, or with --json the same JSON object).
 //
-//     npm ci --prefix examples/node
+//     npm ci --prefix examples/node      # also builds clients/node (prepare)
 //     permd serve &                      # the demo tenant on 127.0.0.1:50051
 //     node examples/node/client.js --count 10000
 //     node examples/node/client.js --count 10000 --json
 'use strict';
 
-const path = require('node:path');
 const { parseArgs } = require('node:util');
 
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { Client, PermdError } = require('@permd/client');
 
-const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
-const PROTO_FILE = path.join(PROTO_ROOT, 'permd', 'v1', 'authorizer.proto');
-// Health and reflection: neither grpc-js nor proto-loader ships them.
-const GRPC_PROTO_ROOT = path.join(__dirname, 'proto');
 const SERVICE = 'permd.v1.Authorizer';
 const RPC_TIMEOUT_MS = 30_000;
-const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
-
-// Without keepCase proto-loader renames fields to camelCase, and a request
-// written with the proto's snake_case names (record_ids, packed_record_ids,
-// allowed_count) would have those fields silently dropped.
-const LOADER_OPTIONS = {
-  keepCase: true,
-  longs: String, // uint64 revision: exact as a decimal string
-  enums: String, // Reason, Principal.Kind, ServingStatus by name
-  bytes: Buffer,
-  defaults: true, // absent scalars read as 0 / '' / [] rather than undefined
-  oneofs: true, // the name of the set oneof member, e.g. `records`
-};
 
 const USAGE_LINE = `usage: client.js [-h] [--addr ADDR] [--count COUNT] [--tenant TENANT]
                  [--principal PRINCIPAL] [--action ACTION] [--list LIST]
@@ -113,107 +94,29 @@ function demoContactId(n) {
   return `c0000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 }
 
-/** `ID` for a user, or `integration:ID`, `automation:ID` (as `permd check`). */
-function principal(spec) {
-  const colon = spec.indexOf(':');
-  const kinds = { user: 'USER', integration: 'INTEGRATION', automation: 'AUTOMATION' };
-  if (colon > 0 && kinds[spec.slice(0, colon)]) {
-    return { kind: kinds[spec.slice(0, colon)], id: spec.slice(colon + 1) };
-  }
-  return { kind: 'USER', id: spec };
-}
-
-function load(file, includeDirs) {
-  return grpc.loadPackageDefinition(
-    protoLoader.loadSync(file, { ...LOADER_OPTIONS, includeDirs }),
-  );
-}
-
-function deadline() {
-  return new Date(Date.now() + RPC_TIMEOUT_MS);
-}
-
-/** The name of a gRPC status code, e.g. 5 -> NOT_FOUND. */
-function statusName(code) {
-  return grpc.status[code] ?? `STATUS_${code}`;
-}
-
-function unary(client, method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: deadline() }, (err, resp) =>
-      err ? reject(err) : resolve(resp),
-    );
-  });
-}
-
-/** Services listed by server reflection v1alpha, sorted. */
-function listServices(reflection) {
-  return new Promise((resolve, reject) => {
-    const names = [];
-    const call = reflection.ServerReflectionInfo({ deadline: deadline() });
-    call.on('data', (resp) => {
-      if (resp.message_response === 'list_services_response') {
-        for (const s of resp.list_services_response.service) names.push(s.name);
-      } else if (resp.message_response === 'error_response') {
-        const e = new Error(resp.error_response.error_message);
-        e.code = resp.error_response.error_code;
-        e.details = resp.error_response.error_message;
-        call.cancel();
-        reject(e);
-      }
-    });
-    call.on('error', reject);
-    call.on('end', () => resolve(names.sort()));
-    call.write({ host: '', list_services: '' });
-    call.end();
-  });
-}
-
-async function health(healthClient, service) {
-  const resp = await unary(healthClient, 'Check', { service });
-  return String(resp.status);
-}
-
-function reasonName(reason) {
-  // enums: String gives the name; a reason newer than this proto stays a number.
-  return typeof reason === 'number' ? `UNKNOWN_REASON_${reason}` : reason;
-}
-
-async function batchCheck(authorizer, args) {
+async function batchCheck(client, args) {
   const ids = Array.from({ length: args.count }, (_, n) => demoContactId(n));
-  const request = {
+  // `carol`, `integration:ID`, `automation:ID` (as `permd check` reads them).
+  const answer = await client.batchCheck({
     tenant: args.tenant,
-    principal: principal(args.principal),
+    principal: args.principal,
     object: 'contacts',
     action: args.action,
-    context: { subscription_list: args.list ?? '' },
-  };
-  if (args.packed) {
-    request.packed_record_ids = {
-      uuids: Buffer.concat(ids.map((id) => Buffer.from(id.replaceAll('-', ''), 'hex'))),
-    };
-  } else {
-    request.record_ids = { ids };
-  }
-  const resp = await unary(authorizer, 'BatchCheck', request);
-  const histogram = new Map();
-  for (const d of resp.denials) {
-    const name = reasonName(d.reason);
-    histogram.set(name, (histogram.get(name) ?? 0) + 1);
-  }
-  let allowedBits = 0;
-  for (let i = 0; i < args.count; i++) {
-    if (((resp.allowed[i >> 3] ?? 0) >> (i & 7)) & 1) allowedBits++;
-  }
+    ids,
+    packed: args.packed,
+    context: { subscriptionList: args.list ?? '' },
+  });
   const denials = {};
-  for (const name of [...histogram.keys()].sort()) denials[name] = histogram.get(name);
+  for (const name of Object.keys(answer.countsByReason).sort()) {
+    denials[name] = answer.countsByReason[name];
+  }
   return {
     count: args.count,
-    allowed_count: resp.allowed_count,
-    allowed_bits: allowedBits,
-    denied_count: resp.denials.length,
+    allowed_count: answer.allowedCount,
+    allowed_bits: answer.allowed.filter(Boolean).length,
+    denied_count: answer.denials.length,
     denials,
-    revision: BigInt(resp.revision),
+    revision: answer.revision,
   };
 }
 
@@ -240,41 +143,22 @@ function pyJson(v) {
 async function main() {
   const args = parseCli(process.argv.slice(2));
 
-  const permd = load(PROTO_FILE, [PROTO_ROOT]).permd.v1;
-  const grpcPkg = load(
-    [
-      path.join(GRPC_PROTO_ROOT, 'grpc', 'health', 'v1', 'health.proto'),
-      path.join(GRPC_PROTO_ROOT, 'grpc', 'reflection', 'v1alpha', 'reflection.proto'),
-    ],
-    [GRPC_PROTO_ROOT],
-  ).grpc;
-
-  const authorizer = new permd.Authorizer(args.addr, grpc.credentials.createInsecure(), {
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-  });
-  // One connection for all three services.
-  const shared = { channelOverride: authorizer.getChannel() };
-  const healthClient = new grpcPkg.health.v1.Health(args.addr, null, shared);
-  const reflection = new grpcPkg.reflection.v1alpha.ServerReflection(args.addr, null, shared);
-
+  const client = new Client(args.addr, { timeoutMs: RPC_TIMEOUT_MS });
   let services;
   let status;
   let result;
   try {
-    await new Promise((resolve, reject) =>
-      authorizer.waitForReady(deadline(), (err) => (err ? reject(err) : resolve())),
-    ).catch((err) => fail(`permd not reachable at ${args.addr}: ${err.message}`));
+    await client.waitForReady().catch((err) => fail(err.details ?? err.message));
     try {
-      services = await listServices(reflection);
-      status = await health(healthClient, SERVICE);
-      result = await batchCheck(authorizer, args);
+      services = await client.listServices();
+      status = await client.health(SERVICE);
+      result = await batchCheck(client, args);
     } catch (err) {
-      if (err.code === undefined) throw err;
-      fail(`permd refused: ${statusName(err.code)}: ${err.details ?? err.message}`);
+      if (!(err instanceof PermdError)) throw err;
+      fail(`permd refused: ${err.code}: ${err.details}`);
     }
   } finally {
-    authorizer.close();
+    client.close();
   }
 
   const report = {

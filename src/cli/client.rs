@@ -1,6 +1,15 @@
 //! `permd check` and `permd explain`: a gRPC client of a running permd, for
 //! admins and for the README's tour.
 
+/// `println!` that stops quietly when the reader has gone
+/// (`permd check … | head`) instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use std::collections::BTreeMap;
 
 use anyhow::Context;
@@ -139,7 +148,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             .await
             .map_err(status_error)?
             .into_inner();
-        println!(
+        say!(
             "{} {} on {}: {} (revision {})",
             a.principal,
             a.action,
@@ -179,12 +188,12 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         let denied: BTreeMap<u32, i32> = r.denials.iter().map(|d| (d.position, d.reason)).collect();
         for (i, id) in records.iter().enumerate() {
             match denied.get(&(i as u32)) {
-                None => println!("  {id}  ALLOWED"),
-                Some(reason) => println!("  {id}  DENIED {}", reason_name(*reason)),
+                None => say!("  {id}  ALLOWED"),
+                Some(reason) => say!("  {id}  DENIED {}", reason_name(*reason)),
             }
         }
     }
-    println!(
+    say!(
         "{} {} on {} {}: {} allowed, {} denied (revision {}, round trip {:.2} ms)",
         a.principal,
         a.action,
@@ -196,7 +205,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64() * 1e3
     );
     for (reason, count) in reasons {
-        println!("  {:<22} {count}", reason_name(reason));
+        say!("  {:<22} {count}", reason_name(reason));
     }
     if let Some(mask) = r.field_mask {
         let fields: BTreeMap<_, _> = mask.fields.into_iter().collect();
@@ -211,7 +220,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        println!("  field mask: {}", shown.join(" "));
+        say!("  field mask: {}", shown.join(" "));
     }
     Ok(())
 }
@@ -232,7 +241,7 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    println!(
+    say!(
         "{}: {} {} {} → {}",
         a.tenant,
         a.principal,
@@ -251,8 +260,8 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         } else {
             format!(" [{}]", reason_name(s.reason))
         };
-        println!("  {mark} {:<10} {}{why}", s.layer, s.detail);
+        say!("  {mark} {:<10} {}{why}", s.layer, s.detail);
     }
-    println!("  (revision {})", r.revision);
+    say!("  (revision {})", r.revision);
     Ok(())
 }

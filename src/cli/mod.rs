@@ -275,7 +275,7 @@ pub struct ServeArgs {
     pub tenants: Option<Vec<String>>,
     /// With a database or NATS: health turns NOT_SERVING when the snapshot
     /// has not been confirmed current for this long (the database or the
-    /// relay unreachable, or the feed stopped).
+    /// relay unreachable, or the feed stopped); `0`: never.
     #[arg(long, env = "PERMD_MAX_STALENESS", default_value = "30s")]
     pub max_staleness: config::Span,
     /// With a database: prune changelog older than this (one sidecar at a
@@ -283,8 +283,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PERMD_CHANGELOG_RETENTION", default_value = "7d")]
     pub changelog_retention: config::Span,
     /// Serve the Admin service (writes) to callers presenting this bearer
-    /// token (at least 16 characters). Admin is off without it.
-    #[arg(long, env = "PERMD_ADMIN_TOKEN", hide_env_values = true)]
+    /// token (at least 16 characters). Admin is off without it, and in NATS
+    /// mode (write to PostgreSQL, or through a direct-mode permd, instead).
+    #[arg(
+        long,
+        env = "PERMD_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "nats_url"
+    )]
     pub admin_token: Option<String>,
 }
 

@@ -37,6 +37,10 @@ pub struct RelayArgs {
     /// from a snapshot. Keep it well above --snapshot-interval.
     #[arg(long, env = "PERMD_STREAM_MAX_AGE", default_value = "24h")]
     pub stream_max_age: Span,
+    /// Prune changelog older than this (every minute, while active): in
+    /// NATS mode no sidecar does. `0` keeps it forever.
+    #[arg(long, env = "PERMD_CHANGELOG_RETENTION", default_value = "7d")]
+    pub changelog_retention: Span,
     #[arg(long, env = "PERMD_METRICS_LISTEN", default_value = "127.0.0.1:9091")]
     pub metrics_listen: SocketAddr,
     #[arg(long, env = "PERMD_NO_METRICS")]
@@ -69,6 +73,8 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
         snapshot_interval: args.snapshot_interval.0,
         stream_max_age: args.stream_max_age.0,
         poll_interval: std::time::Duration::from_secs(1),
+        changelog_retention: (!args.changelog_retention.0.is_zero())
+            .then_some(args.changelog_retention.0),
     };
     let metrics_handle = if args.no_metrics {
         None

@@ -80,7 +80,7 @@ impl AuthorizerService {
     async fn ready(&self, min_revision: u64, deadline: Option<Instant>) -> Result<(), Status> {
         if self.readiness.as_ref().is_some_and(|r| !r.borrow().loaded) {
             return Err(Status::unavailable(
-                "permd has not loaded its first snapshot from PostgreSQL yet; retry shortly",
+                "permd has not loaded its first snapshot (from PostgreSQL or NATS) yet; retry shortly",
             ));
         }
         let current = self.engine.revision();

@@ -235,6 +235,11 @@ pub fn apply_batch(
             }
         }
         holds.retain(|_, h| !h.pending.is_empty() || !h.undecoded.is_empty());
+        // The revision is applied even when nothing in it applied here: the
+        // held tenants answer at their own, everyone else at this one.
+        if engine.revision() < revision {
+            let _ = engine.apply_as(&[], Some(revision));
+        }
     }
 }
 

@@ -420,3 +420,80 @@ fn status_from_code(code: u8) -> Result<EmailStatus, SnapshotError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::source::demo::demo_data;
+    use crate::source::generate::{GenSpec, generate};
+
+    fn demo() -> Tenant {
+        demo_data().tenants.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_tenant_round_trips_with_its_header() {
+        let tenant = demo();
+        let bytes = encode(&tenant, 42, 7);
+        let (meta, back) = decode(&bytes).unwrap();
+        assert_eq!(back, tenant);
+        assert_eq!(
+            meta,
+            SnapshotMeta {
+                tenant: tenant.id.clone(),
+                revision: 42,
+                stream_seq: 7,
+                records: tenant.records.len() as u64,
+                bytes: bytes.len(),
+            }
+        );
+        assert_eq!(super::meta(&bytes).unwrap(), meta);
+    }
+
+    #[test]
+    fn damage_anywhere_is_refused_never_read() {
+        let bytes = encode(&demo(), 1, 0);
+        for at in (0..bytes.len()).step_by(bytes.len() / 97) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(decode(&bad).is_err(), "a flipped byte at {at} was read");
+        }
+        for len in [0, 7, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode(&bytes[..len]).is_err(), "{len} bytes were read");
+        }
+    }
+
+    #[test]
+    fn the_errors_say_what_is_wrong() {
+        assert_eq!(decode(b"hello").unwrap_err(), SnapshotError::NotASnapshot);
+        let mut newer = encode(&demo(), 1, 0);
+        newer[8..12].copy_from_slice(&(FORMAT + 1).to_le_bytes());
+        let e = decode(&newer).unwrap_err();
+        assert_eq!(e, SnapshotError::NewerFormat(FORMAT + 1));
+        assert!(e.to_string().contains("upgrade permd"), "{e}");
+        let mut flipped = encode(&demo(), 1, 0);
+        let last = flipped.len() - 5;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            decode(&flipped).unwrap_err(),
+            SnapshotError::Checksum { .. }
+        ));
+    }
+
+    /// A machine-independent figure (docs/fleet.md): bytes per record of
+    /// a generated tenant's snapshot, with a margin.
+    #[test]
+    fn a_generated_tenant_takes_under_80_bytes_per_record() {
+        let spec = GenSpec {
+            contacts: 20_000,
+            ..GenSpec::default()
+        };
+        let file = generate(&spec);
+        let tenant = &file.tenants[0];
+        let bytes = encode(tenant, 1, 0);
+        let per_record = bytes.len() as f64 / tenant.records.len() as f64;
+        assert!(per_record < 80.0, "{per_record:.1} bytes per record");
+        assert_eq!(&decode(&bytes).unwrap().1, tenant);
+    }
+}

@@ -10,14 +10,20 @@ annotations, volumes. Values files named bad-*.yaml must be rejected, by the
 schema or the chart's own checks, with a message naming the offending key.
 
 It also includes the sidecar from a throwaway application chart that depends
-on this one, the way README.md in the chart says to.
+on this one, the way README.md in the chart says to. In NATS mode (nats.url)
+the sidecar follows a `permd relay`, which the chart runs too (relay.enabled):
+its Deployment is checked the same way.
 
 With PERMD_BIN set to a permd binary (tests/helm_chart.rs sets it), it also
 checks the chart against the real server: every PERMD_* variable `permd serve`
 reads is set by the chart with the same defaults (and nothing else is), the
 rendered data files pass `permd validate`, `permd serve --print-config` with
 each rendered environment shows the values' settings, and `permd serve`
-starts with the rendered environment.
+starts with the rendered environment (a data file, and NATS mode with NATS
+unreachable); likewise every PERMD_* variable `permd relay` reads is set by
+the relay's Deployment with the relay's defaults, and `permd relay` starts
+with its rendered environment (PostgreSQL and NATS unreachable: it stands by
+and retries) and answers its probes' GET /metrics.
 
     pip install -r tests/helm/requirements.txt
     python3 tests/helm/test_chart.py            # add -v for each test's name
@@ -38,6 +44,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +104,34 @@ DATABASE_ENV = {
     "PERMD_ADMIN_TOKEN": None,  # the Secret's admin-token (optional key)
     "PERMD_MAX_STALENESS": "database.maxStaleness",
     "PERMD_CHANGELOG_RETENTION": "database.changelogRetention",
+}
+# The settings of NATS mode: set only with nats.url (PERMD_NATS_CREDS,
+# PERMD_NATS_TOKEN and PERMD_TENANTS when their values are), with their
+# values keys. PERMD_MAX_STALENESS is both modes' (nats.maxStaleness here).
+NATS_ENV = {
+    "PERMD_NATS_URL": None,  # nats.url: no default, "" is NATS mode off
+    "PERMD_NATS_PREFIX": "nats.prefix",
+    "PERMD_NATS_CREDS": None,  # the mounted nats.credentials Secret key
+    "PERMD_NATS_TOKEN": None,  # the nats.token Secret key
+    "PERMD_TENANTS": None,  # tenants, comma-joined
+    "PERMD_MAX_STALENESS": "nats.maxStaleness",
+}
+NATS_CREDS_PATH = "/etc/permd/nats/nats.creds"
+
+# PERMD_* variables `permd relay` reads that the relay's Deployment leaves
+# unset, and why.
+RELAY_NOT_SET_BY_CHART = {
+    "PERMD_NO_METRICS": "the probes GET /metrics: the relay always serves it",
+}
+# The chart's value for each `permd relay` setting with a default.
+RELAY_DEFAULTS = {
+    "PERMD_NATS_URL": None,  # required by the chart (relay.enabled needs nats.url)
+    "PERMD_NATS_PREFIX": "nats.prefix",
+    "PERMD_SNAPSHOT_EVERY": "relay.snapshotEvery",
+    "PERMD_SNAPSHOT_INTERVAL": "relay.snapshotInterval",
+    "PERMD_STREAM_MAX_AGE": "relay.streamMaxAge",
+    "PERMD_METRICS_LISTEN": None,  # 0.0.0.0:<relay.metricsPort>: see test_relay_defaults
+    "PERMD_LOG_FORMAT": None,  # logFormat, shared with the sidecar (json, not permd's pretty)
 }
 
 SECURITY_CONTEXT = {
@@ -204,6 +239,23 @@ def permd_container(spec: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
+def sidecar_deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Deployments whose pods have a permd sidecar (not the relay's)."""
+    return [d for d in by_kind(docs, "Deployment")
+            if any(c["name"] == "permd"
+                   for c in pod_spec(d).get("containers", []) + pod_spec(d).get("initContainers", []))]
+
+
+def relay_deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-relay")]
+
+
+def relay_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (c,) = pod_spec(deployment)["containers"]
+    assert c["name"] == "relay", c["name"]
+    return c
+
+
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     """name → value (a string), or the valueFrom object."""
     out = {}
@@ -296,12 +348,60 @@ class Render(unittest.TestCase):
         self.assertIn(env["PERMD_LOG_FORMAT"], ("json", "pretty"))
         self.assertNotIn("PERMD_CONFIG", env)
         # The database settings come together, and never with a data file
-        # (`permd serve` refuses --data with --database-url).
+        # (`permd serve` refuses --data with --database-url); NATS mode's
+        # come with neither (it refuses --nats-url with either).
         database = "PERMD_DATABASE_URL" in env
+        nats = "PERMD_NATS_URL" in env
+        self.assertFalse(database and nats, "a database and NATS at once")
         for name in DATABASE_ENV:
-            self.assertEqual(name in env, database, name)
-        if database:
+            if name in NATS_ENV:
+                self.assertEqual(name in env, database or nats, name)
+            else:
+                self.assertEqual(name in env, database, name)
+        for name in NATS_ENV:
+            if name not in DATABASE_ENV and not nats:
+                self.assertNotIn(name, env)
+        self.assertEqual("PERMD_NATS_PREFIX" in env, nats)
+        if database or nats:
             self.assertNotIn("PERMD_DATA", env)
+        return c
+
+    def check_relay(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """What holds in every rendering of the relay: returns its container."""
+        spec = pod_spec(deployment)
+        self.assertIs(spec["securityContext"]["runAsNonRoot"], True)
+        self.assertEqual(spec["securityContext"]["seccompProfile"], {"type": "RuntimeDefault"})
+        self.assertIs(spec["automountServiceAccountToken"], False)
+        c = relay_container(deployment)
+        self.assertEqual(c["securityContext"], SECURITY_CONTEXT)
+        self.assertEqual(c["args"], ["relay"])
+        self.assertIn("requests", c["resources"])
+        self.assertIn("limits", c["resources"])
+        # No gRPC: one port, the metrics the probes GET.
+        (port,) = c["ports"]
+        self.assertEqual(port["name"], "metrics")
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(c[probe]["httpGet"], {"path": "/metrics", "port": "metrics"}, probe)
+        self.assertNotIn("startupProbe", c)
+        env = env_of(c)
+        self.assertTrue(env["PERMD_METRICS_LISTEN"].endswith(f":{port['containerPort']}"))
+        self.assertEqual(set(env["PERMD_DATABASE_URL"]), {"secretKeyRef"})
+        for name in ("PERMD_NATS_URL", "PERMD_NATS_PREFIX", "PERMD_SNAPSHOT_EVERY",
+                     "PERMD_SNAPSHOT_INTERVAL", "PERMD_STREAM_MAX_AGE", "PERMD_LOG_FORMAT", "RUST_LOG"):
+            self.assertIsInstance(env[name], str, name)
+        for absent in ("PERMD_NO_METRICS", "PERMD_LISTEN", "PERMD_TENANTS", "PERMD_MAX_STALENESS"):
+            self.assertNotIn(absent, env)
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        self.assertEqual(annotations["prometheus.io/port"], str(port["containerPort"]))
+        self.assertEqual(annotations["prometheus.io/path"], "/metrics")
+        # The standbys prefer other nodes than the active relay's.
+        (term,) = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        self.assertEqual(term["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname")
+        self.assertEqual(term["podAffinityTerm"]["labelSelector"]["matchLabels"],
+                         deployment["spec"]["selector"]["matchLabels"])
+        self.assertEqual(deployment["spec"]["selector"]["matchLabels"],
+                         {k: v for k, v in deployment["spec"]["template"]["metadata"]["labels"].items()
+                          if k in deployment["spec"]["selector"]["matchLabels"]})
         return c
 
     def test_default(self):
@@ -529,6 +629,161 @@ class Render(unittest.TestCase):
         with self.assertRaises(kubernetes_validate.ValidationError):
             kubernetes_validate.validate(strip(dep), "1.36", strict=True)
 
+    def test_nats_mode_and_relay(self):
+        values, docs, rendered = self.render_file("nats.yaml")
+        self.assertEqual(
+            sorted((d["kind"], d["metadata"]["name"]) for d in docs),
+            [("Deployment", "shop-permd-example"), ("Deployment", "shop-permd-relay"),
+             ("NetworkPolicy", "shop-permd-example"), ("NetworkPolicy", "shop-permd-relay")],
+        )
+        (dep,) = sidecar_deployments(docs)
+        c = self.check_sidecar(dep)
+        env = env_of(c)
+        self.assertEqual(env["PERMD_NATS_URL"], "nats://nats.nats.svc.cluster.local:4222")
+        self.assertEqual(env["PERMD_NATS_PREFIX"], "shop-authz")
+        self.assertEqual(env["PERMD_NATS_CREDS"], NATS_CREDS_PATH)
+        self.assertEqual(env["PERMD_TENANTS"], "acme,globex")
+        self.assertEqual(env["PERMD_MAX_STALENESS"], "1m")
+        # No database connection of its own, no file.
+        for absent in ("PERMD_DATABASE_URL", "PERMD_ADMIN_TOKEN", "PERMD_CHANGELOG_RETENTION",
+                       "PERMD_DATA", "PERMD_NATS_TOKEN"):
+            self.assertNotIn(absent, env)
+        # The credentials file: the Secret's key, mounted read-only.
+        creds_mount = {"name": "permd-nats-creds", "mountPath": "/etc/permd/nats", "readOnly": True}
+        creds_volume = {
+            "name": "permd-nats-creds",
+            "secret": {"secretName": "permd-nats", "defaultMode": 0o444,
+                       "items": [{"key": "sidecar.creds", "path": "nats.creds"}]},
+        }
+        self.assertEqual(c["volumeMounts"], [creds_mount])
+        self.assertEqual(pod_spec(dep)["volumes"], [creds_volume])
+        # Readiness of permd.v1.Authorizer: NOT_SERVING until the first snapshot.
+        self.assertEqual(c["readinessProbe"]["grpc"], {"port": 50051, "service": "permd.v1.Authorizer"})
+        notes = rendered["permd/templates/NOTES.txt"]
+        self.assertIn("NATS at nats://nats.nats.svc.cluster.local:4222 (prefix shop-authz)", notes)
+        self.assertIn("tenants acme, globex only", notes)
+        self.assertIn("shop-permd-relay", notes)
+
+        # The relay: two replicas of the sidecar's image, the same NATS settings.
+        (relay,) = relay_deployments(docs)
+        self.assertEqual(relay["spec"]["replicas"], 2)
+        r = self.check_relay(relay)
+        self.assertEqual(r["image"], "permd:0.1.0")
+        self.assertEqual(r["imagePullPolicy"], "IfNotPresent")
+        renv = env_of(r)
+        self.assertEqual(renv["PERMD_DATABASE_URL"],
+                         {"secretKeyRef": {"name": "permd-relay-db", "key": "database-url"}})
+        for name in ("PERMD_NATS_URL", "PERMD_NATS_PREFIX", "PERMD_NATS_CREDS"):
+            self.assertEqual(renv[name], env[name], name)
+        self.assertEqual(renv["PERMD_SNAPSHOT_EVERY"], "5000")
+        self.assertEqual(renv["PERMD_SNAPSHOT_INTERVAL"], "2m")
+        self.assertEqual(renv["PERMD_STREAM_MAX_AGE"], "12h")
+        self.assertEqual(renv["PERMD_METRICS_LISTEN"], "0.0.0.0:9091")
+        self.assertEqual(renv["PERMD_LOG_FORMAT"], "json")
+        self.assertEqual(r["ports"], [{"name": "metrics", "containerPort": 9091, "protocol": "TCP"}])
+        self.assertEqual(r["volumeMounts"], [creds_mount])
+        self.assertEqual(pod_spec(relay)["volumes"], [creds_volume])
+        # Its NetworkPolicy admits the metrics port only, to the relay's pods.
+        (np,) = [n for n in by_kind(docs, "NetworkPolicy") if n["metadata"]["name"] == "shop-permd-relay"]
+        self.assertEqual(np["spec"]["podSelector"]["matchLabels"], relay["spec"]["selector"]["matchLabels"])
+        self.assertEqual([p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]], [9091])
+        # The relay's pods are not the example app's.
+        self.assertNotEqual(relay["spec"]["selector"]["matchLabels"], dep["spec"]["selector"]["matchLabels"])
+
+    def test_nats_token(self):
+        _, docs, _ = self.render_file("nats-token.yaml")
+        self.assertEqual(relay_deployments(docs), [], "relay.enabled is false by default")
+        (dep,) = sidecar_deployments(docs)
+        c = self.check_sidecar(dep)
+        env = env_of(c)
+        self.assertEqual(env["PERMD_NATS_TOKEN"],
+                         {"secretKeyRef": {"name": "permd-nats-token", "key": "token"}})
+        self.assertEqual(env["PERMD_NATS_PREFIX"], "permd")
+        self.assertEqual(env["PERMD_MAX_STALENESS"], "30s")
+        for absent in ("PERMD_NATS_CREDS", "PERMD_TENANTS", *DATABASE_ENV.keys() - {"PERMD_MAX_STALENESS"}):
+            self.assertNotIn(absent, env)
+        self.assertNotIn("volumeMounts", c)
+        self.assertNotIn("volumes", pod_spec(dep))
+
+    def test_relay_alone(self):
+        _, docs, rendered = self.render_file("nats-token-relay-only.yaml")
+        self.assertEqual(
+            sorted((d["kind"], d["metadata"]["name"]) for d in docs),
+            [("Deployment", "shop-permd-relay"), ("NetworkPolicy", "shop-permd-relay")],
+        )
+        (relay,) = relay_deployments(docs)
+        self.assertEqual(relay["spec"]["replicas"], 3)
+        r = self.check_relay(relay)
+        self.assertEqual(r["image"], "registry.example.com/platform/permd:0.1.1")
+        env = env_of(r)
+        self.assertEqual(env["PERMD_DATABASE_URL"], {"secretKeyRef": {"name": "permd-db", "key": "relay-url"}})
+        self.assertEqual(env["PERMD_NATS_URL"], "tls://nats.example.com:4222")
+        self.assertEqual(env["PERMD_NATS_TOKEN"],
+                         {"secretKeyRef": {"name": "permd-nats-token", "key": "token"}})
+        self.assertNotIn("PERMD_NATS_CREDS", env)
+        self.assertNotIn("volumeMounts", r)
+        self.assertNotIn("volumes", pod_spec(relay))
+        self.assertEqual(r["resources"]["limits"], {"memory": "1Gi"}, "limits.cpu: null drops it")
+        self.assertIn("relay (3 replicas", rendered["permd/templates/NOTES.txt"])
+
+    RELAY_MINIMAL = {"nats": {"url": "nats://nats:4222"},
+                     "relay": {"enabled": True, "database": {"existingSecret": "permd-db"}}}
+
+    def test_relay_defaults(self):
+        docs = objects(render(self.RELAY_MINIMAL))
+        validate_all(self, docs, [FLOOR, NEWEST])
+        (relay,) = relay_deployments(docs)
+        self.assertEqual(relay["spec"]["replicas"], 2)
+        r = self.check_relay(relay)
+        self.assertEqual(r["image"], "permd:0.1.0")
+        env = env_of(r)
+        self.assertEqual(env["PERMD_DATABASE_URL"], {"secretKeyRef": {"name": "permd-db", "key": "database-url"}})
+        self.assertEqual(env["PERMD_NATS_PREFIX"], "permd")
+        self.assertEqual(env["PERMD_SNAPSHOT_EVERY"], "10000")
+        self.assertEqual(env["PERMD_SNAPSHOT_INTERVAL"], "5m")
+        self.assertEqual(env["PERMD_STREAM_MAX_AGE"], "24h")
+        self.assertEqual(env["PERMD_METRICS_LISTEN"], "0.0.0.0:9091")
+        self.assertEqual(r["resources"], {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                          "limits": {"cpu": "1", "memory": "512Mi"}})
+
+    def test_relay_image(self):
+        digest = "sha256:" + "ab" * 32
+        cases = [
+            # The sidecar's image, digest included, when relay.image.repository is empty.
+            ({"image": {"repository": "reg/permd", "tag": "0.2.0", "digest": digest, "pullPolicy": "Always"}},
+             f"reg/permd@{digest}", "Always"),
+            # Its own repository: its tag, else the sidecar's tag.
+            ({"image": {"tag": "0.2.0"}, "relay": {"image": {"repository": "other/permd"}}},
+             "other/permd:0.2.0", "IfNotPresent"),
+            ({"relay": {"image": {"repository": "other/permd", "tag": "0.3.0", "pullPolicy": "Never"}}},
+             "other/permd:0.3.0", "Never"),
+            ({"relay": {"image": {"repository": "other/permd", "digest": digest}}},
+             f"other/permd@{digest}", "IfNotPresent"),
+        ]
+        for values, image, pull in cases:
+            with self.subTest(values=values):
+                merged = json.loads(json.dumps(self.RELAY_MINIMAL))
+                for key, sub in values.items():
+                    if key == "relay":
+                        merged["relay"] = {**merged["relay"], **sub}
+                    else:
+                        merged[key] = sub
+                (relay,) = relay_deployments(objects(render(merged)))
+                self.assertEqual(relay_container(relay)["image"], image)
+                self.assertEqual(relay_container(relay)["imagePullPolicy"], pull)
+
+    def test_relay_metrics_on_ipv6(self):
+        # listenHost "[::]" (IPv6-only clusters) is the relay's metrics host too.
+        values = {**self.RELAY_MINIMAL, "listenHost": "[::]"}
+        (relay,) = relay_deployments(objects(render(values)))
+        self.assertEqual(env_of(relay_container(relay))["PERMD_METRICS_LISTEN"], "[::]:9091")
+
+    def test_relay_without_network_policy(self):
+        values = {**self.RELAY_MINIMAL, "networkPolicy": {"enabled": False}}
+        docs = objects(render(values))
+        self.assertEqual(by_kind(docs, "NetworkPolicy"), [])
+        self.assertEqual(len(relay_deployments(docs)), 1)
+
 
 class Rejected(unittest.TestCase):
     """bad-*.yaml: (values file, what the error must name)."""
@@ -539,11 +794,21 @@ class Rejected(unittest.TestCase):
         "bad-wrong-type.yaml": ["/maxBatch", "integer"],
         "bad-port-range.yaml": ["/port", "maximum"],
         "bad-duration.yaml": ["/database/maxStaleness", "pattern"],
+        "bad-nats-url.yaml": ["/nats/url", "pattern"],
+        "bad-nats-prefix.yaml": ["/nats/prefix", "pattern"],
+        "bad-relay-snapshot-interval.yaml": ["/relay/snapshotInterval", "pattern"],
+        "bad-tenants-comma.yaml": ["/tenants/0", "pattern"],
     }
     CHART_CHECKS = {
         "bad-plaintext-beyond-pod.yaml": ["exposeBeyondPod", "tls"],
         "bad-both-data.yaml": ["data.inline", "data.configMap.name"],
         "bad-database-and-data.yaml": ["secrets.existingSecret", "data.configMap.name"],
+        "bad-nats-and-database.yaml": ["nats.url", "leave secrets.existingSecret empty"],
+        "bad-nats-and-data.yaml": ["nats.url", "leave data.inline and data.configMap.name empty"],
+        "bad-tenants-without-nats.yaml": ["tenants", "needs nats.url"],
+        "bad-relay-without-nats.yaml": ["relay.enabled", "needs nats.url"],
+        "bad-relay-without-database.yaml": ["relay.enabled", "needs relay.database.existingSecret"],
+        "bad-relay-stream-max-age.yaml": ["relay.streamMaxAge (90m)", "twice relay.snapshotInterval (1h)"],
     }
 
     def test_every_bad_file_is_listed(self):
@@ -670,9 +935,46 @@ class IncludedByAnAppChart(unittest.TestCase):
         self.assertEqual(spec["volumes"][0]["configMap"]["name"], "shop-permd-data")
         self.assertEqual(dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"], "9090")
 
+    def test_sidecar_in_nats_mode_in_the_parent_pod(self):
+        # permd.volumes gives the parent's pod the NATS credentials volume
+        # the sidecar mounts; no ConfigMap, no relay (the parent's values
+        # do not enable it).
+        values = {"permd": {"data": {"inline": ""},
+                            "nats": {"url": "nats://nats.nats:4222",
+                                     "credentials": {"secretName": "storefront-nats"}},
+                            "tenants": ["storefront"]}}
+        with ParentChart() as parent:
+            docs = objects(render(values, chart=parent))
+        validate_all(self, docs, [FLOOR, NEWEST])
+        self.assertEqual([(d["kind"], d["metadata"]["name"]) for d in docs],
+                         [("Deployment", "shop-storefront")])
+        spec = pod_spec(docs[0])
+        env = env_of(permd_container(spec))
+        self.assertEqual(env["PERMD_NATS_URL"], "nats://nats.nats:4222")
+        self.assertEqual(env["PERMD_NATS_CREDS"], NATS_CREDS_PATH)
+        self.assertEqual(env["PERMD_TENANTS"], "storefront")
+        self.assertNotIn("PERMD_DATA", env)
+        self.assertEqual(spec["volumes"], [{
+            "name": "permd-nats-creds",
+            "secret": {"secretName": "storefront-nats", "defaultMode": 0o444,
+                       "items": [{"key": "nats.creds", "path": "nats.creds"}]},
+        }])
+
 
 def permd_bin() -> str | None:
     return os.environ.get("PERMD_BIN") or None
+
+
+def help_env(binary: str, command: str) -> dict[str, str | None]:
+    """PERMD_* variable → its default (None without one), from `permd <command> --help`."""
+    out = subprocess.run([binary, command, "--help"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    # clap: "[env: PERMD_MAX_BATCH=]" then, when there is one, "[default: 100000]";
+    # "[env: PERMD_ADMIN_TOKEN]" (no "=") for a setting whose value it hides.
+    found = {}
+    for m in re.finditer(r"\[env: (PERMD_\w+)(?:=[^\]]*)?\](?:\s*\[default: ([^\]]*)\])?", out):
+        found[m.group(1)] = m.group(2)
+    return found
 
 
 @unittest.skipUnless(permd_bin(), "PERMD_BIN not set: no permd binary to check the chart against")
@@ -681,18 +983,22 @@ class AgainstTheServer(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        out = subprocess.run([permd_bin(), "serve", "--help"], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
-        # clap: "[env: PERMD_MAX_BATCH=]" then, when there is one, "[default: 100000]";
-        # "[env: PERMD_ADMIN_TOKEN]" (no "=") for a setting whose value it hides.
-        cls.server_env = {}
-        for m in re.finditer(r"\[env: (PERMD_\w+)(?:=[^\]]*)?\](?:\s*\[default: ([^\]]*)\])?", out):
-            cls.server_env[m.group(1)] = m.group(2)
-        assert cls.server_env, f"no [env: PERMD_...] in `permd serve --help`:\n{out}"
+        cls.server_env = help_env(permd_bin(), "serve")
+        assert cls.server_env, "no [env: PERMD_...] in `permd serve --help`"
+        cls.relay_env = help_env(permd_bin(), "relay")
+        assert "PERMD_SNAPSHOT_EVERY" in cls.relay_env, f"`permd relay --help`: {cls.relay_env}"
 
     def sidecar_env_names(self, values: dict[str, Any]) -> set[str]:
-        dep = by_kind(objects(render(values)), "Deployment")[0]
-        return set(env_of(permd_container(pod_spec(dep))))
+        names = set()
+        for dep in sidecar_deployments(objects(render(values))):
+            names |= set(env_of(permd_container(pod_spec(dep))))
+        return names
+
+    def relay_env_names(self, values: dict[str, Any]) -> set[str]:
+        names = set()
+        for dep in relay_deployments(objects(render(values))):
+            names |= set(env_of(relay_container(dep)))
+        return names
 
     def test_chart_sets_every_server_setting(self):
         # Every way of running the chart, together, sets every PERMD_* the server reads.
@@ -715,11 +1021,36 @@ class AgainstTheServer(unittest.TestCase):
 
     def test_chart_defaults_are_the_servers(self):
         defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-        for env, key in {**CHART_DEFAULTS, **DATABASE_ENV}.items():
+        for env, key in [*CHART_DEFAULTS.items(), *DATABASE_ENV.items(), *NATS_ENV.items()]:
             if key is None:
                 continue
-            with self.subTest(env=env):
+            with self.subTest(env=env, key=key):
                 self.assertEqual(str(lookup(defaults, key)), self.server_env[env])
+
+    def test_relay_defaults_are_the_relays(self):
+        defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+        for env, key in RELAY_DEFAULTS.items():
+            self.assertIn(env, self.relay_env)
+            if key is None:
+                continue
+            with self.subTest(env=env, key=key):
+                self.assertEqual(str(lookup(defaults, key)), self.relay_env[env])
+        # The metrics port is the relay's default one (its host is loopback
+        # there: the pod listens on 0.0.0.0 for Prometheus and the probes).
+        self.assertEqual(self.relay_env["PERMD_METRICS_LISTEN"].rsplit(":", 1)[1],
+                         str(defaults["relay"]["metricsPort"]))
+
+    def test_chart_sets_every_relay_setting(self):
+        names = set()
+        for name in good_values_files():
+            names |= self.relay_env_names(load_values(name))
+        self.assertTrue(names, "no good values file renders the relay")
+        missing = set(self.relay_env) - names - set(RELAY_NOT_SET_BY_CHART)
+        self.assertEqual(missing, set(),
+                         "`permd relay` reads these but the chart never sets them: "
+                         "add them to helm/permd (values.yaml, schema, permd.relayEnv)")
+        unknown = {n for n in names if n.startswith("PERMD_")} - set(self.relay_env)
+        self.assertEqual(unknown, set(), "misspelt or removed PERMD_* variables for the relay")
 
     def data_files(self) -> dict[str, str]:
         """Rendered ConfigMap data files, plus the README's --set-file of small.yaml."""
@@ -748,7 +1079,7 @@ class AgainstTheServer(unittest.TestCase):
         # test must not listen beyond the machine), and the data path moved
         # from the pod's mount to a temporary file with the ConfigMap's text.
         docs = objects(render(load_values("inline-data.yaml")))
-        c = permd_container(pod_spec(by_kind(docs, "Deployment")[0]))
+        c = permd_container(pod_spec(sidecar_deployments(docs)[0]))
         env = {k: v for k, v in env_of(c).items() if isinstance(v, str)}
         (cm,) = by_kind(docs, "ConfigMap")
         with tempfile.TemporaryDirectory() as tmp:
@@ -756,27 +1087,103 @@ class AgainstTheServer(unittest.TestCase):
             data.write_text(cm["data"]["data.yaml"])
             self.assertEqual(env["PERMD_DATA"], "/etc/permd/data/data.yaml")
             env["PERMD_DATA"] = str(data)
-            env["PERMD_LISTEN"] = "127.0.0.1:0"
-            if "PERMD_METRICS_LISTEN" in env:
-                env["PERMD_METRICS_LISTEN"] = "127.0.0.1:0"
+            log = self.serve_until_serving(c["args"], env)
+            self.assertIn(str(data), log)
+
+    def test_serve_starts_in_nats_mode(self):
+        # NATS mode's rendered env, NATS unreachable (a closed loopback
+        # port) and the credentials file moved to a temporary one: permd
+        # serves (NOT_SERVING until a snapshot arrives, retrying NATS in the
+        # background), so no setting was refused.
+        docs = objects(render(load_values("nats.yaml")))
+        c = permd_container(pod_spec(sidecar_deployments(docs)[0]))
+        env = {k: v for k, v in env_of(c).items() if isinstance(v, str)}
+        with tempfile.TemporaryDirectory() as tmp:
+            creds = Path(tmp) / "nats.creds"
+            creds.write_text("not a real credentials file\n")
+            self.assertEqual(env["PERMD_NATS_CREDS"], NATS_CREDS_PATH)
+            env["PERMD_NATS_CREDS"] = str(creds)
+            env["PERMD_NATS_URL"] = f"nats://127.0.0.1:{closed_port()}"
+            log = self.serve_until_serving(c["args"], env)
+            self.assertIn(f"NATS {env['PERMD_NATS_URL']}", log)
+
+    def serve_until_serving(self, args: list[str], env: dict[str, str]) -> str:
+        """Runs `permd <args>` with env on loopback ephemeral ports until it
+        logs "permd serving" and accepts a connection, then SIGTERMs it:
+        returns that log line."""
+        env = {**env, "PERMD_LISTEN": "127.0.0.1:0"}
+        if "PERMD_METRICS_LISTEN" in env:
+            env["PERMD_METRICS_LISTEN"] = "127.0.0.1:0"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PERMD_")}
+        proc = subprocess.Popen([permd_bin(), *args], env={**base, **env},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            log = Lines(proc).wait_for("permd serving", timeout=60)
+            self.assertIn("127.0.0.1:", log)
+            if env["PERMD_LOG_FORMAT"] == "json":
+                self.assertEqual(json.loads(log)["fields"]["message"], "permd serving")
+            port = int(re.search(r"127\.0\.0\.1:(\d+)", log).group(1))
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+            # permd installs its SIGTERM handler only once the server
+            # loop runs, just after it logs "permd serving": a SIGTERM
+            # in between kills it outright. Give it a moment.
+            time.sleep(1)
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=30), 0, "SIGTERM drains and exits 0")
+            return log
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+
+    def test_relay_starts_with_the_rendered_environment(self):
+        # The relay's env as rendered (nats.yaml), except: PostgreSQL and
+        # NATS unreachable (closed loopback ports), the credentials file moved
+        # to a temporary one and metrics on a loopback ephemeral port. The
+        # relay then accepts every setting, stands by retrying, and answers
+        # the GET its probes make; SIGTERM stops it with 0.
+        docs = objects(render(load_values("nats.yaml")))
+        r = relay_container(relay_deployments(docs)[0])
+        env = {}
+        for k, v in env_of(r).items():
+            if isinstance(v, str):
+                env[k] = v
+            else:
+                self.assertEqual(k, "PERMD_DATABASE_URL")
+                env[k] = f"postgres://permd:s3cret@127.0.0.1:{closed_port()}/permd"
+        probe = r["livenessProbe"]["httpGet"]
+        self.assertEqual(r["readinessProbe"]["httpGet"], probe)
+        (port,) = r["ports"]
+        self.assertEqual(probe["port"], port["name"])
+        self.assertEqual(env["PERMD_METRICS_LISTEN"], f"0.0.0.0:{port['containerPort']}")
+        with tempfile.TemporaryDirectory() as tmp:
+            creds = Path(tmp) / "nats.creds"
+            creds.write_text("not a real credentials file\n")
+            self.assertEqual(env["PERMD_NATS_CREDS"], NATS_CREDS_PATH)
+            env["PERMD_NATS_CREDS"] = str(creds)
+            env["PERMD_NATS_URL"] = f"nats://127.0.0.1:{closed_port()}"
+            env["PERMD_METRICS_LISTEN"] = "127.0.0.1:0"
             base = {k: v for k, v in os.environ.items() if not k.startswith("PERMD_")}
-            proc = subprocess.Popen([permd_bin(), *c["args"]], env={**base, **env},
+            proc = subprocess.Popen([permd_bin(), *r["args"]], env={**base, **env},
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, text=True)
             try:
-                log = wait_for_line(proc, "permd serving", timeout=60)
-                self.assertIn("127.0.0.1:", log)
-                self.assertIn(str(data), log)
-                if env["PERMD_LOG_FORMAT"] == "json":
-                    self.assertEqual(json.loads(log)["fields"]["message"], "permd serving")
-                port = int(re.search(r"127\.0\.0\.1:(\d+)", log).group(1))
-                socket.create_connection(("127.0.0.1", port), timeout=10).close()
-                # permd installs its SIGTERM handler only once the server
-                # loop runs, just after it logs "permd serving": a SIGTERM
-                # in between kills it outright. Give it a moment.
-                time.sleep(1)
+                lines = Lines(proc)
+                metrics = json.loads(lines.wait_for("metrics on /metrics", timeout=60))
+                started = json.loads(lines.wait_for("permd relay starting", timeout=60))
+                # The prefix names the stream and the bucket.
+                self.assertEqual(started["fields"]["stream"], "SHOP_AUTHZ_CHANGES")
+                self.assertEqual(started["fields"]["bucket"], "shop-authz-snapshots")
+                self.assertIn("***", started["fields"]["database"], "the password is not logged")
+                url = f"http://{metrics['fields']['metrics']}{probe['path']}"
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    self.assertEqual(response.status, 200)
+                    response.read()
+                time.sleep(0.5)
                 proc.send_signal(signal.SIGTERM)
-                self.assertEqual(proc.wait(timeout=30), 0, "SIGTERM drains and exits 0")
+                self.assertEqual(proc.wait(timeout=30), 0, "SIGTERM stops the relay with 0")
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -788,14 +1195,16 @@ class AgainstTheServer(unittest.TestCase):
         "database-url": "postgres://permd:s3cret@postgres.example:5432/permd",
         "admin-token": "an-admin-token-of-32-characters!",
     }
+    NATS_TOKEN = "a-nats-token"
 
     def test_effective_settings_are_the_values(self):
         # `permd serve --print-config` with each rendered sidecar's env (the
-        # Secret's keys filled in): what permd would run with is what the
-        # values say.
+        # Secrets' keys filled in): what permd would run with is what the
+        # values say. (It also refuses conflicting sources: --nats-url with
+        # --database-url or --data, --tenants without --nats-url.)
         for name in good_values_files():
             values = load_values(name)
-            deps = by_kind(objects(render(values)), "Deployment")
+            deps = sidecar_deployments(objects(render(values)))
             if not deps:
                 continue
             with self.subTest(values=name):
@@ -807,8 +1216,14 @@ class AgainstTheServer(unittest.TestCase):
                     if isinstance(val, str):
                         env[k] = val
                     elif "secretKeyRef" in val:
-                        self.assertEqual(val["secretKeyRef"]["name"], v["secrets"]["existingSecret"])
-                        env[k] = self.SECRET[val["secretKeyRef"]["key"]]
+                        ref = val["secretKeyRef"]
+                        if k == "PERMD_NATS_TOKEN":
+                            self.assertEqual((ref["name"], ref["key"]),
+                                             (v["nats"]["token"]["secretName"], v["nats"]["token"]["key"]))
+                            env[k] = self.NATS_TOKEN
+                        else:
+                            self.assertEqual(ref["name"], v["secrets"]["existingSecret"])
+                            env[k] = self.SECRET[ref["key"]]
                 base = {k: val for k, val in os.environ.items() if not k.startswith("PERMD_")}
                 run = subprocess.run([permd_bin(), *c["args"], "--print-config"],
                                      env={**base, **env}, capture_output=True, text=True, timeout=60)
@@ -824,6 +1239,13 @@ class AgainstTheServer(unittest.TestCase):
                 has_data = bool(v["data"]["inline"] or v["data"]["configMap"]["name"])
                 tls = v["tls"]["enabled"]
                 database = bool(v["secrets"]["existingSecret"])
+                nats = bool(v["nats"]["url"])
+                if database:
+                    max_staleness = v["database"]["maxStaleness"]
+                elif nats:
+                    max_staleness = v["nats"]["maxStaleness"]
+                else:
+                    max_staleness = self.server_env["PERMD_MAX_STALENESS"]
                 expected = {
                     "listen": f"{host}:{v['port']}",
                     "data": f"/etc/permd/data/{data_key}" if has_data else None,
@@ -837,41 +1259,61 @@ class AgainstTheServer(unittest.TestCase):
                     "tls_client_ca": "/etc/permd/tls/ca.crt" if tls and v["tls"]["clientCa"] else None,
                     "log_format": v["logFormat"],
                     "database_url": "postgres://permd:***@postgres.example:5432/permd" if database else None,
-                    "max_staleness": span(v["database"]["maxStaleness"] if database
-                                          else self.server_env["PERMD_MAX_STALENESS"]),
+                    "nats_url": v["nats"]["url"] if nats else None,
+                    "nats_prefix": v["nats"]["prefix"] if nats else self.server_env["PERMD_NATS_PREFIX"],
+                    "tenants": (v["tenants"] or None) if nats else None,
+                    "max_staleness": span(max_staleness),
                     "changelog_retention": span(v["database"]["changelogRetention"] if database
                                                 else self.server_env["PERMD_CHANGELOG_RETENTION"]),
                     "admin": "enabled (token set)" if database else "disabled",
                 }
+                # Shown by newer builds only: checked when printed.
+                if "nats_creds" in effective:
+                    expected["nats_creds"] = (NATS_CREDS_PATH if nats and v["nats"]["credentials"]["secretName"]
+                                              else None)
                 self.assertEqual({k: effective.get(k, "<absent>") for k in expected}, expected)
 
 
-def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
-    """Reads proc's stderr until a line contains needle; returns that line.
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed), so a client
+    gets "connection refused" at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    A thread reads, so lines that arrive together are never stranded in a
-    buffer that select() cannot see."""
-    lines: queue.Queue[str | None] = queue.Queue()
 
-    def pump() -> None:
-        for line in proc.stderr:
-            lines.put(line)
-        lines.put(None)
+class Lines:
+    """Reads a process's stderr line by line in a thread, so lines that
+    arrive together are never stranded in a buffer that select() cannot see;
+    wait_for() may be called again for a later line."""
 
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    seen = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"no {needle!r} within {timeout}s (exit {proc.poll()}):\n{''.join(seen)}")
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.ended = False
+        threading.Thread(target=self.pump, daemon=True).start()
+
+    def pump(self) -> None:
+        for line in self.proc.stderr:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        """The next line containing needle."""
+        deadline = time.monotonic() + timeout
+        while not self.ended and (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self.ended = True
+                break
+            self.seen.append(line)
+            if needle in line:
+                return line
+        raise AssertionError(f"no {needle!r} within {timeout}s (exit {self.proc.poll()}):\n{''.join(self.seen)}")
 
 
 if __name__ == "__main__":

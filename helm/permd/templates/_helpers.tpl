@@ -105,6 +105,19 @@ certificate must name localhost).
 {{- end -}}
 
 {{/*
+permd.durationMs: a duration as permd reads it ("250ms", "30s", "5m", "2h",
+"7d", "0") in milliseconds; the schema has checked its form.
+*/}}
+{{- define "permd.durationMs" -}}
+{{- $text := toString . -}}
+{{- $digits := regexFind "^[0-9]+" $text | default "0" -}}
+{{- $n := regexReplaceAll "^0+([0-9])" $digits "${1}" | int64 -}}
+{{- $unit := trimPrefix $digits $text -}}
+{{- $scale := get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000) $unit | default 0 -}}
+{{- mul $n $scale -}}
+{{- end -}}
+
+{{/*
 permd.validate: combinations the schema cannot express; fails the render
 with a message that says what to change. Renders nothing.
 */}}
@@ -115,6 +128,31 @@ with a message that says what to change. Renders nothing.
 {{- end -}}
 {{- if and $v.secrets.existingSecret (or $v.data.inline $v.data.configMap.name) -}}
 {{- fail "permd: secrets.existingSecret makes permd follow PostgreSQL; it serves one source: leave data.inline and data.configMap.name empty" -}}
+{{- end -}}
+{{- if $v.nats.url -}}
+{{- if $v.secrets.existingSecret -}}
+{{- fail "permd: nats.url makes the sidecar follow a permd relay through NATS, with no database connection of its own: leave secrets.existingSecret empty (the relay's database is relay.database.existingSecret)" -}}
+{{- end -}}
+{{- if or $v.data.inline $v.data.configMap.name -}}
+{{- fail "permd: nats.url makes the sidecar follow a permd relay through NATS; it serves one source: leave data.inline and data.configMap.name empty" -}}
+{{- end -}}
+{{- else -}}
+{{- if $v.tenants -}}
+{{- fail "permd: tenants chooses what a sidecar follows through NATS: it needs nats.url (a file or database is served whole)" -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.relay.enabled -}}
+{{- if not $v.nats.url -}}
+{{- fail "permd: relay.enabled publishes to NATS: it needs nats.url" -}}
+{{- end -}}
+{{- if not $v.relay.database.existingSecret -}}
+{{- fail "permd: relay.enabled reads the PostgreSQL changelog: it needs relay.database.existingSecret (a Secret whose key relay.database.key holds the database URL)" -}}
+{{- end -}}
+{{- $interval := include "permd.durationMs" $v.relay.snapshotInterval | int64 -}}
+{{- $maxAge := include "permd.durationMs" $v.relay.streamMaxAge | int64 -}}
+{{- if lt $maxAge (mul 2 $interval) -}}
+{{- fail (printf "permd: relay.streamMaxAge (%v) must be at least twice relay.snapshotInterval (%v): a sidecar that falls behind the stream reloads from a snapshot, which must be newer than what the stream dropped" $v.relay.streamMaxAge $v.relay.snapshotInterval) -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.tls.enabled (not $v.tls.secretName) -}}
 {{- fail "permd: tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" -}}
@@ -160,11 +198,67 @@ failureThreshold: {{ $p.failureThreshold | int }}
 {{- end -}}
 
 {{/*
+permd.natsEnv: how `permd serve` and `permd relay` reach NATS (both read
+the same variables): PERMD_NATS_URL, PERMD_NATS_PREFIX, and the credentials
+file (mounted by permd.natsCredsVolume) and token when their Secrets are
+named. Starts with a newline; renders nothing without nats.url.
+*/}}
+{{- define "permd.natsEnv" -}}
+{{- $n := .values.nats -}}
+{{- if $n.url }}
+- name: PERMD_NATS_URL
+  value: {{ $n.url | quote }}
+- name: PERMD_NATS_PREFIX
+  value: {{ $n.prefix | quote }}
+{{- if $n.credentials.secretName }}
+- name: PERMD_NATS_CREDS
+  value: {{ printf "/etc/permd/nats/%s" (include "permd.natsCredsFile" .) | quote }}
+{{- end }}
+{{- if $n.token.secretName }}
+- name: PERMD_NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $n.token.secretName | quote }}
+      key: {{ $n.token.key | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* permd.natsCredsFile: the credentials file's name under /etc/permd/nats. */}}
+{{- define "permd.natsCredsFile" -}}nats.creds{{- end -}}
+
+{{/* permd.usesNatsCreds: "true" when a NATS credentials file is mounted, else "". */}}
+{{- define "permd.usesNatsCreds" -}}
+{{- if and .values.nats.url .values.nats.credentials.secretName -}}true{{- end -}}
+{{- end -}}
+
+{{/* permd.natsCredsMount: the volumeMounts item for the credentials file. */}}
+{{- define "permd.natsCredsMount" -}}
+- name: permd-nats-creds
+  mountPath: /etc/permd/nats
+  readOnly: true
+{{- end -}}
+
+{{/* permd.natsCredsVolume: the volumes item holding the credentials file. */}}
+{{- define "permd.natsCredsVolume" -}}
+- name: permd-nats-creds
+  secret:
+    secretName: {{ .values.nats.credentials.secretName | quote }}
+    # 0444: readable by permd's non-root user without an fsGroup.
+    defaultMode: 292
+    items:
+      - key: {{ .values.nats.credentials.key | quote }}
+        path: {{ include "permd.natsCredsFile" . }}
+{{- end -}}
+
+{{/*
 permd.env: every PERMD_* setting `permd serve` reads, from values — except
 PERMD_CONFIG: env wins over that file, and the chart sets every setting.
 The database ones (PERMD_DATABASE_URL, PERMD_ADMIN_TOKEN from the Secret,
 PERMD_MAX_STALENESS, PERMD_CHANGELOG_RETENTION) only with
-secrets.existingSecret: without a database they mean nothing.
+secrets.existingSecret: without a database they mean nothing. The NATS ones
+(permd.natsEnv, PERMD_MAX_STALENESS from nats.maxStaleness, PERMD_TENANTS)
+only with nats.url.
 */}}
 {{- define "permd.env" -}}
 {{- $v := .values -}}
@@ -246,6 +340,15 @@ secrets.existingSecret: without a database they mean nothing.
 - name: PERMD_CHANGELOG_RETENTION
   value: {{ $v.database.changelogRetention | toString | quote }}
 {{- end }}
+{{- if $v.nats.url }}
+{{- include "permd.natsEnv" . }}
+- name: PERMD_MAX_STALENESS
+  value: {{ $v.nats.maxStaleness | toString | quote }}
+{{- with $v.tenants }}
+- name: PERMD_TENANTS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- end }}
 - name: PERMD_LOG_FORMAT
   value: {{ $v.logFormat | quote }}
 - name: RUST_LOG
@@ -309,7 +412,7 @@ permd.sidecar: the permd container, as one item of a pod spec's
       drop: ["ALL"]
     seccompProfile:
       type: RuntimeDefault
-  {{- if or (include "permd.dataConfigMapName" .) $v.tls.enabled }}
+  {{- if or (include "permd.dataConfigMapName" .) $v.tls.enabled (include "permd.usesNatsCreds" .) }}
   volumeMounts:
     {{- if include "permd.dataConfigMapName" . }}
     - name: permd-data
@@ -321,12 +424,16 @@ permd.sidecar: the permd container, as one item of a pod spec's
       mountPath: /etc/permd/tls
       readOnly: true
     {{- end }}
+    {{- if include "permd.usesNatsCreds" . }}
+    {{- include "permd.natsCredsMount" . | nindent 4 }}
+    {{- end }}
   {{- end }}
 {{- end -}}
 
 {{/*
 permd.volumes: the volumes the sidecar mounts, as items of a pod spec's
-`volumes` list; renders nothing when it mounts none (demo data, no TLS).
+`volumes` list; renders nothing when it mounts none (demo data, no TLS, no
+NATS credentials file).
 */}}
 {{- define "permd.volumes" -}}
 {{- include "permd.volumesRaw" . | trim -}}
@@ -358,6 +465,9 @@ permd.volumes: the volumes the sidecar mounts, as items of a pod spec's
       - key: ca.crt
         path: ca.crt
       {{- end }}
+{{- end }}
+{{- if include "permd.usesNatsCreds" . }}
+{{ include "permd.natsCredsVolume" . }}
 {{- end }}
 {{- end -}}
 
@@ -393,4 +503,61 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- define "permd.exampleSelectorLabels" -}}
 app.kubernetes.io/name: permd-example
 app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* permd.relaySelectorLabels: selects the relay's pods. */}}
+{{- define "permd.relaySelectorLabels" -}}
+app.kubernetes.io/name: permd-relay
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/*
+permd.relayImage: relay.image's repository with its digest, or its tag
+(image.tag when empty); the sidecar's image when relay.image.repository is
+empty.
+*/}}
+{{- define "permd.relayImage" -}}
+{{- $i := .values.relay.image -}}
+{{- if not $i.repository -}}
+{{- include "permd.image" . -}}
+{{- else if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository ($i.tag | default .values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* permd.relayMetricsAddress: PERMD_METRICS_LISTEN of the relay: the pod IP's port, for Prometheus and the probes. */}}
+{{- define "permd.relayMetricsAddress" -}}
+{{- $host := .values.listenHost | default "0.0.0.0" -}}
+{{- if hasPrefix "127." $host -}}{{- $host = "0.0.0.0" -}}{{- end -}}
+{{- printf "%s:%d" $host (.values.relay.metricsPort | int) -}}
+{{- end -}}
+
+{{/*
+permd.relayEnv: every PERMD_* setting `permd relay` reads, except
+PERMD_NO_METRICS (the probes need the metrics endpoint).
+*/}}
+{{- define "permd.relayEnv" -}}
+{{- $v := .values -}}
+- name: PERMD_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.relay.database.existingSecret | quote }}
+      key: {{ $v.relay.database.key | quote }}
+{{- include "permd.natsEnv" . }}
+- name: PERMD_SNAPSHOT_EVERY
+  value: {{ $v.relay.snapshotEvery | int64 | quote }}
+- name: PERMD_SNAPSHOT_INTERVAL
+  value: {{ $v.relay.snapshotInterval | toString | quote }}
+- name: PERMD_STREAM_MAX_AGE
+  value: {{ $v.relay.streamMaxAge | toString | quote }}
+- name: PERMD_CHANGELOG_RETENTION
+  value: {{ $v.relay.changelogRetention | toString | quote }}
+- name: PERMD_METRICS_LISTEN
+  value: {{ include "permd.relayMetricsAddress" . | quote }}
+- name: PERMD_LOG_FORMAT
+  value: {{ $v.logFormat | quote }}
+- name: RUST_LOG
+  value: {{ $v.logLevel | quote }}
 {{- end -}}

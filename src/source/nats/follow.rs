@@ -109,6 +109,8 @@ pub async fn run(
         .await
         .ok();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_reload: Option<Instant> = None;
+    let mut reload_backoff = Backoff::new();
     'consume: loop {
         let stream = async {
             let stream = js.get_stream(follower.config.nats.stream()).await?;
@@ -153,6 +155,20 @@ pub async fn run(
                             tracing::warn!(reason = %reason, revision = follower.engine.revision(),
                                 "gap in the change stream (its retention passed this sidecar): reloading from the newest snapshots");
                             metrics::counter!(FEED_RELOADS).increment(1);
+                            // The same gap again right after a reload: the
+                            // newest snapshots are behind the stream too; wait
+                            // for the relay's next round rather than spin.
+                            if last_reload.is_some_and(|t: Instant| t.elapsed() < Duration::from_secs(30)) {
+                                let wait = reload_backoff.next();
+                                tracing::warn!(wait_ms = wait.as_millis() as u64, "gap again right after a reload: waiting for newer snapshots");
+                                tokio::select! {
+                                    () = tokio::time::sleep(wait) => {}
+                                    _ = shutdown.changed() => return,
+                                }
+                            } else {
+                                reload_backoff = Backoff::new();
+                            }
+                            last_reload = Some(Instant::now());
                             match follower.reload().await {
                                 Ok(l) => {
                                     loaded = l;
@@ -351,7 +367,8 @@ impl Follower {
             metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone())
                 .set(held.since.elapsed().as_secs_f64());
         }
-        let serving = stale <= self.config.max_staleness;
+        // A max_staleness of 0 never turns health NOT_SERVING.
+        let serving = self.config.max_staleness.is_zero() || stale <= self.config.max_staleness;
         if serving != readiness.borrow().serving {
             if serving {
                 tracing::info!(
@@ -484,19 +501,13 @@ async fn load(
         metas.push(decoded.0);
         tenants.extend(decoded.1);
     }
-    // From the manifest's round at the latest: a tenant created after it
-    // arrives through the stream.
-    let revision = metas
-        .iter()
-        .map(|m| m.revision)
-        .fold(manifest.revision, u64::min);
-    let start_seq = metas
-        .iter()
-        .map(|m| m.stream_seq)
-        .fold(manifest.stream_seq, u64::min);
+    // Every snapshot named is current at the manifest's revision (a newer
+    // one, from a round being written, at its own).
+    let revision = manifest.revision;
+    let start_seq = manifest.stream_seq;
     let floors = metas
         .iter()
-        .map(|m| (m.tenant.clone(), m.revision))
+        .map(|m| (m.tenant.clone(), m.revision.max(manifest.revision)))
         .collect();
     let records: u64 = metas.iter().map(|m| m.records).sum();
     let file = DataFile { tenants };

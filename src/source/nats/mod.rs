@@ -145,11 +145,12 @@ pub fn tenant_object(tenant: &str) -> String {
     format!("{TENANT_OBJECT}{tenant}")
 }
 
-/// What the relay writes after each snapshot round: every tenant that
-/// existed at `revision` and has a snapshot. A sidecar starts from the
-/// tenants it names (their snapshots may be newer), and from `revision`
-/// and `stream_seq` at the latest, so a tenant created after it arrives
-/// through the stream.
+/// What the relay writes after each snapshot round: every tenant whose
+/// snapshot is current at `revision` (written then, or unchanged since it
+/// was written). A sidecar starts from those snapshots at `revision` and
+/// follows the stream after `stream_seq`: a tenant created later arrives
+/// through the stream, and the stream needs to hold nothing older than the
+/// last round.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
     pub revision: u64,

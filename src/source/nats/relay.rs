@@ -62,6 +62,18 @@ pub struct RelayConfig {
     pub stream_max_age: Duration,
     /// Poll the changelog this often even without a notification.
     pub poll_interval: Duration,
+    /// Prune changelog older than this (every minute, while active);
+    /// `None` keeps it.
+    pub changelog_retention: Option<Duration>,
+}
+
+/// Aborts a task when dropped: the heartbeat stops with the active term.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs until `shutdown` turns true: standby until the lease is free, then
@@ -107,15 +119,17 @@ pub async fn ensure_stream_and_bucket(
     nats: &NatsConfig,
     max_age: Duration,
 ) -> anyhow::Result<(Stream, ObjectStore)> {
-    let stream = js
-        .get_or_create_stream(jetstream::stream::Config {
-            name: nats.stream(),
-            subjects: vec![nats.changes_wildcard()],
-            storage: jetstream::stream::StorageType::File,
-            max_age,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
+    let config = jetstream::stream::Config {
+        name: nats.stream(),
+        subjects: vec![nats.changes_wildcard()],
+        storage: jetstream::stream::StorageType::File,
+        max_age,
+        // At most half the retention: the server refuses a longer window.
+        duplicate_window: Duration::from_secs(120).min(max_age / 2),
+        ..Default::default()
+    };
+    let mut stream = js
+        .get_or_create_stream(config.clone())
         .await
         .with_context(|| {
             format!(
@@ -123,6 +137,19 @@ pub async fn ensure_stream_and_bucket(
                 nats.stream()
             )
         })?;
+    // A stream made earlier keeps its settings unless told: the retention
+    // follows --stream-max-age.
+    let held = stream.info().await?.config.max_age;
+    if held != max_age {
+        tracing::info!(stream = %nats.stream(), from_secs = held.as_secs(), to_secs = max_age.as_secs(),
+            "updating the stream's retention (--stream-max-age)");
+        js.update_stream(config).await.with_context(|| {
+            format!(
+                "cannot update the retention of the JetStream stream {}",
+                nats.stream()
+            )
+        })?;
+    }
     let store = match js.get_object_store(nats.bucket()).await {
         Ok(store) => store,
         Err(_) => js
@@ -209,6 +236,7 @@ async fn run_once(
     config: &RelayConfig,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    metrics::gauge!(RELAY_ACTIVE).set(0.0);
     let client = config.nats.connect("permd relay").await?;
     let js = jetstream::new(client.clone());
     let (mut stream, store) =
@@ -253,7 +281,7 @@ async fn run_once(
         partial: None,
         history: history.clone(),
         published_tx,
-        touched: HashSet::new(),
+        snapshots: Arc::new(Mutex::new(SnapshotState::default())),
     };
     match state.take() {
         Some(p) => {
@@ -276,18 +304,37 @@ async fn run_once(
     }
     active.history_record(active.published);
     let _ = active.published_tx.send(active.published);
+    metrics::gauge!(RELAY_REVISION).set(active.published as f64);
+
+    // The heartbeat, each second, on its own task: a long publish does not
+    // make the sidecars think the relay is gone.
+    let heartbeat = {
+        let client = client.clone();
+        let subject = config.nats.heartbeat();
+        let mut published = published_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let revision = *published.borrow_and_update();
+                if let Ok(body) = serde_json::to_vec(&Heartbeat { revision }) {
+                    let _ = client.publish(subject.clone(), body.into()).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let _stop_heartbeat = AbortOnDrop(heartbeat);
 
     // Every tenant on start, in the background.
-    let mut snapshotting = Some(spawn_snapshot(&active, published_rx.clone(), None));
+    let mut snapshotting = Some(spawn_snapshot(&active, published_rx.clone()));
     let mut last_snapshot_revision = active.published;
     let mut last_snapshot_at = Instant::now();
-    let mut full_next = false;
+    let mut retry_now = false;
 
     let mut listener = PgListener::connect_with(&pool).await.ok();
     if let Some(l) = listener.as_mut() {
         let _ = l.listen(CHANNEL).await;
     }
-    let mut last_heartbeat = Instant::now() - Duration::from_secs(10);
+    let mut last_prune = Instant::now();
     loop {
         if *shutdown.borrow() {
             metrics::gauge!(RELAY_ACTIVE).set(0.0);
@@ -299,15 +346,13 @@ async fn run_once(
             .await
             .context("the relay lease's database session is gone: stepping down")?;
         active.catch_up().await?;
-        if last_heartbeat.elapsed() >= Duration::from_secs(1) {
-            last_heartbeat = Instant::now();
-            let body = serde_json::to_vec(&Heartbeat {
-                revision: active.published,
-            })?;
-            client
-                .publish(config.nats.heartbeat(), body.into())
-                .await
-                .context("publishing the heartbeat")?;
+        if let Some(retention) = config.changelog_retention
+            && last_prune.elapsed() >= Duration::from_secs(60)
+        {
+            last_prune = Instant::now();
+            if let Err(e) = pg::prune(&pool, retention).await {
+                tracing::warn!(error = format!("{e:#}"), "pruning the changelog failed");
+            }
         }
         // Snapshots: one at a time.
         if snapshotting.as_ref().is_some_and(|t| t.is_finished())
@@ -325,14 +370,13 @@ async fn run_once(
                 Err(e) => tracing::warn!(error = %e, "the snapshot task failed"),
             }
         }
-        let due = full_next
+        let due = retry_now
             || active.published > last_snapshot_revision
                 && (active.published - last_snapshot_revision >= config.snapshot_every
                     || last_snapshot_at.elapsed() >= config.snapshot_interval);
         if due && snapshotting.is_none() {
-            let touched = std::mem::take(&mut active.touched);
-            let only = (!std::mem::replace(&mut full_next, false)).then_some(touched);
-            snapshotting = Some(spawn_snapshot(&active, published_rx.clone(), only));
+            retry_now = false;
+            snapshotting = Some(spawn_snapshot(&active, published_rx.clone()));
             last_snapshot_revision = active.published;
             last_snapshot_at = Instant::now();
         }
@@ -365,8 +409,26 @@ struct Active {
     partial: Option<(u64, u32)>,
     history: Arc<Mutex<SeqHistory>>,
     published_tx: watch::Sender<u64>,
-    /// Tenants changed since the last snapshot began.
-    touched: HashSet<String>,
+    snapshots: Arc<Mutex<SnapshotState>>,
+}
+
+/// Which tenants' snapshots are current: a snapshot is rewritten only when
+/// its tenant changed after it.
+#[derive(Default)]
+struct SnapshotState {
+    /// The last revision that changed each tenant (published since this
+    /// relay became active).
+    last_change: std::collections::HashMap<String, u64>,
+    /// The revision of each tenant's snapshot this relay wrote.
+    written: std::collections::HashMap<String, u64>,
+}
+
+impl SnapshotState {
+    fn current(&self, tenant: &str) -> bool {
+        self.written
+            .get(tenant)
+            .is_some_and(|w| *w >= self.last_change.get(tenant).copied().unwrap_or(0))
+    }
 }
 
 impl Active {
@@ -432,7 +494,11 @@ impl Active {
                 if index <= skip {
                     continue;
                 }
-                self.touched.insert(tenant.clone());
+                self.snapshots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .last_change
+                    .insert(tenant.clone(), t.revision);
                 let message = jetstream::message::PublishMessage::build()
                     .headers(super::part_headers(t.revision, &tenant, index, n))
                     .payload(body.into())
@@ -448,9 +514,11 @@ impl Active {
         }
         self.partial = None;
         for (revision, last_part, ack) in acks {
-            let ack = ack
-                .await
-                .with_context(|| format!("the stream refused revision {revision} (another relay published?): stepping down"))?;
+            let ack = ack.await.with_context(|| {
+                format!(
+                    "publishing revision {revision} was not acknowledged (NATS unreachable, or another relay published first): stepping down"
+                )
+            })?;
             self.last_seq = ack.sequence;
             metrics::counter!(RELAY_MESSAGES).increment(1);
             if last_part {
@@ -468,7 +536,8 @@ impl Active {
     /// now, and publish from the snapshot's revision on.
     async fn restart_from_snapshot(&mut self) -> anyhow::Result<()> {
         let (file, revision) = pg::bootstrap(&self.pool).await?;
-        let written = write_snapshots(&self.store, file, revision, self.last_seq, None).await?;
+        let written =
+            write_snapshots(&self.store, file, revision, self.last_seq, &self.snapshots).await?;
         tracing::info!(
             revision,
             tenants = written,
@@ -485,8 +554,8 @@ impl Active {
 fn spawn_snapshot(
     active: &Active,
     mut published: watch::Receiver<u64>,
-    only: Option<HashSet<String>>,
 ) -> tokio::task::JoinHandle<anyhow::Result<usize>> {
+    let state = active.snapshots.clone();
     let pool = active.pool.clone();
     let store = active.store.clone();
     let history = active.history.clone();
@@ -504,7 +573,7 @@ fn spawn_snapshot(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .at(revision)
             .unwrap_or(0);
-        let written = write_snapshots(&store, file, revision, seq, only.as_ref()).await?;
+        let written = write_snapshots(&store, file, revision, seq, &state).await?;
         tracing::debug!(
             revision,
             tenants = written,
@@ -515,20 +584,28 @@ fn spawn_snapshot(
     })
 }
 
-/// Writes the snapshots of the tenants in `file` (those in `only`, when
-/// given), and deletes those of tenants that are gone. Returns how many
+/// Writes the snapshot of every tenant in `file` whose snapshot is not
+/// current, deletes those of tenants that are gone, then the manifest of
+/// the tenants whose snapshots are current at `revision`. Returns how many
 /// were written.
 async fn write_snapshots(
     store: &ObjectStore,
     file: DataFile,
     revision: u64,
     stream_seq: u64,
-    only: Option<&HashSet<String>>,
+    state: &Mutex<SnapshotState>,
 ) -> anyhow::Result<usize> {
+    let lock = || {
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     let present: HashSet<String> = file.tenants.iter().map(|t| t.id.clone()).collect();
     let mut written = 0;
+    let mut current: Vec<String> = Vec::new();
     for tenant in file.tenants {
-        if only.is_some_and(|o| !o.contains(&tenant.id)) {
+        if lock().current(&tenant.id) {
+            current.push(tenant.id);
             continue;
         }
         let id = tenant.id.clone();
@@ -562,31 +639,28 @@ async fn write_snapshots(
                     .await
                     .with_context(|| format!("writing the snapshot of tenant '{id}'"))?;
                 metrics::counter!(RELAY_SNAPSHOTS).increment(1);
+                lock().written.insert(id.clone(), revision);
+                current.push(id.clone());
                 tracing::debug!(tenant = %id, revision, stream_seq, bytes = size, "snapshot written");
                 written += 1;
             }
             Err(problems) => {
                 metrics::counter!(RELAY_ERRORS).increment(1);
                 tracing::error!(tenant = %id, revision, problems = %problems,
-                    "tenant data does not validate: its previous snapshot stays; sidecars loading it follow the stream from there");
+                    "tenant data does not validate: no current snapshot of it, so sidecars that start now do not serve it until its data is repaired");
             }
         }
     }
     // What the bucket holds now; the snapshots of deleted tenants go.
     let mut list = store.list().await.context("listing snapshots")?;
-    let mut held = Vec::new();
     let mut gone = Vec::new();
     while let Some(info) = list.next().await {
         let info = info.context("listing snapshots")?;
         let Some(tenant) = info.name.strip_prefix(super::TENANT_OBJECT) else {
             continue;
         };
-        if info.deleted {
-            continue;
-        }
-        if present.contains(tenant) {
-            held.push(tenant.to_owned());
-        } else {
+        if !info.deleted && !present.contains(tenant) {
+            lock().written.remove(tenant);
             gone.push(info.name.clone());
         }
     }
@@ -598,11 +672,11 @@ async fn write_snapshots(
     }
     // Last, the manifest: a sidecar loads the tenants it names, so it never
     // starts from a round half written.
-    held.sort();
+    current.sort();
     let manifest = serde_json::to_vec(&super::Manifest {
         revision,
         stream_seq,
-        tenants: held,
+        tenants: current,
     })?;
     store
         .put(super::MANIFEST_OBJECT, &mut manifest.as_slice())

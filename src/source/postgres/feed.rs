@@ -163,7 +163,11 @@ pub async fn run(
             metrics::gauge!(TENANT_HELD_SECONDS, "tenant" => tenant.clone())
                 .set(held.since.elapsed().as_secs_f64());
         }
-        if stale > config.max_staleness && readiness.borrow().serving {
+        // A max_staleness of 0 never turns health NOT_SERVING.
+        if !config.max_staleness.is_zero()
+            && stale > config.max_staleness
+            && readiness.borrow().serving
+        {
             tracing::error!(
                 stale_secs = stale.as_secs(),
                 max_staleness_secs = config.max_staleness.as_secs(),
