@@ -503,6 +503,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.max_batch == 0 {
         anyhow::bail!("--max-batch must be at least 1");
     }
+    // Clap checks these between flags; a config file can still combine them.
+    if args.nats_url.is_some() && (args.database_url.is_some() || args.data.is_some()) {
+        anyhow::bail!(
+            "nats_url cannot be combined with database_url or data (flags, PERMD_* variables or the config file): a sidecar follows one source"
+        );
+    }
+    if args.nats_url.is_some() && args.admin_token.is_some() {
+        anyhow::bail!(
+            "admin_token cannot be combined with nats_url: in NATS mode writes go to PostgreSQL (or through a direct-mode permd), never to one sidecar's memory"
+        );
+    }
+    if args.tenants.is_some() && args.nats_url.is_none() {
+        anyhow::bail!("tenants needs nats_url: only NATS mode serves a subset of the tenants");
+    }
     if args.max_concurrent_requests == 0 || args.max_concurrent_streams == 0 {
         anyhow::bail!("--max-concurrent-requests and --max-concurrent-streams must be at least 1");
     }

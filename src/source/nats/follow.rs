@@ -1,7 +1,8 @@
 //! NATS mode (`permd serve --nats-url`): a sidecar with no database
-//! connection. It loads the newest snapshot of each tenant it serves from
-//! the object store, then follows the change stream from the oldest
-//! snapshot's stream position, with the direct feed's revision semantics:
+//! connection. It loads, from the object store, the snapshots of the
+//! tenants it serves that the newest manifest names, then follows the
+//! change stream from the manifest's position, with the direct feed's
+//! revision semantics:
 //! one global revision, every transaction applied whole and in order, a
 //! change that cannot be applied holding back only its tenant
 //! (`changelog::apply_batch`, the same code as the PostgreSQL feed).
@@ -60,6 +61,7 @@ impl FollowConfig {
 /// each tenant's snapshot revision (its changes up to it are in already).
 struct Loaded {
     start_seq: u64,
+    manifest_revision: u64,
     floors: FxHashMap<String, u64>,
 }
 
@@ -103,6 +105,7 @@ pub async fn run(
         assembling: None,
         batch: Vec::new(),
         floors: std::mem::take(&mut loaded.floors),
+        manifest_revision: loaded.manifest_revision,
     };
     let mut heartbeats = client
         .subscribe(follower.config.nats.heartbeat())
@@ -110,6 +113,9 @@ pub async fn run(
         .ok();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_reload: Option<Instant> = None;
+    let mut last_message = Instant::now();
+    let mut last_recreate = Instant::now();
+    let mut last_manifest_check = Instant::now();
     let mut reload_backoff = Backoff::new();
     'consume: loop {
         let stream = async {
@@ -142,6 +148,7 @@ pub async fn run(
                 next = messages.next() => match next {
                     Some(Ok(first)) => {
                         backoff = Backoff::new();
+                        last_message = Instant::now();
                         let mut gap = follower.receive(&first);
                         // Take whatever else is ready, then apply it as one batch.
                         while gap.is_none() && follower.batch.len() < BATCH_TRANSACTIONS {
@@ -206,7 +213,38 @@ pub async fn run(
                         heartbeats = client.subscribe(follower.config.nats.heartbeat()).await.ok();
                     }
                 }
-                _ = tick.tick() => follower.report(&readiness),
+                _ = tick.tick() => {
+                    follower.report(&readiness);
+                    // The relay says there is more and nothing came for
+                    // 10 s: the consumer may be gone; make a new one.
+                    if follower.heartbeat > follower.engine.revision()
+                        && last_message.elapsed() > Duration::from_secs(10)
+                        && last_recreate.elapsed() > Duration::from_secs(10)
+                    {
+                        tracing::warn!(revision = follower.engine.revision(), heartbeat_revision = follower.heartbeat,
+                            "the relay is ahead and no change arrived for 10 s: following the stream anew");
+                        last_recreate = Instant::now();
+                        continue 'consume;
+                    }
+                    // A tenant served here that was left out when this
+                    // sidecar loaded (its data did not validate then) is
+                    // taken in once a manifest names it.
+                    if last_manifest_check.elapsed() > Duration::from_secs(30) {
+                        last_manifest_check = Instant::now();
+                        if let Some(missing) = follower.missing_tenant(&client).await {
+                            tracing::info!(tenant = %missing, "the manifest names a tenant this sidecar does not hold: reloading from the snapshots");
+                            metrics::counter!(FEED_RELOADS).increment(1);
+                            match follower.reload().await {
+                                Ok(l) => {
+                                    follower.last_seq = l.start_seq;
+                                    readiness.send_modify(|r| r.snapshots += 1);
+                                }
+                                Err(e) => tracing::warn!(error = format!("{e:#}"), "reload failed; trying again later"),
+                            }
+                            continue 'consume;
+                        }
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }
@@ -254,6 +292,8 @@ struct Follower {
     batch: Vec<Transaction>,
     /// Each tenant's snapshot revision.
     floors: FxHashMap<String, u64>,
+    /// The revision of the manifest last loaded or looked at.
+    manifest_revision: u64,
 }
 
 impl Follower {
@@ -387,6 +427,34 @@ impl Follower {
         }
     }
 
+    /// A tenant the newest manifest names, that this sidecar serves and
+    /// does not hold.
+    async fn missing_tenant(&self, client: &async_nats::Client) -> Option<String> {
+        let read = async {
+            let store = jetstream::new(client.clone())
+                .get_object_store(self.config.nats.bucket())
+                .await?;
+            let mut object = store.get(super::MANIFEST_OBJECT).await?;
+            let mut bytes = Vec::new();
+            object.read_to_end(&mut bytes).await?;
+            anyhow::Ok(serde_json::from_slice::<super::Manifest>(&bytes)?)
+        };
+        let manifest = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .ok()?
+            .ok()?;
+        // One look per manifest: a tenant deleted after the manifest was
+        // written is still named in it, and must not reload us again.
+        if manifest.revision <= self.manifest_revision {
+            return None;
+        }
+        let held = self.engine.snapshot();
+        manifest
+            .tenants
+            .into_iter()
+            .find(|t| self.config.serves(t) && !held.tenants.contains_key(t))
+    }
+
     async fn reload(&mut self) -> anyhow::Result<Loaded> {
         let client = self.config.nats.connect("permd sidecar (reload)").await?;
         let loaded = load(&self.engine, &self.config, &client).await?;
@@ -398,6 +466,7 @@ impl Follower {
         self.assembling = None;
         self.batch.clear();
         self.floors = loaded.floors.clone();
+        self.manifest_revision = loaded.manifest_revision;
         Ok(loaded)
     }
 }
@@ -412,7 +481,7 @@ async fn first_load(
 }
 
 /// Loads the newest snapshot of every tenant served and publishes them as
-/// one engine snapshot at the oldest of their revisions.
+/// one engine snapshot at the manifest's revision.
 async fn load(
     engine: &Engine,
     config: &FollowConfig,
@@ -523,5 +592,9 @@ async fn load(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded from NATS snapshots; following the change stream"
     );
-    Ok(Loaded { start_seq, floors })
+    Ok(Loaded {
+        start_seq,
+        manifest_revision: manifest.revision,
+        floors,
+    })
 }

@@ -20,7 +20,8 @@
 //!   in one consistent database snapshot at revision S (in the background,
 //!   publishing goes on), written once the stream holds S, stamped with the
 //!   stream sequence of S's last message. A tenant whose data does not
-//!   validate keeps its previous snapshot, and the relay says why.
+//!   validate gets none (and is left out of the manifest), and the relay
+//!   says why.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -101,6 +102,12 @@ pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) -> an
     }
 }
 
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The lease key: one per prefix, so deployments sharing a database (or
 /// tests) do not wait on each other.
 fn lease_key(prefix: &str) -> i64 {
@@ -139,11 +146,16 @@ pub async fn ensure_stream_and_bucket(
         })?;
     // A stream made earlier keeps its settings unless told: the retention
     // follows --stream-max-age.
-    let held = stream.info().await?.config.max_age;
-    if held != max_age {
-        tracing::info!(stream = %nats.stream(), from_secs = held.as_secs(), to_secs = max_age.as_secs(),
-            "updating the stream's retention (--stream-max-age)");
-        js.update_stream(config).await.with_context(|| {
+    let held = stream.info().await?.config.clone();
+    if held.max_age != max_age {
+        tracing::info!(stream = %nats.stream(), from_secs = held.max_age.as_secs(), to_secs = max_age.as_secs(),
+            "updating the stream's retention (--stream-max-age); its other settings stay");
+        let updated = jetstream::stream::Config {
+            max_age,
+            duplicate_window: held.duplicate_window.min(max_age / 2),
+            ..held
+        };
+        js.update_stream(updated).await.with_context(|| {
             format!(
                 "cannot update the retention of the JetStream stream {}",
                 nats.stream()
@@ -308,14 +320,22 @@ async fn run_once(
 
     // The heartbeat, each second, on its own task: a long publish does not
     // make the sidecars think the relay is gone.
+    // It says "current" only while the loop below has read the changelog
+    // within the last 5 s: a relay cut off from PostgreSQL goes quiet, and
+    // the sidecars' staleness grows as it should.
+    let read_at = Arc::new(std::sync::atomic::AtomicU64::new(unix_millis()));
     let heartbeat = {
         let client = client.clone();
         let subject = config.nats.heartbeat();
         let mut published = published_rx.clone();
+        let read_at = read_at.clone();
         tokio::spawn(async move {
             loop {
                 let revision = *published.borrow_and_update();
-                if let Ok(body) = serde_json::to_vec(&Heartbeat { revision }) {
+                let fresh = unix_millis()
+                    .saturating_sub(read_at.load(std::sync::atomic::Ordering::Relaxed))
+                    < 5_000;
+                if fresh && let Ok(body) = serde_json::to_vec(&Heartbeat { revision }) {
                     let _ = client.publish(subject.clone(), body.into()).await;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -341,11 +361,16 @@ async fn run_once(
             return Ok(());
         }
         // The lease is held as long as this session answers.
-        sqlx::query("SELECT 1")
-            .execute(&mut lease)
-            .await
-            .context("the relay lease's database session is gone: stepping down")?;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::query("SELECT 1").execute(&mut lease),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .context("the relay lease's database session is gone: stepping down")?;
         active.catch_up().await?;
+        read_at.store(unix_millis(), std::sync::atomic::Ordering::Relaxed);
         if let Some(retention) = config.changelog_retention
             && last_prune.elapsed() >= Duration::from_secs(60)
         {
@@ -364,10 +389,15 @@ async fn run_once(
                     metrics::counter!(RELAY_ERRORS).increment(1);
                     tracing::warn!(
                         error = format!("{e:#}"),
-                        "writing snapshots failed; retrying at the next one"
+                        "writing snapshots failed; again in a second"
                     );
+                    retry_now = true;
                 }
-                Err(e) => tracing::warn!(error = %e, "the snapshot task failed"),
+                Err(e) => {
+                    metrics::counter!(RELAY_ERRORS).increment(1);
+                    tracing::warn!(error = %e, "the snapshot task failed; again in a second");
+                    retry_now = true;
+                }
             }
         }
         let due = retry_now
