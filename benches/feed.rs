@@ -12,39 +12,20 @@
 //! writer's one-statement transaction returned (its commit done).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use permd::index::{Engine, Snapshot};
 use permd::model::data::{ContactState, EmailStatus};
-use permd::source::generate::{GenSpec, contact_ids, generate};
+use permd::source::generate::{GenSpec, contact_ids};
 use permd::source::postgres::feed::{FeedConfig, Readiness};
 use permd::source::postgres::{self as pg};
 use sqlx::{Connection, PgConnection};
+use support::{env_or, now_secs, percentile};
 use tokio::sync::watch;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[at]
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn main() {
     // `cargo test` runs benches with --test-ish flags; this one needs a
@@ -68,8 +49,7 @@ fn main() {
 }
 
 async fn run() {
-    let url = std::env::var("PERMD_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/permd_bench".to_owned());
+    let url = support::database_url();
     let contacts: usize = env_or("PERMD_BENCH_CONTACTS", 1_000_000);
     let rate: f64 = env_or("PERMD_BENCH_RATE", 1_000.0);
     let secs: u64 = env_or("PERMD_BENCH_SECS", 20);
@@ -80,38 +60,7 @@ async fn run() {
     };
 
     // The database, created and loaded once.
-    let (base, name) = url.rsplit_once('/').unwrap();
-    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
-        .await
-        .expect("PostgreSQL must be reachable for this bench");
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-    if !exists {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
-    let pool = pg::connect(&url).await.unwrap();
-    pg::migrate(&pool).await.unwrap();
-    let have: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM permd.records WHERE object = 'contacts'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    if have != contacts as i64 {
-        let started = Instant::now();
-        let data = generate(&spec);
-        println!("loading {contacts} contacts (once) ...");
-        pg::load(&pool, &data).await.unwrap();
-        // The load's own changelog is history nobody needs here.
-        pg::prune(&pool, Duration::ZERO).await.unwrap();
-        println!("loaded in {:.1} s", started.elapsed().as_secs_f64());
-    }
+    let pool = support::bench_database(&url, &spec).await;
 
     // 1. Bootstrap: read one consistent snapshot and index it, 3 times.
     let mut runs = Vec::new();
