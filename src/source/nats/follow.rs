@@ -527,7 +527,11 @@ async fn load(
     let mut tenants = Vec::with_capacity(names.len());
     let mut metas = Vec::with_capacity(names.len());
     let mut bytes_read = 0usize;
+    // Where the time goes, for the log: fetching, decoding with
+    // validating, indexing.
+    let (mut fetch, mut decode) = (Duration::ZERO, Duration::ZERO);
     for name in names {
+        let fetching = Instant::now();
         // A read that overlaps the relay replacing the object can wait for
         // chunks that are gone: bound it, and the load is retried.
         let read = async {
@@ -554,6 +558,8 @@ async fn load(
             .await
             .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
         bytes_read += bytes.len();
+        fetch += fetching.elapsed();
+        let decoding = Instant::now();
         let decoded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let (meta, tenant) = snapshot::decode(&bytes)?;
             let one = DataFile {
@@ -569,7 +575,9 @@ async fn load(
         .with_context(|| format!("the snapshot of tenant '{name}' cannot be served"))?;
         metas.push(decoded.0);
         tenants.extend(decoded.1);
+        decode += decoding.elapsed();
     }
+    let indexing = Instant::now();
     // Every snapshot named is current at the manifest's revision (a newer
     // one, from a round being written, at its own).
     let revision = manifest.revision;
@@ -589,6 +597,9 @@ async fn load(
         revision,
         stream_seq = start_seq,
         bytes = bytes_read,
+        fetch_ms = fetch.as_millis() as u64,
+        decode_ms = decode.as_millis() as u64,
+        index_ms = indexing.elapsed().as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded from NATS snapshots; following the change stream"
     );
