@@ -2,6 +2,7 @@
 //! tenant or a generated one. Sources produce a validated [`crate::model::DataFile`]; indexing
 //! is the index's job.
 
+pub mod backoff;
 pub mod changelog;
 pub mod demo;
 pub mod file;

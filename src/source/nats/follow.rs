@@ -28,7 +28,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-use super::{Backoff, Heartbeat, NatsConfig, Part, decode_part};
+use super::{Heartbeat, NatsConfig, Part, decode_part, retry_backoff};
 use crate::index::{Engine, Snapshot};
 use crate::model::data::DataFile;
 use crate::model::validate::validate;
@@ -73,12 +73,12 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let url = super::redact(&config.nats.url);
-    let mut backoff = Backoff::new();
+    let mut backoff = retry_backoff();
     let (client, mut loaded) = loop {
         match first_load(&engine, &config).await {
             Ok(ok) => break ok,
             Err(e) => {
-                let wait = backoff.next();
+                let wait = backoff.delay();
                 tracing::warn!(nats = %url, error = format!("{e:#}"), retry_in_ms = wait.as_millis() as u64,
                     "no snapshot from NATS yet; health stays NOT_SERVING");
                 metrics::counter!(FEED_ERRORS, "kind" => "bootstrap").increment(1);
@@ -116,7 +116,7 @@ pub async fn run(
     let mut last_message = Instant::now();
     let mut last_recreate = Instant::now();
     let mut last_manifest_check = Instant::now();
-    let mut reload_backoff = Backoff::new();
+    let mut reload_backoff = retry_backoff();
     'consume: loop {
         let stream = async {
             let stream = js.get_stream(follower.config.nats.stream()).await?;
@@ -135,7 +135,7 @@ pub async fn run(
             Ok(m) => m,
             Err(e) => {
                 metrics::counter!(FEED_ERRORS, "kind" => "nats").increment(1);
-                let wait = backoff.next();
+                let wait = backoff.delay();
                 tracing::warn!(nats = %url, error = format!("{e:#}"), "cannot follow the change stream; serving what is loaded and retrying");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => continue 'consume,
@@ -147,7 +147,7 @@ pub async fn run(
             tokio::select! {
                 next = messages.next() => match next {
                     Some(Ok(first)) => {
-                        backoff = Backoff::new();
+                        backoff = retry_backoff();
                         last_message = Instant::now();
                         let mut gap = follower.receive(&first);
                         // Take whatever else is ready, then apply it as one batch.
@@ -166,14 +166,14 @@ pub async fn run(
                             // newest snapshots are behind the stream too; wait
                             // for the relay's next round rather than spin.
                             if last_reload.is_some_and(|t: Instant| t.elapsed() < Duration::from_secs(30)) {
-                                let wait = reload_backoff.next();
+                                let wait = reload_backoff.delay();
                                 tracing::warn!(wait_ms = wait.as_millis() as u64, "gap again right after a reload: waiting for newer snapshots");
                                 tokio::select! {
                                     () = tokio::time::sleep(wait) => {}
                                     _ = shutdown.changed() => return,
                                 }
                             } else {
-                                reload_backoff = Backoff::new();
+                                reload_backoff = retry_backoff();
                             }
                             last_reload = Some(Instant::now());
                             match follower.reload().await {
@@ -185,7 +185,7 @@ pub async fn run(
                                 Err(e) => {
                                     metrics::counter!(FEED_ERRORS, "kind" => "reload").increment(1);
                                     tracing::error!(error = format!("{e:#}"), "reload from snapshots failed; retrying");
-                                    let wait = backoff.next();
+                                    let wait = backoff.delay();
                                     tokio::select! {
                                         () = tokio::time::sleep(wait) => {}
                                         _ = shutdown.changed() => return,
@@ -430,19 +430,11 @@ impl Follower {
     /// A tenant the newest manifest names, that this sidecar serves and
     /// does not hold.
     async fn missing_tenant(&self, client: &async_nats::Client) -> Option<String> {
-        let read = async {
-            let store = jetstream::new(client.clone())
-                .get_object_store(self.config.nats.bucket())
-                .await?;
-            let mut object = store.get(super::MANIFEST_OBJECT).await?;
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await?;
-            anyhow::Ok(serde_json::from_slice::<super::Manifest>(&bytes)?)
-        };
-        let manifest = tokio::time::timeout(Duration::from_secs(10), read)
+        let store = jetstream::new(client.clone())
+            .get_object_store(self.config.nats.bucket())
             .await
-            .ok()?
             .ok()?;
+        let manifest = read_manifest(&store, Duration::from_secs(10)).await.ok()?;
         // One look per manifest: a tenant deleted after the manifest was
         // written is still named in it, and must not reload us again.
         if manifest.revision <= self.manifest_revision {
@@ -499,16 +491,7 @@ async fn load(
                 config.nats.prefix
             )
         })?;
-    let manifest = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut object = store.get(super::MANIFEST_OBJECT).await?;
-        let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await?;
-        anyhow::Ok(serde_json::from_slice::<super::Manifest>(&bytes)?)
-    })
-    .await
-    .map_err(|_| anyhow::anyhow!("took longer than 30 s"))
-    .and_then(|r| r)
-    .with_context(|| {
+    let manifest = read_manifest(&store, Duration::from_secs(30)).await.with_context(|| {
         format!("no snapshot manifest in the bucket '{bucket}' yet (a relay writes it after its first snapshot round)")
     })?;
     let names: Vec<String> = manifest
@@ -608,4 +591,20 @@ async fn load(
         manifest_revision: manifest.revision,
         floors,
     })
+}
+
+/// The newest manifest in the bucket, read within `limit`.
+async fn read_manifest(
+    store: &jetstream::object_store::ObjectStore,
+    limit: Duration,
+) -> anyhow::Result<super::Manifest> {
+    let read = async {
+        let mut object = store.get(super::MANIFEST_OBJECT).await?;
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await?;
+        anyhow::Ok(serde_json::from_slice::<super::Manifest>(&bytes)?)
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| anyhow::anyhow!("took longer than {} s", limit.as_secs()))?
 }

@@ -244,26 +244,9 @@ pub fn split_transaction(rows: &[RawChange], max_bytes: usize) -> Vec<(String, V
     out
 }
 
-/// Exponential backoff from 100 ms to 5 s with jitter.
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
-    }
-
-    pub(crate) fn next(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        base.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
-    }
+/// Retries in NATS mode: 100 ms doubling to 5 s.
+pub(crate) fn retry_backoff() -> crate::source::backoff::Backoff {
+    crate::source::backoff::Backoff::up_to(Duration::from_secs(5))
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-use super::{Backoff, Heartbeat, NatsConfig, split_transaction};
+use super::{Heartbeat, NatsConfig, retry_backoff, split_transaction};
 use crate::model::data::DataFile;
 use crate::model::validate::validate;
 use crate::source::postgres::{self as pg, feed::CHANNEL};
@@ -80,14 +80,14 @@ impl Drop for AbortOnDrop {
 /// Runs until `shutdown` turns true: standby until the lease is free, then
 /// active until it is lost or an error, then standby again.
 pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut backoff = Backoff::new();
+    let mut backoff = retry_backoff();
     loop {
         match run_once(&config, &mut shutdown).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 metrics::gauge!(RELAY_ACTIVE).set(0.0);
                 metrics::counter!(RELAY_ERRORS).increment(1);
-                let wait = backoff.next();
+                let wait = backoff.delay();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     retry_in_ms = wait.as_millis() as u64,

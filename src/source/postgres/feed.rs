@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
 use crate::index::{Engine, Snapshot};
 use crate::model::validate::validate;
+use crate::source::backoff::Backoff;
 use crate::source::changelog::{Holds, apply_batch};
 use crate::telemetry::metrics::{
     FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_STOPPED, FEED_TRANSACTIONS,
@@ -89,12 +90,12 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let url = redact(&config.database_url);
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::up_to(Duration::from_secs(10));
     let pool = loop {
         match first_snapshot(&engine, &config).await {
             Ok(pool) => break pool,
             Err(e) => {
-                let wait = backoff.next();
+                let wait = backoff.delay();
                 tracing::warn!(database = %url, error = format!("{e:#}"), retry_in_ms = wait.as_millis() as u64,
                     "no snapshot from PostgreSQL yet; health stays NOT_SERVING");
                 metrics::counter!(FEED_ERRORS, "kind" => "bootstrap").increment(1);
@@ -135,7 +136,7 @@ pub async fn run(
                     }
                     lost_logged = false;
                     last_contact = Instant::now();
-                    backoff = Backoff::new();
+                    backoff = Backoff::up_to(Duration::from_secs(10));
                     readiness.send_if_modified(|r| !std::mem::replace(&mut r.serving, true));
                 }
                 Err(Fault::Malformed(m)) => {
@@ -187,7 +188,7 @@ pub async fn run(
         }
         // Wait for a notification, the poll interval, or the retry backoff.
         let wait = if lost_logged {
-            backoff.next()
+            backoff.delay()
         } else {
             config.poll_interval
         };
@@ -350,30 +351,6 @@ async fn gap(
             held + 1
         ),
     }))
-}
-
-/// Exponential backoff from 100 ms to 10 s with ±25% jitter, so sidecars
-/// restarted together do not retry in step.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(10));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
-        base.mul_f64(jitter)
-    }
 }
 
 /// Sleeps, or returns true early if shutdown was asked for.
