@@ -14,12 +14,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use permd::index::{Engine, Snapshot};
-use permd::model::data::{ContactState, EmailStatus};
+use permd::model::data::EmailStatus;
 use permd::source::generate::{GenSpec, contact_ids};
 use permd::source::postgres::feed::{FeedConfig, Readiness};
 use permd::source::postgres::{self as pg};
@@ -28,24 +27,7 @@ use support::{env_or, now_secs, percentile};
 use tokio::sync::watch;
 
 fn main() {
-    // `cargo test` runs benches with --test-ish flags; this one needs a
-    // database and minutes, so it runs only under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("feed bench: run with `cargo bench --bench feed`");
-        return;
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    support::bench_main("feed", run);
 }
 
 async fn run() {
@@ -191,85 +173,21 @@ async fn run() {
         });
     }
     let first_revision = engine.revision() + 1;
-    let writers = 4u64;
-    let per_writer = rate / per_txn as f64 / writers as f64;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let url = url.clone();
-        let ids = ids.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = PgConnection::connect(&url).await.unwrap();
-            let interval = Duration::from_secs_f64(1.0 / per_writer);
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut n = 0u64;
-            let mut commits: Vec<(String, f64)> = Vec::new();
-            while Instant::now() < deadline {
-                tick.tick().await;
-                let chunk: Vec<uuid::Uuid> = (0..per_txn)
-                    .map(|k| {
-                        ids[((w * 1_000_003 + (n * per_txn + k) * 7919) % ids.len() as u64)
-                            as usize]
-                    })
-                    .collect();
-                let state = ContactState {
-                    email: Some("x@example.com".to_owned()),
-                    email_status: EmailStatus::ALL[(n % 4) as usize],
-                    ..ContactState::default()
-                };
-                // One statement, one transaction: when it returns, the
-                // commit has.
-                let xids: Vec<String> = sqlx::query_scalar(
-                    "UPDATE permd.records SET contact = $1 WHERE tenant = 'bench' AND id = ANY($2) \
-                     RETURNING pg_current_xact_id()::text",
-                )
-                .bind(serde_json::to_value(&state).unwrap())
-                .bind(&chunk)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-                if let Some(xid) = xids.into_iter().next() {
-                    commits.push((xid, now_secs()));
-                }
-                n += 1;
-            }
-            commits
-        }));
-    }
-    let mut commits: Vec<(String, f64)> = Vec::new();
-    for t in tasks {
-        commits.extend(t.await.unwrap());
-    }
+    let commits = support::paced_writers(&url, &ids, rate, secs, per_txn).await;
     let written = commits.len() as u64 * per_txn;
     let last_revision = pg::revision(&pool).await.unwrap();
     while engine.revision() < last_revision {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // Each commit's revision, by its transaction id.
-    let revision_of: std::collections::HashMap<String, i64> =
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT xid::text, revision FROM permd.transactions WHERE revision >= $1 AND revision <= $2",
-        )
-        .bind(first_revision as i64)
-        .bind(last_revision as i64)
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let committed: BTreeMap<i64, f64> = commits
-        .iter()
-        .filter_map(|(xid, at)| revision_of.get(xid).map(|r| (*r, *at)))
-        .collect();
+    let committed = support::commit_revisions(&pool, &commits, first_revision, last_revision).await;
     let published = published.lock().unwrap().clone();
     let mut latencies: Vec<f64> = committed
         .iter()
         .filter_map(|(rev, at)| {
             published
                 .iter()
-                .find(|(r, _)| *r >= *rev as u64)
+                .find(|(r, _)| *r >= *rev)
                 .map(|(_, seen)| (seen - at) * 1000.0)
         })
         .collect();

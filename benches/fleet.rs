@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use permd::index::{Engine, Snapshot};
-use permd::model::data::{ContactState, EmailStatus};
+use permd::model::data::EmailStatus;
 use permd::source::generate::{GenSpec, contact_ids};
 use permd::source::nats::NatsConfig;
 use permd::source::nats::follow::{self, FollowConfig};
@@ -40,22 +40,7 @@ use tokio::sync::watch;
 type Seen = Arc<Mutex<Vec<(u64, f64)>>>;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("fleet bench: run with `cargo bench --bench fleet`");
-        return;
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    support::bench_main("fleet", run);
 }
 
 /// A NATS-mode sidecar in this process: its engine and readiness.
@@ -258,48 +243,7 @@ async fn run() {
         });
     }
     let first_revision = pg::revision(&pool).await.unwrap() + 1;
-    let writers = 4u64;
-    let per_writer = rate / writers as f64;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let url = url.clone();
-        let ids = ids.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = PgConnection::connect(&url).await.unwrap();
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_writer));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut n = 0u64;
-            let mut commits: Vec<(String, f64)> = Vec::new();
-            while Instant::now() < deadline {
-                tick.tick().await;
-                let id = ids[((w * 1_000_003 + n * 7919) % ids.len() as u64) as usize];
-                let state = ContactState {
-                    email: Some("x@example.com".to_owned()),
-                    email_status: EmailStatus::ALL[(n % 4) as usize],
-                    ..ContactState::default()
-                };
-                let xid: Option<String> = sqlx::query_scalar(
-                    "UPDATE permd.records SET contact = $1 WHERE tenant = 'bench' AND id = $2 \
-                     RETURNING pg_current_xact_id()::text",
-                )
-                .bind(serde_json::to_value(&state).unwrap())
-                .bind(id)
-                .fetch_optional(&mut conn)
-                .await
-                .unwrap();
-                if let Some(xid) = xid {
-                    commits.push((xid, now_secs()));
-                }
-                n += 1;
-            }
-            commits
-        }));
-    }
-    let mut commits: Vec<(String, f64)> = Vec::new();
-    for t in tasks {
-        commits.extend(t.await.unwrap());
-    }
+    let commits = support::paced_writers(&url, &ids, rate, secs, 1).await;
     let last_revision = pg::revision(&pool).await.unwrap();
     for (engine, _) in &fleet {
         tokio::time::timeout(
@@ -311,20 +255,7 @@ async fn run() {
         .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let revision_of: std::collections::HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT xid::text, revision FROM permd.transactions WHERE revision >= $1 AND revision <= $2",
-    )
-    .bind(first_revision as i64)
-    .bind(last_revision as i64)
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
-    let committed: Vec<(u64, f64)> = commits
-        .iter()
-        .filter_map(|(xid, at)| revision_of.get(xid).map(|r| (*r as u64, *at)))
-        .collect();
+    let committed = support::commit_revisions(&pool, &commits, first_revision, last_revision).await;
     let mut all = Vec::new();
     let mut per_sidecar_p99 = Vec::new();
     for seen in &seen {
