@@ -2,7 +2,7 @@
 Named templates of the permd chart.
 
 The public ones — "permd.sidecar", "permd.volumes", "permd.podAnnotations",
-"permd.clientAddress" — take a dict:
+"permd.clientAddress", "permd.networkPolicyIngress" — take a dict:
 
   root    the caller's top-level context (`.`): Release, Chart, Capabilities
   values  permd's values: `.Values` in this chart, `.Values.permd` in an
@@ -64,16 +64,24 @@ renders and the volume an including chart renders agree on the name.
 {{- end -}}
 
 {{/*
-permd.listenHost: 0.0.0.0 when anything outside the pod's loopback must
-reach the gRPC port — other pods (exposeBeyondPod) or the kubelet's probes,
-which dial the pod IP — else 127.0.0.1. values.listenHost overrides.
+permd.podHost: the host permd binds where something outside the pod must
+reach it: values.listenHost, or 0.0.0.0 (a loopback listenHost would reach
+nothing outside, so it counts as unset here).
+*/}}
+{{- define "permd.podHost" -}}
+{{- $host := .values.listenHost | default "0.0.0.0" -}}
+{{- if hasPrefix "127." $host -}}0.0.0.0{{- else -}}{{ $host }}{{- end -}}
+{{- end -}}
+
+{{/*
+permd.listenHost: the host of the Authorizer's port (and AuthZEN's): the
+pod's loopback, where the app in the same pod calls it, unless
+exposeBeyondPod makes it a service for other pods. The kubelet's probes do
+not need it: they go to the probe and metrics port (permd.metricsAddress).
 */}}
 {{- define "permd.listenHost" -}}
-{{- $v := .values -}}
-{{- if $v.listenHost -}}
-{{- $v.listenHost -}}
-{{- else if or $v.exposeBeyondPod $v.probes.enabled -}}
-0.0.0.0
+{{- if .values.exposeBeyondPod -}}
+{{- include "permd.podHost" . -}}
 {{- else -}}
 127.0.0.1
 {{- end -}}
@@ -84,11 +92,43 @@ which dial the pod IP — else 127.0.0.1. values.listenHost overrides.
 {{- printf "%s:%d" (include "permd.listenHost" .) (.values.port | int) -}}
 {{- end -}}
 
-{{/* permd.metricsAddress: where metrics listen; Prometheus scrapes the pod IP. */}}
+{{/* permd.authzenAddress: PERMD_AUTHZEN_LISTEN (with authzen.enabled). */}}
+{{- define "permd.authzenAddress" -}}
+{{- printf "%s:%d" (include "permd.listenHost" .) (.values.authzen.port | int) -}}
+{{- end -}}
+
+{{/*
+permd.probeListener: "true" when permd's probe and metrics listener is on
+(GET /metrics and grpc.health.v1.Health, plaintext, on metrics.port): for
+Prometheus (metrics.enabled) or for the kubelet's probes (probes.enabled),
+else "".
+*/}}
+{{- define "permd.probeListener" -}}
+{{- if or .values.metrics.enabled .values.probes.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* permd.metricsAddress: PERMD_METRICS_LISTEN: the pod IP's port, for Prometheus and the kubelet. */}}
 {{- define "permd.metricsAddress" -}}
-{{- $host := .values.listenHost | default "0.0.0.0" -}}
-{{- if hasPrefix "127." $host -}}{{- $host = "0.0.0.0" -}}{{- end -}}
-{{- printf "%s:%d" $host (.values.metrics.port | int) -}}
+{{- printf "%s:%d" (include "permd.podHost" .) (.values.metrics.port | int) -}}
+{{- end -}}
+
+{{/*
+permd.decisionLog: PERMD_DECISION_LOG: off, stdout or a file path (an
+unquoted `off` in YAML arrives as false: it means off).
+*/}}
+{{- define "permd.decisionLog" -}}
+{{- $d := .values.decisionLog.destination -}}
+{{- if kindIs "bool" $d -}}off{{- else -}}{{ $d }}{{- end -}}
+{{- end -}}
+
+{{/*
+permd.decisionLogDir: the directory of the decision log file, where the
+sidecar mounts a writable emptyDir (the root filesystem is read-only); ""
+for off and stdout.
+*/}}
+{{- define "permd.decisionLogDir" -}}
+{{- $d := include "permd.decisionLog" . -}}
+{{- if hasPrefix "/" $d -}}{{ regexReplaceAll "/[^/]+$" $d "" }}{{- end -}}
 {{- end -}}
 
 {{/*
@@ -163,11 +203,24 @@ with a message that says what to change. Renders nothing.
 {{- if and $v.exposeBeyondPod (not $v.tls.enabled) (not $v.allowPlaintextBeyondPod) -}}
 {{- fail "permd: exposeBeyondPod serves other pods: enable tls (tls.enabled, tls.secretName), or set allowPlaintextBeyondPod: true if a mesh encrypts pod-to-pod traffic" -}}
 {{- end -}}
-{{- if and $v.metrics.enabled (eq ($v.metrics.port | int) ($v.port | int)) -}}
-{{- fail (printf "permd: metrics.port and port are both %d; they must differ" ($v.port | int)) -}}
+{{- $probeListener := include "permd.probeListener" . -}}
+{{- if and $probeListener (eq ($v.metrics.port | int) ($v.port | int)) -}}
+{{- fail (printf "permd: metrics.port and port are both %d; they must differ (metrics.port is the probe and metrics listener, on whenever metrics.enabled or probes.enabled)" ($v.port | int)) -}}
 {{- end -}}
-{{- if and $v.probes.enabled $v.probes.grpcTls $v.tls.clientCa -}}
-{{- fail "permd: probes.grpcTls cannot be used with tls.clientCa: the kubelet's gRPC probe presents no client certificate (leave grpcTls false for tcpSocket probes)" -}}
+{{- if $v.authzen.enabled -}}
+{{- if eq ($v.authzen.port | int) ($v.port | int) -}}
+{{- fail (printf "permd: authzen.port and port are both %d; they must differ" ($v.port | int)) -}}
+{{- end -}}
+{{- if and $probeListener (eq ($v.authzen.port | int) ($v.metrics.port | int)) -}}
+{{- fail (printf "permd: authzen.port and metrics.port are both %d; they must differ" ($v.metrics.port | int)) -}}
+{{- end -}}
+{{- if and $v.exposeBeyondPod (not $v.allowPlaintextBeyondPod) -}}
+{{- fail "permd: authzen.enabled with exposeBeyondPod would serve AuthZEN to other pods in plain HTTP (its listener has no TLS): set allowPlaintextBeyondPod: true if a mesh encrypts pod-to-pod traffic, or leave exposeBeyondPod false (AuthZEN then listens on 127.0.0.1 for the pod's own app)" -}}
+{{- end -}}
+{{- end -}}
+{{- $logDir := include "permd.decisionLogDir" . -}}
+{{- if or (eq $logDir "/etc") (hasPrefix "/etc/" $logDir) -}}
+{{- fail (printf "permd: decisionLog.destination %s: the chart mounts a writable volume at the file's directory, which would hide the image's %s (CA certificates, permd's data, TLS and NATS files live under /etc): put the file elsewhere, e.g. /var/log/permd/decisions.log" (include "permd.decisionLog" .) $logDir) -}}
 {{- end -}}
 {{- end -}}
 
@@ -176,22 +229,19 @@ with a message that says what to change. Renders nothing.
 {{- include "permd.probeRaw" . | trim -}}
 {{- end -}}
 
+{{/*
+Native gRPC probes on the probe and metrics port, which speaks plaintext
+whether or not the Authorizer's port uses TLS, and binds the pod IP while
+the Authorizer stays on loopback.
+*/}}
 {{- define "permd.probeRaw" -}}
 {{- $v := .values -}}
-{{- $p := index $v.probes .kind -}}
-{{- if and $v.tls.enabled (not $v.probes.grpcTls) }}
-tcpSocket:
-  port: {{ $v.port | int }}
-{{- else }}
+{{- $p := index $v.probes .kind }}
 grpc:
-  port: {{ $v.port | int }}
+  port: {{ $v.metrics.port | int }}
   {{- if .service }}
   service: {{ .service | quote }}
   {{- end }}
-  {{- if $v.tls.enabled }}
-  mode: TLS
-  {{- end }}
-{{- end }}
 periodSeconds: {{ $p.periodSeconds | int }}
 timeoutSeconds: {{ $p.timeoutSeconds | int }}
 failureThreshold: {{ $p.failureThreshold | int }}
@@ -254,6 +304,9 @@ named. Starts with a newline; renders nothing without nats.url.
 {{/*
 permd.env: every PERMD_* setting `permd serve` reads, from values — except
 PERMD_CONFIG: env wins over that file, and the chart sets every setting.
+PERMD_API_TOKEN comes from apiToken's Secret, else from
+secrets.existingSecret's optional key api-token; the AuthZEN ones only with
+authzen.enabled.
 The database ones (PERMD_DATABASE_URL, PERMD_ADMIN_TOKEN from the Secret,
 PERMD_MAX_STALENESS, PERMD_CHANGELOG_RETENTION) only with
 secrets.existingSecret: without a database they mean nothing. The NATS ones
@@ -316,12 +369,38 @@ only with nats.url.
   value: /etc/permd/tls/ca.crt
 {{- end }}
 {{- end }}
-{{- if $v.metrics.enabled }}
+{{- if include "permd.probeListener" . }}
 - name: PERMD_METRICS_LISTEN
   value: {{ include "permd.metricsAddress" . | quote }}
 {{- else }}
 - name: PERMD_NO_METRICS
   value: "true"
+{{- end }}
+{{- if $v.apiToken.secretName }}
+- name: PERMD_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.apiToken.secretName | quote }}
+      key: {{ $v.apiToken.key | quote }}
+{{- else if $v.secrets.existingSecret }}
+- name: PERMD_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.existingSecret | quote }}
+      key: api-token
+      optional: true
+{{- end }}
+- name: PERMD_DECISION_LOG
+  value: {{ include "permd.decisionLog" . | quote }}
+- name: PERMD_DECISION_LOG_SAMPLE
+  value: {{ $v.decisionLog.sample | quote }}
+{{- if $v.authzen.enabled }}
+- name: PERMD_AUTHZEN_LISTEN
+  value: {{ include "permd.authzenAddress" . | quote }}
+{{- with $v.authzen.tenant }}
+- name: PERMD_AUTHZEN_TENANT
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- if $v.secrets.existingSecret }}
 - name: PERMD_DATABASE_URL
@@ -376,14 +455,22 @@ permd.sidecar: the permd container, as one item of a pod spec's
   args: ["serve"]
   env:
     {{- include "permd.env" . | nindent 4 }}
-  {{- if or (ne (include "permd.listenHost" .) "127.0.0.1") $v.metrics.enabled }}
+  {{- $beyondPod := ne (include "permd.listenHost" .) "127.0.0.1" }}
+  {{- if or $beyondPod (include "permd.probeListener" .) }}
+  # Only the ports reachable from outside the pod: on loopback the
+  # Authorizer (and AuthZEN) need no declaration.
   ports:
-    {{- if ne (include "permd.listenHost" .) "127.0.0.1" }}
+    {{- if $beyondPod }}
     - name: permd-grpc
       containerPort: {{ $v.port | int }}
       protocol: TCP
+    {{- if $v.authzen.enabled }}
+    - name: permd-authzen
+      containerPort: {{ $v.authzen.port | int }}
+      protocol: TCP
     {{- end }}
-    {{- if $v.metrics.enabled }}
+    {{- end }}
+    {{- if include "permd.probeListener" . }}
     - name: {{ $v.metrics.portName }}
       containerPort: {{ $v.metrics.port | int }}
       protocol: TCP
@@ -412,7 +499,7 @@ permd.sidecar: the permd container, as one item of a pod spec's
       drop: ["ALL"]
     seccompProfile:
       type: RuntimeDefault
-  {{- if or (include "permd.dataConfigMapName" .) $v.tls.enabled (include "permd.usesNatsCreds" .) }}
+  {{- if or (include "permd.dataConfigMapName" .) $v.tls.enabled (include "permd.usesNatsCreds" .) (include "permd.decisionLogDir" .) }}
   volumeMounts:
     {{- if include "permd.dataConfigMapName" . }}
     - name: permd-data
@@ -427,13 +514,17 @@ permd.sidecar: the permd container, as one item of a pod spec's
     {{- if include "permd.usesNatsCreds" . }}
     {{- include "permd.natsCredsMount" . | nindent 4 }}
     {{- end }}
+    {{- with include "permd.decisionLogDir" . }}
+    - name: permd-decision-log
+      mountPath: {{ . | quote }}
+    {{- end }}
   {{- end }}
 {{- end -}}
 
 {{/*
 permd.volumes: the volumes the sidecar mounts, as items of a pod spec's
 `volumes` list; renders nothing when it mounts none (demo data, no TLS, no
-NATS credentials file).
+NATS credentials file, no decision log file).
 */}}
 {{- define "permd.volumes" -}}
 {{- include "permd.volumesRaw" . | trim -}}
@@ -469,11 +560,18 @@ NATS credentials file).
 {{- if include "permd.usesNatsCreds" . }}
 {{ include "permd.natsCredsVolume" . }}
 {{- end }}
+{{- if include "permd.decisionLogDir" . }}
+# The decision log file's directory: writable, the pod's own (a log
+# shipper container in the pod may mount it too, by this name).
+- name: permd-decision-log
+  emptyDir: {}
+{{- end }}
 {{- end -}}
 
 {{/*
 permd.podAnnotations: annotations for the pod template: Prometheus scrape
-hints for permd's metrics port, and a checksum of the data settings so pods
+hints for permd's metrics port (unless monitoring.podMonitor.enabled: one
+way of scraping, not two), and a checksum of the data settings so pods
 restart (and reload) when they change.
 */}}
 {{- define "permd.podAnnotations" -}}
@@ -482,12 +580,53 @@ restart (and reload) when they change.
 
 {{- define "permd.podAnnotationsRaw" -}}
 {{- $v := .values -}}
-{{- if $v.metrics.enabled }}
+{{- if and $v.metrics.enabled (not $v.monitoring.podMonitor.enabled) }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ $v.metrics.port | int | quote }}
 prometheus.io/path: {{ $v.metrics.path | quote }}
 {{- end }}
 checksum/permd-data: {{ toJson $v.data | sha256sum | quote }}
+{{- end -}}
+
+{{/*
+permd.networkPolicyIngress: the `ingress` rules a NetworkPolicy of the
+sidecar's pods needs for permd, as list items: the probe and metrics port
+from networkPolicy.metricsFrom (with metrics.enabled: the kubelet's probes
+come from the node, which NetworkPolicy does not filter), and, only with
+exposeBeyondPod, the Authorizer's port (and AuthZEN's) from
+networkPolicy.grpcFrom. Renders nothing when permd needs no rule; add your
+app's own rules beside it.
+*/}}
+{{- define "permd.networkPolicyIngress" -}}
+{{- include "permd.networkPolicyIngressRaw" . | trim -}}
+{{- end -}}
+
+{{- define "permd.networkPolicyIngressRaw" -}}
+{{- $v := .values -}}
+{{- if $v.metrics.enabled }}
+# permd's metrics (and gRPC health), for Prometheus.
+- ports:
+    - port: {{ $v.metrics.port | int }}
+      protocol: TCP
+  {{- with $v.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if $v.exposeBeyondPod }}
+# permd's Authorizer (and AuthZEN), only because exposeBeyondPod is set.
+- ports:
+    - port: {{ $v.port | int }}
+      protocol: TCP
+    {{- if $v.authzen.enabled }}
+    - port: {{ $v.authzen.port | int }}
+      protocol: TCP
+    {{- end }}
+  {{- with $v.networkPolicy.grpcFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* permd.labels: labels of the objects this chart renders itself. */}}
@@ -529,9 +668,7 @@ empty.
 
 {{/* permd.relayMetricsAddress: PERMD_METRICS_LISTEN of the relay: the pod IP's port, for Prometheus and the probes. */}}
 {{- define "permd.relayMetricsAddress" -}}
-{{- $host := .values.listenHost | default "0.0.0.0" -}}
-{{- if hasPrefix "127." $host -}}{{- $host = "0.0.0.0" -}}{{- end -}}
-{{- printf "%s:%d" $host (.values.relay.metricsPort | int) -}}
+{{- printf "%s:%d" (include "permd.podHost" .) (.values.relay.metricsPort | int) -}}
 {{- end -}}
 
 {{/*
