@@ -98,6 +98,7 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
             tokio::spawn(crate::server::metrics_endpoint::serve(
                 listener,
                 handle,
+                None,
                 async move {
                     let _ = done.wait_for(|s| *s).await;
                 },

@@ -669,6 +669,11 @@ async fn write_snapshots(
                     .await
                     .with_context(|| format!("writing the snapshot of tenant '{id}'"))?;
                 metrics::counter!(RELAY_SNAPSHOTS).increment(1);
+                metrics::gauge!(crate::telemetry::metrics::RELAY_SNAPSHOT_TIME).set(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                );
                 lock().written.insert(id.clone(), revision);
                 current.push(id.clone());
                 tracing::debug!(tenant = %id, revision, stream_seq, bytes = size, "snapshot written");
