@@ -10,9 +10,11 @@ use sqlx::PgPool;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::auth::BearerToken;
 use crate::index::{ApplyError, Engine};
 use crate::model::change::{Change, Entity, EntityKind};
 use crate::pb::{self, admin_server::Admin};
+use crate::telemetry::metrics::RpcTimer;
 
 /// How long Write waits for this permd to apply its own write from the
 /// database before answering anyway (the revision is still exact).
@@ -24,7 +26,7 @@ pub const MAX_MUTATIONS: usize = 100_000;
 pub struct AdminService {
     engine: Arc<Engine>,
     database: Option<PgPool>,
-    token: String,
+    token: BearerToken,
 }
 
 impl AdminService {
@@ -34,51 +36,16 @@ impl AdminService {
         database: Option<PgPool>,
         token: String,
     ) -> anyhow::Result<AdminService> {
-        if token.trim().len() < 16 {
-            anyhow::bail!(
-                "the admin token must be at least 16 characters (--admin-token / PERMD_ADMIN_TOKEN)"
-            );
-        }
         Ok(AdminService {
             engine,
             database,
-            token,
+            token: BearerToken::new(&token, "admin token", "--admin-token / PERMD_ADMIN_TOKEN")?,
         })
     }
 
     fn authorize(&self, metadata: &MetadataMap) -> Result<(), Status> {
-        let Some(value) = metadata.get("authorization") else {
-            return Err(Status::unauthenticated(
-                "Admin needs the header `authorization: Bearer <admin token>`",
-            ));
-        };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                Status::unauthenticated("the authorization header must be `Bearer <admin token>`")
-            })?;
-        if !constant_time_eq(presented.trim().as_bytes(), self.token.as_bytes()) {
-            return Err(Status::permission_denied(
-                "the admin token presented is not this permd's admin token",
-            ));
-        }
-        Ok(())
+        self.token.check(metadata)
     }
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a
-/// guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// The mutations as changes; the error names the first bad one.
@@ -152,6 +119,38 @@ fn entity_rules(at: &str, tenant: &str, entity: &Entity) -> Result<(), Status> {
     }
 }
 
+/// Most keys named in one audit line; the rest are counted.
+const AUDIT_KEYS: usize = 100;
+
+/// What an audit line says a Write changed: counts per operation and
+/// entity kind (`upsert record=3, delete user=1`), and the keys
+/// (`tenant/kind/key`), at most [`AUDIT_KEYS`] of them.
+fn audit_summary(changes: &[Change]) -> (String, String) {
+    let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
+    for change in changes {
+        let op = match change.op {
+            crate::model::change::ChangeOp::Upsert(_) => "upsert",
+            crate::model::change::ChangeOp::Delete { .. } => "delete",
+        };
+        *counts.entry((op, change.kind().as_str())).or_default() += 1;
+    }
+    let counts = counts
+        .iter()
+        .map(|((op, kind), n)| format!("{op} {kind}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut keys = changes
+        .iter()
+        .take(AUDIT_KEYS)
+        .map(|c| format!("{}/{}/{}", c.tenant, c.kind().as_str(), c.key()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if changes.len() > AUDIT_KEYS {
+        keys.push_str(&format!(" … and {} more", changes.len() - AUDIT_KEYS));
+    }
+    (counts, keys)
+}
+
 fn status_of(e: &ApplyError) -> Status {
     match e {
         ApplyError::UnknownTenant(_) | ApplyError::UnknownObject { .. } => {
@@ -171,9 +170,54 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let timer = RpcTimer::start("Write");
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let result = self.write_audited(request).await;
+        timer.finish(super::authorizer::code_label(
+            result.as_ref().err().map(Status::code),
+        ));
+        if let Err(status) = &result {
+            // Refused writes are audited too: who tried, and why not.
+            tracing::warn!(
+                target: "audit",
+                peer,
+                code = super::authorizer::code_label(Some(status.code())),
+                error = status.message(),
+                "Admin.Write refused"
+            );
+        }
+        result
+    }
+
+    async fn revision(
+        &self,
+        request: Request<pb::RevisionRequest>,
+    ) -> Result<Response<pb::RevisionResponse>, Status> {
+        let timer = RpcTimer::start("Revision");
+        let result = self.revision_of(request).await;
+        timer.finish(super::authorizer::code_label(
+            result.as_ref().err().map(Status::code),
+        ));
+        result
+    }
+}
+
+impl AdminService {
+    async fn write_audited(
+        &self,
+        request: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
         self.authorize(request.metadata())?;
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let req = request.into_inner();
         let changes = changes_of(&req.mutations)?;
+        let (counts, keys) = audit_summary(&changes);
         let count = u32::try_from(changes.len()).unwrap_or(u32::MAX);
         let revision = match &self.database {
             None => {
@@ -203,14 +247,23 @@ impl Admin for AdminService {
                 revision
             }
         };
-        tracing::info!(revision, mutations = count, "Admin.Write applied");
+        tracing::info!(
+            target: "audit",
+            peer,
+            token = %self.token.fingerprint(),
+            revision,
+            mutations = count,
+            counts = %counts,
+            keys = %keys,
+            "Admin.Write applied"
+        );
         Ok(Response::new(pb::WriteResponse {
             revision,
             mutations: count,
         }))
     }
 
-    async fn revision(
+    async fn revision_of(
         &self,
         request: Request<pb::RevisionRequest>,
     ) -> Result<Response<pb::RevisionResponse>, Status> {
@@ -224,19 +277,5 @@ impl Admin for AdminService {
             database: self.database.is_some(),
             database_revision,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn tokens_compare_equal_only_when_equal() {
-        assert!(constant_time_eq(b"0123456789abcdef", b"0123456789abcdef"));
-        assert!(!constant_time_eq(b"0123456789abcdeX", b"0123456789abcdef"));
-        assert!(!constant_time_eq(b"0123456789abcdef0", b"0123456789abcdef"));
-        assert!(!constant_time_eq(b"", b"0123456789abcdef"));
-        assert!(!constant_time_eq(b"0123", b""));
     }
 }
