@@ -54,6 +54,11 @@ pub struct ConfigFile {
     pub max_staleness: Option<Span>,
     pub changelog_retention: Option<Span>,
     pub admin_token: Option<String>,
+    pub api_token: Option<String>,
+    pub decision_log: Option<String>,
+    pub decision_log_sample: Option<String>,
+    pub authzen_listen: Option<SocketAddr>,
+    pub authzen_tenant: Option<String>,
 }
 
 /// A duration as people write it: `250ms`, `30s`, `5m`, `2h`, `7d`; `0`
@@ -207,6 +212,11 @@ impl ConfigFile {
         fill!(max_staleness);
         fill!(changelog_retention);
         fill!(option admin_token);
+        fill!(option api_token);
+        fill!(decision_log);
+        fill!(decision_log_sample);
+        fill!(option authzen_listen);
+        fill!(option authzen_tenant);
     }
 }
 
@@ -250,6 +260,12 @@ pub struct Effective<'a> {
     pub changelog_retention: Span,
     /// Never printed: only whether one is set.
     pub admin: &'static str,
+    /// Never printed: only whether one is set.
+    pub api_token: &'static str,
+    pub decision_log: &'a str,
+    pub decision_log_sample: &'a str,
+    pub authzen_listen: Option<SocketAddr>,
+    pub authzen_tenant: Option<&'a str>,
 }
 
 impl<'a> Effective<'a> {
@@ -297,6 +313,15 @@ impl<'a> Effective<'a> {
             } else {
                 "disabled"
             },
+            api_token: if args.api_token.is_some() {
+                "required (token set)"
+            } else {
+                "none"
+            },
+            decision_log: &args.decision_log,
+            decision_log_sample: &args.decision_log_sample,
+            authzen_listen: args.authzen_listen,
+            authzen_tenant: args.authzen_tenant.as_deref(),
         }
     }
 }

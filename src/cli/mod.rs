@@ -1,6 +1,8 @@
 //! The `permd` command line: `serve`, `check`, `explain`, `validate`, `test`,
 //! `gen`, `bench`, `demo-data`, and for PostgreSQL `migrate`, `load`, `prune`.
 
+mod access;
+mod admin;
 mod assertions;
 mod bench;
 mod client;
@@ -41,6 +43,14 @@ pub enum Command {
     Check(client::CheckArgs),
     /// Ask a running permd why a principal may or may not act on a record.
     Explain(client::ExplainArgs),
+    /// List every record a principal may act on (LookupRecords).
+    Lookup(access::LookupArgs),
+    /// What a principal may do to objects (ObjectAccess) or, given record
+    /// ids, to those records (RecordAccess).
+    Access(access::AccessArgs),
+    /// Write entities or read the revision through the Admin service.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Check a data file and report every problem, without serving it.
     Validate {
         /// YAML or JSON snapshot file.
@@ -282,6 +292,28 @@ pub struct ServeArgs {
     /// time, every minute); `0` keeps it forever.
     #[arg(long, env = "PERMD_CHANGELOG_RETENTION", default_value = "7d")]
     pub changelog_retention: config::Span,
+    /// Require this bearer token (at least 16 characters) on every
+    /// Authorizer and AuthZEN call, for a permd reachable beyond its pod
+    /// (mutual TLS, --tls-client-ca, is the other way). Health and metrics
+    /// stay open.
+    #[arg(long, env = "PERMD_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Decision log: `off`, `stdout`, or a file appended to; one JSON line
+    /// per Authorizer call (README "Observability").
+    #[arg(long, env = "PERMD_DECISION_LOG", default_value = "off")]
+    pub decision_log: String,
+    /// Fraction of decision-log lines kept per kind of call: `checks`
+    /// (single Checks allowed), `denials` (single Checks denied), `batches`
+    /// (every other call). Errors are always logged.
+    #[arg(long, env = "PERMD_DECISION_LOG_SAMPLE", default_value = crate::telemetry::decisions::DEFAULT_SAMPLE)]
+    pub decision_log_sample: String,
+    /// Serve the AuthZEN Authorization API 1.0 (HTTP/JSON) on this address
+    /// (docs/authzen.md); off when unset.
+    #[arg(long, env = "PERMD_AUTHZEN_LISTEN")]
+    pub authzen_listen: Option<SocketAddr>,
+    /// With AuthZEN: the tenant of requests whose subject names none.
+    #[arg(long, env = "PERMD_AUTHZEN_TENANT")]
+    pub authzen_tenant: Option<String>,
     /// Serve the Admin service (writes) to callers presenting this bearer
     /// token (at least 16 characters). Admin is off without it, and in NATS
     /// mode (write to PostgreSQL, or through a direct-mode permd, instead).
@@ -296,11 +328,23 @@ pub struct ServeArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    match parse().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = match parse() {
+        Ok(cli) => cli,
         Err(e) => {
             eprintln!("permd: {e:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    // `check --exit-code`: 1 means denied, so a failure to ask is 2.
+    let failure = match &cli.command {
+        Command::Check(args) if args.exit_code => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("permd: {e:#}");
+            failure
         }
     }
 }
@@ -319,7 +363,20 @@ fn parse() -> anyhow::Result<Cli> {
     Ok(cli)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Check(args) = cli.command {
+        let _logs = crate::telemetry::init(false, None)?;
+        let exit_code = args.exit_code;
+        let all_allowed = client_runtime()?.block_on(client::check(args))?;
+        return Ok(match (exit_code, all_allowed) {
+            (true, false) => ExitCode::from(1),
+            _ => ExitCode::SUCCESS,
+        });
+    }
+    run_command(cli).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
     // `serve` sets up its own logs and traces inside its runtime.
     let _logs = match &cli.command {
         Command::Serve(_) | Command::Relay(_) => None,
@@ -327,7 +384,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Check(args) => client_runtime()?.block_on(client::check(args)),
+        Command::Check(args) => client_runtime()?.block_on(client::check(args)).map(|_| ()),
+        Command::Lookup(args) => client_runtime()?.block_on(access::lookup(args)),
+        Command::Access(args) => client_runtime()?.block_on(access::access(args)),
+        Command::Admin(command) => client_runtime()?.block_on(admin::run(command)),
         Command::Relay(args) => relay::run(args),
         Command::Snapshot(args) => relay::snapshot(args),
         Command::Explain(args) => client_runtime()?.block_on(client::explain(args)),
@@ -560,12 +620,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     limits
         .validate()
         .map_err(|e| anyhow::anyhow!("{e} (flags, PERMD_* variables or the config file)"))?;
+    let api_token = args
+        .api_token
+        .as_deref()
+        .map(|t| {
+            crate::server::auth::BearerToken::new(t, "API token", "--api-token / PERMD_API_TOKEN")
+        })
+        .transpose()?;
     // Before the index is built, so its first revision and sizes are recorded.
     let metrics_handle = if args.no_metrics {
         None
     } else {
         Some(crate::telemetry::metrics::install().context("cannot install the metrics recorder")?)
     };
+    // After the recorder, so its counters are exported from the start.
+    let sample = crate::telemetry::decisions::Sample::parse(&args.decision_log_sample)
+        .map_err(|e| anyhow::anyhow!("--decision-log-sample: {e}"))?;
+    let decisions = crate::telemetry::decisions::Sink::parse(&args.decision_log)
+        .map(|sink| crate::telemetry::decisions::DecisionLog::start(&sink, sample))
+        .transpose()?
+        .map(Arc::new);
     let started = std::time::Instant::now();
     let follows = args.database_url.is_some() || args.nats_url.is_some();
     let (engine, records) = match follows {
@@ -595,6 +669,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        // One set of health statuses, served on the API port and on the
+        // probe and metrics port.
+        let health = tonic_health::server::HealthReporter::new();
         if let Some(handle) = metrics_handle {
             let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
                 .await
@@ -604,17 +681,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         args.metrics_listen
                     )
                 })?;
-            tracing::info!(metrics = %metrics.local_addr()?, "metrics on /metrics");
+            tracing::info!(metrics = %metrics.local_addr()?, probes = "grpc.health.v1 on the same port", "metrics on /metrics");
             tokio::spawn(crate::server::metrics_endpoint::serve(
                 metrics,
                 handle,
+                Some(health.clone()),
                 async {
                     let _ = metrics_stopped.await;
                 },
             ));
         }
         let (stop_feed, feed_stopped) = tokio::sync::watch::channel(false);
-        let mut extras = crate::server::Extras::default();
+        let mut extras = crate::server::Extras {
+            health: Some(health),
+            api_token,
+            decisions,
+            ..Default::default()
+        };
         let mut database = None;
         if let Some(url) = &args.database_url {
             let (readiness, watch) = tokio::sync::watch::channel(Default::default());
@@ -662,6 +745,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 config,
                 readiness,
                 feed_stopped.clone(),
+            ));
+        }
+        if let Some(address) = args.authzen_listen {
+            let authorizer = Arc::new(
+                crate::server::AuthorizerService::new(
+                    engine.clone(),
+                    limits,
+                    extras.readiness.clone(),
+                )
+                .with_token(extras.api_token.clone())
+                .with_decision_log(extras.decisions.clone()),
+            );
+            extras.authorizer = Some(authorizer.clone());
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for AuthZEN on {address} (--authzen-listen)"))?;
+            tracing::info!(authzen = %listener.local_addr()?, "AuthZEN on /access/v1");
+            let mut stopped = feed_stopped.clone();
+            tokio::spawn(crate::server::authzen::serve(
+                listener,
+                authorizer,
+                args.authzen_tenant.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
             ));
         }
         if let Some(token) = &args.admin_token {

@@ -10,6 +10,7 @@ use prost::Message;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
+use super::auth::BearerToken;
 use super::convert::{self, Bounds};
 use super::limits::{Admitted, Gate, Limits, deadline_of};
 use crate::index::Engine;
@@ -17,7 +18,9 @@ use crate::index::compile::Compiled;
 use crate::index::engine::Resolved;
 use crate::pb::{self, authorizer_server::Authorizer};
 use crate::source::postgres::feed::Readiness;
+use crate::telemetry::decisions::{Decision, DecisionLog, Kind, trace_id};
 use crate::telemetry::metrics::{RpcTimer, record_batch, record_refusal};
+use std::collections::BTreeMap;
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
@@ -32,11 +35,59 @@ pub struct AuthorizerService {
     gate: Gate,
     bounds: Bounds,
     readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
+    /// `--api-token`: every call must present it.
+    token: Option<BearerToken>,
+    decisions: Option<Arc<DecisionLog>>,
+}
+
+/// One call in progress: what its metrics and its decision-log line need
+/// from the request before the request is consumed.
+struct Call {
+    timer: RpcTimer,
+    started: Instant,
+    /// `None` when the decision log is off: nothing is copied then.
+    line: Option<Decision>,
+}
+
+/// One page of [`AuthorizerService::lookup_page`].
+pub struct LookupPage {
+    pub ids: Vec<String>,
+    /// The cursor of the next page; `None` after the last.
+    pub next: Option<u32>,
+    pub revision: u64,
+    /// Records in the whole set.
+    pub total: u64,
+}
+
+/// What a call answered, for its decision-log line.
+#[derive(Default)]
+struct Outcome {
+    records: u64,
+    allowed: u64,
+    denied: BTreeMap<&'static str, u64>,
+    revision: Option<u64>,
+    /// Single-record calls sample as checks or denials, the rest as batches.
+    single: bool,
+}
+
+impl Outcome {
+    fn single(allowed: bool, reason: Option<crate::model::Reason>, revision: u64) -> Outcome {
+        Outcome {
+            records: 1,
+            allowed: u64::from(allowed),
+            denied: reason
+                .filter(|_| !allowed)
+                .map(|r| BTreeMap::from([(r.as_str(), 1)]))
+                .unwrap_or_default(),
+            revision: Some(revision),
+            single: true,
+        }
+    }
 }
 
 /// Which permit a request needs once it may start.
 #[derive(Clone, Copy)]
-enum Kind {
+enum Admission {
     Unary,
     Stream,
 }
@@ -52,22 +103,114 @@ impl AuthorizerService {
             gate: Gate::new(limits),
             bounds: Bounds::from(&limits),
             readiness,
+            token: None,
+            decisions: None,
         }
+    }
+
+    /// Requires `authorization: Bearer <token>` on every call.
+    pub fn with_token(mut self, token: Option<BearerToken>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Writes a decision-log line per call (sampled; errors always).
+    pub fn with_decision_log(mut self, decisions: Option<Arc<DecisionLog>>) -> Self {
+        self.decisions = decisions;
+        self
+    }
+
+    /// The token callers must present, if any.
+    pub fn token(&self) -> Option<&BearerToken> {
+        self.token.as_ref()
+    }
+
+    /// Most records one call may ask about.
+    pub fn max_batch(&self) -> usize {
+        self.engine.max_batch()
+    }
+
+    /// Starts timing a call and, with the decision log on, notes who asked
+    /// what: its line is written when the call ends.
+    fn call<T: Asks>(&self, method: &'static str, request: &Request<T>) -> Call {
+        let line = self.decisions.as_ref().map(|_| {
+            let header = |name: &str| {
+                request
+                    .metadata()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let asked = request.get_ref();
+            Decision {
+                method,
+                trace_id: trace_id(header("traceparent").as_deref()),
+                request_id: header("x-request-id"),
+                tenant: asked.tenant().to_owned(),
+                principal: asked.principal().map_or_else(String::new, principal_name),
+                object: asked.object().to_owned(),
+                action: asked.action().to_owned(),
+                peer: request.remote_addr(),
+                ..Decision::default()
+            }
+        });
+        Call {
+            timer: RpcTimer::start(method),
+            started: Instant::now(),
+            line,
+        }
+    }
+
+    /// Ends a call: its metrics, its decision-log line (sampled by kind;
+    /// an error always), and at debug level a log line.
+    fn finish<R>(&self, call: Call, result: Result<(R, Outcome), Status>) -> Result<R, Status> {
+        let code = code_label(result.as_ref().err().map(Status::code));
+        call.timer.finish(code);
+        if let Err(status) = &result {
+            log_error(call.line.as_ref(), status);
+        }
+        if let (Some(log), Some(mut line)) = (&self.decisions, call.line) {
+            let kind = match &result {
+                Err(_) => Kind::Error,
+                Ok((_, o)) if !o.single => Kind::Batch,
+                Ok((_, o)) if o.allowed == o.records => Kind::Check,
+                Ok(_) => Kind::Denial,
+            };
+            if log.wants(kind) && log.has_room() {
+                line.at = Some(std::time::SystemTime::now());
+                line.code = code;
+                line.latency_us = call.started.elapsed().as_micros() as u64;
+                match &result {
+                    Err(status) => line.message = Some(status.message().to_owned()),
+                    Ok((_, outcome)) => {
+                        line.records = outcome.records;
+                        line.allowed = outcome.allowed;
+                        line.denied = outcome.denied.clone();
+                        line.revision = outcome.revision;
+                    }
+                }
+                log.record(line);
+            }
+        }
+        result.map(|(response, _)| response)
     }
 
     /// Admits a request: loaded, its `min_revision` reached (waiting
     /// without a compute permit), then a permit of its kind. A request
     /// parked on a revision never keeps another one from being answered.
-    async fn admit<T>(&self, request: &Request<T>, kind: Kind) -> Result<Admitted, Status>
+    async fn admit<T>(&self, request: &Request<T>, kind: Admission) -> Result<Admitted, Status>
     where
         T: HasMinRevision,
     {
+        if let Some(token) = &self.token {
+            token.check(request.metadata())?;
+        }
         let deadline = deadline_of(request.metadata());
         let min_revision = request.get_ref().min_revision();
         self.ready(min_revision, deadline).await?;
         match kind {
-            Kind::Unary => self.gate.request(deadline),
-            Kind::Stream => self.gate.stream(deadline),
+            Admission::Unary => self.gate.request(deadline),
+            Admission::Stream => self.gate.stream(deadline),
         }
     }
 
@@ -116,6 +259,86 @@ impl AuthorizerService {
             })
     }
 
+    /// LookupRecords' answer before its first page: admitted (holding a
+    /// stream permit), the allowed set resolved.
+    async fn pages(
+        &self,
+        request: Request<pb::LookupRecordsRequest>,
+    ) -> Result<(Pages, Outcome), Status> {
+        let admitted = self.admit(&request, Admission::Stream).await?;
+        let req = request.into_inner();
+        let q = convert::question(
+            &req.tenant,
+            req.principal.as_ref(),
+            &req.object,
+            &req.action,
+            req.context.as_ref(),
+            req.min_revision,
+            &self.bounds,
+        )?;
+        let page = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n if n > MAX_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} exceeds the limit of {MAX_PAGE}"
+                )));
+            }
+            n => n,
+        };
+        let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
+        let outcome = Outcome {
+            records: compiled.allowed.len(),
+            allowed: compiled.allowed.len(),
+            revision: Some(resolved.revision),
+            ..Outcome::default()
+        };
+        let pages = Pages::new(
+            admitted,
+            resolved,
+            compiled,
+            page,
+            req.packed,
+            self.gate.limits().max_message_bytes,
+        );
+        Ok((pages, outcome))
+    }
+
+    /// One page of LookupRecords starting at `cursor` (0 first; then the
+    /// cursor the previous page returned), for callers that page by
+    /// request (AuthZEN's resource search) instead of by stream: the ids,
+    /// the next cursor (`None` after the last page) and the revision.
+    pub async fn lookup_page(
+        &self,
+        request: Request<pb::LookupRecordsRequest>,
+        cursor: u32,
+    ) -> Result<LookupPage, Status> {
+        let call = self.call("LookupRecords", &request);
+        let result = self.pages(request).await.map(|(mut pages, outcome)| {
+            pages.next = cursor;
+            let ids = match pages.next_page() {
+                Some(page) => page.record_ids.map(|s| s.ids).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            // A full page that happens to be the last says so.
+            let next = (pages.next != u32::MAX
+                && pages
+                    .compiled
+                    .allowed
+                    .iter_from(pages.next)
+                    .next()
+                    .is_some())
+            .then_some(pages.next);
+            let page = LookupPage {
+                ids,
+                next,
+                revision: pages.resolved.revision,
+                total: outcome.records,
+            };
+            (page, outcome)
+        });
+        self.finish(call, result)
+    }
+
     fn check_batch_size(&self, field: &str, len: usize) -> Result<(), Status> {
         let limit = self.engine.max_batch();
         if len > limit {
@@ -154,22 +377,35 @@ fn fits<M: Message>(
     )))
 }
 
-/// Runs one RPC's work and records how long it took, labelled with the
-/// status code it ended with (a call dropped before it ends is counted as
-/// Cancelled).
-async fn timed<T>(
-    method: &'static str,
-    work: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let timer = RpcTimer::start(method);
-    let result = work.await;
-    timer.finish(code_label(result.as_ref().err().map(Status::code)));
-    result
+/// An error status, once, in the process log: a server-side failure at
+/// WARN (someone should look), a refusal of the caller's request at DEBUG
+/// (the caller was told; the decision log keeps it too).
+fn log_error(asked: Option<&Decision>, status: &Status) {
+    use tonic::Code::*;
+    let code = code_label(Some(status.code()));
+    let message = status.message();
+    let tenant = asked.map_or("", |a| a.tenant.as_str());
+    match status.code() {
+        Internal | Unknown | DataLoss | Unavailable => {
+            tracing::warn!(code, tenant, error = message, "request failed")
+        }
+        _ => tracing::debug!(code, tenant, error = message, "request refused"),
+    }
+}
+
+/// `kind:id` of a principal, as the decision log names it.
+fn principal_name(p: &pb::Principal) -> String {
+    let kind = match pb::principal::Kind::try_from(p.kind) {
+        Ok(pb::principal::Kind::Integration) => "integration",
+        Ok(pb::principal::Kind::Automation) => "automation",
+        _ => "user",
+    };
+    format!("{kind}:{}", p.id)
 }
 
 /// The gRPC status code as the `code` label spells it (as gRPC's own
 /// Prometheus interceptors do: `OK`, `InvalidArgument`, …).
-fn code_label(code: Option<tonic::Code>) -> &'static str {
+pub(crate) fn code_label(code: Option<tonic::Code>) -> &'static str {
     use tonic::Code::*;
     match code {
         None | Some(Ok) => "OK",
@@ -219,8 +455,9 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        timed("Check", async move {
-            let _admitted = self.admit(&request, Kind::Unary).await?;
+        let call = self.call("Check", &request);
+        let result = async move {
+            let _admitted = self.admit(&request, Admission::Unary).await?;
             let req = request.into_inner();
             let q = convert::question(
                 &req.tenant,
@@ -236,22 +473,27 @@ impl Authorizer for AuthorizerService {
                 id => Some(convert::uuid("record_id", id)?),
             };
             let d = self.engine.check(&q, record, now())?;
-            Ok(Response::new(pb::CheckResponse {
+            let outcome = Outcome::single(d.allowed(), d.reason, d.revision);
+            let response = Response::new(pb::CheckResponse {
                 allowed: d.allowed(),
                 reason: convert::reason(d.reason),
                 field_mask: Some(convert::field_mask(&d.field_mask)),
                 revision: d.revision,
-            }))
-        })
-        .await
+            });
+            Ok((response, outcome))
+        }
+        .await;
+        self.finish(call, result)
     }
 
     async fn batch_check(
         &self,
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        timed("BatchCheck", async move {
-            let admitted = self.admit(&request, Kind::Unary).await?;
+        let call = self.call("BatchCheck", &request);
+        let logged = call.line.is_some();
+        let result = async move {
+            let admitted = self.admit(&request, Admission::Unary).await?;
             let req = request.into_inner();
             let q = convert::question(
                 &req.tenant,
@@ -310,6 +552,17 @@ impl Authorizer for AuthorizerService {
                     ),
                 };
                 let size = ids.len();
+                let mut outcome = Outcome {
+                    records: size as u64,
+                    allowed: u64::from(a.allowed_count),
+                    revision: Some(a.revision),
+                    ..Outcome::default()
+                };
+                if logged {
+                    for (_, reason) in &a.denials {
+                        *outcome.denied.entry(reason.as_str()).or_default() += 1;
+                    }
+                }
                 let response = pb::BatchCheckResponse {
                     allowed: a.allowed,
                     allowed_count: a.allowed_count,
@@ -326,11 +579,12 @@ impl Authorizer for AuthorizerService {
                     allowed_ids,
                     allowed_packed_ids,
                 };
-                fits(response, limit, "BatchCheck", Some(size))
+                Ok((fits(response, limit, "BatchCheck", Some(size))?, outcome))
             })
             .await
-        })
-        .await
+        }
+        .await;
+        self.finish(call, result)
     }
 
     type LookupRecordsStream = Pages;
@@ -339,49 +593,21 @@ impl Authorizer for AuthorizerService {
         &self,
         request: Request<pb::LookupRecordsRequest>,
     ) -> Result<Response<Self::LookupRecordsStream>, Status> {
-        timed("LookupRecords", async move {
-            let admitted = self.admit(&request, Kind::Stream).await?;
-            let req = request.into_inner();
-            let q = convert::question(
-                &req.tenant,
-                req.principal.as_ref(),
-                &req.object,
-                &req.action,
-                req.context.as_ref(),
-                req.min_revision,
-                &self.bounds,
-            )?;
-            let page = match req.page_size as usize {
-                0 => DEFAULT_PAGE,
-                n if n > MAX_PAGE => {
-                    return Err(Status::invalid_argument(format!(
-                        "page_size {n} exceeds the limit of {MAX_PAGE}"
-                    )));
-                }
-                n => n,
-            };
-            let (resolved, compiled) = self.engine.allowed_set(&q, now())?;
-            let limits = self.gate.limits();
-            let pages = Pages::new(
-                admitted,
-                resolved,
-                compiled,
-                page,
-                req.packed,
-                limits.max_message_bytes,
-            );
-            pages.watch(limits.idle_timeout);
-            Ok(Response::new(pages))
-        })
-        .await
+        let call = self.call("LookupRecords", &request);
+        let result = self.pages(request).await.map(|(pages, outcome)| {
+            pages.watch(self.gate.limits().idle_timeout);
+            (Response::new(pages), outcome)
+        });
+        self.finish(call, result)
     }
 
     async fn object_access(
         &self,
         request: Request<pb::ObjectAccessRequest>,
     ) -> Result<Response<pb::ObjectAccessResponse>, Status> {
-        timed("ObjectAccess", async move {
-            let _admitted = self.admit(&request, Kind::Unary).await?;
+        let call = self.call("ObjectAccess", &request);
+        let result = async move {
+            let _admitted = self.admit(&request, Admission::Unary).await?;
             let req = request.into_inner();
             let tenant = convert::tenant(&req.tenant, &self.bounds)?;
             let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
@@ -412,22 +638,30 @@ impl Authorizer for AuthorizerService {
                 create_objects,
                 revision,
             };
-            fits(
+            let outcome = Outcome {
+                records: flags.len() as u64,
+                allowed: flags.iter().filter(|f| f.view).count() as u64,
+                revision: Some(revision),
+                ..Outcome::default()
+            };
+            let response = fits(
                 response,
                 self.gate.limits().max_message_bytes,
                 "ObjectAccess",
                 None,
-            )
-        })
-        .await
+            )?;
+            Ok((response, outcome))
+        }
+        .await;
+        self.finish(call, result)
     }
-
     async fn record_access(
         &self,
         request: Request<pb::RecordAccessRequest>,
     ) -> Result<Response<pb::RecordAccessResponse>, Status> {
-        timed("RecordAccess", async move {
-            let admitted = self.admit(&request, Kind::Unary).await?;
+        let call = self.call("RecordAccess", &request);
+        let result = async move {
+            let admitted = self.admit(&request, Admission::Unary).await?;
             let req = request.into_inner();
             let tenant = convert::tenant(&req.tenant, &self.bounds)?;
             let principal = convert::principal(req.principal.as_ref(), &self.bounds)?;
@@ -445,6 +679,12 @@ impl Authorizer for AuthorizerService {
                     req.min_revision,
                     now(),
                 )?;
+                let outcome = Outcome {
+                    records: flags.len() as u64,
+                    allowed: flags.iter().filter(|f| f.view).count() as u64,
+                    revision: Some(revision),
+                    ..Outcome::default()
+                };
                 let response = pb::RecordAccessResponse {
                     records: flags
                         .iter()
@@ -460,19 +700,22 @@ impl Authorizer for AuthorizerService {
                         .collect(),
                     revision,
                 };
-                fits(response, limit, "RecordAccess", Some(req.record_ids.len()))
+                let response = fits(response, limit, "RecordAccess", Some(req.record_ids.len()))?;
+                Ok((response, outcome))
             })
             .await
-        })
-        .await
+        }
+        .await;
+        self.finish(call, result)
     }
 
     async fn explain(
         &self,
         request: Request<pb::ExplainRequest>,
     ) -> Result<Response<pb::ExplainResponse>, Status> {
-        timed("Explain", async move {
-            let _admitted = self.admit(&request, Kind::Unary).await?;
+        let call = self.call("Explain", &request);
+        let result = async move {
+            let _admitted = self.admit(&request, Admission::Unary).await?;
             let req = request.into_inner();
             let q = convert::question(
                 &req.tenant,
@@ -488,6 +731,10 @@ impl Authorizer for AuthorizerService {
                 id => Some(convert::uuid("record_id", id)?),
             };
             let e = self.engine.explain(&q, record, now())?;
+            let outcome = Outcome {
+                single: false,
+                ..Outcome::single(e.allowed(), e.reason, e.revision)
+            };
             let response = pb::ExplainResponse {
                 allowed: e.allowed(),
                 reason: convert::reason(e.reason),
@@ -504,14 +751,16 @@ impl Authorizer for AuthorizerService {
                 groups: e.groups,
                 revision: e.revision,
             };
-            fits(
+            let response = fits(
                 response,
                 self.gate.limits().max_message_bytes,
                 "Explain",
                 None,
-            )
-        })
-        .await
+            )?;
+            Ok((response, outcome))
+        }
+        .await;
+        self.finish(call, result)
     }
 }
 
@@ -688,4 +937,39 @@ has_min_revision!(
     pb::ObjectAccessRequest,
     pb::RecordAccessRequest,
     pb::ExplainRequest
+);
+
+/// Who asked what, as the decision log records it.
+trait Asks {
+    fn tenant(&self) -> &str;
+    fn principal(&self) -> Option<&pb::Principal>;
+    fn object(&self) -> &str;
+    fn action(&self) -> &str {
+        ""
+    }
+}
+
+macro_rules! asks {
+    ($($t:ty),*; $($a:ty),*) => {
+        $(impl Asks for $t {
+            fn tenant(&self) -> &str { &self.tenant }
+            fn principal(&self) -> Option<&pb::Principal> { self.principal.as_ref() }
+            fn object(&self) -> &str { &self.object }
+            fn action(&self) -> &str { &self.action }
+        })*
+        $(impl Asks for $a {
+            fn tenant(&self) -> &str { &self.tenant }
+            fn principal(&self) -> Option<&pb::Principal> { self.principal.as_ref() }
+            fn object(&self) -> &str { &self.object }
+        })*
+    };
+}
+
+asks!(
+    pb::CheckRequest,
+    pb::BatchCheckRequest,
+    pb::LookupRecordsRequest,
+    pb::ExplainRequest;
+    pb::ObjectAccessRequest,
+    pb::RecordAccessRequest
 );

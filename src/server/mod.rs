@@ -3,7 +3,9 @@
 //! shutdown.
 
 mod admin;
+pub mod auth;
 mod authorizer;
+pub mod authzen;
 mod budget;
 pub mod connections;
 pub mod convert;
@@ -35,6 +37,16 @@ pub struct Extras {
     pub readiness: Option<tokio::sync::watch::Receiver<Readiness>>,
     /// The Admin service, when an admin token is configured.
     pub admin: Option<AdminService>,
+    /// Health statuses shared with another listener (the probe port);
+    /// a server of its own when `None`.
+    pub health: Option<tonic_health::server::HealthReporter>,
+    /// `--api-token`: the Authorizer's callers must present it.
+    pub api_token: Option<auth::BearerToken>,
+    /// `--decision-log`: a line per Authorizer call.
+    pub decisions: Option<Arc<crate::telemetry::decisions::DecisionLog>>,
+    /// The Authorizer, when another listener (AuthZEN) shares it; built
+    /// from the fields above when `None`.
+    pub authorizer: Option<Arc<AuthorizerService>>,
 }
 
 /// Largest request message accepted: 100,000 string ids are ~4 MB.
@@ -94,7 +106,10 @@ pub async fn serve_full(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let max_message_bytes = limits.max_message_bytes;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health_reporter = extras.health.clone().unwrap_or_default();
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health_reporter.clone()),
+    );
     let serving = extras.readiness.as_ref().is_none_or(|r| r.borrow().serving);
     set_health(&health_reporter, serving).await;
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -122,10 +137,15 @@ pub async fn serve_full(
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
     });
-    let authorizer =
-        AuthorizerServer::new(AuthorizerService::new(engine, limits, extras.readiness))
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes);
+    let authorizer = AuthorizerServer::from_arc(extras.authorizer.unwrap_or_else(|| {
+        Arc::new(
+            AuthorizerService::new(engine, limits, extras.readiness)
+                .with_token(extras.api_token)
+                .with_decision_log(extras.decisions),
+        )
+    }))
+    .max_decoding_message_size(max_message_bytes)
+    .max_encoding_message_size(max_message_bytes);
     let incoming = connections::incoming(listener, &limits);
     // Larger HTTP/2 windows let a 10,000-id request arrive without waiting
     // for window updates; every other HTTP/2 bound is set here on purpose.

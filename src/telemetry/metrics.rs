@@ -39,6 +39,10 @@ pub const RELAY_REVISION: &str = "permd_relay_published_revision";
 pub const RELAY_TRANSACTIONS: &str = "permd_relay_transactions_total";
 pub const RELAY_MESSAGES: &str = "permd_relay_messages_total";
 pub const RELAY_SNAPSHOTS: &str = "permd_relay_snapshots_total";
+/// Unix time of the newest tenant snapshot this relay wrote.
+pub const RELAY_SNAPSHOT_TIME: &str = "permd_relay_snapshot_timestamp_seconds";
+/// Decision log lines, by result (`written`, `dropped`).
+pub const DECISION_LOG_LINES: &str = "permd_decision_log_lines_total";
 pub const RELAY_ERRORS: &str = "permd_relay_errors_total";
 /// A NATS-mode sidecar: the stream revision the last relay heartbeat named.
 pub const RELAY_HEARTBEAT_REVISION: &str = "permd_relay_heartbeat_revision";
@@ -156,6 +160,15 @@ fn describe() {
     describe_counter!(
         RELAY_SNAPSHOTS,
         "Tenant snapshots written to the object store."
+    );
+    describe_gauge!(
+        RELAY_SNAPSHOT_TIME,
+        Unit::Seconds,
+        "Unix time of the newest tenant snapshot this relay wrote; sidecars that start now begin there."
+    );
+    describe_counter!(
+        DECISION_LOG_LINES,
+        "Decision log lines, by result: written, or dropped because the sink fell behind (requests never wait for it)."
     );
     describe_counter!(
         RELAY_ERRORS,

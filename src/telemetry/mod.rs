@@ -4,7 +4,9 @@
 //! request carries W3C trace context (`traceparent`). Prometheus metrics
 //! (names, recording helpers, the `/metrics` endpoint) are in [`metrics`].
 
+pub mod decisions;
 pub mod metrics;
+pub mod process;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,8 +37,10 @@ impl Drop for Telemetry {
 /// Installs the global subscriber. Call inside a tokio runtime when
 /// `otlp_endpoint` is set: the exporter's gRPC channel lives on it.
 pub fn init(json: bool, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+    // Admin's audit lines are kept whatever RUST_LOG says.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive("audit=info".parse()?);
     let (pretty, json_logs) = if json {
         (
             None,
@@ -52,7 +56,10 @@ pub fn init(json: bool, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry
             // pipeline gets plain text.
             Some(
                 tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_ansi(
+                        std::io::IsTerminal::is_terminal(&std::io::stderr())
+                            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                    )
                     .with_writer(std::io::stderr),
             ),
             None,

@@ -222,6 +222,7 @@ impl ServerBuilder {
             admin: self.admin.map(|(token, database)| {
                 AdminService::new(self.engine.clone(), database, token).unwrap()
             }),
+            ..Extras::default()
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(serve_full(
