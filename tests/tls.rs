@@ -199,3 +199,58 @@ fn bad_tls_files_are_named_at_start() {
     );
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `permd check` with --tls-ca, --tls-cert and --tls-key talks to a permd
+/// that requires mutual TLS; without the client certificate it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_mutual_tls_with_its_tls_flags() {
+    let d = dir("cli-mtls");
+    let ca = new_ca("permd test CA");
+    let clients = new_ca("permd clients");
+    let server_cert = issue(&ca, &["localhost"]);
+    let client = issue(&clients, &["client"]);
+    let server = serve(TlsFiles {
+        cert: write(&d, "server.pem", &server_cert.cert_pem),
+        key: write(&d, "server.key", &server_cert.key_pem),
+        client_ca: Some(write(&d, "clients.pem", &clients.cert.pem())),
+    })
+    .await;
+    let ca_file = write(&d, "ca.pem", &ca.cert.pem());
+    let cert = write(&d, "client.pem", &client.cert_pem);
+    let key = write(&d, "client.key", &client.key_pem);
+    let addr = format!("https://localhost:{}", server.addr.port());
+    let check = move |with_identity: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_permd"));
+        cmd.args([
+            "check",
+            "--addr",
+            &addr,
+            "--tls-ca",
+            ca_file.to_str().unwrap(),
+        ])
+        .args(["--principal", "carol", "--demo-contacts", "10"]);
+        if with_identity {
+            cmd.args([
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ]);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = tokio::task::spawn_blocking(move || (check(true), check(false)))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.0.stdout);
+    assert!(
+        ok.0.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.0.stderr)
+    );
+    assert!(stdout.contains("carol view on 10 contacts"), "{stdout}");
+    assert!(
+        !ok.1.status.success(),
+        "no client certificate, yet it connected"
+    );
+}

@@ -16,7 +16,7 @@ use anyhow::Context;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::client::{AskArgs, connect, context, principal, status_error};
+use super::client::{AskArgs, Target, connect, context, principal, status_error};
 use crate::pb;
 use crate::source::demo::{DEMO_CONTACTS, DEMO_TENANT, contact_id};
 use crate::source::generate::{GenSpec, contact_ids, sample};
@@ -28,9 +28,8 @@ const MAX_DURATION_S: f64 = 3_600.0;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Address of a running permd.
-    #[arg(long, env = "PERMD_ADDR", default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     /// `demo` draws ids from the built-in demo tenant; any other tenant is
     /// taken to be one made by `permd gen` (see --gen-contacts, --gen-seed).
     #[arg(long, default_value = DEMO_TENANT)]
@@ -217,7 +216,7 @@ fn malformed(batch: usize, r: &pb::BatchCheckResponse) -> Option<String> {
 
 fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckRequest> {
     let ask = AskArgs {
-        addr: args.addr.clone(),
+        target: args.target.clone(),
         tenant: args.tenant.clone(),
         principal: args.principal(),
         object: "contacts".to_owned(),
@@ -250,7 +249,7 @@ fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckReque
 }
 
 async fn worker(
-    mut client: pb::authorizer_client::AuthorizerClient<tonic::transport::Channel>,
+    mut client: super::client::Client,
     payloads: Vec<pb::BatchCheckRequest>,
     batch: usize,
     deadline: Instant,
@@ -308,7 +307,7 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
     let ids = args.ids();
     let mut clients = Vec::new();
     for _ in 0..args.connections {
-        clients.push(connect(&args.addr).await?);
+        clients.push(connect(&args.target).await?);
     }
     let mut workers = Vec::new();
     for w in 0..args.concurrency {
@@ -396,7 +395,7 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         }
     };
     Ok(Report {
-        addr: args.addr.clone(),
+        addr: args.target.addr.clone(),
         tenant: args.tenant.clone(),
         principal: args.principal(),
         action: args.action.clone(),

@@ -11,6 +11,10 @@ macro_rules! say {
 }
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use anyhow::Context;
 
@@ -18,12 +22,39 @@ use crate::index::{PrincipalKind, PrincipalRef};
 use crate::pb::{self, authorizer_client::AuthorizerClient};
 use crate::source::demo::contact_id;
 
+/// Which permd to ask, and how to prove who is asking: every client
+/// command takes these.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Target {
+    /// Address of a running permd: `host:port`, `http://…`, or `https://…`
+    /// for TLS.
+    #[arg(long, env = "PERMD_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// CA certificate (PEM) that signed permd's certificate; makes the
+    /// connection TLS.
+    #[arg(long, env = "PERMD_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a permd that requires mutual TLS.
+    #[arg(long, env = "PERMD_TLS_CLIENT_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "PERMD_TLS_CLIENT_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name to verify in permd's certificate, when it is not the host of
+    /// --addr.
+    #[arg(long, env = "PERMD_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// Bearer token sent on every call: permd's --api-token (or, for
+    /// `permd admin`, its --admin-token).
+    #[arg(long, env = "PERMD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
 /// What to ask and whom.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AskArgs {
-    /// Address of a running permd.
-    #[arg(long, env = "PERMD_ADDR", default_value = "http://127.0.0.1:50051")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     #[arg(long, default_value = "demo")]
     pub tenant: String,
     /// `ID` for a user, or `integration:ID`, `automation:ID`.
@@ -57,6 +88,10 @@ pub struct CheckArgs {
     /// Also ask for the first N Contacts of the built-in demo tenant.
     #[arg(long, default_value_t = 0)]
     pub demo_contacts: u64,
+    /// Exit status 1 when any record is denied (0 when all are allowed, 2
+    /// when permd could not be asked): for scripts and CI gates.
+    #[arg(long)]
+    pub exit_code: bool,
     /// Record ids (UUIDs). None for `create` / `upload`.
     pub records: Vec<String>,
 }
@@ -103,35 +138,97 @@ pub(crate) fn reason_name(code: i32) -> &'static str {
     pb::Reason::try_from(code).map_or("UNKNOWN_REASON", |r| r.as_str_name())
 }
 
-pub(crate) async fn connect(
-    addr: &str,
-) -> anyhow::Result<AuthorizerClient<tonic::transport::Channel>> {
-    let addr = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(addr.clone())
-        .with_context(|| format!("{addr} is not a valid address"))?
-        .tcp_nodelay(true)
-        .initial_stream_window_size(crate::server::STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(crate::server::CONNECTION_WINDOW_BYTES);
-    AuthorizerClient::connect(endpoint)
-        .await
-        .map(|c| {
-            c.max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20)
-        })
-        .with_context(|| format!("cannot connect to permd at {addr}"))
+/// An Authorizer client that sends the token, if any, on every call.
+pub(crate) type Client = AuthorizerClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl Target {
+    /// A connected channel (TLS with --tls-ca or an https address) and the
+    /// interceptor that presents the token.
+    pub(crate) async fn channel(&self) -> anyhow::Result<(Channel, Bearer)> {
+        let addr = if self.addr.contains("://") {
+            self.addr.clone()
+        } else {
+            format!("http://{}", self.addr)
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(addr.clone())
+            .with_context(|| format!("{addr} is not a valid address"))?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(crate::server::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::server::CONNECTION_WINDOW_BYTES);
+        let tls = self.tls_ca.is_some() || addr.starts_with("https://");
+        if tls {
+            let Some(ca) = &self.tls_ca else {
+                anyhow::bail!(
+                    "{addr} is TLS: name the CA that signed permd's certificate with --tls-ca"
+                );
+            };
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let mut config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+                config = config.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            if let Some(name) = &self.tls_server_name {
+                config = config.domain_name(name.clone());
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .context("the TLS settings (--tls-ca, --tls-cert, --tls-key)")?;
+        }
+        let token = match &self.token {
+            None => None,
+            Some(token) => Some(
+                format!("Bearer {}", token.trim())
+                    .parse()
+                    .context("--token holds characters a header cannot carry")?,
+            ),
+        };
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to permd at {addr}"))?;
+        Ok((channel, Bearer(token)))
+    }
+}
+
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let (channel, bearer) = target.channel().await?;
+    Ok(AuthorizerClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
 pub(crate) fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
-pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
+/// Asks, prints the answer and says whether every record was allowed.
+pub async fn check(args: CheckArgs) -> anyhow::Result<bool> {
     let a = &args.ask;
-    let mut client = connect(&a.addr).await?;
+    let mut client = connect(&a.target).await?;
     let mut records = args.records.clone();
     records.extend((0..args.demo_contacts).map(|n| contact_id(n).to_string()));
     if records.is_empty() {
@@ -160,7 +257,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             },
             r.revision
         );
-        return Ok(());
+        return Ok(r.allowed);
     }
     let started = std::time::Instant::now();
     let r = client
@@ -222,12 +319,12 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             .collect();
         say!("  field mask: {}", shown.join(" "));
     }
-    Ok(())
+    Ok(r.denials.is_empty())
 }
 
 pub async fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let a = &args.ask;
-    let mut client = connect(&a.addr).await?;
+    let mut client = connect(&a.target).await?;
     let r = client
         .explain(pb::ExplainRequest {
             tenant: a.tenant.clone(),

@@ -1,0 +1,230 @@
+//! `permd lookup` and `permd access`: what a principal may see, as
+//! LookupRecords streams it, and what it may do to an object or to
+//! records, as ObjectAccess and RecordAccess answer.
+
+use anyhow::Context;
+use tokio_stream::StreamExt;
+
+use super::client::{AskArgs, Target, connect, context, principal, status_error};
+use crate::pb;
+
+/// `say!` that stops quietly when the reader has gone (`| head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    pub ask: AskArgs,
+    /// Print only how many records there are.
+    #[arg(long)]
+    pub count: bool,
+    /// Stop after this many ids.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Ids per streamed page.
+    #[arg(long, default_value_t = 10_000)]
+    pub page_size: u32,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AccessArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// `ID` for a user, or `integration:ID`, `automation:ID`.
+    #[arg(long)]
+    pub principal: String,
+    /// One object (default: every object, with record ids: contacts).
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Record ids: what the principal may do to each (RecordAccess);
+    /// without them, to the object(s) (ObjectAccess).
+    pub records: Vec<String>,
+}
+
+/// Every id the principal may act on, one per line; the count and the
+/// revision last (on stderr, so `| wc -l` counts ids).
+pub async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    let a = &args.ask;
+    let mut client = connect(&a.target).await?;
+    let mut pages = client
+        .lookup_records(pb::LookupRecordsRequest {
+            tenant: a.tenant.clone(),
+            principal: Some(principal(&a.principal)),
+            object: a.object.clone(),
+            action: a.action.clone(),
+            context: Some(context(a)?),
+            page_size: args.page_size,
+            packed: false,
+            min_revision: 0,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let (mut seen, mut revision) = (0u64, 0);
+    let limit = args.limit.unwrap_or(u64::MAX);
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(status_error)?;
+        revision = page.revision;
+        for id in page.record_ids.map(|s| s.ids).unwrap_or_default() {
+            if seen == limit {
+                break;
+            }
+            seen += 1;
+            if !args.count {
+                say!("{id}");
+            }
+        }
+        if seen == limit {
+            break;
+        }
+    }
+    let summary = format!(
+        "{} {} {}: {seen} records (revision {revision}){}",
+        a.principal,
+        a.action,
+        a.object,
+        if seen == limit {
+            ", --limit reached"
+        } else {
+            ""
+        }
+    );
+    if args.count {
+        say!("{summary}");
+    } else {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+pub async fn access(args: AccessArgs) -> anyhow::Result<()> {
+    let mut client = connect(&args.target).await?;
+    if args.records.is_empty() {
+        let r = client
+            .object_access(pb::ObjectAccessRequest {
+                tenant: args.tenant.clone(),
+                principal: Some(principal(&args.principal)),
+                object: args.object.clone().unwrap_or_default(),
+                min_revision: 0,
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        say!(
+            "{}: {} may {}create objects (revision {})",
+            args.tenant,
+            args.principal,
+            if r.create_objects { "" } else { "not " },
+            r.revision
+        );
+        for o in &r.objects {
+            let flags = flags(&[
+                ("view", o.view),
+                ("edit", o.edit),
+                ("delete", o.remove),
+                ("create_record", o.create_record),
+                ("bulk_data_upload", o.bulk_data_upload),
+                ("unarchive", o.unarchive),
+            ]);
+            say!("{}: {flags}", o.object);
+            say!("  single actions: {}", list(&o.single_actions));
+            say!("  bulk actions:   {}", list(&o.bulk_actions));
+            say!("  field mask:     {}", mask(o.field_mask.as_ref()));
+        }
+        return Ok(());
+    }
+    let object = args.object.clone().unwrap_or_else(|| "contacts".to_owned());
+    let r = client
+        .record_access(pb::RecordAccessRequest {
+            tenant: args.tenant.clone(),
+            principal: Some(principal(&args.principal)),
+            object: object.clone(),
+            record_ids: args.records.clone(),
+            min_revision: 0,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    say!(
+        "{}: {} on {} {object} (revision {})",
+        args.tenant,
+        args.principal,
+        r.records.len(),
+        r.revision
+    );
+    for f in &r.records {
+        let flags = flags(&[
+            ("view", f.view),
+            ("edit", f.edit),
+            ("delete", f.remove),
+            ("unarchive", f.unarchive),
+        ]);
+        say!("  {}  {flags}", f.record_id);
+        if f.view {
+            say!("    field mask: {}", mask(f.field_mask.as_ref()));
+        }
+    }
+    Ok(())
+}
+
+/// The flags that are set, or `none`.
+fn flags(named: &[(&str, bool)]) -> String {
+    let set: Vec<&str> = named
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
+    if set.is_empty() {
+        "none".to_owned()
+    } else {
+        set.join(" ")
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(" ")
+    }
+}
+
+/// `field=level …`, sorted by field, as `permd check` prints it.
+pub(crate) fn mask(mask: Option<&pb::FieldMask>) -> String {
+    let Some(mask) = mask else {
+        return "none".to_owned();
+    };
+    let fields: std::collections::BTreeMap<_, _> = mask.fields.iter().collect();
+    let shown: Vec<String> = fields
+        .iter()
+        .map(|(f, l)| {
+            format!(
+                "{f}={}",
+                pb::FieldLevel::try_from(**l)
+                    .map_or("?", |l| l.as_str_name())
+                    .to_lowercase()
+            )
+        })
+        .collect();
+    if shown.is_empty() {
+        "none".to_owned()
+    } else {
+        shown.join(" ")
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
