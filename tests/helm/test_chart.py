@@ -1442,7 +1442,7 @@ class AgainstTheServer(unittest.TestCase):
                                 stderr=subprocess.PIPE, text=True)
         try:
             lines = Lines(proc)
-            probe_addr = json.loads(lines.wait_for("gRPC health too", timeout=60))["fields"]["metrics"]
+            probe_addr = json.loads(lines.wait_for("grpc.health.v1 on the same port", timeout=60))["fields"]["metrics"]
             lines.wait_for("permd serving", timeout=60)
             with grpc.insecure_channel(probe_addr) as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
