@@ -240,10 +240,25 @@ impl AuthZen {
         local: Option<SocketAddr>,
     ) -> http::Response<Body> {
         let request_id = request.headers().get("x-request-id").cloned();
+        // GETs and bodiless requests leave nothing unread.
+        let request_had_body = request.method() != Method::GET
+            && request.method() != Method::HEAD
+            && request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() != b"0");
         let mut response = match self.route(request, peer, local).await {
             Ok(response) => response,
             Err(refusal) => error_response(&refusal),
         };
+        // A refusal sent before the body was read leaves the body unread,
+        // and hyper then closes the connection: say so, or a client that
+        // pools connections sends its next request into a closed one.
+        if !self_read_body(&response) && request_had_body {
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(id) = request_id {
             response.headers_mut().insert("x-request-id", id);
         }
@@ -277,16 +292,30 @@ impl AuthZen {
         if method != Method::POST {
             return Err(not_allowed("POST"));
         }
-        let body = read_json(request).await?;
-        let meta = Meta::of(&body.1, peer, local);
-        let body = body.0;
-        Ok(match path.as_str() {
+        let (body, headers) = read_json(request).await?;
+        let meta = Meta::of(&headers, peer, local);
+        let mut response = self
+            .answer(&path, &body, &meta)
+            .await
+            .unwrap_or_else(|refusal| error_response(&refusal));
+        response.extensions_mut().insert(BodyRead);
+        Ok(response)
+    }
+
+    /// The answer to a request whose body was read whole.
+    async fn answer(
+        &self,
+        path: &str,
+        body: &Map<String, Value>,
+        meta: &Meta,
+    ) -> Result<http::Response<Body>, Refusal> {
+        Ok(match path {
             EVALUATION => {
-                let q = self.question(&body, "")?;
-                json_response(StatusCode::OK, &self.evaluate_one(q, &meta).await?)
+                let q = self.question(body, "")?;
+                json_response(StatusCode::OK, &self.evaluate_one(q, meta).await?)
             }
-            EVALUATIONS => json_response(StatusCode::OK, &self.evaluations(&body, &meta).await?),
-            _ => json_response(StatusCode::OK, &self.search(&body, &meta).await?),
+            EVALUATIONS => json_response(StatusCode::OK, &self.evaluations(body, meta).await?),
+            _ => json_response(StatusCode::OK, &self.search(body, meta).await?),
         })
     }
 
@@ -1090,6 +1119,16 @@ fn not_found(s: Status) -> ItemError {
         message: s.message().to_owned(),
     }
 }
+
+/// Whether the request's body was read before this response: set by
+/// `json_response` for answers and refusals made after `read_json`.
+fn self_read_body(response: &http::Response<Body>) -> bool {
+    response.extensions().get::<BodyRead>().is_some()
+}
+
+/// Marks a response made after the request's body was read whole.
+#[derive(Clone, Copy)]
+struct BodyRead;
 
 fn not_allowed(allow: &'static str) -> Refusal {
     Refusal {
