@@ -1050,13 +1050,17 @@ def time_all(permd: Permd, cerbos: Cerbos, spicedb: SpiceDB, facts: Facts, order
 
     busy_seen: set[str] = set(wait_quiet(no_wait, dog))
     started = dt.datetime.now(dt.timezone.utc)
+    discarded = 0
     gc.disable()
-    for rep in range(-1, reps):  # rep -1 warms every path up, untimed (SpiceDB's slow ones only at 100 records)
+    rep = -1  # -1 warms every path up, untimed (SpiceDB's slow ones only at 100 records)
+    while rep < reps:
         warm = rep < 0
-        b = busy()
-        if b and rep >= 0:
-            busy_seen.update(b)
-            log(f"  (busy during repetition {rep + 1}: {'; '.join(b)})")
+        # A repetition during which anything else ran (checked between its
+        # workloads) is thrown away and run again once the machine is quiet.
+        bt: dict = {}
+        st: dict = {}
+        lt: dict = {}
+        seen = set(busy())
         peers = ["permd", "cerbos", "cerbos_sequential", "spicedb"]
         k = max(rep, 0) % len(peers)
         peers = peers[k:] + peers[:k]
@@ -1069,8 +1073,7 @@ def time_all(permd: Permd, cerbos: Cerbos, spicedb: SpiceDB, facts: Facts, order
                     settle()
                     us, resp = timed(calls[peer][0], req)
                     check_bulk(peer, w, n, resp)
-                    if rep >= 0:
-                        bulk_t.setdefault((peer, wname(w), n), []).append(us)
+                    bt[(peer, wname(w), n)] = us
             for peer in (p for p in peers if p != "cerbos_sequential"):
                 lat = []
                 fn = calls[peer][1]
@@ -1078,25 +1081,42 @@ def time_all(permd: Permd, cerbos: Cerbos, spicedb: SpiceDB, facts: Facts, order
                 for req in single_reqs[w][peer]:
                     us, _ = timed(fn, req)
                     lat.append(us)
-                if rep >= 0:
-                    single_t.setdefault((peer, wname(w)), []).append(statistics.median(lat))
+                st[(peer, wname(w))] = statistics.median(lat)
             for peer in (p for p in peers if p != "cerbos_sequential" and not (warm and p == "spicedb")):
                 settle()
                 us, resp = timed(calls[peer][2], lookup_reqs[w][peer])
                 got = {"permd": permd.lookup_ids, "cerbos": cerbos.lookup_ids, "spicedb": spicedb.lookup_ids}[peer](resp)
                 if lookup_expect and got != lookup_expect[w]:
                     raise SystemExit(f"{peer} listed {wname(w)} differently while timed")
-                if rep >= 0:
-                    lookup_t.setdefault((peer, wname(w)), []).append(us)
+                lt[(peer, wname(w))] = us
+            seen.update(busy())
             log(f"  {'warm-up' if warm else f'repetition {rep + 1}'}: {wname(w)} done")
         settle()
-        lat = [timed(lambda _: permd.floor(), None)[0] for _ in range(SINGLE_CALLS)]
-        if rep >= 0:
-            floor_t.append(statistics.median(lat))
-        log(f"repetition {rep + 1}/{reps} done" if rep >= 0 else "warm-up done")
+        floor = statistics.median(timed(lambda _: permd.floor(), None)[0] for _ in range(SINGLE_CALLS))
+        seen.update(busy())
+        if seen and not no_wait:
+            discarded += 1
+            log(f"repetition {rep + 1} thrown away: the machine was busy ({'; '.join(sorted(seen))})")
+            gc.enable()
+            wait_quiet(False, dog)
+            gc.disable()
+            continue
+        busy_seen.update(seen)
+        if not warm:
+            for key, v in bt.items():
+                bulk_t.setdefault(key, []).append(v)
+            for key, v in st.items():
+                single_t.setdefault(key, []).append(v)
+            for key, v in lt.items():
+                lookup_t.setdefault(key, []).append(v)
+            floor_t.append(floor)
+        log(f"repetition {rep + 1}/{reps} done" if not warm else "warm-up done")
+        rep += 1
     gc.enable()
     finished = dt.datetime.now(dt.timezone.utc)
-    return bulk_t, single_t, lookup_t, floor_t, sorted(busy_seen), started, finished
+    if discarded:
+        log(f"{discarded} repetition(s) run again after the machine was busy")
+    return bulk_t, single_t, lookup_t, floor_t, sorted(busy_seen), started, finished, discarded
 
 
 # --------------------------------------------------------------------------
@@ -1254,7 +1274,7 @@ def plot(results: dict, out: pathlib.Path) -> None:
 
 
 def build_results(args, facts, permd_bin, cerbos, spicedb, summary, timing, order) -> dict:
-    bulk_t, single_t, lookup_t, floor_t, busy_seen, started, finished = timing
+    bulk_t, single_t, lookup_t, floor_t, busy_seen, started, finished, discarded = timing
     bulk = []
     marginal: dict = {}
     for w in WORKLOADS:
@@ -1310,6 +1330,7 @@ def build_results(args, facts, permd_bin, cerbos, spicedb, summary, timing, orde
         "sample": f"records: prefixes of one shuffle of the 10,000 Contact ids (seed {SAMPLE_SEED})",
         "decisions": summary,
         "busy_during_timing": busy_seen,
+        "repetitions_run_again_after_busy": discarded,
         "bulk": bulk,
         "marginal_ns_per_record": marginal,
         "single": single,
