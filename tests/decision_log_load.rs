@@ -17,7 +17,7 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::server::{Serve, bounded_by, output_within, scratch_dir};
+use common::server::{Serve, bounded_by, metric_value, output_within, scrape, scratch_dir};
 use tokio::process::Command;
 
 const ROUNDS: usize = 7;
@@ -119,20 +119,8 @@ async fn p99_with_the_decision_log_on_a_slow_sink_stays_within_20_percent_of_log
         );
         // The sink really was too slow: fewer lines reached it than calls
         // were made (the rest wait in the queue or were dropped).
-        let mut metrics = tokio::net::TcpStream::connect(("127.0.0.1", on.metrics_port.unwrap()))
-            .await
-            .unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut metrics, b"GET /metrics HTTP/1.1\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut metrics, &mut text)
-            .await
-            .unwrap();
-        let written: f64 = text
-            .lines()
-            .find(|l| l.starts_with("permd_decision_log_lines_total{result=\"written\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        let text = scrape(on.metrics_port.unwrap()).await;
+        let written = metric_value(&text, "permd_decision_log_lines_total{result=\"written\"}")
             .unwrap_or(0.0);
         assert!(
             written < calls_on as f64 * 0.9,

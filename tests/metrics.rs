@@ -11,28 +11,8 @@
 mod common;
 
 use common::requests::{batch, demo_contacts, user};
-use common::server::Serve;
+use common::server::{Serve, metric_value as value, metrics_get as get};
 use permd::pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What the metrics port answers to `request`, status line first.
-async fn get(port: u16, request: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
-    text
-}
-
-/// The value of the first sample line starting with `prefix`.
-fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_what_the_server_did() {

@@ -14,36 +14,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::requests::{batch, demo_contacts, user};
-use common::server::{Serve, bounded_by, scratch_dir};
+use common::requests::{authorized, batch, demo_contacts, user};
+use common::server::{Serve, bounded_by, metric_value as value, scrape, scratch_dir};
 use permd::pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const TOKEN: &str = "observability-token-0123";
-
-async fn scrape(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
-    text
-}
-
-fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 /// Lines of the decision log once it holds at least `n`.
 async fn lines_of(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
@@ -59,13 +38,6 @@ async fn lines_of(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,9 +73,9 @@ async fn the_probe_port_serves_grpc_health_and_metrics_with_build_and_process_fi
                 .unwrap(),
         );
         let refused = authorizer
-            .batch_check(with_token(
+            .batch_check(authorized(
                 batch(user("carol"), "contacts", "view", &demo_contacts(1)),
-                TOKEN,
+                Some(TOKEN),
             ))
             .await
             .unwrap_err();
@@ -151,12 +123,12 @@ async fn the_api_token_guards_the_authorizer_and_nothing_else() {
             e.message()
         );
         let e = client
-            .batch_check(with_token(ask(), "not-the-token-0123456"))
+            .batch_check(authorized(ask(), Some("not-the-token-0123456")))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         let r = client
-            .batch_check(with_token(ask(), TOKEN))
+            .batch_check(authorized(ask(), Some(TOKEN)))
             .await
             .unwrap()
             .into_inner();
@@ -356,12 +328,12 @@ async fn every_admin_write_is_audited_with_a_token_fingerprint_and_the_keys() {
             }],
         };
         let r = admin
-            .write(with_token(write(), admin_token))
+            .write(authorized(write(), Some(admin_token)))
             .await
             .unwrap()
             .into_inner();
         let e = admin
-            .write(with_token(write(), "wrong-token-0123456789"))
+            .write(authorized(write(), Some("wrong-token-0123456789")))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);

@@ -8,14 +8,6 @@ use tokio_stream::StreamExt;
 use super::client::{AskArgs, Target, connect, context, principal, status_error};
 use crate::pb;
 
-/// `say!` that stops quietly when the reader has gone (`| head`).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 #[derive(clap::Args, Debug)]
 pub struct LookupArgs {
     #[command(flatten)]
@@ -196,13 +188,19 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// `field=level …`, sorted by field, as `permd check` prints it.
-pub(crate) fn mask(mask: Option<&pb::FieldMask>) -> String {
-    let Some(mask) = mask else {
-        return "none".to_owned();
-    };
+/// `field=level …`, sorted by field, or `none`.
+fn mask(mask: Option<&pb::FieldMask>) -> String {
+    match mask.map(mask_text) {
+        Some(text) if !text.is_empty() => text,
+        _ => "none".to_owned(),
+    }
+}
+
+/// `field=level …`, sorted by field, as every client command prints a
+/// field mask; empty for an empty mask.
+pub(crate) fn mask_text(mask: &pb::FieldMask) -> String {
     let fields: std::collections::BTreeMap<_, _> = mask.fields.iter().collect();
-    let shown: Vec<String> = fields
+    fields
         .iter()
         .map(|(f, l)| {
             format!(
@@ -212,12 +210,8 @@ pub(crate) fn mask(mask: Option<&pb::FieldMask>) -> String {
                     .to_lowercase()
             )
         })
-        .collect();
-    if shown.is_empty() {
-        "none".to_owned()
-    } else {
-        shown.join(" ")
-    }
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads a file, or stdin for `-`.

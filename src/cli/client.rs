@@ -1,15 +1,6 @@
 //! `permd check` and `permd explain`: a gRPC client of a running permd, for
 //! admins and for the README's tour.
 
-/// `println!` that stops quietly when the reader has gone
-/// (`permd check … | head`) instead of panicking on the broken pipe.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -304,20 +295,8 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<bool> {
     for (reason, count) in reasons {
         say!("  {:<22} {count}", reason_name(reason));
     }
-    if let Some(mask) = r.field_mask {
-        let fields: BTreeMap<_, _> = mask.fields.into_iter().collect();
-        let shown: Vec<String> = fields
-            .iter()
-            .map(|(f, l)| {
-                format!(
-                    "{f}={}",
-                    pb::FieldLevel::try_from(*l)
-                        .map_or("?", |l| l.as_str_name())
-                        .to_lowercase()
-                )
-            })
-            .collect();
-        say!("  field mask: {}", shown.join(" "));
+    if let Some(mask) = &r.field_mask {
+        say!("  field mask: {}", super::access::mask_text(mask));
     }
     Ok(r.denials.is_empty())
 }

@@ -1,6 +1,15 @@
 //! The `permd` command line: `serve`, `check`, `explain`, `validate`, `test`,
 //! `gen`, `bench`, `demo-data`, and for PostgreSQL `migrate`, `load`, `prune`.
 
+/// `println!` that stops quietly when the reader has gone
+/// (`permd check … | head`) instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod access;
 mod admin;
 mod assertions;

@@ -582,3 +582,28 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// What the metrics (probe) port answers to `request`, status line first.
+pub async fn metrics_get(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+/// A scrape of `/metrics` on `port`.
+pub async fn scrape(port: u16) -> String {
+    metrics_get(port, b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n").await
+}
+
+/// The value of the first sample line of a scrape starting with `prefix`.
+pub fn metric_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
