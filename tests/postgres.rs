@@ -1023,3 +1023,56 @@ async fn three_sidecar_processes_reach_the_same_revision_with_identical_answers(
         );
     }
 }
+
+/// A sidecar bootstraps straight into its index (each row checked and
+/// indexed as it arrives): it answers as the data read whole does, and a
+/// row that got past the database's checks (a writer of another version)
+/// is refused at bootstrap with its record and the problem named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_bootstrap_answers_as_the_data_read_whole_and_names_a_bad_row() {
+    let Some((db, pool, data)) = with_tenant("streamed").await else {
+        return;
+    };
+    let ids = record_ids(&data, TENANT, "contacts");
+    let streamed = pg::bootstrap_snapshot(&pool).await.unwrap();
+    assert_eq!(streamed.records, data.tenants[0].records.len());
+    assert_eq!(streamed.revision, db_revision(&pool).await);
+    let streamed = Engine::new(streamed.snapshot, 100_000);
+    let whole = engine_from_db(&pool).await;
+    assert_eq!(answers(&streamed, &ids), answers(&whole, &ids));
+    assert_eq!(
+        answers(&streamed, &ids),
+        answers(&Engine::new(Snapshot::build(&data, 1), 100_000), &ids)
+    );
+
+    let mut writer = PgConnection::connect(&db.url).await.unwrap();
+    // Each write gets past the database's checks; each bootstrap refuses.
+    for (set, needles) in [
+        (
+            r#"teams = '{"nope": ["u1"]}'"#,
+            vec![
+                "is invalid".to_owned(),
+                format!("records[id={}].teams.nope", ids[3]),
+                "not a team field".to_owned(),
+            ],
+        ),
+        (
+            r#"teams = '{}', contact = '{"emial": "x@example.com"}'"#,
+            vec![ids[3].to_string(), "emial".to_owned()],
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL permd.skip_validation = 'on'; \
+             UPDATE permd.records SET {set} WHERE tenant = 'bench' AND id = '{}'",
+            ids[3]
+        )))
+        .execute(&mut writer)
+        .await
+        .unwrap();
+        let refused = format!("{:#}", pg::bootstrap_snapshot(&pool).await.err().unwrap());
+        assert!(
+            needles.iter().all(|n| refused.contains(n.as_str())),
+            "{refused}"
+        );
+    }
+}

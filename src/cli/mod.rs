@@ -28,7 +28,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::index::{DEFAULT_MAX_BATCH, Engine, Snapshot};
-use crate::model::DataFile;
 use crate::server::limits;
 use crate::source::generate::{GenSpec, generate};
 use crate::source::{demo::demo_data, load_file};
@@ -545,16 +544,16 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Loads the data a `serve` would serve: the file, or the demo tenant.
-pub fn load_data(path: Option<&std::path::Path>, max_bytes: u64) -> anyhow::Result<DataFile> {
+/// Indexes the data a `serve` serves: the file, or the demo tenant.
+fn load_snapshot(path: Option<&std::path::Path>, max_bytes: u64) -> anyhow::Result<Snapshot> {
     match path {
-        None => Ok(demo_data()),
+        None => Ok(Snapshot::build(&demo_data(), 1)),
         Some(path) => {
-            let (data, warnings) = crate::source::load_file_bounded(path, max_bytes)?;
+            let (snapshot, warnings) = crate::source::load_snapshot_file(path, max_bytes, 1)?;
             for w in warnings {
                 tracing::warn!(file = %path.display(), "{w}");
             }
-            Ok(data)
+            Ok(snapshot)
         }
     }
 }
@@ -663,10 +662,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             0,
         ),
         false => {
-            let data = load_data(args.data.as_deref(), args.max_data_file_bytes)?;
-            let snapshot = Snapshot::build(&data, 1);
-            let records: usize = data.tenants.iter().map(|t| t.records.len()).sum();
-            drop(data);
+            let snapshot = load_snapshot(args.data.as_deref(), args.max_data_file_bytes)?;
+            let records: usize = snapshot.tenants.values().map(|t| t.record_count()).sum();
             crate::memory::settle();
             let engine = Engine::with_cache_bytes(snapshot, args.max_batch, args.max_cache_bytes);
             (Arc::new(engine), records)

@@ -204,7 +204,22 @@ impl IdTable {
     }
 
     fn grow(&mut self) {
-        let bigger = vec![EMPTY; slot_count(self.len() * 2)];
+        self.resize(slot_count(self.len() * 2));
+    }
+
+    /// Sizes the table to its records, as [`IdTable::with_capacity`] would
+    /// have: a table grown one insert at a time can hold up to twice the
+    /// slots it needs.
+    pub fn shrink_to_fit(&mut self) {
+        let fitting = slot_count(self.len());
+        if self.slots.len() > fitting {
+            self.resize(fitting);
+        }
+        self.slot_of.shrink_to_fit();
+    }
+
+    fn resize(&mut self, slots: usize) {
+        let bigger = vec![EMPTY; slots];
         let old = std::mem::replace(&mut self.slots, bigger);
         for (ord, &at) in self.slot_of.clone().iter().enumerate() {
             let placed = old

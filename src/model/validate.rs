@@ -375,35 +375,102 @@ fn validate_records(
     report: &mut Report,
 ) {
     let mut object_of: HashMap<Uuid, &str> = HashMap::with_capacity(tenant.records.len());
+    let mut checks = RecordChecks::new(at, objects, users);
     for (r, record) in tenant.records.iter().enumerate() {
-        if object_of
+        let first = object_of
             .insert(record.id, record.object.as_str())
-            .is_some()
-        {
-            report.error(
-                format!("{at}.records[{r}].id"),
+            .is_none();
+        checks.record(r, record, first);
+    }
+    checks.finish(|id| object_of.get(id).copied(), report);
+}
+
+/// The checks of a tenant's records, one record at a time, for a loader
+/// that does not hold them all (`src/source/stream.rs`) as for
+/// [`validate`]: what can be checked from the record alone is checked as
+/// it comes; its links are kept, compactly, until every record is known.
+pub struct RecordChecks<'a> {
+    at: String,
+    objects: &'a [ObjectDef],
+    users: &'a HashSet<&'a str>,
+    links: Vec<PendingLink>,
+    dangling_users: usize,
+    report: Report,
+    /// Name records by id in problems (`records[id=…]`), where their
+    /// position means nothing (rows of a table).
+    by_id: bool,
+}
+
+/// A link to check once every record is known: record `record` links
+/// through `objects[object].relationships[relationship]`, at `position`.
+struct PendingLink {
+    record: usize,
+    from: Uuid,
+    object: u32,
+    relationship: u32,
+    position: u32,
+    to: Uuid,
+}
+
+impl<'a> RecordChecks<'a> {
+    /// Checks for the records of the tenant at `at` (`tenants[3]`), whose
+    /// objects are `objects` (as [`tenant_objects`] gives them) and whose
+    /// user ids are `users`.
+    pub fn new(at: &str, objects: &'a [ObjectDef], users: &'a HashSet<&'a str>) -> Self {
+        RecordChecks {
+            at: at.to_owned(),
+            objects,
+            users,
+            links: Vec::new(),
+            dangling_users: 0,
+            report: Report::default(),
+            by_id: false,
+        }
+    }
+
+    /// As [`RecordChecks::new`], naming records by id rather than position.
+    pub fn by_id(mut self) -> Self {
+        self.by_id = true;
+        self
+    }
+
+    fn path(&self, r: usize, id: &Uuid) -> String {
+        record_path(&self.at, self.by_id, r, id)
+    }
+
+    /// The first error found so far.
+    pub fn first_error(&self) -> Option<&Problem> {
+        self.report.errors.first()
+    }
+
+    /// Checks record number `r`; `first` is false when its id came before.
+    pub fn record(&mut self, r: usize, record: &super::data::Record, first: bool) {
+        let here = self.path(r, &record.id);
+        if !first {
+            self.report.error(
+                format!("{here}.id"),
                 format!("duplicate record id {}", record.id),
             );
         }
-    }
-    let mut dangling_users = 0usize;
-    let mut dangling_links = 0usize;
-    for (r, record) in tenant.records.iter().enumerate() {
-        let here = format!("{at}.records[{r}]");
-        let Some(def) = objects.iter().find(|o| o.name == record.object) else {
-            report.error(
+        let Some((o, def)) = self
+            .objects
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.name == record.object)
+        else {
+            self.report.error(
                 format!("{here}.object"),
                 format!(
                     "unknown object '{}'; objects are: {}",
                     record.object,
-                    list(objects.iter().map(|o| &o.name))
+                    list(self.objects.iter().map(|o| &o.name))
                 ),
             );
-            continue;
+            return;
         };
         for team in record.teams.keys() {
             if !def.team_fields.contains(team) {
-                report.error(
+                self.report.error(
                     format!("{here}.teams.{team}"),
                     format!(
                         "'{team}' is not a team field of {}; team fields are: {}",
@@ -414,8 +481,8 @@ fn validate_records(
             }
         }
         for (field, ids) in &record.links {
-            let Some(rel) = def.relationships.iter().find(|rel| &rel.field == field) else {
-                report.error(
+            let Some(rel) = def.relationships.iter().position(|rel| &rel.field == field) else {
+                self.report.error(
                     format!("{here}.links.{field}"),
                     format!(
                         "'{field}' is not a relationship field of {}; relationship fields are: {}",
@@ -426,41 +493,96 @@ fn validate_records(
                 continue;
             };
             for (i, id) in ids.iter().enumerate() {
-                match object_of.get(id) {
-                    None => dangling_links += 1,
-                    Some(object) if *object != rel.object => report.error(
-                        format!("{here}.links.{field}[{i}]"),
-                        format!(
-                            "record {id} is a {object} record, but '{field}' links to {}",
-                            rel.object
-                        ),
-                    ),
-                    Some(_) => {}
-                }
+                self.links.push(PendingLink {
+                    record: r,
+                    from: record.id,
+                    object: u32::try_from(o).unwrap_or(u32::MAX),
+                    relationship: u32::try_from(rel).unwrap_or(u32::MAX),
+                    position: u32::try_from(i).unwrap_or(u32::MAX),
+                    to: *id,
+                });
             }
         }
         for p in record_problems(record, def.team_fields.first()) {
-            report.error(format!("{here}.{}", p.path), p.message);
+            self.report.error(format!("{here}.{}", p.path), p.message);
         }
         let named_users = record
             .owner
             .iter()
             .chain(record.teams.values().flatten())
             .chain(&record.interactions);
-        dangling_users += named_users.filter(|u| !users.contains(u.as_str())).count();
+        self.dangling_users += named_users
+            .filter(|u| !self.users.contains(u.as_str()))
+            .count();
     }
-    if dangling_users > 0 {
-        report.warn(
-            format!("{at}.records"),
-            format!("{dangling_users} owner/team/interaction entries name users that do not exist; they associate nobody"),
-        );
+
+    /// Checks the links against every record (`object_of` names the
+    /// object of each known id) and adds the problems to `report`.
+    pub fn finish<'r>(self, object_of: impl Fn(&Uuid) -> Option<&'r str>, report: &mut Report) {
+        let RecordChecks {
+            at,
+            objects,
+            links,
+            dangling_users,
+            report: mut mine,
+            by_id,
+            ..
+        } = self;
+        let mut dangling_links = 0usize;
+        for link in links {
+            let Some(rel) = objects
+                .get(link.object as usize)
+                .and_then(|def| def.relationships.get(link.relationship as usize))
+            else {
+                continue;
+            };
+            match object_of(&link.to) {
+                None => dangling_links += 1,
+                Some(object) if object != rel.object => mine.error(
+                    format!(
+                        "{}.links.{}[{}]",
+                        record_path(&at, by_id, link.record, &link.from),
+                        rel.field,
+                        link.position
+                    ),
+                    format!(
+                        "record {} is a {object} record, but '{}' links to {}",
+                        link.to, rel.field, rel.object
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if dangling_users > 0 {
+            mine.warn(
+                format!("{at}.records"),
+                format!("{dangling_users} owner/team/interaction entries name users that do not exist; they associate nobody"),
+            );
+        }
+        if dangling_links > 0 {
+            mine.warn(
+                format!("{at}.records"),
+                format!(
+                    "{dangling_links} links point to records that do not exist; they are ignored"
+                ),
+            );
+        }
+        report.errors.append(&mut mine.errors);
+        report.warnings.append(&mut mine.warnings);
     }
-    if dangling_links > 0 {
-        report.warn(
-            format!("{at}.records"),
-            format!("{dangling_links} links point to records that do not exist; they are ignored"),
-        );
+}
+
+fn record_path(at: &str, by_id: bool, r: usize, id: &Uuid) -> String {
+    if by_id {
+        format!("{at}.records[id={id}]")
+    } else {
+        format!("{at}.records[{r}]")
     }
+}
+
+/// The user ids of a tenant, as [`validate`] checks records against them.
+pub fn user_ids(tenant: &Tenant) -> HashSet<&str> {
+    tenant.users.iter().map(|u| u.id.as_str()).collect()
 }
 
 /// The catalog rules a group's settings on one object break (R5, R5b, R7):

@@ -73,8 +73,73 @@ pub(crate) fn parse_document(
     }
 }
 
+/// Loads a data file straight into a snapshot at `revision`, with the
+/// warnings to log. A JSON file is read record by record
+/// ([`super::stream`]): its peak memory is the index's, not the file's;
+/// a YAML file, a JSON file in an unusual layout or one with a problem is
+/// read whole, so that every problem is listed.
+pub fn load_snapshot_file(
+    file: &Path,
+    limit: u64,
+    revision: u64,
+) -> Result<(crate::index::Snapshot, Vec<Problem>), LoadError> {
+    let handle = open_bounded(file, limit)?;
+    if looks_json(file, &handle) {
+        match super::stream::load_json(handle, limit, revision) {
+            Ok(loaded) => return Ok(loaded),
+            Err(why) => {
+                tracing::debug!(file = %file.display(), reason = %why.0, "reading the data file whole")
+            }
+        }
+    }
+    let (data, warnings) = load_file_bounded(file, limit)?;
+    Ok((crate::index::Snapshot::build(&data, revision), warnings))
+}
+
+/// JSON by a `.json` extension or a leading `{`, read through the handle.
+fn looks_json(file: &Path, handle: &std::fs::File) -> bool {
+    use std::io::{Read, Seek};
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return true;
+    }
+    let mut head = [0u8; 4096];
+    let mut reader = handle;
+    let read = reader.read(&mut head).unwrap_or(0);
+    let _ = reader.rewind();
+    head.get(..read)
+        .and_then(|h| h.iter().find(|b| !b.is_ascii_whitespace()))
+        == Some(&b'{')
+}
+
 pub(crate) fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {
     use std::io::Read;
+    let read_error = |source| LoadError::Read {
+        file: file.to_owned(),
+        source,
+    };
+    let handle = open_bounded(file, limit)?;
+    let too_large = || LoadError::TooLarge {
+        file: file.to_owned(),
+        limit,
+    };
+    let len = handle.metadata().map_or(0, |m| m.len());
+    let mut text = String::with_capacity(usize::try_from(len).unwrap_or(0));
+    // The file may grow after the check: read one byte past the limit at most.
+    handle
+        .take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
+/// Opens a regular file of at most `limit` bytes.
+fn open_bounded(file: &Path, limit: u64) -> Result<std::fs::File, LoadError> {
     let read_error = |source| LoadError::Read {
         file: file.to_owned(),
         source,
@@ -103,16 +168,7 @@ pub(crate) fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError>
     if meta.len() > limit {
         return Err(too_large());
     }
-    let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    // The file may grow after the check: read one byte past the limit at most.
-    handle
-        .take(limit.saturating_add(1))
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(text)
+    Ok(handle)
 }
 
 fn file_kind(kind: &std::fs::FileType) -> &'static str {

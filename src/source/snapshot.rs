@@ -219,39 +219,89 @@ pub fn meta(bytes: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
 
 /// Decodes a snapshot into its tenant.
 pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant), SnapshotError> {
+    let (meta, mut tenant, records) = open(bytes)?;
+    // A header's count is not trusted to size memory: at most what the
+    // bytes could hold.
+    let mut list = Vec::with_capacity(records.len().min(records.rest.len() / MIN_RECORD_BYTES));
+    for record in records {
+        list.push(record?);
+    }
+    tenant.records = list;
+    Ok((meta, tenant))
+}
+
+/// Opens a snapshot: its header, its tenant without records, and the
+/// records to decode one at a time (a loader indexes each and drops it,
+/// never holding them all).
+pub fn open(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant, Records<'_>), SnapshotError> {
     let (header, body) = split(bytes)?;
     let text = std::str::from_utf8(header.catalog).map_err(|e| corrupt("catalog", e))?;
-    let mut tenant: Tenant =
+    let tenant: Tenant =
         from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
     if !tenant.records.is_empty() {
         return Err(corrupt("catalog", "records belong in the record section"));
     }
-    let (strings, mut rest) =
+    let (strings, rest) =
         postcard::take_from_bytes::<Vec<String>>(body).map_err(|e| corrupt("string table", e))?;
-    let name = |i: u32| -> Result<String, SnapshotError> {
-        strings.get(i as usize).cloned().ok_or_else(|| {
+    let left = usize::try_from(header.records).map_err(|e| corrupt("header", e))?;
+    let meta = header.meta(tenant.id.clone(), bytes.len());
+    Ok((
+        meta,
+        tenant,
+        Records {
+            strings,
+            rest,
+            left,
+            done: false,
+        },
+    ))
+}
+
+/// A snapshot's records, decoded as they are asked for; after the last
+/// one, an error if bytes are left over. Stops at the first error.
+pub struct Records<'a> {
+    strings: Vec<String>,
+    rest: &'a [u8],
+    left: usize,
+    done: bool,
+}
+
+impl Records<'_> {
+    /// How many records the header says are left.
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    fn name(&self, i: u32) -> Result<String, SnapshotError> {
+        self.strings.get(i as usize).cloned().ok_or_else(|| {
             corrupt(
                 "records",
-                format!("name index {i} is past the {} names", strings.len()),
+                format!("name index {i} is past the {} names", self.strings.len()),
             )
         })
-    };
-    let count = usize::try_from(header.records).map_err(|e| corrupt("header", e))?;
-    let mut records = Vec::with_capacity(count.min(rest.len() / MIN_RECORD_BYTES));
-    for _ in 0..count {
-        let (w, tail) =
-            postcard::take_from_bytes::<WireRecord>(rest).map_err(|e| corrupt("records", e))?;
-        rest = tail;
+    }
+
+    fn next_record(&mut self) -> Result<Record, SnapshotError> {
+        let (w, tail) = postcard::take_from_bytes::<WireRecord>(self.rest)
+            .map_err(|e| corrupt("records", e))?;
+        self.rest = tail;
         let mut teams: Vec<(String, Vec<String>)> = Vec::with_capacity(w.teams.len());
         for (field, users) in w.teams {
-            let users = users.into_iter().map(name).collect::<Result<Vec<_>, _>>()?;
-            teams.push((name(field)?, users));
+            let users = users
+                .into_iter()
+                .map(|u| self.name(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            teams.push((self.name(field)?, users));
         }
         let mut links = std::collections::BTreeMap::new();
         for (field, ids) in w.links {
             if links
                 .insert(
-                    name(field)?,
+                    self.name(field)?,
                     ids.into_iter().map(Uuid::from_bytes).collect(),
                 )
                 .is_some()
@@ -277,29 +327,44 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant), SnapshotError> {
                 sms_opted_out: c.sms_opted_out,
             }),
         };
-        records.push(Record {
+        Ok(Record {
             id: Uuid::from_bytes(w.id),
-            object: name(w.object)?,
-            owner: w.owner.map(name).transpose()?,
+            object: self.name(w.object)?,
+            owner: w.owner.map(|o| self.name(o)).transpose()?,
             teams: Teams::from_sorted(teams).map_err(|e| corrupt("records", e))?,
             interactions: w
                 .interactions
                 .into_iter()
-                .map(name)
+                .map(|u| self.name(u))
                 .collect::<Result<_, _>>()?,
             links,
             archived: w.archived,
             contact,
-        });
+        })
     }
-    if !rest.is_empty() {
-        return Err(corrupt(
-            "records",
-            format!("{} bytes after the last record", rest.len()),
-        ));
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, SnapshotError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return (!self.rest.is_empty()).then(|| {
+                Err(corrupt(
+                    "records",
+                    format!("{} bytes after the last record", self.rest.len()),
+                ))
+            });
+        }
+        self.left -= 1;
+        let record = self.next_record();
+        self.done = record.is_err();
+        Some(record)
     }
-    tenant.records = records;
-    Ok((header.meta(tenant.id.clone(), bytes.len()), tenant))
 }
 
 struct Header<'a> {

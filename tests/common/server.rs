@@ -469,12 +469,21 @@ impl Default for Serve {
 
 /// Resident memory of a process now (VmRSS of `/proc/<pid>/status`), in MiB.
 pub fn resident_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmRSS")
+}
+
+/// The most a process has had resident so far (VmHWM), in MiB.
+pub fn peak_resident_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmHWM")
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("VmRSS in /proc/{pid}/status"));
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     kib / 1024.0
 }
 
@@ -489,6 +498,10 @@ impl ServeProcess {
     /// The process's resident memory now, in MiB.
     pub fn resident_mib(&self) -> f64 {
         resident_mib(self.child.id().unwrap())
+    }
+    /// The process's peak resident memory so far, in MiB.
+    pub fn peak_resident_mib(&self) -> f64 {
+        peak_resident_mib(self.child.id().unwrap())
     }
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -15,7 +15,7 @@ use super::{
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
 use crate::index::ord::{RecordOrd, UserIdx};
-use crate::model::data::{AssociationSource, CONTACTS, Tenant};
+use crate::model::data::{AssociationSource, CONTACTS, Record, Tenant};
 use crate::model::validate::{object_fields, tenant_objects};
 
 impl TenantIndex {
@@ -23,30 +23,45 @@ impl TenantIndex {
     /// Dangling user and record references are skipped (they associate
     /// nobody), so this cannot fail.
     pub fn build(tenant: &Tenant) -> TenantIndex {
-        let defs = tenant_objects(tenant);
+        let mut builder = TenantBuilder::new(tenant);
+        for record in &tenant.records {
+            builder.add(record);
+        }
+        builder.finish(tenant)
+    }
+}
+
+/// A tenant's index built one record at a time, so that a loader can read
+/// a million records without holding them all: each record is indexed as
+/// it arrives (pass 1: ids, state, direct associations) and dropped; only
+/// its links are kept, for the one-hop associations of [`Self::finish`]
+/// (pass 2, R9), which need every record's users.
+pub struct TenantBuilder {
+    object_by_name: FxHashMap<String, usize>,
+    objects: Vec<ObjectIndex>,
+    users: Vec<String>,
+    user_by_name: FxHashMap<String, UserIdx>,
+    link_lists: Vec<(Uuid, Vec<Uuid>)>,
+}
+
+impl TenantBuilder {
+    /// A builder for records of `meta`'s objects. Of `meta` only the
+    /// objects and users are read here (the rest at [`Self::finish`]); its
+    /// records, if any, are not added.
+    pub fn new(meta: &Tenant) -> TenantBuilder {
+        let defs = tenant_objects(meta);
         let object_by_name: FxHashMap<String, usize> = defs
             .iter()
             .enumerate()
             .map(|(i, d)| (d.name.clone(), i))
             .collect();
-        // Records per object, counted in one pass, to size each id table.
-        let mut record_counts = vec![0usize; defs.len()];
-        for record in &tenant.records {
-            if let Some(n) = object_by_name
-                .get(&record.object)
-                .and_then(|&oi| record_counts.get_mut(oi))
-            {
-                *n += 1;
-            }
-        }
-        let mut objects: Vec<ObjectIndex> = defs
+        let objects = defs
             .iter()
-            .zip(&record_counts)
-            .map(|(def, &records)| ObjectIndex {
+            .map(|def| ObjectIndex {
                 name: def.name.clone(),
                 fields: object_fields(def),
                 source: def.association_source,
-                ids: Arc::new(IdTable::with_capacity(records)),
+                ids: Arc::new(IdTable::default()),
                 live: RoaringBitmap::new(),
                 archived: RoaringBitmap::new(),
                 live_dense: DenseSet::default(),
@@ -58,71 +73,91 @@ impl TenantIndex {
                 version: 0,
             })
             .collect();
+        let mut builder = TenantBuilder {
+            object_by_name,
+            objects,
+            users: Vec::new(),
+            user_by_name: FxHashMap::default(),
+            link_lists: Vec::new(),
+        };
+        for user in &meta.users {
+            intern_user(&mut builder.users, &mut builder.user_by_name, &user.id);
+        }
+        builder
+    }
 
-        let mut users: Vec<String> = Vec::new();
-        let mut user_by_name: FxHashMap<String, UserIdx> = FxHashMap::default();
-        for name in tenant
-            .users
+    /// The object a record id was indexed in, by name.
+    pub fn object_of(&self, id: &Uuid) -> Option<&str> {
+        self.objects
             .iter()
-            .map(|u| &u.id)
-            .chain(tenant.records.iter().flat_map(|r| {
-                r.owner
-                    .iter()
-                    .chain(r.teams.values().flatten())
-                    .chain(&r.interactions)
-            }))
-        {
-            intern_user(&mut users, &mut user_by_name, name);
-        }
-        let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
-        let groups = build_groups(tenant, &field_lists, &object_by_name);
-        let principals = build_principals(tenant, &groups, &user_by_name);
-        let user_by_id = &user_by_name;
+            .find(|o| o.ids.get(id).is_some())
+            .map(|o| o.name.as_str())
+    }
 
-        // Pass 1: intern ids, record state, direct associations.
-        let mut where_is: FxHashMap<Uuid, (usize, RecordOrd)> = FxHashMap::default();
-        let mut users_of: Vec<Vec<Vec<UserIdx>>> = vec![Vec::new(); objects.len()];
-        for record in &tenant.records {
-            let Some(&oi) = object_by_name.get(&record.object) else {
-                continue;
-            };
-            let (Some(object), Some(record_users)) = (objects.get_mut(oi), users_of.get_mut(oi))
-            else {
-                continue;
-            };
-            // A repeated id is refused by validation; never index it twice.
-            let Some((ord, true)) = Arc::make_mut(&mut object.ids).insert(record.id) else {
-                continue;
-            };
-            where_is.insert(record.id, (oi, ord));
-            if record.archived {
-                object.archived.insert(ord);
-            } else {
-                object.live.insert(ord);
-            }
-            let mut associated: Vec<UserIdx> = record
-                .owner
-                .iter()
-                .chain(record.teams.values().flatten())
-                .chain(&record.interactions)
-                .filter_map(|u| user_by_id.get(u.as_str()).copied())
-                .collect();
-            associated.sort_unstable();
-            associated.dedup();
-            for &user in &associated {
-                Arc::make_mut(Arc::make_mut(&mut object.direct).entry(user).or_default())
-                    .insert(ord);
-            }
-            record_users.push(associated);
-            if let Some(contact) = object.contact.as_mut() {
-                index_contact(contact, ord, record.contact.as_ref());
-            }
+    /// Indexes one record; `false` when it is not indexed: its object is
+    /// unknown, or its id was added before (validation refuses both).
+    pub fn add(&mut self, record: &Record) -> bool {
+        let Some(&oi) = self.object_by_name.get(&record.object) else {
+            return false;
+        };
+        let elsewhere = self
+            .objects
+            .iter()
+            .enumerate()
+            .any(|(i, o)| i != oi && o.ids.get(&record.id).is_some());
+        if elsewhere {
+            return false;
         }
-        for (object, lists) in objects.iter_mut().zip(&users_of) {
-            object.users = RecordUsers::from_lists(lists);
+        let mut associated: Vec<UserIdx> = record
+            .owner
+            .iter()
+            .chain(record.teams.values().flatten())
+            .chain(&record.interactions)
+            .map(|u| intern_user(&mut self.users, &mut self.user_by_name, u))
+            .collect();
+        associated.sort_unstable();
+        associated.dedup();
+        let Some(object) = self.objects.get_mut(oi) else {
+            return false;
+        };
+        let Some((ord, true)) = Arc::make_mut(&mut object.ids).insert(record.id) else {
+            return false;
+        };
+        if record.archived {
+            object.archived.insert(ord);
+        } else {
+            object.live.insert(ord);
         }
+        for &user in &associated {
+            Arc::make_mut(Arc::make_mut(&mut object.direct).entry(user).or_default()).insert(ord);
+        }
+        object.users.push(&associated);
+        if let Some(contact) = object.contact.as_mut() {
+            index_contact(contact, ord, record.contact.as_ref());
+        }
+        if !record.links.is_empty() {
+            self.link_lists.push((
+                record.id,
+                record.links.values().flatten().copied().collect(),
+            ));
+        }
+        true
+    }
+
+    /// The index, once every record is added; `meta` is the whole tenant
+    /// but its records (groups, roles and principals are read here).
+    pub fn finish(self, meta: &Tenant) -> TenantIndex {
+        let TenantBuilder {
+            object_by_name,
+            mut objects,
+            users,
+            user_by_name,
+            link_lists,
+        } = self;
         for object in &mut objects {
             let universe = object.len();
+            Arc::make_mut(&mut object.ids).shrink_to_fit();
+            object.users.shrink_to_fit();
             object.live_dense = DenseSet::of(&object.live, universe);
             object.archived_dense = DenseSet::of(&object.archived, universe);
             if let Some(contact) = object.contact.as_mut() {
@@ -137,50 +172,56 @@ impl TenantIndex {
         }
 
         // Pass 2: association through relationships, one hop, both directions (R9).
+        let place = |objects: &[ObjectIndex], id: &Uuid| {
+            objects
+                .iter()
+                .enumerate()
+                .find_map(|(oi, o)| o.ids.get(id).map(|ord| (oi, ord)))
+        };
         let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
-        let mut link_lists: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
-        for record in &tenant.records {
-            let Some(&from) = where_is.get(&record.id) else {
+        for (from_id, to_ids) in &link_lists {
+            let Some(from) = place(&objects, from_id) else {
                 continue;
             };
-            if !record.links.is_empty() {
-                link_lists.push((
-                    record.id,
-                    record.links.values().flatten().copied().collect(),
-                ));
-            }
-            for id in record.links.values().flatten() {
-                if let Some(&to) = where_is.get(id) {
+            for id in to_ids {
+                if let Some(to) = place(&objects, id) {
                     edges.push((from, to));
                     edges.push((to, from));
                 }
             }
         }
         for ((oi, ord), (oj, other)) in edges {
+            let linked_users: Vec<UserIdx> = match objects.get(oj) {
+                Some(o) => o.users.get(other).to_vec(),
+                None => continue,
+            };
             let Some(object) = objects.get_mut(oi) else {
                 continue;
             };
             if object.source == AssociationSource::Direct {
                 continue;
             }
-            let linked_users = users_of.get(oj).and_then(|u| u.get(other as usize));
-            for &user in linked_users.into_iter().flatten() {
+            for user in linked_users {
                 Arc::make_mut(Arc::make_mut(&mut object.related).entry(user).or_default())
                     .insert(ord);
             }
         }
 
+        let defs = tenant_objects(meta);
+        let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
+        let groups = build_groups(meta, &field_lists, &object_by_name);
+        let principals = build_principals(meta, &groups, &user_by_name);
         TenantIndex {
-            id: tenant.id.clone(),
-            email_configured: tenant.email_configured,
-            sms_configured: tenant.sms_configured,
+            id: meta.id.clone(),
+            email_configured: meta.email_configured,
+            sms_configured: meta.sms_configured,
             objects: objects.into_iter().map(Arc::new).collect(),
             object_by_name,
             groups: Arc::new(groups),
             users: Arc::new(users),
             user_by_name: Arc::new(user_by_name),
             principals: Arc::new(principals),
-            meta: Arc::new(tenant.clone_without_records()),
+            meta: Arc::new(meta.clone_without_records()),
             defs: Arc::new(defs),
             links: Arc::new(Links::build(link_lists)),
         }

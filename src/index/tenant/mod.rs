@@ -24,6 +24,7 @@ use rustc_hash::FxHashMap;
 use crate::model::data::Tenant;
 
 pub use super::ord::{RecordOrd, UserIdx};
+pub use build::TenantBuilder;
 pub(crate) use build::intern_user;
 pub(crate) use contact::index_contact;
 pub use contact::{ContactIndex, ContactProbes};

@@ -70,7 +70,7 @@ pub struct RecordUsers {
     changed: FxHashMap<RecordOrd, Box<[UserIdx]>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct UsersTable {
     /// `users[offsets[ord]..offsets[ord + 1]]` are the users of `ord`.
     offsets: Vec<u32>,
@@ -94,6 +94,25 @@ impl RecordUsers {
             base: Arc::new(UsersTable { offsets, users }),
             changed: FxHashMap::default(),
         }
+    }
+
+    /// Appends the users of the next ordinal, while the table is built
+    /// in ordinal order (before any [`RecordUsers::set`]).
+    pub fn push(&mut self, users: &[UserIdx]) {
+        let base = Arc::make_mut(&mut self.base);
+        if base.offsets.is_empty() {
+            base.offsets.push(0);
+        }
+        base.users.extend_from_slice(users);
+        base.offsets
+            .push(u32::try_from(base.users.len()).unwrap_or(u32::MAX));
+    }
+
+    /// Gives back what growing by doubling left unused.
+    pub fn shrink_to_fit(&mut self) {
+        let base = Arc::make_mut(&mut self.base);
+        base.offsets.shrink_to_fit();
+        base.users.shrink_to_fit();
     }
 
     /// The users of a record, sorted.

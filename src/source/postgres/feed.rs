@@ -25,9 +25,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-use super::{Malformed, bootstrap, changes_after, check_schema, connect, pruned_through, redact};
-use crate::index::{Engine, Snapshot};
-use crate::model::validate::validate;
+use super::{Malformed, changes_after, check_schema, connect, pruned_through, redact};
+use crate::index::Engine;
 use crate::source::backoff::Backoff;
 use crate::source::changelog::{Holds, apply_batch};
 use crate::telemetry::metrics::{
@@ -221,20 +220,15 @@ async fn first_snapshot(engine: &Engine, config: &FeedConfig) -> anyhow::Result<
 /// Bootstraps a whole snapshot and publishes it.
 async fn reload(pool: &PgPool, engine: &Engine) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (file, revision) = bootstrap(pool).await?;
-    let report = validate(&file);
-    for w in &report.warnings {
+    let super::Bootstrapped {
+        snapshot,
+        revision,
+        records,
+        warnings,
+    } = super::bootstrap_snapshot(pool).await?;
+    for w in &warnings {
         tracing::warn!(problem = %w, "data in PostgreSQL");
     }
-    if !report.errors.is_empty() {
-        let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-        anyhow::bail!(
-            "the data in PostgreSQL at revision {revision} is invalid: {}",
-            problems.join("; ")
-        );
-    }
-    let records: usize = file.tenants.iter().map(|t| t.records.len()).sum();
-    let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&file, revision)).await?;
     engine.publish(snapshot);
     crate::memory::settle();
     tracing::info!(

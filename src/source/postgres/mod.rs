@@ -479,12 +479,142 @@ pub async fn prune(pool: &PgPool, retention: Duration) -> anyhow::Result<u64> {
 /// Record reads run this many ways at once, on one exported snapshot.
 const BOOTSTRAP_PARTS: u64 = 2;
 
-/// Every tenant as of one consistent snapshot (one REPEATABLE READ, read
-/// only transaction), and the revision that snapshot is at. Records — the
-/// bulk — are read as typed columns by `BOOTSTRAP_PARTS` connections at
-/// once, each a range of the table's pages, all in the snapshot the first
-/// transaction exports (as `pg_dump -j` does).
+/// Every tenant as of one consistent snapshot, and the revision that
+/// snapshot is at ([`bootstrap_stream`]), as one data file: for the relay
+/// (which encodes it) and tests. A sidecar indexes as it reads instead
+/// ([`bootstrap_snapshot`]).
 pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
+    let (catalog, catalog_read) = tokio::sync::oneshot::channel::<Vec<Tenant>>();
+    let (records, mut records_read) = tokio::sync::mpsc::channel(RECORD_BATCHES_IN_FLIGHT);
+    let collect = async {
+        let Ok(mut tenants) = catalog_read.await else {
+            return Vec::new();
+        };
+        let at: std::collections::HashMap<String, usize> = tenant_positions(&tenants);
+        while let Some(batch) = records_read.recv().await {
+            for (tenant, record) in batch {
+                if let Some(t) = at.get(&tenant).and_then(|&i| tenants.get_mut(i)) {
+                    t.records.push(record);
+                }
+            }
+        }
+        tenants
+    };
+    let (revision, tenants) = tokio::join!(bootstrap_stream(pool, catalog, records), collect);
+    Ok((DataFile { tenants }, revision?))
+}
+
+fn tenant_positions(tenants: &[Tenant]) -> std::collections::HashMap<String, usize> {
+    tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect()
+}
+
+/// What a sidecar's bootstrap from PostgreSQL gives: the index of every
+/// tenant, the revision, the records read and the warnings to log.
+pub struct Bootstrapped {
+    pub snapshot: crate::index::Snapshot,
+    pub revision: u64,
+    pub records: usize,
+    pub warnings: Vec<crate::model::validate::Problem>,
+}
+
+/// Bootstraps straight into the index: each record is checked and
+/// indexed as its row arrives, then dropped, so the peak is the index's
+/// build rather than every row and record at once (1.3 GB for a million
+/// Contacts). Invalid data is refused with every problem listed.
+pub async fn bootstrap_snapshot(pool: &PgPool) -> anyhow::Result<Bootstrapped> {
+    use crate::model::validate::validate;
+    let (catalog, catalog_read) = tokio::sync::oneshot::channel::<Vec<Tenant>>();
+    let (records, mut records_read) = tokio::sync::mpsc::channel::<
+        Vec<(String, crate::model::data::Record)>,
+    >(RECORD_BATCHES_IN_FLIGHT);
+    let indexing = tokio::task::spawn_blocking(move || {
+        let Ok(tenants) = catalog_read.blocking_recv() else {
+            anyhow::bail!("the bootstrap stopped before its catalog was read");
+        };
+        let file = DataFile { tenants };
+        let report = validate(&file);
+        if !report.errors.is_empty() {
+            // Hanging up stops the readers.
+            drop(records_read);
+            return Ok(Err(report.errors));
+        }
+        let mut count = 0usize;
+        let rows = std::iter::from_fn(|| records_read.blocking_recv())
+            .flatten()
+            .inspect(|_| count += 1);
+        let indexed = crate::source::stream::index_tenants(&file.tenants, rows);
+        Ok(indexed.map(|(builders, mut warnings)| {
+            let mut all = report.warnings;
+            all.append(&mut warnings);
+            (file.tenants, builders, all, count)
+        }))
+    });
+    let read = bootstrap_stream(pool, catalog, records).await;
+    let (revision, indexed) = match (read, indexing.await?) {
+        (Ok(revision), Ok(indexed)) => (revision, indexed),
+        // The readers stopped because the data is invalid: say why.
+        (Err(_), Ok(Err(errors))) => (0, Err(errors)),
+        // Reading failed first (the consumer then saw no catalog).
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(e),
+    };
+    let (metas, builders, warnings, records) = match indexed {
+        Ok(built) => built,
+        Err(errors) => {
+            let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let at = if revision > 0 {
+                format!(" at revision {revision}")
+            } else {
+                String::new()
+            };
+            anyhow::bail!(
+                "the data in PostgreSQL{at} is invalid: {}",
+                problems.join("; ")
+            );
+        }
+    };
+    let snapshot = tokio::task::spawn_blocking(move || crate::index::Snapshot {
+        revision,
+        tenants: metas
+            .iter()
+            .zip(builders)
+            .map(|(meta, builder)| {
+                let mut index = builder.finish(meta);
+                index.stamp(revision);
+                (meta.id.clone(), std::sync::Arc::new(index))
+            })
+            .collect(),
+    })
+    .await?;
+    Ok(Bootstrapped {
+        snapshot,
+        revision,
+        records,
+        warnings,
+    })
+}
+
+/// Batches of records queued between the readers and their consumer.
+const RECORD_BATCHES_IN_FLIGHT: usize = 4;
+/// Records per batch.
+const RECORD_BATCH: usize = 1024;
+
+/// Reads every tenant as of one consistent snapshot (one REPEATABLE READ,
+/// read only transaction) and returns the revision that snapshot is at.
+/// The tenants without their records go to `catalog` first; then the
+/// records — the bulk — to `records` in batches, as (tenant, record), read
+/// as typed columns by `BOOTSTRAP_PARTS` connections at once, each a range
+/// of the table's pages, all in the snapshot the first transaction exports
+/// (as `pg_dump -j` does). A consumer that hangs up stops the reading.
+async fn bootstrap_stream(
+    pool: &PgPool,
+    catalog: tokio::sync::oneshot::Sender<Vec<Tenant>>,
+    records: tokio::sync::mpsc::Sender<Vec<(String, crate::model::data::Record)>>,
+) -> anyhow::Result<u64> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -504,15 +634,19 @@ pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
     .fetch_one(&mut *tx)
     .await?;
     let per_part = (u64::try_from(pages).unwrap_or(0) / BOOTSTRAP_PARTS).max(1);
+    // Started before the catalog is read; they wait on the queue until
+    // the consumer has the catalog.
     let parts: Vec<_> = (0..BOOTSTRAP_PARTS)
         .map(|k| {
             let pool = pool.clone();
             let snapshot = snapshot.clone();
+            let records = records.clone();
             let from = k * per_part;
             let to = (k + 1 < BOOTSTRAP_PARTS).then_some((k + 1) * per_part);
-            tokio::spawn(async move { read_records(&pool, &snapshot, from, to).await })
+            tokio::spawn(async move { read_records(&pool, &snapshot, from, to, records).await })
         })
         .collect();
+    drop(records);
 
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -565,27 +699,28 @@ pub async fn bootstrap(pool: &PgPool) -> anyhow::Result<(DataFile, u64)> {
             }
         }
     }
+    if catalog.send(tenants).is_err() {
+        anyhow::bail!("the bootstrap's consumer stopped");
+    }
     for part in parts {
-        for (tenant_id, record) in part.await?? {
-            let i = tenant_index(&mut tenants, &tenant_id);
-            if let Some(tenant) = tenants.get_mut(i) {
-                tenant.records.push(record);
-            }
-        }
+        part.await??;
     }
     // The exported snapshot lives as long as this transaction: commit only
     // after every part has read.
     tx.commit().await?;
-    Ok((DataFile { tenants }, u64::try_from(revision).unwrap_or(0)))
+    Ok(u64::try_from(revision).unwrap_or(0))
 }
 
-/// The records on pages `[from, to)` of permd.records, in `snapshot`.
+/// The records on pages `[from, to)` of permd.records, in `snapshot`,
+/// sent to `out` in batches as their rows arrive.
 async fn read_records(
     pool: &PgPool,
     snapshot: &str,
     from: u64,
     to: Option<u64>,
-) -> anyhow::Result<Vec<(String, crate::model::data::Record)>> {
+    out: tokio::sync::mpsc::Sender<Vec<(String, crate::model::data::Record)>>,
+) -> anyhow::Result<()> {
+    use tokio_stream::StreamExt;
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -606,15 +741,25 @@ async fn read_records(
         "SELECT tenant, id, object, owner, teams::text, interactions, links::text, archived, contact::text \
          FROM permd.records WHERE {range}"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: uuid::Uuid = row.try_get(1)?;
-        let record = record_of(&row).with_context(|| format!("record {id} in permd.records"))?;
-        out.push((row.try_get::<String, _>(0)?, record));
+    let stopped = || anyhow::anyhow!("the bootstrap's consumer stopped");
+    {
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *tx);
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            let id: uuid::Uuid = row.try_get(1)?;
+            let record =
+                record_of(&row).with_context(|| format!("record {id} in permd.records"))?;
+            batch.push((row.try_get::<String, _>(0)?, record));
+            if batch.len() == RECORD_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH));
+                out.send(full).await.map_err(|_| stopped())?;
+            }
+        }
+        out.send(batch).await.map_err(|_| stopped())?;
     }
-    Ok(out)
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One permd.records row (typed columns) as a record.
