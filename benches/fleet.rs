@@ -133,11 +133,9 @@ async fn run() {
         permd::memory::settle();
 
         let started = Instant::now();
-        let (file, revision) = pg::bootstrap(&pool).await.unwrap();
-        let snapshot = Snapshot::build(&file, revision);
-        drop(file);
+        let booted = pg::bootstrap_snapshot(&pool).await.unwrap();
         from_pg.push(started.elapsed().as_secs_f64());
-        drop(snapshot);
+        drop(booted);
         permd::memory::settle();
     }
     if cold_starts > 0 {

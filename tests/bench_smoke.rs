@@ -26,34 +26,42 @@ async fn bench(args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("permd bench did not stop by itself: {e}"))
 }
 
+/// A run that must succeed: its printed report and its JSON figures.
+async fn bench_figures(args: &[&str], json: &std::path::Path) -> (String, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.extend(["--json", json.to_str().unwrap()]);
+    let out = bench(&all).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (stdout, figures)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permd_bench_runs_two_seconds_and_reports_figures_with_units() {
     let server = TestServer::start(demo_engine()).await;
     let addr = server.url();
     let dir = scratch_dir("bench-smoke");
     let json = dir.join("bench.json");
-    let out = bench(&[
-        "--addr",
-        &addr,
-        "--duration",
-        "2",
-        "--batch",
-        "1000",
-        "--concurrency",
-        "2",
-        "--json",
-        json.to_str().unwrap(),
-    ])
+    let (stdout, figures) = bench_figures(
+        &[
+            "--addr",
+            &addr,
+            "--duration",
+            "2",
+            "--batch",
+            "1000",
+            "--concurrency",
+            "2",
+        ],
+        &json,
+    )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("p50"), "{stdout}");
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(figures["errors"], 0);
     assert_eq!(figures["batch"], 1000);
     assert!(figures["requests"].as_u64().unwrap() > 0, "{figures}");
@@ -90,4 +98,56 @@ async fn permd_bench_refuses_an_unbounded_run() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--duration"), "{stderr}");
+}
+
+/// With `--server-metrics`, the server's own CPU over the run is read from
+/// its `process_cpu_seconds_total` before and after: a real `permd serve`
+/// process, apart from the client's CPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permd_bench_reports_the_servers_cpu_per_record_from_its_metrics() {
+    let server = common::server::Serve::new().metrics().quiet().spawn();
+    let _ = server.channel_within(Duration::from_secs(60)).await;
+    let metrics = format!("http://127.0.0.1:{}/metrics", server.metrics_port.unwrap());
+    let dir = scratch_dir("bench-cpu");
+    let json = dir.join("bench.json");
+    let (stdout, figures) = bench_figures(
+        &[
+            "--addr",
+            &server.url(),
+            "--duration",
+            "2",
+            "--concurrency",
+            "2",
+            "--server-metrics",
+            &metrics,
+        ],
+        &json,
+    )
+    .await;
+    assert!(stdout.contains("ns per record decided"), "{stdout}");
+    let cpu = figures["server_cpu_s"].as_f64().unwrap();
+    let per_record = figures["server_cpu_ns_per_record"].as_f64().unwrap();
+    // Two seconds of two concurrent 10,000-record requests keep the server
+    // busy: some CPU, and at most a few microseconds per record.
+    assert!(cpu > 0.0 && cpu < 10.0, "{figures}");
+    assert!(per_record > 0.0 && per_record < 5_000.0, "{figures}");
+    assert!(figures["client_cpu_s"].as_f64().unwrap() > 0.0, "{figures}");
+
+    // Not a metrics endpoint: a clear error, not a figure.
+    let out = bench(&[
+        "--addr",
+        &server.url(),
+        "--duration",
+        "1",
+        "--server-metrics",
+        "127.0.0.1:1",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--server-metrics") && stderr.contains("http://"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

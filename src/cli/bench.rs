@@ -70,6 +70,11 @@ pub struct BenchArgs {
     /// Write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The server's metrics endpoint (e.g. http://127.0.0.1:9090/metrics):
+    /// its `process_cpu_seconds_total` is read before and after the run,
+    /// for the server's CPU per record decided, apart from this client's.
+    #[arg(long, value_name = "URL")]
+    pub server_metrics: Option<String>,
 }
 
 impl BenchArgs {
@@ -132,6 +137,12 @@ pub struct Report {
     pub allowed_fraction: f64,
     pub unknown_record_fraction: f64,
     pub latency_ms: Latency,
+    /// The server's CPU over the run (with --server-metrics).
+    pub server_cpu_s: Option<f64>,
+    /// The server's CPU per record decided, in nanoseconds.
+    pub server_cpu_ns_per_record: Option<f64>,
+    /// This client's own CPU over the run (it shares the machine).
+    pub client_cpu_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -340,6 +351,11 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         }
     }
 
+    let server_cpu_before = match &args.server_metrics {
+        Some(url) => Some(server_cpu_seconds(url).await?),
+        None => None,
+    };
+    let client_cpu_before = own_cpu_seconds();
     let duration = Duration::from_secs_f64(args.duration);
     let started = Instant::now();
     let deadline = started + duration;
@@ -380,6 +396,13 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         total.unknown += t.unknown;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu_s = own_cpu_seconds()
+        .zip(client_cpu_before)
+        .map(|(after, before)| after - before);
+    let server_cpu_s = match (&args.server_metrics, server_cpu_before) {
+        (Some(url), Some(before)) => Some(server_cpu_seconds(url).await? - before),
+        _ => None,
+    };
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -411,7 +434,73 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         allowed_fraction: fraction(total.allowed),
         unknown_record_fraction: fraction(total.unknown),
         latency_ms: Latency::of(total.latencies_us),
+        server_cpu_s,
+        server_cpu_ns_per_record: server_cpu_s
+            .filter(|_| total.decisions > 0)
+            .map(|cpu| cpu * 1e9 / total.decisions as f64),
+        client_cpu_s,
     })
+}
+
+/// `process_cpu_seconds_total` from a Prometheus text endpoint, read with
+/// one plain HTTP/1.0 GET (the server's metrics listener, on loopback or
+/// in the cluster).
+async fn server_cpu_seconds(url: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bad_url = || {
+        anyhow::anyhow!(
+            "--server-metrics {url}: give an http:// URL of the server's metrics endpoint, e.g. http://127.0.0.1:9090/metrics"
+        )
+    };
+    let rest = url.strip_prefix("http://").ok_or_else(bad_url)?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "metrics"), |(h, p)| (h, p));
+    if host.is_empty() {
+        return Err(bad_url());
+    }
+    let read = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream
+            .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
+        let mut body = Vec::new();
+        stream
+            .take(MAX_METRICS_BYTES)
+            .read_to_end(&mut body)
+            .await?;
+        anyhow::Ok(body)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| anyhow::anyhow!("--server-metrics {url}: no answer within 5 s"))?
+        .with_context(|| format!("--server-metrics {url}"))?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--server-metrics {url}: no process_cpu_seconds_total in the answer (is it permd's /metrics?)"
+            )
+        })
+}
+
+/// Largest metrics page read.
+const MAX_METRICS_BYTES: u64 = 16 << 20;
+
+/// This process's user + system CPU so far, from /proc (Linux).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15: 11 and 12 after the name.
+    let total = ticks(11)? + ticks(12)?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| total / per_second as f64)
 }
 
 fn print(r: &Report) {
@@ -434,6 +523,14 @@ fn print(r: &Report) {
         "  latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
         r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99, r.latency_ms.max
     );
+    if let (Some(cpu), Some(per_record)) = (r.server_cpu_s, r.server_cpu_ns_per_record) {
+        println!(
+            "  server CPU {cpu:.2} s, {per_record:.1} ns per record decided{}",
+            r.client_cpu_s
+                .map(|c| format!(" (this client: {c:.2} s)"))
+                .unwrap_or_default()
+        );
+    }
     if r.unknown_record_fraction > 0.5 {
         println!(
             "  warning: {:.0}% of records are UNKNOWN_RECORD: does --tenant/--gen-contacts/--gen-seed match the served data?",

@@ -257,6 +257,26 @@ pub fn index_tenant<E: fmt::Display>(
     }
 }
 
+/// Loads one tenant's snapshot (`src/source/snapshot.rs`) as a NATS-mode
+/// sidecar does: its catalog checked whole, then each record decoded on
+/// this thread while another checks and indexes it. The error names the
+/// first problem (`permd snapshot FILE` lists them all).
+pub fn index_snapshot(
+    bytes: &[u8],
+) -> anyhow::Result<(crate::source::snapshot::SnapshotMeta, TenantIndex)> {
+    let (meta, catalog, records) = crate::source::snapshot::open(bytes)?;
+    let one = DataFile {
+        tenants: vec![catalog],
+    };
+    let report = validate(&one);
+    if let Some(e) = report.errors.first() {
+        anyhow::bail!("{} problem(s), the first: {e}", report.errors.len());
+    }
+    let catalog = one.tenants.into_iter().next().unwrap_or_default();
+    let (builder, _) = index_tenant(&catalog, records).map_err(anyhow::Error::msg)?;
+    Ok((meta, builder.finish(&catalog)))
+}
+
 /// Checks and indexes the records of several tenants, arriving in any
 /// order as (tenant id, record), against `metas` (the tenants without
 /// their records, validated on their own). Every problem is listed, each
@@ -357,7 +377,18 @@ fn pipelined<T>(
         let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
         let worker = scope.spawn(|| {
             let checks = RecordChecks::new(at, &objects, &users);
-            index_checked(meta, checks, received.into_iter().flatten())
+            let indexed = index_checked(meta, checks, received.into_iter().flatten());
+            // This thread's heap (every record it dropped) is left behind
+            // when it ends: return its free pages now, while it is its own
+            // — for a large tenant; a small one (a file may hold thousands)
+            // is not worth the millisecond.
+            if indexed
+                .as_ref()
+                .is_ok_and(|(b, _)| b.records() >= SETTLE_FROM_RECORDS)
+            {
+                crate::memory::settle();
+            }
+            indexed
         });
         let mut batches = Batches {
             sender,
@@ -398,6 +429,9 @@ fn index_checked(
     checks.finish(|id| builder.object_of(id), &mut report);
     Ok((builder, report))
 }
+
+/// Tenants from this many records return their loading memory at once.
+const SETTLE_FROM_RECORDS: usize = 100_000;
 
 /// Records handed to the indexing thread at a time, and batches queued.
 const BATCH_RECORDS: usize = 1024;

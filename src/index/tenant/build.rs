@@ -24,6 +24,14 @@ impl TenantIndex {
     /// nobody), so this cannot fail.
     pub fn build(tenant: &Tenant) -> TenantIndex {
         let mut builder = TenantBuilder::new(tenant);
+        // The records are all here: size each id table once.
+        let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
+        for record in &tenant.records {
+            *counts.entry(record.object.as_str()).or_default() += 1;
+        }
+        for (object, records) in counts {
+            builder.reserve(object, records);
+        }
         for record in &tenant.records {
             builder.add(record);
         }
@@ -84,6 +92,26 @@ impl TenantBuilder {
             intern_user(&mut builder.users, &mut builder.user_by_name, &user.id);
         }
         builder
+    }
+
+    /// Sizes `object`'s id table for `records` records, before any is
+    /// added (a table grown one insert at a time rehashes as it doubles).
+    pub fn reserve(&mut self, object: &str, records: usize) {
+        let Some(o) = self
+            .object_by_name
+            .get(object)
+            .and_then(|&i| self.objects.get_mut(i))
+        else {
+            return;
+        };
+        if o.ids.is_empty() {
+            o.ids = Arc::new(IdTable::with_capacity(records));
+        }
+    }
+
+    /// Records added so far.
+    pub fn records(&self) -> usize {
+        self.objects.iter().map(|o| o.ids.len()).sum()
     }
 
     /// The object a record id was indexed in, by name.

@@ -30,11 +30,8 @@ use tokio_stream::StreamExt;
 
 use super::{Heartbeat, NatsConfig, Part, decode_part, retry_backoff};
 use crate::index::{Engine, Snapshot};
-use crate::model::data::DataFile;
-use crate::model::validate::validate;
 use crate::source::changelog::{ChangelogRead, Holds, RawChange, Transaction, apply_batch};
 use crate::source::postgres::feed::Readiness;
-use crate::source::snapshot;
 use crate::telemetry::metrics::{
     FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_TRANSACTIONS, RELAY_HEARTBEAT_REVISION,
     TENANT_HELD_SECONDS, TENANT_STUCK,
@@ -545,22 +542,10 @@ async fn load(
         let decoding = Instant::now();
         // Each record is checked and indexed as it is decoded, then
         // dropped: the peak is the index, not the index plus every record.
-        let decoded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let (meta, catalog, records) = snapshot::open(&bytes)?;
-            let one = DataFile {
-                tenants: vec![catalog],
-            };
-            let report = validate(&one);
-            if let Some(e) = report.errors.first() {
-                anyhow::bail!("{} problem(s), the first: {e}", report.errors.len());
-            }
-            let catalog = one.tenants.into_iter().next().unwrap_or_default();
-            let (builder, _) = crate::source::stream::index_tenant(&catalog, records)
-                .map_err(anyhow::Error::msg)?;
-            Ok((meta, builder.finish(&catalog)))
-        })
-        .await?
-        .with_context(|| format!("the snapshot of tenant '{name}' cannot be served"))?;
+        let decoded =
+            tokio::task::spawn_blocking(move || crate::source::stream::index_snapshot(&bytes))
+                .await?
+                .with_context(|| format!("the snapshot of tenant '{name}' cannot be served"))?;
         metas.push(decoded.0);
         tenants.push(decoded.1);
         decode += decoding.elapsed();

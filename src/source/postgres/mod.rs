@@ -547,6 +547,9 @@ pub async fn bootstrap_snapshot(pool: &PgPool) -> anyhow::Result<Bootstrapped> {
             .flatten()
             .inspect(|_| count += 1);
         let indexed = crate::source::stream::index_tenants(&file.tenants, rows);
+        // Every record was dropped on this thread: return its free pages
+        // while the heap is still this thread's own.
+        crate::memory::settle();
         Ok(indexed.map(|(builders, mut warnings)| {
             let mut all = report.warnings;
             all.append(&mut warnings);
