@@ -24,7 +24,10 @@ use crate::index::Snapshot;
 use crate::index::tenant::{TenantBuilder, TenantIndex};
 use crate::model::DataFile;
 use crate::model::data::{Record, Tenant};
-use crate::model::validate::{Problem, RecordChecks, Report, tenant_objects, user_ids, validate};
+use crate::model::validate::{
+    MAX_GROUP_OBJECT_PAIRS, MAX_TENANTS, Problem, RecordChecks, Report, tenant_objects, user_ids,
+    validate,
+};
 
 /// Read buffer: large enough that reading costs a few thousand system calls
 /// for a file of hundreds of megabytes.
@@ -150,6 +153,11 @@ impl<'de> Visitor<'de> for TenantsSeed<'_> {
             at: format!("tenants[{}]", self.tenants.len()),
         })? {
             self.tenants.push(tenant);
+            // Refused here, before the rest is built (the whole read
+            // names the limit).
+            if self.tenants.len() > MAX_TENANTS {
+                return Err(de::Error::custom("too many tenants"));
+            }
         }
         Ok(())
     }
@@ -196,6 +204,12 @@ impl<'de> Visitor<'de> for TenantSeed {
                 "automations" => meta.automations = map.next_value()?,
                 // Records need the objects and users they are checked
                 // against; before them, they are kept as read.
+                "records"
+                    if meta.groups.len().saturating_mul(meta.objects.len() + 1)
+                        > MAX_GROUP_OBJECT_PAIRS =>
+                {
+                    return Err(de::Error::custom("too many groups × objects"));
+                }
                 "records" if keys.contains("objects") && keys.contains("users") => {
                     built = Some(index_records(&mut map, &meta, &self.at)?);
                 }
@@ -375,7 +389,7 @@ fn pipelined<T>(
     let users = user_ids(meta);
     std::thread::scope(|scope| {
         let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
-        let worker = scope.spawn(|| {
+        let worker = std::thread::Builder::new().spawn_scoped(scope, || {
             let checks = RecordChecks::new(at, &objects, &users);
             let indexed = index_checked(meta, checks, received.into_iter().flatten());
             // This thread's heap (every record it dropped) is left behind
@@ -394,12 +408,17 @@ fn pipelined<T>(
             sender,
             batch: Vec::with_capacity(BATCH_RECORDS),
         };
+        // Without a thread, nothing is read: the receiver is gone, so the
+        // first batch stops the reader.
         let read = read(&mut batches);
         // Hanging up ends the worker's loop.
         drop(batches);
-        let indexed = worker
-            .join()
-            .unwrap_or_else(|_| Err("indexing the records failed".to_owned()));
+        let indexed = match worker {
+            Ok(worker) => worker
+                .join()
+                .unwrap_or_else(|_| Err("indexing the records failed".to_owned())),
+            Err(e) => Err(format!("cannot start a thread to index the records: {e}")),
+        };
         (read, indexed)
     })
 }
@@ -411,16 +430,10 @@ fn index_checked(
 ) -> Result<(TenantBuilder, Report), String> {
     let mut builder = TenantBuilder::new(meta);
     for (r, record) in records.enumerate() {
-        // Not added: an unknown object or a repeated id, both refused.
-        if !builder.add(&record) {
-            let problem = if builder.object_of(&record.id).is_some() {
-                format!("duplicate record id {}", record.id)
-            } else {
-                format!("unknown object '{}'", record.object)
-            };
-            return Err(format!("records[{r}]: {problem}"));
-        }
-        checks.record(r, &record, true);
+        // Not added: an unknown object or a repeated id, both refused
+        // by the checks, which say which.
+        let added = builder.add(&record);
+        checks.record(r, &record, added || builder.object_of(&record.id).is_none());
         if let Some(first) = checks.first_error() {
             return Err(first.to_string());
         }
@@ -602,6 +615,35 @@ mod tests {
         assert_same(&streamed, &Snapshot::build(&whole, 1));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert_eq!(warnings, whole_warnings);
+    }
+
+    /// Past 16 objects the builder finds ids through a map, not by asking
+    /// each object: same index, same refusal of a repeated id.
+    #[test]
+    fn a_tenant_of_many_objects_indexes_the_same_and_refuses_a_repeated_id() {
+        let data = generate(&GenSpec {
+            contacts: 2_000,
+            custom_objects: 20,
+            ..GenSpec::default()
+        });
+        let path = scratch("many-objects.json", &serde_json::to_string(&data).unwrap());
+        let (streamed, _) = stream(&path).unwrap();
+        assert_same(&streamed, &Snapshot::build(&data, 1));
+        let mut value = serde_json::to_value(&data).unwrap();
+        let records = value["tenants"][0]["records"].as_array_mut().unwrap();
+        let custom = records
+            .iter()
+            .position(|r| r["object"] != "contacts")
+            .unwrap();
+        let contact_id = records[0]["id"].clone();
+        records[custom]["id"] = contact_id;
+        let path = scratch("many-objects-repeated.json", &value.to_string());
+        assert!(stream(&path).is_err());
+        let refused = crate::source::load_snapshot_file(&path, u64::MAX, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(refused.contains("duplicate record id"), "{refused}");
     }
 
     #[test]

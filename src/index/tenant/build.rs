@@ -9,8 +9,8 @@ use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use super::{
-    ContactIndex, ContactProbes, Links, ObjectIndex, RecordUsers, TenantIndex, build_groups,
-    build_principals, index_contact,
+    ContactIndex, ContactProbes, Links, ObjectIndex, RecordUsers, TenantIndex, add_ord,
+    build_groups, build_principals, index_contact,
 };
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
@@ -50,6 +50,31 @@ pub struct TenantBuilder {
     users: Vec<String>,
     user_by_name: FxHashMap<String, UserIdx>,
     link_lists: Vec<(Uuid, Vec<Uuid>)>,
+    /// Which object holds each id, kept only for tenants of many objects:
+    /// with few, asking each object's id table is as fast and costs no
+    /// memory (a million-record map would add ~40 MB to the load's peak).
+    where_is: Option<FxHashMap<Uuid, u32>>,
+}
+
+/// Tenants with more objects than this keep [`TenantBuilder::where_is`].
+const SCAN_OBJECTS_UP_TO: usize = 16;
+
+/// The object and ordinal of an indexed id.
+fn locate(
+    objects: &[ObjectIndex],
+    where_is: Option<&FxHashMap<Uuid, u32>>,
+    id: &Uuid,
+) -> Option<(usize, RecordOrd)> {
+    match where_is {
+        Some(map) => {
+            let oi = *map.get(id)? as usize;
+            objects.get(oi)?.ids.get(id).map(|ord| (oi, ord))
+        }
+        None => objects
+            .iter()
+            .enumerate()
+            .find_map(|(oi, o)| o.ids.get(id).map(|ord| (oi, ord))),
+    }
 }
 
 impl TenantBuilder {
@@ -87,6 +112,7 @@ impl TenantBuilder {
             users: Vec::new(),
             user_by_name: FxHashMap::default(),
             link_lists: Vec::new(),
+            where_is: (defs.len() > SCAN_OBJECTS_UP_TO).then(FxHashMap::default),
         };
         for user in &meta.users {
             intern_user(&mut builder.users, &mut builder.user_by_name, &user.id);
@@ -116,9 +142,8 @@ impl TenantBuilder {
 
     /// The object a record id was indexed in, by name.
     pub fn object_of(&self, id: &Uuid) -> Option<&str> {
-        self.objects
-            .iter()
-            .find(|o| o.ids.get(id).is_some())
+        locate(&self.objects, self.where_is.as_ref(), id)
+            .and_then(|(oi, _)| self.objects.get(oi))
             .map(|o| o.name.as_str())
     }
 
@@ -128,12 +153,7 @@ impl TenantBuilder {
         let Some(&oi) = self.object_by_name.get(&record.object) else {
             return false;
         };
-        let elsewhere = self
-            .objects
-            .iter()
-            .enumerate()
-            .any(|(i, o)| i != oi && o.ids.get(&record.id).is_some());
-        if elsewhere {
+        if locate(&self.objects, self.where_is.as_ref(), &record.id).is_some() {
             return false;
         }
         let mut associated: Vec<UserIdx> = record
@@ -152,16 +172,22 @@ impl TenantBuilder {
             return false;
         };
         if record.archived {
-            object.archived.insert(ord);
+            add_ord(&mut object.archived, ord);
         } else {
-            object.live.insert(ord);
+            add_ord(&mut object.live, ord);
         }
         for &user in &associated {
-            Arc::make_mut(Arc::make_mut(&mut object.direct).entry(user).or_default()).insert(ord);
+            add_ord(
+                Arc::make_mut(Arc::make_mut(&mut object.direct).entry(user).or_default()),
+                ord,
+            );
         }
         object.users.push(&associated);
         if let Some(contact) = object.contact.as_mut() {
             index_contact(contact, ord, record.contact.as_ref());
+        }
+        if let Some(where_is) = self.where_is.as_mut() {
+            where_is.insert(record.id, u32::try_from(oi).unwrap_or(u32::MAX));
         }
         if !record.links.is_empty() {
             self.link_lists.push((
@@ -181,6 +207,7 @@ impl TenantBuilder {
             users,
             user_by_name,
             link_lists,
+            where_is,
         } = self;
         for object in &mut objects {
             let universe = object.len();
@@ -200,12 +227,7 @@ impl TenantBuilder {
         }
 
         // Pass 2: association through relationships, one hop, both directions (R9).
-        let place = |objects: &[ObjectIndex], id: &Uuid| {
-            objects
-                .iter()
-                .enumerate()
-                .find_map(|(oi, o)| o.ids.get(id).map(|ord| (oi, ord)))
-        };
+        let place = |objects: &[ObjectIndex], id: &Uuid| locate(objects, where_is.as_ref(), id);
         let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
         for (from_id, to_ids) in &link_lists {
             let Some(from) = place(&objects, from_id) else {

@@ -125,22 +125,20 @@ pub(crate) fn index_contact(
         return;
     };
     if state.has_valid_email() {
-        index.valid_email.insert(ord);
+        super::add_ord(&mut index.valid_email, ord);
     }
     if state.has_valid_mobile() {
-        index.valid_mobile.insert(ord);
+        super::add_ord(&mut index.valid_mobile, ord);
     }
     if state.sms_opted_out {
-        index.sms_opted_out.insert(ord);
+        super::add_ord(&mut index.sms_opted_out, ord);
     }
     if state.email_status == EmailStatus::UnsubscribedAll {
-        index.unsubscribed_all.insert(ord);
+        super::add_ord(&mut index.unsubscribed_all, ord);
     }
     if state.suppressed || state.email_status == EmailStatus::Suppressed {
         match state.suppressed_until {
-            None => {
-                index.suppressed_forever.insert(ord);
-            }
+            None => super::add_ord(&mut index.suppressed_forever, ord),
             Some(until) => {
                 index.suppressed_until.insert((until, ord));
                 index.until_of.insert(ord, until);
@@ -148,11 +146,7 @@ pub(crate) fn index_contact(
         }
     }
     for list in &state.opted_out_lists {
-        index
-            .opted_out_lists
-            .entry(list.clone())
-            .or_default()
-            .insert(ord);
+        super::add_ord(index.opted_out_lists.entry(list.clone()).or_default(), ord);
     }
     let base = match state.email_status {
         EmailStatus::Suppressed => EmailStatus::NotOptedIn,

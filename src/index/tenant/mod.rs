@@ -33,6 +33,15 @@ pub use object::{ObjectIndex, RecordUsers, Validity};
 pub use principal::{GroupGrants, ObjectGrant, Principal, PrincipalKind};
 pub(crate) use principal::{build_groups, build_principals};
 
+/// Inserts `ord` into `set`. A build adds ordinals in increasing order,
+/// and appending one above every other skips the search an insert makes.
+#[inline]
+pub(crate) fn add_ord(set: &mut roaring::RoaringBitmap, ord: RecordOrd) {
+    if set.try_push(ord).is_err() {
+        set.insert(ord);
+    }
+}
+
 /// A tenant, ready to answer. Cloning is cheap: objects are shared, and a
 /// change copies only the object it touches (`src/index/change.rs`).
 #[derive(Clone, Debug)]

@@ -560,7 +560,7 @@ pub async fn bootstrap_snapshot(pool: &PgPool) -> anyhow::Result<Bootstrapped> {
     let (revision, indexed) = match (read, indexing.await?) {
         (Ok(revision), Ok(indexed)) => (revision, indexed),
         // The readers stopped because the data is invalid: say why.
-        (Err(_), Ok(Err(errors))) => (0, Err(errors)),
+        (Err(e), Ok(Err(errors))) if e.is::<ConsumerStopped>() => (0, Err(errors)),
         // Reading failed first (the consumer then saw no catalog).
         (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
@@ -600,6 +600,12 @@ pub async fn bootstrap_snapshot(pool: &PgPool) -> anyhow::Result<Bootstrapped> {
         warnings,
     })
 }
+
+/// The consumer of a bootstrap hung up (it found the data invalid, or
+/// failed): the readers stop, and the consumer's reason is the error.
+#[derive(Debug, thiserror::Error)]
+#[error("the bootstrap's consumer stopped")]
+struct ConsumerStopped;
 
 /// Batches of records queued between the readers and their consumer.
 const RECORD_BATCHES_IN_FLIGHT: usize = 4;
@@ -703,10 +709,20 @@ async fn bootstrap_stream(
         }
     }
     if catalog.send(tenants).is_err() {
-        anyhow::bail!("the bootstrap's consumer stopped");
+        return Err(ConsumerStopped.into());
     }
-    for part in parts {
-        part.await??;
+    // The first part to fail stops the others: its error is the answer,
+    // not what the others would read after it.
+    let mut parts = parts.into_iter();
+    while let Some(part) = parts.next() {
+        let done = match part.await {
+            Ok(read) => read,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = done {
+            parts.for_each(|p| p.abort());
+            return Err(e);
+        }
     }
     // The exported snapshot lives as long as this transaction: commit only
     // after every part has read.
@@ -744,7 +760,7 @@ async fn read_records(
         "SELECT tenant, id, object, owner, teams::text, interactions, links::text, archived, contact::text \
          FROM permd.records WHERE {range}"
     );
-    let stopped = || anyhow::anyhow!("the bootstrap's consumer stopped");
+    let stopped = || anyhow::Error::from(ConsumerStopped);
     {
         let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *tx);
         let mut batch = Vec::with_capacity(RECORD_BATCH);
