@@ -434,10 +434,6 @@ impl<'a> RecordChecks<'a> {
         self
     }
 
-    fn path(&self, r: usize, id: &Uuid) -> String {
-        record_path(&self.at, self.by_id, r, id)
-    }
-
     /// The first error found so far.
     pub fn first_error(&self) -> Option<&Problem> {
         self.report.errors.first()
@@ -445,10 +441,12 @@ impl<'a> RecordChecks<'a> {
 
     /// Checks record number `r`; `first` is false when its id came before.
     pub fn record(&mut self, r: usize, record: &super::data::Record, first: bool) {
-        let here = self.path(r, &record.id);
+        // The record's path, written only for a problem.
+        let (at, by_id) = (&self.at, self.by_id);
+        let here = || record_path(at, by_id, r, &record.id);
         if !first {
             self.report.error(
-                format!("{here}.id"),
+                format!("{}.id", here()),
                 format!("duplicate record id {}", record.id),
             );
         }
@@ -459,7 +457,7 @@ impl<'a> RecordChecks<'a> {
             .find(|(_, o)| o.name == record.object)
         else {
             self.report.error(
-                format!("{here}.object"),
+                format!("{}.object", here()),
                 format!(
                     "unknown object '{}'; objects are: {}",
                     record.object,
@@ -471,7 +469,7 @@ impl<'a> RecordChecks<'a> {
         for team in record.teams.keys() {
             if !def.team_fields.contains(team) {
                 self.report.error(
-                    format!("{here}.teams.{team}"),
+                    format!("{}.teams.{team}", here()),
                     format!(
                         "'{team}' is not a team field of {}; team fields are: {}",
                         def.name,
@@ -483,7 +481,7 @@ impl<'a> RecordChecks<'a> {
         for (field, ids) in &record.links {
             let Some(rel) = def.relationships.iter().position(|rel| &rel.field == field) else {
                 self.report.error(
-                    format!("{here}.links.{field}"),
+                    format!("{}.links.{field}", here()),
                     format!(
                         "'{field}' is not a relationship field of {}; relationship fields are: {}",
                         def.name,
@@ -504,7 +502,8 @@ impl<'a> RecordChecks<'a> {
             }
         }
         for p in record_problems(record, def.team_fields.first()) {
-            self.report.error(format!("{here}.{}", p.path), p.message);
+            self.report
+                .error(format!("{}.{}", here(), p.path), p.message);
         }
         let named_users = record
             .owner

@@ -96,22 +96,17 @@ pub fn load_snapshot_file(
     Ok((crate::index::Snapshot::build(&data, revision), warnings))
 }
 
-/// JSON by a `.json` extension or a leading `{`, read through the handle.
+/// [`is_json`] of the file's first bytes, read through the handle.
 fn looks_json(file: &Path, handle: &std::fs::File) -> bool {
     use std::io::{Read, Seek};
-    if file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        return true;
-    }
     let mut head = [0u8; 4096];
     let mut reader = handle;
     let read = reader.read(&mut head).unwrap_or(0);
     let _ = reader.rewind();
-    head.get(..read)
-        .and_then(|h| h.iter().find(|b| !b.is_ascii_whitespace()))
-        == Some(&b'{')
+    is_json(
+        file,
+        &String::from_utf8_lossy(head.get(..read).unwrap_or_default()),
+    )
 }
 
 pub(crate) fn read_bounded(file: &Path, limit: u64) -> Result<String, LoadError> {

@@ -328,12 +328,7 @@ pub fn index_tenants(
         let (Some(builder), Some(checks)) = (builders.get_mut(t), checks.get_mut(t)) else {
             continue;
         };
-        let added = builder.add(&record);
-        // Not added with a known object: its id came before.
-        let known_object = objects
-            .get(t)
-            .is_some_and(|o| o.iter().any(|d| d.name == record.object));
-        checks.record(0, &record, added || !known_object);
+        add_checked(builder, checks, 0, &record);
     }
     let mut warnings = Vec::new();
     for (checks, builder) in checks.into_iter().zip(&builders) {
@@ -354,13 +349,13 @@ const MAX_PROBLEMS: usize = 100;
 
 /// Records go from the thread that reads them to the one that indexes
 /// them in batches, a few batches queued at most.
-pub(crate) struct Batches {
+struct Batches {
     sender: std::sync::mpsc::SyncSender<Vec<Record>>,
     batch: Vec<Record>,
 }
 
 /// The indexing thread stopped (at a problem): reading can stop too.
-pub(crate) struct Stopped;
+struct Stopped;
 
 impl Batches {
     fn push(&mut self, record: Record) -> Result<(), Stopped> {
@@ -430,10 +425,7 @@ fn index_checked(
 ) -> Result<(TenantBuilder, Report), String> {
     let mut builder = TenantBuilder::new(meta);
     for (r, record) in records.enumerate() {
-        // Not added: an unknown object or a repeated id, both refused
-        // by the checks, which say which.
-        let added = builder.add(&record);
-        checks.record(r, &record, added || builder.object_of(&record.id).is_none());
+        add_checked(&mut builder, &mut checks, r, &record);
         if let Some(first) = checks.first_error() {
             return Err(first.to_string());
         }
@@ -441,6 +433,18 @@ fn index_checked(
     let mut report = Report::default();
     checks.finish(|id| builder.object_of(id), &mut report);
     Ok((builder, report))
+}
+
+/// Indexes record number `r` and checks it. Not indexed means an unknown
+/// object or a repeated id, both refused by the checks, which say which.
+fn add_checked(
+    builder: &mut TenantBuilder,
+    checks: &mut RecordChecks<'_>,
+    r: usize,
+    record: &Record,
+) {
+    let added = builder.add(record);
+    checks.record(r, record, added || builder.object_of(&record.id).is_none());
 }
 
 /// Tenants from this many records return their loading memory at once.

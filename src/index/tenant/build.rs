@@ -15,7 +15,7 @@ use super::{
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
 use crate::index::ord::{RecordOrd, UserIdx};
-use crate::model::data::{AssociationSource, CONTACTS, Record, Tenant};
+use crate::model::data::{AssociationSource, CONTACTS, ObjectDef, Record, Tenant};
 use crate::model::validate::{object_fields, tenant_objects};
 
 impl TenantIndex {
@@ -45,6 +45,8 @@ impl TenantIndex {
 /// its links are kept, for the one-hop associations of [`Self::finish`]
 /// (pass 2, R9), which need every record's users.
 pub struct TenantBuilder {
+    /// The objects as permissions see them (with `contacts`), in index order.
+    defs: Vec<ObjectDef>,
     object_by_name: FxHashMap<String, usize>,
     objects: Vec<ObjectIndex>,
     users: Vec<String>,
@@ -106,13 +108,15 @@ impl TenantBuilder {
                 version: 0,
             })
             .collect();
+        let where_is = (defs.len() > SCAN_OBJECTS_UP_TO).then(FxHashMap::default);
         let mut builder = TenantBuilder {
+            defs,
             object_by_name,
             objects,
             users: Vec::new(),
             user_by_name: FxHashMap::default(),
             link_lists: Vec::new(),
-            where_is: (defs.len() > SCAN_OBJECTS_UP_TO).then(FxHashMap::default),
+            where_is,
         };
         for user in &meta.users {
             intern_user(&mut builder.users, &mut builder.user_by_name, &user.id);
@@ -202,6 +206,7 @@ impl TenantBuilder {
     /// but its records (groups, roles and principals are read here).
     pub fn finish(self, meta: &Tenant) -> TenantIndex {
         let TenantBuilder {
+            defs,
             object_by_name,
             mut objects,
             users,
@@ -257,7 +262,6 @@ impl TenantBuilder {
             }
         }
 
-        let defs = tenant_objects(meta);
         let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
         let groups = build_groups(meta, &field_lists, &object_by_name);
         let principals = build_principals(meta, &groups, &user_by_name);
