@@ -15,7 +15,7 @@ use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::ActionContext;
 use permd::model::change::{Change, Entity};
 use permd::model::data::{ContactState, EmailStatus, Record};
-use permd::server::convert::{packed_ids, string_ids};
+use permd::server::convert::{handles, packed_ids, string_ids, to_handles};
 use permd::source::generate::{GenSpec, generate, record_ids, sample};
 use time::OffsetDateTime;
 
@@ -121,6 +121,19 @@ fn batch_check(c: &mut Criterion) {
                 b.iter(|| {
                     let ids = packed_ids("ids", p).ok().unwrap_or_default();
                     black_box(w.engine.batch_check(&q, &ids, now).ok())
+                })
+            });
+            // The handles an answer gave for these ids, as the wire carries
+            // them: no id lookup at all.
+            let wire = w
+                .engine
+                .batch_check(&q, &ids, now)
+                .map(|a| to_handles(&a.handles))
+                .unwrap_or_default();
+            group.bench_with_input(BenchmarkId::new("handles", n), &wire, |b, h| {
+                b.iter(|| {
+                    let h = handles("handles", h).ok().unwrap_or_default();
+                    black_box(w.engine.batch_check_handles(&q, &h, now).ok())
                 })
             });
         }

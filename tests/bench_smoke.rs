@@ -79,6 +79,48 @@ async fn permd_bench_runs_two_seconds_and_reports_figures_with_units() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--handles`: each batch's handles are asked once, and their answer
+/// compared with the ids' (a difference fails the run), before the clock
+/// starts; the run then sends only handles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permd_bench_sends_record_handles_and_gets_the_answers_ids_get() {
+    let server = TestServer::start(demo_engine()).await;
+    let addr = server.url();
+    let dir = scratch_dir("bench-handles");
+    let args = |flag: &'static str| {
+        [
+            "--addr",
+            &addr,
+            "--duration",
+            "1",
+            "--batch",
+            "1000",
+            "--concurrency",
+            "2",
+            flag,
+        ]
+        .map(str::to_owned)
+    };
+    let run = |flag: &'static str, file: &'static str| {
+        let args = args(flag);
+        let json = dir.join(file);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            bench_figures(&args, &json).await.1
+        }
+    };
+    let by_handles = run("--handles", "handles.json").await;
+    assert_eq!(by_handles["ids"], "handles", "{by_handles}");
+    assert_eq!(by_handles["errors"], 0, "{by_handles}");
+    assert!(by_handles["requests"].as_u64().unwrap() > 0, "{by_handles}");
+    // Every handle names a known Contact: none is UNKNOWN_RECORD, and
+    // carol's bulk email is allowed for most, as by ids.
+    assert_eq!(by_handles["unknown_record_fraction"], 0.0);
+    let allowed = by_handles["allowed_fraction"].as_f64().unwrap();
+    assert!((0.5..0.9).contains(&allowed), "{by_handles}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permd_bench_fails_clearly_on_a_wrong_principal() {
     let server = TestServer::start(demo_engine()).await;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use common::requests::question;
 use common::tenants::{ContactShape, access_level, contact_states, field_level, source};
 
-use permd::index::{ApplyError, Engine, PrincipalKind, Question, Snapshot};
+use permd::index::{ApplyError, Engine, PrincipalKind, Question, RecordHandles, Snapshot};
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings};
 use permd::model::data::{
     AssociationSource, ContactState, DataFile, EmailInbox, EmailStatus, ObjectPermissions, Record,
@@ -393,6 +393,25 @@ fn ask(
     }
 }
 
+/// [`ask`], with the records named by handles.
+fn ask_handles(
+    e: &Engine,
+    principal: &str,
+    object: &str,
+    action: &str,
+    ctx: ActionContext,
+    handles: &RecordHandles,
+) -> String {
+    let q = Question {
+        ctx,
+        ..question("bench", PrincipalKind::User, principal, object, action)
+    };
+    match e.batch_check_handles(&q, handles, NOW) {
+        Ok(a) => format!("{:?} {:?}", a.allowed, a.denials),
+        Err(err) => format!("error {err}"),
+    }
+}
+
 /// Can `principal` view these Contacts?
 fn view(e: &Engine, principal: &str, ids: &[Uuid]) -> String {
     ask(
@@ -442,6 +461,14 @@ proptest! {
         let mut fresh = 0u128;
         let mut every_id: Vec<Uuid> = data.tenants[0].records.iter().map(|r| r.id).collect();
         let users: Vec<String> = (0..14).map(user_name).collect();
+        // Handles given out before any change must still name the same
+        // records after all of them (inserts, deletes, reshaped objects).
+        let first_ids = every_id.clone();
+        let handles_of = |object: &str| {
+            let q = question("bench", PrincipalKind::User, "u0", object, "view");
+            live.batch_check(&q, &first_ids, NOW).unwrap().handles
+        };
+        let first_handles = [handles_of("contacts"), handles_of("obj0")];
         for (b, batch) in batches.iter().enumerate() {
             // Compile answers first, so stale cache entries would show.
             let contacts = record_ids(&changed, "bench", "contacts");
@@ -473,6 +500,18 @@ proptest! {
             }
             let view_obj0 = |e| ask(e, user, "obj0", "view", ActionContext::default(), &every_id);
             prop_assert_eq!(view_obj0(&live), view_obj0(&rebuilt));
+            for ((object, handles), (action, ctx)) in ["contacts", "obj0"]
+                .into_iter()
+                .zip(&first_handles)
+                .flat_map(|o| questions().into_iter().map(move |q| (o, q)))
+                .filter(|((object, _), (action, _))| *object == "contacts" || *action == "view")
+            {
+                prop_assert_eq!(
+                    ask_handles(&live, user, object, action, ctx.clone(), handles),
+                    ask(&live, user, object, action, ctx, &first_ids),
+                    "{} {} {} by handles", user, object, action
+                );
+            }
         }
     }
 }

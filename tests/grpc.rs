@@ -500,6 +500,112 @@ async fn batch_check_string_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_check_by_handles_answers_as_by_ids_and_refuses_stale_ones() {
+    bounded(async {
+        let (server, mut c) = TestServer::with_client(demo_engine()).await;
+        let ids = mixed_ids();
+        let mut req = batch_packed(user("carol"), "contacts", "bulk_send_email", &ids);
+        req.return_handles = true;
+        let by_ids = answered(c.batch_check(req.clone()).await);
+        let handles = by_ids.handles.clone().expect("handles were asked for");
+        assert_eq!(
+            handles.ordinals.len(),
+            ids.len() * 4,
+            "one handle per position"
+        );
+        let unknown = handles
+            .ordinals
+            .chunks_exact(4)
+            .filter(|h| *h == [0xff; 4])
+            .count();
+        // A random id, a company, a deal and one past the demo Contacts.
+        assert_eq!(unknown, 4, "ids that are not Contacts have no handle");
+        let q = demo_question("carol", "contacts", "bulk_send_email");
+        assert_batch_matches_engine(&by_ids, &server.engine, &q, &ids);
+
+        // By handles: the same answer, bit for bit, for every action.
+        for (who, action) in [
+            ("carol", "bulk_send_email"),
+            ("alice", "edit"),
+            ("ada", "unarchive"),
+        ] {
+            let by_ids = answered(
+                c.batch_check(batch_packed(user(who), "contacts", action, &ids))
+                    .await,
+            );
+            let mut by_handles = batch_packed(user(who), "contacts", action, &[]);
+            by_handles.records = Some(pb::batch_check_request::Records::RecordHandles(
+                handles.clone(),
+            ));
+            let by_handles = answered(c.batch_check(by_handles).await);
+            assert_eq!(by_handles.allowed, by_ids.allowed, "{who} {action}");
+            assert_eq!(by_handles.denials, by_ids.denials, "{who} {action}");
+            assert!(by_handles.handles.is_none(), "not asked for");
+        }
+
+        let with = |h: pb::RecordHandles| {
+            let mut r = batch_packed(user("carol"), "contacts", "bulk_send_email", &[]);
+            r.records = Some(pb::batch_check_request::Records::RecordHandles(h));
+            r
+        };
+        // A handle permd never gave out is an unknown record, not an error.
+        let never = pb::RecordHandles {
+            space: handles.space,
+            ordinals: [7u32, 1 << 30, u32::MAX]
+                .iter()
+                .flat_map(|o| o.to_le_bytes())
+                .collect(),
+        };
+        let r = answered(c.batch_check(with(never)).await);
+        let reasons: Vec<i32> = r.denials.iter().map(|d| d.reason).collect();
+        assert_eq!(r.denials.len() + r.allowed_count as usize, 3);
+        assert_eq!(
+            reasons
+                .iter()
+                .filter(|r| **r == pb::Reason::UnknownRecord as i32)
+                .count(),
+            2,
+            "{reasons:?}"
+        );
+        // Malformed handles, and handles with return_* flags, are refused.
+        let torn = pb::RecordHandles {
+            space: handles.space,
+            ordinals: vec![1, 2, 3, 4, 5],
+        };
+        assert_status(
+            c.batch_check(with(torn)).await,
+            Code::InvalidArgument,
+            &["4-byte handles"],
+        );
+        let mut both = with(handles.clone());
+        both.return_allowed_ids = true;
+        assert_status(
+            c.batch_check(both).await,
+            Code::InvalidArgument,
+            &["read the allowed bitmask"],
+        );
+        // Another object's handles, and another process's (a restart), are
+        // refused, never read as other records.
+        let mut deals = with(handles.clone());
+        deals.object = "deals".to_owned();
+        deals.action = "view".to_owned();
+        deals.context = None;
+        assert_status(
+            c.batch_check(deals).await,
+            Code::FailedPrecondition,
+            &["return_handles"],
+        );
+        let (_restarted, mut other) = TestServer::with_client(demo_engine()).await;
+        assert_status(
+            other.batch_check(with(handles.clone())).await,
+            Code::FailedPrecondition,
+            &["restarted or reloaded", "'contacts'", "return_handles"],
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_check_returns_allowed_ids_as_sent() {
     bounded(async {
         let (_server, mut c) = TestServer::with_client(shared_demo_engine()).await;

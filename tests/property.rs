@@ -387,6 +387,14 @@ impl World {
         };
         let mask = reference::field_mask(t, who, object).unwrap();
 
+        // The same batch by the handles it gave: the same answer, bit for bit.
+        let by_handles = self
+            .engine
+            .batch_check_handles(&q, &batch.handles, now)
+            .map_err(|e| TestCaseError::fail(format!("handles refused: {e}")))?;
+        prop_assert_eq!(&by_handles.allowed, &batch.allowed, "BatchCheck by handles");
+        prop_assert_eq!(&by_handles.denials, &batch.denials, "BatchCheck by handles");
+
         // BatchCheck: per position, allowed or the first reason.
         prop_assert_eq!(batch.allowed.len(), ids.len().div_ceil(8));
         let positions: Vec<u32> = batch.denials.iter().map(|(p, _)| *p).collect();

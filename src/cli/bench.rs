@@ -55,6 +55,11 @@ pub struct BenchArgs {
     /// Send ids as packed 16-byte UUIDs instead of strings.
     #[arg(long)]
     pub packed: bool,
+    /// Send the handles permd gives out for the ids (BatchCheck
+    /// `return_handles`, asked once per batch before the clock starts)
+    /// instead of the ids, as a client that caches them does.
+    #[arg(long, conflicts_with = "packed")]
+    pub handles: bool,
     /// Contacts of the generated tenant (`permd gen --contacts`).
     #[arg(long, default_value_t = 1_000_000)]
     pub gen_contacts: usize,
@@ -238,7 +243,7 @@ fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckReque
         fields: args.fields.clone(),
         target_status: None,
     };
-    let records = if args.packed {
+    let records = if args.packed || args.handles {
         pb::batch_check_request::Records::PackedRecordIds(pb::PackedIds {
             uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
         })
@@ -256,7 +261,39 @@ fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckReque
         context: Some(context(&ask)?),
         return_allowed_ids: false,
         min_revision: 0,
+        return_handles: false,
     })
+}
+
+/// `payload` with its ids replaced by the handles permd gives for them; the
+/// answer by handles must be the answer by ids, bit for bit.
+async fn with_handles(
+    client: &mut super::client::Client,
+    mut payload: pb::BatchCheckRequest,
+) -> anyhow::Result<pb::BatchCheckRequest> {
+    payload.return_handles = true;
+    let by_ids = client
+        .batch_check(payload.clone())
+        .await
+        .map_err(status_error)
+        .context("asking for handles")?
+        .into_inner();
+    let handles = by_ids
+        .handles
+        .clone()
+        .context("the server gave no handles: is it older than return_handles?")?;
+    payload.return_handles = false;
+    payload.records = Some(pb::batch_check_request::Records::RecordHandles(handles));
+    let by_handles = client
+        .batch_check(payload.clone())
+        .await
+        .map_err(status_error)
+        .context("checking by handles")?
+        .into_inner();
+    if (&by_handles.allowed, &by_handles.denials) != (&by_ids.allowed, &by_ids.denials) {
+        anyhow::bail!("the answer by handles differs from the answer by ids");
+    }
+    Ok(payload)
 }
 
 async fn worker(
@@ -322,18 +359,20 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
     }
     let mut workers = Vec::new();
     for w in 0..args.concurrency {
-        let payloads = (0..PAYLOADS_PER_WORKER)
-            .map(|p| {
-                request(
-                    args,
-                    &sample(&ids, args.batch, (w * PAYLOADS_PER_WORKER + p) as u64),
-                )
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let client = clients
+        let mut client = clients
             .get(w % clients.len())
             .cloned()
             .context("no connection")?;
+        let mut payloads = Vec::with_capacity(PAYLOADS_PER_WORKER);
+        for p in 0..PAYLOADS_PER_WORKER {
+            let ids = sample(&ids, args.batch, (w * PAYLOADS_PER_WORKER + p) as u64);
+            let payload = request(args, &ids)?;
+            payloads.push(if args.handles {
+                with_handles(&mut client, payload).await?
+            } else {
+                payload
+            });
+        }
         workers.push((client, payloads));
     }
     // One checked request first: a wrong tenant or principal fails here,
@@ -423,7 +462,13 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         principal: args.principal(),
         action: args.action.clone(),
         batch: args.batch,
-        ids: if args.packed { "packed" } else { "strings" },
+        ids: if args.handles {
+            "handles"
+        } else if args.packed {
+            "packed"
+        } else {
+            "strings"
+        },
         concurrency: args.concurrency,
         connections: args.connections,
         duration_s: elapsed,

@@ -263,6 +263,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             context: Some(context(a)?),
             return_allowed_ids: false,
             min_revision: 0,
+            return_handles: false,
         })
         .await
         .map_err(status_error)?

@@ -54,6 +54,14 @@ pub enum QueryError {
         wanted: u64,
         reason: String,
     },
+    #[error(
+        "record handles of space {sent:#x} are not those of '{object}' here (space {current:#x}): this permd restarted or reloaded the tenant since it gave them out; send the ids again with return_handles for new ones"
+    )]
+    StaleHandles {
+        object: String,
+        sent: u64,
+        current: u64,
+    },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

@@ -57,6 +57,11 @@ pub struct IdTable {
     slot_of: Vec<u32>,
     /// Per-table seed: which ids collide cannot be chosen from outside.
     seed: u64,
+    /// Names this table's ordinals to clients (record handles): a table
+    /// that only grows keeps it, so handles stay valid across changes; a
+    /// table built anew (a load, a reload, a recreated object) draws
+    /// another, so a handle of the old one is refused, never misread.
+    space: u64,
 }
 
 impl Default for IdTable {
@@ -71,6 +76,7 @@ impl IdTable {
             slots: vec![EMPTY; slot_count(records)],
             slot_of: Vec::with_capacity(records),
             seed: RandomState::new().hash_one(0x0070_6572_6d64_u64) | 1,
+            space: RandomState::new().hash_one(0x0073_7061_6365_u64) | 1,
         }
     }
 
@@ -80,6 +86,21 @@ impl IdTable {
 
     pub fn is_empty(&self) -> bool {
         self.slot_of.is_empty()
+    }
+
+    /// Which table handed out the ordinals (never 0); see [`IdTable::ords`].
+    pub fn space(&self) -> u64 {
+        self.space
+    }
+
+    /// Ordinals a client sent back as handles, checked against this table:
+    /// one it never handed out (past its end, or [`UNKNOWN`]) becomes
+    /// [`UNKNOWN`].
+    pub fn ords(&self, handles: &[RecordOrd], out: &mut [RecordOrd]) {
+        let len = self.slot_of.len();
+        for (h, o) in handles.iter().zip(out.iter_mut()) {
+            *o = if (*h as usize) < len { *h } else { UNKNOWN };
+        }
     }
 
     /// The id of an ordinal.
@@ -281,6 +302,26 @@ mod tests {
         }
         assert!(out.contains(&UNKNOWN));
         assert!(out.iter().any(|o| *o != UNKNOWN));
+    }
+
+    #[test]
+    fn handles_name_their_table_and_stay_in_range() {
+        let mut t = IdTable::default();
+        for n in 0..100 {
+            t.insert(id(n));
+        }
+        let space = t.space();
+        assert_ne!(space, 0);
+        let mut grown = t.clone();
+        for n in 100..10_000 {
+            grown.insert(id(n));
+        }
+        // A table that grows keeps its space; a new one draws another.
+        assert_eq!(grown.space(), space);
+        assert_ne!(IdTable::default().space(), space);
+        let mut out = [0; 4];
+        t.ords(&[0, 99, 100, UNKNOWN], &mut out);
+        assert_eq!(out, [0, 99, UNKNOWN, UNKNOWN]);
     }
 
     #[test]

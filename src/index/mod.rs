@@ -14,7 +14,7 @@ pub mod tenant;
 pub use change::ApplyError;
 pub use engine::{
     BatchAnswer, DEFAULT_MAX_BATCH, DEFAULT_MAX_CACHE_BYTES, Decision, Engine, PrincipalRef,
-    Question, Snapshot,
+    Question, RecordHandles, Snapshot,
 };
 pub use error::QueryError;
 pub use tenant::{PrincipalKind, TenantIndex};

@@ -13,14 +13,15 @@ use tonic::{Request, Response, Status};
 use super::auth::BearerToken;
 use super::convert::{self, Bounds};
 use super::limits::{Admitted, Gate, Limits, deadline_of};
-use crate::index::Engine;
 use crate::index::compile::Compiled;
 use crate::index::engine::Resolved;
+use crate::index::{Engine, RecordHandles};
 use crate::pb::{self, authorizer_server::Authorizer};
 use crate::source::postgres::feed::Readiness;
 use crate::telemetry::decisions::{Decision, DecisionLog, Kind, trace_id};
 use crate::telemetry::metrics::{RpcTimer, record_batch, record_refusal};
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// Largest page LookupRecords streams in one message.
 const MAX_PAGE: usize = 100_000;
@@ -428,17 +429,46 @@ pub(crate) fn code_label(code: Option<tonic::Code>) -> &'static str {
     }
 }
 
+/// The records of a BatchCheck: ids, or the handles an earlier answer gave.
+enum Asked {
+    Ids(Vec<Uuid>),
+    Handles(RecordHandles),
+}
+
+impl Asked {
+    fn len(&self) -> usize {
+        match self {
+            Asked::Ids(ids) => ids.len(),
+            Asked::Handles(h) => h.ords.len(),
+        }
+    }
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// Batches up to this many records are answered on the async worker that
+/// decoded them: at most ~0.5 ms of work on a million-record object, while
+/// the other workers keep serving (they steal its queued tasks). Handing
+/// each request to the blocking pool instead cost two thread wake-ups and
+/// 15% more server CPU per record (`permd bench --server-metrics`, 10,000
+/// packed ids, 84–86 ns against 100–106 at concurrency 8).
+const INLINE_RECORDS: usize = 16_384;
+
 /// Runs CPU-bound work off the async workers so a 100,000-record batch never
-/// stalls other connections. The work is skipped if the caller's deadline
-/// passed while it waited for a thread.
+/// stalls other connections; a small batch runs in place (`INLINE_RECORDS`).
+/// The work is skipped if the caller's deadline passed while it waited for
+/// a thread.
 async fn blocking<T: Send + 'static>(
     admitted: Admitted,
+    records: usize,
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
+    if records <= INLINE_RECORDS {
+        admitted.still_wanted()?;
+        return f();
+    }
     tokio::task::spawn_blocking(move || {
         admitted.still_wanted()?;
         let answer = f();
@@ -504,29 +534,43 @@ impl Authorizer for AuthorizerService {
                 req.min_revision,
                 &self.bounds,
             )?;
-            let ids = match &req.records {
-                Some(pb::batch_check_request::Records::RecordIds(s)) => {
+            use pb::batch_check_request::Records;
+            let asked = match &req.records {
+                Some(Records::RecordIds(s)) => {
                     self.check_batch_size("record_ids", s.ids.len())?;
-                    convert::string_ids("record_ids.ids", &s.ids)?
+                    Asked::Ids(convert::string_ids("record_ids.ids", &s.ids)?)
                 }
-                Some(pb::batch_check_request::Records::PackedRecordIds(p)) => {
+                Some(Records::PackedRecordIds(p)) => {
                     self.check_batch_size("packed_record_ids", p.uuids.len() / 16)?;
-                    convert::packed_ids("packed_record_ids.uuids", &p.uuids)?
+                    Asked::Ids(convert::packed_ids("packed_record_ids.uuids", &p.uuids)?)
                 }
-                None => Vec::new(),
+                Some(Records::RecordHandles(h)) => {
+                    self.check_batch_size("record_handles", h.ordinals.len() / 4)?;
+                    if req.return_allowed_ids || req.return_handles {
+                        return Err(Status::invalid_argument(
+                            "return_allowed_ids and return_handles are for records sent as ids; with record_handles, read the allowed bitmask",
+                        ));
+                    }
+                    Asked::Handles(convert::handles("record_handles", h)?)
+                }
+                None => Asked::Ids(Vec::new()),
             };
             let engine = self.engine.clone();
             let return_ids = req.return_allowed_ids;
+            let return_handles = req.return_handles;
             let records = req.records;
             let limit = self.gate.limits().max_message_bytes;
-            blocking(admitted, move || {
-                let a = engine.batch_check(&q, &ids, now())?;
-                record_batch(ids.len(), a.allowed_count, &a.denials);
+            let size = asked.len();
+            blocking(admitted, size, move || {
+                let mut a = match &asked {
+                    Asked::Ids(ids) => engine.batch_check(&q, ids, now())?,
+                    Asked::Handles(h) => engine.batch_check_handles(&q, h, now())?,
+                };
+                record_batch(size, a.allowed_count, &a.denials);
                 // Allowed ids go back exactly as the caller sent them, so a
                 // client can match them against its own strings.
                 let (allowed_ids, allowed_packed_ids) = match (return_ids, records) {
-                    (false, _) | (true, None) => (None, None),
-                    (true, Some(pb::batch_check_request::Records::RecordIds(sent))) => (
+                    (true, Some(Records::RecordIds(sent))) => (
                         Some(pb::StringIds {
                             ids: sent
                                 .ids
@@ -538,7 +582,7 @@ impl Authorizer for AuthorizerService {
                         }),
                         None,
                     ),
-                    (true, Some(pb::batch_check_request::Records::PackedRecordIds(sent))) => (
+                    (true, Some(Records::PackedRecordIds(sent))) => (
                         None,
                         Some(pb::PackedIds {
                             uuids: sent
@@ -550,8 +594,9 @@ impl Authorizer for AuthorizerService {
                                 .collect(),
                         }),
                     ),
+                    _ => (None, None),
                 };
-                let size = ids.len();
+                let handles = return_handles.then(|| convert::to_handles(&std::mem::take(&mut a.handles)));
                 let mut outcome = Outcome {
                     records: size as u64,
                     allowed: u64::from(a.allowed_count),
@@ -578,6 +623,7 @@ impl Authorizer for AuthorizerService {
                     revision: a.revision,
                     allowed_ids,
                     allowed_packed_ids,
+                    handles,
                 };
                 Ok((fits(response, limit, "BatchCheck", Some(size))?, outcome))
             })
@@ -670,7 +716,7 @@ impl Authorizer for AuthorizerService {
             let ids = convert::string_ids("record_ids", &req.record_ids)?;
             let engine = self.engine.clone();
             let limit = self.gate.limits().max_message_bytes;
-            blocking(admitted, move || {
+            blocking(admitted, ids.len(), move || {
                 let (flags, revision) = engine.record_access(
                     &tenant,
                     &principal,

@@ -479,6 +479,7 @@ impl AuthZen {
                 context: Some(first.context.clone()),
                 return_allowed_ids: false,
                 min_revision,
+                return_handles: false,
             });
             match self.authorizer.batch_check(request).await {
                 Ok(r) => {

@@ -5,8 +5,8 @@
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::index::PrincipalKind;
 use crate::index::engine::{FieldMask, PrincipalRef, Question};
+use crate::index::{PrincipalKind, RecordHandles};
 use crate::model::data::EmailStatus;
 use crate::model::{ActionContext, Channel, FieldLevel, Reason};
 use crate::pb;
@@ -218,6 +218,32 @@ pub fn packed_ids(field: &str, bytes: &[u8]) -> Result<Vec<Uuid>, Status> {
         .chunks_exact(16)
         .map(|c| Uuid::from_bytes(<[u8; 16]>::try_from(c).unwrap_or_default()))
         .collect())
+}
+
+/// Handles as BatchCheck gave them out: 4 bytes each, little-endian.
+pub fn handles(field: &str, h: &pb::RecordHandles) -> Result<RecordHandles, Status> {
+    if !h.ordinals.len().is_multiple_of(4) {
+        return Err(Status::invalid_argument(format!(
+            "{field}.ordinals: {} bytes is not a whole number of 4-byte handles (send them as BatchCheck returned them)",
+            h.ordinals.len()
+        )));
+    }
+    Ok(RecordHandles {
+        space: h.space,
+        ords: h
+            .ordinals
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(<[u8; 4]>::try_from(c).unwrap_or([0xff; 4])))
+            .collect(),
+    })
+}
+
+/// The handles of an answer, as the wire carries them.
+pub fn to_handles(h: &RecordHandles) -> pb::RecordHandles {
+    pb::RecordHandles {
+        space: h.space,
+        ordinals: h.ords.iter().flat_map(|o| o.to_le_bytes()).collect(),
+    }
 }
 
 pub fn reason(r: Option<Reason>) -> i32 {

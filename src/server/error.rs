@@ -19,9 +19,9 @@ impl From<QueryError> for Status {
             | QueryError::BatchTooLarge { .. }
             | QueryError::RecordLessAction(_)
             | QueryError::RecordRequired(_) => Status::invalid_argument(message),
-            QueryError::RevisionNotReached { .. } | QueryError::TenantHeld { .. } => {
-                Status::failed_precondition(message)
-            }
+            QueryError::RevisionNotReached { .. }
+            | QueryError::TenantHeld { .. }
+            | QueryError::StaleHandles { .. } => Status::failed_precondition(message),
             QueryError::Internal(_) => Status::internal(message),
         }
     }

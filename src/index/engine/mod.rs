@@ -27,7 +27,7 @@ use crate::telemetry::metrics;
 
 pub use cache::DEFAULT_MAX_CACHE_BYTES;
 use cache::{CacheEntry, CacheKey};
-pub use query::{BatchAnswer, Decision, FieldMask, ObjectFlags, RecordFlags};
+pub use query::{BatchAnswer, Decision, FieldMask, ObjectFlags, RecordFlags, RecordHandles};
 pub use question::{PrincipalRef, Question, Resolved};
 
 /// Default largest batch a request may carry.

@@ -10,7 +10,7 @@ use super::{Engine, PrincipalRef, Question, Resolved};
 use crate::index::compile::{Compiled, Effective};
 use crate::index::error::QueryError;
 use crate::index::ord::{RecordOrd, UNKNOWN};
-use crate::index::tenant::TenantIndex;
+use crate::index::tenant::{ObjectIndex, TenantIndex};
 use crate::model::{Action, ActionContext, Channel, Control, FieldLevel, Reason};
 
 /// One field and the principal's level on it.
@@ -25,6 +25,18 @@ pub struct BatchAnswer {
     pub denials: Vec<(u32, Reason)>,
     pub field_mask: FieldMask,
     pub revision: u64,
+    /// Per position, the handle to send instead of the id next time
+    /// ([`Engine::batch_check_handles`]); [`UNKNOWN`] where the id is not
+    /// known.
+    pub handles: RecordHandles,
+}
+
+/// Records of one object named by their ordinals in its id table, which
+/// `space` names: what a client may cache in place of ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordHandles {
+    pub space: u64,
+    pub ords: Vec<RecordOrd>,
 }
 
 impl BatchAnswer {
@@ -101,9 +113,48 @@ impl Engine {
         ids: &[Uuid],
         now: OffsetDateTime,
     ) -> Result<BatchAnswer, QueryError> {
-        if ids.len() > self.max_batch {
+        self.batch(q, ids.len(), now, |object, ords| {
+            object.ids.get_many(ids, ords);
+            Ok(())
+        })
+    }
+
+    /// BatchCheck of records named by the handles an earlier answer gave
+    /// for them ([`BatchAnswer::handles`]): no id to look up, so the answer
+    /// costs only the decisions. Handles of another table — this process
+    /// restarted, or reloaded the tenant, since they were handed out — are
+    /// refused, never read as some other record.
+    pub fn batch_check_handles(
+        &self,
+        q: &Question,
+        handles: &RecordHandles,
+        now: OffsetDateTime,
+    ) -> Result<BatchAnswer, QueryError> {
+        self.batch(q, handles.ords.len(), now, |object, ords| {
+            if handles.space != object.ids.space() {
+                return Err(QueryError::StaleHandles {
+                    object: object.name.clone(),
+                    sent: handles.space,
+                    current: object.ids.space(),
+                });
+            }
+            object.ids.ords(&handles.ords, ords);
+            Ok(())
+        })
+    }
+
+    /// One decision per record of `len`; `ords` fills in each position's
+    /// ordinal in the object, [`UNKNOWN`] for none.
+    fn batch(
+        &self,
+        q: &Question,
+        len: usize,
+        now: OffsetDateTime,
+        ords_of: impl FnOnce(&ObjectIndex, &mut [RecordOrd]) -> Result<(), QueryError>,
+    ) -> Result<BatchAnswer, QueryError> {
+        if len > self.max_batch {
             return Err(QueryError::BatchTooLarge {
-                size: ids.len(),
+                size: len,
                 limit: self.max_batch,
             });
         }
@@ -111,15 +162,15 @@ impl Engine {
         if r.action.is_record_less() {
             return Err(QueryError::RecordLessAction(r.action.as_str()));
         }
-        let compiled = self.compiled(&r, now);
         let object = r
             .tenant
             .objects
             .get(r.object)
             .ok_or(QueryError::Internal("object index out of range"))?;
-        let mut ords = vec![0; ids.len()];
-        object.ids.get_many(ids, &mut ords);
-        let mut allowed = vec![0u8; ids.len().div_ceil(8)];
+        let mut ords = vec![0; len];
+        ords_of(object, &mut ords)?;
+        let compiled = self.compiled(&r, now);
+        let mut allowed = vec![0u8; len.div_ceil(8)];
         let mut allowed_count = 0u32;
         let mut denials = Vec::new();
         for ((chunk, byte), first) in ords.chunks(8).zip(&mut allowed).zip((0u32..).step_by(8)) {
@@ -141,6 +192,10 @@ impl Engine {
             denials,
             field_mask: Self::field_mask(&r.tenant, r.object, &compiled.field_mask),
             revision: r.revision,
+            handles: RecordHandles {
+                space: object.ids.space(),
+                ords,
+            },
         })
     }
 
