@@ -20,7 +20,7 @@ use permd::model::change::{Change, ChangeOp, Entity, EntityKind, TenantSettings}
 use permd::model::data::{
     AssociationSource, ContactState, DataFile, EmailInbox, EmailStatus, ObjectPermissions, Record,
 };
-use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Toggle};
+use permd::model::{AccessLevel, ActionContext, Channel, FieldLevel, Reason, Toggle};
 use permd::source::generate::{GenSpec, generate, record_ids};
 use proptest::prelude::*;
 use time::macros::datetime;
@@ -490,6 +490,10 @@ proptest! {
         every_id.sort_unstable();
         every_id.dedup();
         let rebuilt = Engine::new(Snapshot::build(&changed, live.revision()), 100_000);
+        // Another index of the same data numbers records its own way: the
+        // live one's handles are refused there, never read.
+        let q = question("bench", PrincipalKind::User, "u0", "contacts", "view");
+        prop_assert!(rebuilt.batch_check_handles(&q, &first_handles[0], NOW).is_err());
         for user in &users {
             for (action, ctx) in questions() {
                 prop_assert_eq!(
@@ -582,4 +586,77 @@ fn a_deleted_record_is_unknown_and_a_group_change_keeps_other_answers_cached() {
     // Deleting it again changes nothing but the revision.
     let again = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
     assert_eq!(e.apply(&[again]).unwrap(), 3);
+}
+
+#[test]
+fn handles_name_one_object_of_one_index_and_a_deleted_record_is_unknown() {
+    let data = generate(&spec());
+    let contacts = record_ids(&data, "bench", "contacts");
+    let e = Engine::new(Snapshot::build(&data, 1), 100_000);
+    let view_q = question("bench", PrincipalKind::User, "u0", "contacts", "view");
+    let by_ids = e.batch_check(&view_q, &contacts, NOW).unwrap();
+    let handles = by_ids.handles.clone();
+    let by_handles = |e: &Engine, h: &RecordHandles| {
+        e.batch_check_handles(&view_q, h, NOW)
+            .map(|a| format!("{:?} {:?}", a.allowed, a.denials))
+    };
+    assert_eq!(
+        by_handles(&e, &handles).unwrap(),
+        format!("{:?} {:?}", by_ids.allowed, by_ids.denials)
+    );
+
+    // The table's edge: its last ordinal is a record, the next is not.
+    let n = u32::try_from(contacts.len()).unwrap();
+    let edge = RecordHandles {
+        space: handles.space,
+        ords: vec![n - 1, n, u32::MAX],
+    };
+    let last = e
+        .batch_check(&view_q, &contacts[contacts.len() - 1..], NOW)
+        .unwrap();
+    let a = e.batch_check_handles(&view_q, &edge, NOW).unwrap();
+    assert_eq!(a.is_allowed(0), last.is_allowed(0));
+    assert!(
+        a.denials.contains(&(1, Reason::UnknownRecord)),
+        "{:?}",
+        a.denials
+    );
+    assert!(
+        a.denials.contains(&(2, Reason::UnknownRecord)),
+        "{:?}",
+        a.denials
+    );
+
+    // Another object's handles are refused, not read as its records.
+    let obj0 = question("bench", PrincipalKind::User, "u0", "obj0", "view");
+    let err = e.batch_check_handles(&obj0, &handles, NOW).unwrap_err();
+    assert!(err.to_string().contains("send the ids again"), "{err}");
+
+    // A deleted record keeps its handle, denied as unknown.
+    let gone = Change::delete("bench", EntityKind::Record, contacts[0].to_string());
+    e.apply(&[gone]).unwrap();
+    let first = RecordHandles {
+        space: handles.space,
+        ords: handles.ords[..1].to_vec(),
+    };
+    let a = e.batch_check_handles(&view_q, &first, NOW).unwrap();
+    assert_eq!(a.denials, vec![(0, Reason::UnknownRecord)]);
+
+    // A reload, even of the same data at the same revision, numbers
+    // records anew: the old handles are refused; new ones work.
+    let mut reordered = data.clone();
+    reordered.tenants[0].records.reverse();
+    e.publish(Snapshot::build(&reordered, e.revision()));
+    let err = by_handles(&e, &handles).unwrap_err();
+    assert!(err.to_string().contains("restarted or reloaded"), "{err}");
+    let again = e.batch_check(&view_q, &contacts, NOW).unwrap();
+    assert_eq!(
+        by_handles(&e, &again.handles).unwrap(),
+        format!("{:?} {:?}", again.allowed, again.denials)
+    );
+    // And the answer by ids is the reordered index's own, not one compiled
+    // against the old numbering.
+    let fresh = Engine::new(Snapshot::build(&reordered, e.revision()), 100_000);
+    let want = fresh.batch_check(&view_q, &contacts, NOW).unwrap();
+    assert_eq!((again.allowed, again.denials), (want.allowed, want.denials));
 }

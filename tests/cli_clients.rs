@@ -130,6 +130,25 @@ async fn client_commands_carry_tokens_write_through_admin_and_exit_by_the_answer
             "{}",
             text(&lookup)
         );
+        assert!(text(&lookup).contains("million ids/s"), "{}", text(&lookup));
+        // Packed, the same ids in the same order, printed the same way.
+        let first = |packed: &[&'static str]| {
+            let args = [
+                &["lookup", "--principal", "carol", "--limit", "1200"][..],
+                packed,
+                &token[..],
+            ]
+            .concat();
+            let addr = addr.clone();
+            async move {
+                let out = permd(&addr, &args).await;
+                assert!(out.status.success(), "{}", text(&out));
+                String::from_utf8(out.stdout).unwrap()
+            }
+        };
+        let (strings, packed) = (first(&[]).await, first(&["--packed"]).await);
+        assert_eq!(strings.lines().count(), 1200, "{strings}");
+        assert_eq!(packed, strings);
         let access = permd(
             &addr,
             &[

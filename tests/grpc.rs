@@ -577,6 +577,13 @@ async fn batch_check_by_handles_answers_as_by_ids_and_refuses_stale_ones() {
             Code::InvalidArgument,
             &["4-byte handles"],
         );
+        let mut again = with(handles.clone());
+        again.return_handles = true;
+        assert_status(
+            c.batch_check(again).await,
+            Code::InvalidArgument,
+            &["read the allowed bitmask"],
+        );
         let mut both = with(handles.clone());
         both.return_allowed_ids = true;
         assert_status(
@@ -599,7 +606,11 @@ async fn batch_check_by_handles_answers_as_by_ids_and_refuses_stale_ones() {
         assert_status(
             other.batch_check(with(handles.clone())).await,
             Code::FailedPrecondition,
-            &["restarted or reloaded", "'contacts'", "return_handles"],
+            &[
+                "another permd's",
+                "'contacts' of tenant 'demo'",
+                "return_handles",
+            ],
         );
     })
     .await;

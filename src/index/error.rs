@@ -55,13 +55,9 @@ pub enum QueryError {
         reason: String,
     },
     #[error(
-        "record handles of space {sent:#x} are not those of '{object}' here (space {current:#x}): this permd restarted or reloaded the tenant since it gave them out; send the ids again with return_handles for new ones"
+        "record_handles were not given out for object '{object}' of tenant '{tenant}' by this permd's index as it is now: they are another object's or tenant's, another permd's (each sidecar has its own), or from before this permd restarted or reloaded the tenant; send the ids again with return_handles and use the new handles"
     )]
-    StaleHandles {
-        object: String,
-        sent: u64,
-        current: u64,
-    },
+    StaleHandles { tenant: String, object: String },
     #[error("internal error: {0}")]
     Internal(&'static str),
 }

@@ -448,16 +448,18 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-/// Batches up to this many records are answered on the async worker that
-/// decoded them: at most ~0.5 ms of work on a million-record object, while
-/// the other workers keep serving (they steal its queued tasks). Handing
+/// BatchCheck batches up to this many records are answered on the async
+/// worker that decoded them: at most ~0.5 ms of work on a million-record
+/// object (a cold compile adds its own), while the other workers keep
+/// serving what is queued. Handing
 /// each request to the blocking pool instead cost two thread wake-ups and
 /// 15% more server CPU per record (`permd bench --server-metrics`, 10,000
 /// packed ids, 84–86 ns against 100–106 at concurrency 8).
 const INLINE_RECORDS: usize = 16_384;
 
 /// Runs CPU-bound work off the async workers so a 100,000-record batch never
-/// stalls other connections; a small batch runs in place (`INLINE_RECORDS`).
+/// stalls other connections; work on at most `INLINE_RECORDS` records runs
+/// in place.
 /// The work is skipped if the caller's deadline passed while it waited for
 /// a thread.
 async fn blocking<T: Send + 'static>(
@@ -467,7 +469,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Status> {
     if records <= INLINE_RECORDS {
         admitted.still_wanted()?;
-        return f();
+        // A panic here must still end as a gRPC status, as one on the
+        // blocking pool does, not as a reset stream.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(Status::internal("request task panicked")));
     }
     tokio::task::spawn_blocking(move || {
         admitted.still_wanted()?;
@@ -716,7 +721,9 @@ impl Authorizer for AuthorizerService {
             let ids = convert::string_ids("record_ids", &req.record_ids)?;
             let engine = self.engine.clone();
             let limit = self.gate.limits().max_message_bytes;
-            blocking(admitted, ids.len(), move || {
+            // Per record, RecordAccess compiles four answers and copies a
+            // field mask: always off the async workers.
+            blocking(admitted, usize::MAX, move || {
                 let (flags, revision) = engine.record_access(
                     &tenant,
                     &principal,

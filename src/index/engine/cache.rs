@@ -28,6 +28,12 @@ pub(super) struct CacheKey {
 pub(super) struct CacheEntry {
     pub(super) object_version: u64,
     pub(super) principal_version: u64,
+    /// The object's id table: a compiled set is over its ordinals, and a
+    /// table built anew (a reload, even at the same revision) numbers
+    /// records differently. Without it an answer compiled from the old
+    /// snapshot, inserted after the reload cleared the cache, would be read
+    /// against the new ordinals.
+    object_space: u64,
     compiled: Arc<Compiled>,
 }
 
@@ -83,10 +89,13 @@ impl Engine {
             action: r.action,
             ctx: r.action.relevant_context(&r.ctx),
         };
-        let object_version = r.tenant.objects.get(r.object).map_or(0, |o| o.version);
+        let object = r.tenant.objects.get(r.object);
+        let object_version = object.map_or(0, |o| o.version);
+        let object_space = object.map_or(0, |o| o.ids.space());
         let principal_version = r.principal.version;
         if let Some(hit) = self.cache.get(&key).filter(|e| {
             e.object_version == object_version
+                && e.object_space == object_space
                 && e.principal_version == principal_version
                 && e.compiled.fresh_at(now)
         }) {
@@ -107,6 +116,7 @@ impl Engine {
             CacheEntry {
                 object_version,
                 principal_version,
+                object_space,
                 compiled: compiled.clone(),
             },
         );

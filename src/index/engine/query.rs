@@ -133,9 +133,8 @@ impl Engine {
         self.batch(q, handles.ords.len(), now, |object, ords| {
             if handles.space != object.ids.space() {
                 return Err(QueryError::StaleHandles {
+                    tenant: q.tenant.clone(),
                     object: object.name.clone(),
-                    sent: handles.space,
-                    current: object.ids.space(),
                 });
             }
             object.ids.ords(&handles.ords, ords);
