@@ -86,3 +86,68 @@ async fn authzen_answers_as_the_spec_and_batch_check_say() {
     })
     .await;
 }
+
+/// `POST path` with a JSON body to an AuthZEN listener: status and body.
+async fn post(listen: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(listen).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let status = text[9..12].parse().unwrap();
+    let json = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(json).unwrap_or_default())
+}
+
+/// A page token is a position in one permd's numbering of the records: sent
+/// to another permd (or to this one after a restart), it would skip or
+/// repeat records, so it is refused and the client told to start again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_token_is_refused_by_another_permd_instead_of_misread() {
+    bounded_by(Duration::from_secs(120), async {
+        let mut listens = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let listen = format!("127.0.0.1:{}", free_port());
+            let server = Serve::new()
+                .args(["--authzen-listen", listen.as_str()])
+                .quiet()
+                .spawn();
+            server.channel().await;
+            listens.push(listen);
+            servers.push(server);
+        }
+        let search = |token: Option<&str>| {
+            let mut page = serde_json::json!({"limit": 100});
+            if let Some(t) = token {
+                page["token"] = t.into();
+            }
+            serde_json::json!({
+                "subject": {"type": "user", "id": "alice", "properties": {"tenant": "demo"}},
+                "action": {"name": "view"},
+                "resource": {"type": "contacts"},
+                "page": page,
+            })
+        };
+        const PATH: &str = "/access/v1/search/resource";
+        let (status, first) = post(&listens[0], PATH, &search(None)).await;
+        assert_eq!(status, 200, "{first}");
+        let token = first["page"]["next_token"].as_str().unwrap().to_owned();
+        assert!(!token.is_empty(), "{first}");
+        let (status, second) = post(&listens[0], PATH, &search(Some(&token))).await;
+        assert_eq!(status, 200, "the same permd reads its own token: {second}");
+        let (status, refused) = post(&listens[1], PATH, &search(Some(&token))).await;
+        assert_eq!(status, 400, "{refused}");
+        let text = refused.to_string();
+        assert!(
+            text.contains("FAILED_PRECONDITION") && text.contains("without page.token"),
+            "{text}"
+        );
+    })
+    .await;
+}

@@ -55,6 +55,9 @@ pub struct LookupPage {
     pub ids: Vec<String>,
     /// The cursor of the next page; `None` after the last.
     pub next: Option<u32>,
+    /// The id table the cursor is an ordinal of: a cursor is meaningful
+    /// only against the same table (see `IdTable::space`).
+    pub space: u64,
     pub revision: u64,
     /// Records in the whole set.
     pub total: u64,
@@ -329,9 +332,16 @@ impl AuthorizerService {
                     .next()
                     .is_some())
             .then_some(pages.next);
+            let space = pages
+                .resolved
+                .tenant
+                .objects
+                .get(pages.resolved.object)
+                .map_or(0, |o| o.ids.space());
             let page = LookupPage {
                 ids,
                 next,
+                space,
                 revision: pages.resolved.revision,
                 total: outcome.records,
             };

@@ -583,16 +583,16 @@ impl AuthZen {
             "{tenant}\u{0}{}\u{0}{}\u{0}{object}\u{0}{action}\u{0}{context_key}",
             principal.kind, principal.id
         );
-        let (cursor, limit) = match &token {
-            None => (0, limit_given.unwrap_or(DEFAULT_PAGE)),
+        let (cursor, space, limit) = match &token {
+            None => (0, None, limit_given.unwrap_or(DEFAULT_PAGE)),
             Some(token) => {
-                let (cursor, limit) = read_token(token, &fingerprint)?;
+                let (cursor, space, limit) = read_token(token, &fingerprint)?;
                 if limit_given.is_some_and(|l| l != limit) {
                     return Err(Refusal::invalid(
                         "page.token was issued for another request: its page.limit was different; send the same limit, or none",
                     ));
                 }
-                (cursor, limit)
+                (cursor, Some(space), limit)
             }
         };
         let request = meta.request(pb::LookupRecordsRequest {
@@ -606,11 +606,16 @@ impl AuthZen {
             min_revision,
         });
         match self.authorizer.lookup_page(request, cursor).await {
+            Ok(page) if space.is_some_and(|s| s != page.space) => Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                code: "FAILED_PRECONDITION",
+                message: "page.token is from an index of the records this permd no longer has (it restarted or reloaded the tenant since, or the token is another permd's): its position would skip or repeat records; search again from the first page, without page.token".to_owned(),
+            }),
             Ok(page) => Ok(SearchPage {
                 page: PageInfo {
                     next_token: page
                         .next
-                        .map(|next| write_token(next, limit, &fingerprint))
+                        .map(|next| write_token(next, page.space, limit, &fingerprint))
                         .unwrap_or_default(),
                     count: page.ids.len() as u64,
                     total: page.total,
@@ -909,39 +914,45 @@ struct Found {
     id: String,
 }
 
-/// `<cursor>.<limit>.<check>`: the check is a digest of the request the
-/// token answers and of the rest of the token, so a token changed by one
-/// character, or sent with another request, is refused instead of read as
-/// another position.
-fn write_token(cursor: u32, limit: u64, fingerprint: &str) -> String {
+/// `<cursor>.<space>.<limit>.<check>`: the cursor is an ordinal of the id
+/// table `space` names, so it is refused against any other (a restart, a
+/// reload); the check is a digest of the request the token answers and of
+/// the rest of the token, so a token changed by one character, or sent with
+/// another request, is refused instead of read as another position.
+fn write_token(cursor: u32, space: u64, limit: u64, fingerprint: &str) -> String {
     format!(
-        "{cursor}.{limit}.{}",
-        token_check(cursor, limit, fingerprint)
+        "{cursor}.{space:x}.{limit}.{}",
+        token_check(cursor, space, limit, fingerprint)
     )
 }
 
-fn read_token(token: &str, fingerprint: &str) -> Result<(u32, u64), Refusal> {
+fn read_token(token: &str, fingerprint: &str) -> Result<(u32, u64, u64), Refusal> {
     let refuse = || {
         Refusal::invalid(
             "page.token was not issued by permd, or was issued for another request (another subject, action, resource type, context or limit); send the next_token of the previous page with the same request",
         )
     };
     let mut parts = token.split('.');
-    let (Some(cursor), Some(limit), Some(check), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(cursor), Some(space), Some(limit), Some(check), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(refuse());
     };
     let cursor: u32 = cursor.parse().map_err(|_| refuse())?;
+    let space = u64::from_str_radix(space, 16).map_err(|_| refuse())?;
     let limit: u64 = limit.parse().map_err(|_| refuse())?;
-    if !(1..=MAX_PAGE).contains(&limit) || check != token_check(cursor, limit, fingerprint) {
+    if !(1..=MAX_PAGE).contains(&limit) || check != token_check(cursor, space, limit, fingerprint) {
         return Err(refuse());
     }
-    Ok((cursor, limit))
+    Ok((cursor, space, limit))
 }
 
-fn token_check(cursor: u32, limit: u64, fingerprint: &str) -> String {
-    let text = format!("permd-authzen-page\u{0}{cursor}\u{0}{limit}\u{0}{fingerprint}");
+fn token_check(cursor: u32, space: u64, limit: u64, fingerprint: &str) -> String {
+    let text = format!("permd-authzen-page\u{0}{cursor}\u{0}{space}\u{0}{limit}\u{0}{fingerprint}");
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     digest
         .as_ref()
@@ -1273,8 +1284,11 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_refuse_any_change() {
-        let t = write_token(42, 100, "demo\u{0}1\u{0}alice");
-        assert_eq!(read_token(&t, "demo\u{0}1\u{0}alice").unwrap(), (42, 100));
+        let t = write_token(42, 0xfeed, 100, "demo\u{0}1\u{0}alice");
+        assert_eq!(
+            read_token(&t, "demo\u{0}1\u{0}alice").unwrap(),
+            (42, 0xfeed, 100)
+        );
         assert!(read_token(&t, "demo\u{0}1\u{0}bob").is_err());
         assert!(read_token(&format!("{t}A"), "demo\u{0}1\u{0}alice").is_err());
         assert!(read_token(&t[..t.len() - 1], "demo\u{0}1\u{0}alice").is_err());

@@ -153,30 +153,42 @@ class StringIds(_message.Message):
     ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class RecordHandles(_message.Message):
+    __slots__ = ("space", "ordinals")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    ORDINALS_FIELD_NUMBER: _ClassVar[int]
+    space: int
+    ordinals: bytes
+    def __init__(self, space: _Optional[int] = ..., ordinals: _Optional[bytes] = ...) -> None: ...
+
 class BatchCheckRequest(_message.Message):
-    __slots__ = ("tenant", "principal", "object", "action", "record_ids", "packed_record_ids", "context", "return_allowed_ids", "min_revision")
+    __slots__ = ("tenant", "principal", "object", "action", "record_ids", "packed_record_ids", "record_handles", "context", "return_allowed_ids", "min_revision", "return_handles")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
     PACKED_RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_HANDLES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     RETURN_ALLOWED_IDS_FIELD_NUMBER: _ClassVar[int]
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    RETURN_HANDLES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     principal: Principal
     object: str
     action: str
     record_ids: StringIds
     packed_record_ids: PackedIds
+    record_handles: RecordHandles
     context: ActionContext
     return_allowed_ids: bool
     min_revision: int
-    def __init__(self, tenant: _Optional[str] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., object: _Optional[str] = ..., action: _Optional[str] = ..., record_ids: _Optional[_Union[StringIds, _Mapping]] = ..., packed_record_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., context: _Optional[_Union[ActionContext, _Mapping]] = ..., return_allowed_ids: _Optional[bool] = ..., min_revision: _Optional[int] = ...) -> None: ...
+    return_handles: bool
+    def __init__(self, tenant: _Optional[str] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., object: _Optional[str] = ..., action: _Optional[str] = ..., record_ids: _Optional[_Union[StringIds, _Mapping]] = ..., packed_record_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., record_handles: _Optional[_Union[RecordHandles, _Mapping]] = ..., context: _Optional[_Union[ActionContext, _Mapping]] = ..., return_allowed_ids: _Optional[bool] = ..., min_revision: _Optional[int] = ..., return_handles: _Optional[bool] = ...) -> None: ...
 
 class BatchCheckResponse(_message.Message):
-    __slots__ = ("allowed", "allowed_count", "denials", "field_mask", "revision", "allowed_ids", "allowed_packed_ids")
+    __slots__ = ("allowed", "allowed_count", "denials", "field_mask", "revision", "allowed_ids", "allowed_packed_ids", "handles")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_COUNT_FIELD_NUMBER: _ClassVar[int]
     DENIALS_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +196,7 @@ class BatchCheckResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_IDS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PACKED_IDS_FIELD_NUMBER: _ClassVar[int]
+    HANDLES_FIELD_NUMBER: _ClassVar[int]
     allowed: bytes
     allowed_count: int
     denials: _containers.RepeatedCompositeFieldContainer[Denial]
@@ -191,7 +204,8 @@ class BatchCheckResponse(_message.Message):
     revision: int
     allowed_ids: StringIds
     allowed_packed_ids: PackedIds
-    def __init__(self, allowed: _Optional[bytes] = ..., allowed_count: _Optional[int] = ..., denials: _Optional[_Iterable[_Union[Denial, _Mapping]]] = ..., field_mask: _Optional[_Union[FieldMask, _Mapping]] = ..., revision: _Optional[int] = ..., allowed_ids: _Optional[_Union[StringIds, _Mapping]] = ..., allowed_packed_ids: _Optional[_Union[PackedIds, _Mapping]] = ...) -> None: ...
+    handles: RecordHandles
+    def __init__(self, allowed: _Optional[bytes] = ..., allowed_count: _Optional[int] = ..., denials: _Optional[_Iterable[_Union[Denial, _Mapping]]] = ..., field_mask: _Optional[_Union[FieldMask, _Mapping]] = ..., revision: _Optional[int] = ..., allowed_ids: _Optional[_Union[StringIds, _Mapping]] = ..., allowed_packed_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., handles: _Optional[_Union[RecordHandles, _Mapping]] = ...) -> None: ...
 
 class Denial(_message.Message):
     __slots__ = ("position", "reason")
