@@ -461,18 +461,17 @@ fn now() -> OffsetDateTime {
 /// BatchCheck batches up to this many records are answered on the async
 /// worker that decoded them: at most ~0.5 ms of work on a million-record
 /// object (a cold compile adds its own), while the other workers keep
-/// serving what is queued. Handing
-/// each request to the blocking pool instead cost two thread wake-ups and
-/// 15% more server CPU per record (`permd bench --server-metrics`, 10,000
-/// packed ids, 84–86 ns against 100–106 at concurrency 8).
+/// serving what is queued. Handing each request to the blocking pool
+/// instead cost two thread wake-ups and 15% more server CPU per record
+/// (`permd bench --server-metrics`, 10,000 packed ids, 84–86 ns against
+/// 100–106 at concurrency 8).
 const INLINE_RECORDS: usize = 16_384;
 
-/// Runs CPU-bound work off the async workers so a 100,000-record batch never
-/// stalls other connections; work on at most `INLINE_RECORDS` records runs
-/// in place.
-/// The work is skipped if the caller's deadline passed while it waited for
-/// a thread.
-async fn blocking<T: Send + 'static>(
+/// Runs CPU-bound work on `records` records: in place when there are at
+/// most `INLINE_RECORDS`, otherwise on the blocking pool, so a
+/// 100,000-record batch never stalls other connections. The work is
+/// skipped if the caller's deadline passed before it started.
+async fn compute<T: Send + 'static>(
     admitted: Admitted,
     records: usize,
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
@@ -576,7 +575,7 @@ impl Authorizer for AuthorizerService {
             let records = req.records;
             let limit = self.gate.limits().max_message_bytes;
             let size = asked.len();
-            blocking(admitted, size, move || {
+            compute(admitted, size, move || {
                 let mut a = match &asked {
                     Asked::Ids(ids) => engine.batch_check(&q, ids, now())?,
                     Asked::Handles(h) => engine.batch_check_handles(&q, h, now())?,
@@ -733,7 +732,7 @@ impl Authorizer for AuthorizerService {
             let limit = self.gate.limits().max_message_bytes;
             // Per record, RecordAccess compiles four answers and copies a
             // field mask: always off the async workers.
-            blocking(admitted, usize::MAX, move || {
+            compute(admitted, usize::MAX, move || {
                 let (flags, revision) = engine.record_access(
                     &tenant,
                     &principal,
