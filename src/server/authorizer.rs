@@ -307,18 +307,34 @@ impl AuthorizerService {
         Ok((pages, outcome))
     }
 
-    /// One page of LookupRecords starting at `cursor` (0 first; then the
-    /// cursor the previous page returned), for callers that page by
-    /// request (AuthZEN's resource search) instead of by stream: the ids,
-    /// the next cursor (`None` after the last page) and the revision.
+    /// One page of LookupRecords, for callers that page by request
+    /// (AuthZEN's resource search) instead of by stream: from the first
+    /// record, or `from` a cursor a previous page returned with the `space`
+    /// of the id table it is an ordinal of (FAILED_PRECONDITION when the
+    /// object's table is another now); the ids, the next cursor (`None`
+    /// after the last page) and the revision.
     pub async fn lookup_page(
         &self,
         request: Request<pb::LookupRecordsRequest>,
-        cursor: u32,
+        from: Option<(u32, u64)>,
     ) -> Result<LookupPage, Status> {
         let call = self.call("LookupRecords", &request);
-        let result = self.pages(request).await.map(|(mut pages, outcome)| {
-            pages.next = cursor;
+        let result = self.pages(request).await.and_then(|(mut pages, outcome)| {
+            let space = pages
+                .resolved
+                .tenant
+                .objects
+                .get(pages.resolved.object)
+                .map_or(0, |o| o.ids.space());
+            pages.next = match from {
+                None => 0,
+                Some((cursor, of)) if of == space => cursor,
+                Some(_) => {
+                    return Err(Status::failed_precondition(
+                        "page.token is from an index of the records this permd no longer has (it restarted or reloaded the tenant since, or the token is another permd's): its position would skip or repeat records; search again from the first page, without page.token",
+                    ));
+                }
+            };
             let ids = match pages.next_page() {
                 Some(page) => page.record_ids.map(|s| s.ids).unwrap_or_default(),
                 None => Vec::new(),
@@ -332,12 +348,6 @@ impl AuthorizerService {
                     .next()
                     .is_some())
             .then_some(pages.next);
-            let space = pages
-                .resolved
-                .tenant
-                .objects
-                .get(pages.resolved.object)
-                .map_or(0, |o| o.ids.space());
             let page = LookupPage {
                 ids,
                 next,
@@ -345,7 +355,7 @@ impl AuthorizerService {
                 revision: pages.resolved.revision,
                 total: outcome.records,
             };
-            (page, outcome)
+            Ok((page, outcome))
         });
         self.finish(call, result)
     }

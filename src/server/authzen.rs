@@ -583,8 +583,8 @@ impl AuthZen {
             "{tenant}\u{0}{}\u{0}{}\u{0}{object}\u{0}{action}\u{0}{context_key}",
             principal.kind, principal.id
         );
-        let (cursor, space, limit) = match &token {
-            None => (0, None, limit_given.unwrap_or(DEFAULT_PAGE)),
+        let (from, limit) = match &token {
+            None => (None, limit_given.unwrap_or(DEFAULT_PAGE)),
             Some(token) => {
                 let (cursor, space, limit) = read_token(token, &fingerprint)?;
                 if limit_given.is_some_and(|l| l != limit) {
@@ -592,7 +592,7 @@ impl AuthZen {
                         "page.token was issued for another request: its page.limit was different; send the same limit, or none",
                     ));
                 }
-                (cursor, Some(space), limit)
+                (Some((cursor, space)), limit)
             }
         };
         let request = meta.request(pb::LookupRecordsRequest {
@@ -605,12 +605,7 @@ impl AuthZen {
             packed: false,
             min_revision,
         });
-        match self.authorizer.lookup_page(request, cursor).await {
-            Ok(page) if space.is_some_and(|s| s != page.space) => Err(Refusal {
-                status: StatusCode::BAD_REQUEST,
-                code: "FAILED_PRECONDITION",
-                message: "page.token is from an index of the records this permd no longer has (it restarted or reloaded the tenant since, or the token is another permd's): its position would skip or repeat records; search again from the first page, without page.token".to_owned(),
-            }),
+        match self.authorizer.lookup_page(request, from).await {
             Ok(page) => Ok(SearchPage {
                 page: PageInfo {
                     next_token: page
