@@ -91,6 +91,7 @@ async fn run() {
             nats: nats.clone(),
             snapshot_every: 1_000_000,
             snapshot_interval: Duration::from_secs(3600),
+            snapshot_format: permd::source::snapshot::FORMAT,
             stream_max_age: Duration::from_secs(7200),
             poll_interval: Duration::from_secs(1),
             changelog_retention: None,

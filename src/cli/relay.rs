@@ -33,6 +33,12 @@ pub struct RelayArgs {
     /// …or this long after the last snapshot, whichever comes first.
     #[arg(long, env = "PERMD_SNAPSHOT_INTERVAL", default_value = "5m")]
     pub snapshot_interval: Span,
+    /// The snapshot format to write (1 or 2, the newest). Sidecars read
+    /// every format up to their own: upgrade them first, or run new relays
+    /// with the format of the oldest sidecar until they are.
+    #[arg(long, env = "PERMD_SNAPSHOT_FORMAT", default_value_t = crate::source::snapshot::FORMAT,
+          value_parser = clap::value_parser!(u32).range(i64::from(crate::source::snapshot::OLDEST_FORMAT)..=i64::from(crate::source::snapshot::FORMAT)))]
+    pub snapshot_format: u32,
     /// How long the stream keeps changes; a sidecar further behind reloads
     /// from a snapshot. Keep it well above --snapshot-interval.
     #[arg(long, env = "PERMD_STREAM_MAX_AGE", default_value = "24h")]
@@ -71,6 +77,7 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
         nats,
         snapshot_every: args.snapshot_every,
         snapshot_interval: args.snapshot_interval.0,
+        snapshot_format: args.snapshot_format,
         stream_max_age: args.stream_max_age.0,
         poll_interval: std::time::Duration::from_secs(1),
         changelog_retention: (!args.changelog_retention.0.is_zero())

@@ -434,6 +434,16 @@ impl<'a> RecordChecks<'a> {
         self
     }
 
+    /// An id that more than one record has, found after the records were
+    /// checked one by one (a loader that indexes as it reads finds ids
+    /// repeated across objects at the end).
+    pub fn duplicate(&mut self, id: &Uuid) {
+        self.report.error(
+            format!("{}.records[id={id}].id", self.at),
+            format!("duplicate record id {id}: two records of different objects have it"),
+        );
+    }
+
     /// The first error found so far.
     pub fn first_error(&self) -> Option<&Problem> {
         self.report.errors.first()

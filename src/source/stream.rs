@@ -234,7 +234,7 @@ fn index_records<'de, A: MapAccess<'de>>(
     meta: &Tenant,
     at: &str,
 ) -> Result<(TenantBuilder, Report), A::Error> {
-    let (parsed, indexed) = pipelined(meta, at, |batches| {
+    let (parsed, indexed) = pipelined(meta, at, &[], |batches| {
         map.next_value_seed(RecordsSeed { batches })
     });
     // The indexer's own error says more than the parser's "it stopped".
@@ -248,13 +248,15 @@ fn index_records<'de, A: MapAccess<'de>>(
 /// Checks and indexes a tenant's records as they come, against `meta`
 /// (the tenant without its records, checked on its own with
 /// [`validate`]). Stops at the first problem, which is the error: a loader
-/// that wants every problem listed reads the data whole.
+/// that wants every problem listed reads the data whole. `sizes`, when the
+/// source knows them, are the records of each object to come.
 pub fn index_tenant<E: fmt::Display>(
     meta: &Tenant,
+    sizes: &[(String, usize)],
     records: impl Iterator<Item = Result<Record, E>>,
 ) -> Result<(TenantBuilder, Vec<Problem>), String> {
     let at = format!("tenant '{}'", meta.id);
-    let (read, indexed) = pipelined(meta, &at, |batches| {
+    let (read, indexed) = pipelined(meta, &at, sizes, |batches| {
         for record in records {
             if batches.push(record.map_err(|e| e.to_string())?).is_err() {
                 break;
@@ -287,7 +289,8 @@ pub fn index_snapshot(
         anyhow::bail!("{} problem(s), the first: {e}", report.errors.len());
     }
     let catalog = one.tenants.into_iter().next().unwrap_or_default();
-    let (builder, _) = index_tenant(&catalog, records).map_err(anyhow::Error::msg)?;
+    let sizes = records.object_sizes();
+    let (builder, _) = index_tenant(&catalog, &sizes, records).map_err(anyhow::Error::msg)?;
     Ok((meta, builder.finish(&catalog)))
 }
 
@@ -331,6 +334,9 @@ pub fn index_tenants(
         add_checked(builder, checks, 0, &record);
     }
     let mut warnings = Vec::new();
+    for (checks, builder) in checks.iter_mut().zip(&builders) {
+        check_duplicates(builder, checks);
+    }
     for (checks, builder) in checks.into_iter().zip(&builders) {
         let mut report = Report::default();
         checks.finish(|id| builder.object_of(id), &mut report);
@@ -378,6 +384,7 @@ impl Batches {
 fn pipelined<T>(
     meta: &Tenant,
     at: &str,
+    sizes: &[(String, usize)],
     read: impl FnOnce(&mut Batches) -> T,
 ) -> (T, Result<(TenantBuilder, Report), String>) {
     let objects = tenant_objects(meta);
@@ -386,7 +393,7 @@ fn pipelined<T>(
         let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
         let worker = std::thread::Builder::new().spawn_scoped(scope, || {
             let checks = RecordChecks::new(at, &objects, &users);
-            let indexed = index_checked(meta, checks, received.into_iter().flatten());
+            let indexed = index_checked(meta, sizes, checks, received.into_iter().flatten());
             // This thread's heap (every record it dropped) is left behind
             // when it ends: return its free pages now, while it is its own
             // — for a large tenant; a small one (a file may hold thousands)
@@ -420,19 +427,37 @@ fn pipelined<T>(
 
 fn index_checked(
     meta: &Tenant,
+    sizes: &[(String, usize)],
     mut checks: RecordChecks<'_>,
     records: impl Iterator<Item = Record>,
 ) -> Result<(TenantBuilder, Report), String> {
     let mut builder = TenantBuilder::new(meta);
+    for (object, records) in sizes {
+        builder.reserve(object, *records);
+    }
     for (r, record) in records.enumerate() {
         add_checked(&mut builder, &mut checks, r, &record);
         if let Some(first) = checks.first_error() {
             return Err(first.to_string());
         }
     }
+    check_duplicates(&builder, &mut checks);
+    if let Some(first) = checks.first_error() {
+        return Err(first.to_string());
+    }
     let mut report = Report::default();
     checks.finish(|id| builder.object_of(id), &mut report);
     Ok((builder, report))
+}
+
+/// Ids indexed in two objects: [`TenantBuilder::add`] finds an id
+/// repeated within its object at once, and leaves ids repeated across
+/// objects to this one pass at the end (probing every object's table for
+/// every record was a tenth of a cold start).
+fn check_duplicates(builder: &TenantBuilder, checks: &mut RecordChecks<'_>) {
+    for id in builder.ids_in_two_objects(MAX_PROBLEMS) {
+        checks.duplicate(&id);
+    }
 }
 
 /// Indexes record number `r` and checks it. Not indexed means an unknown
@@ -648,6 +673,45 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(refused.contains("duplicate record id"), "{refused}");
+    }
+
+    /// A snapshot loads into the same index as its data does, in both
+    /// formats (format 2 sizes the tables from its counts); an id repeated
+    /// within an object or across two is refused either way.
+    #[test]
+    fn a_snapshot_indexes_as_its_data_and_refuses_a_repeated_id() {
+        use crate::source::snapshot::{encode, encode_format};
+        let data = small_gen();
+        let tenant = &data.tenants[0];
+        let whole = Snapshot::build(&data, 1);
+        for format in [1, 2] {
+            let (meta, index) = index_snapshot(&encode_format(tenant, 1, 0, format)).unwrap();
+            assert_eq!(meta.records, tenant.records.len() as u64);
+            assert_eq!(
+                digest(&index),
+                digest(&whole.tenants[&tenant.id]),
+                "format {format}"
+            );
+        }
+        let custom = tenant
+            .records
+            .iter()
+            .position(|r| r.object != "contacts")
+            .unwrap();
+        let mut across = tenant.clone();
+        across.records[custom].id = across.records[0].id;
+        let mut within = tenant.clone();
+        within.records[1].id = within.records[0].id;
+        for (name, bad) in [("across objects", across), ("within one", within)] {
+            let refused = index_snapshot(&encode(&bad, 1, 0))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                refused.contains(&format!("duplicate record id {}", bad.records[0].id)),
+                "{name}: {refused}"
+            );
+        }
     }
 
     #[test]

@@ -148,6 +148,7 @@ RELAY_DEFAULTS = {
     "PERMD_SNAPSHOT_EVERY": "relay.snapshotEvery",
     "PERMD_SNAPSHOT_INTERVAL": "relay.snapshotInterval",
     "PERMD_STREAM_MAX_AGE": "relay.streamMaxAge",
+    "PERMD_SNAPSHOT_FORMAT": "relay.snapshotFormat",
     "PERMD_METRICS_LISTEN": None,  # 0.0.0.0:<relay.metricsPort>: see test_relay_defaults
     "PERMD_LOG_FORMAT": None,  # logFormat, shared with the sidecar (json, not permd's pretty)
 }
@@ -968,6 +969,7 @@ class Render(unittest.TestCase):
         self.assertEqual(env["PERMD_SNAPSHOT_EVERY"], "10000")
         self.assertEqual(env["PERMD_SNAPSHOT_INTERVAL"], "5m")
         self.assertEqual(env["PERMD_STREAM_MAX_AGE"], "24h")
+        self.assertEqual(env["PERMD_SNAPSHOT_FORMAT"], "2")
         self.assertEqual(env["PERMD_METRICS_LISTEN"], "0.0.0.0:9091")
         self.assertEqual(r["resources"], {"requests": {"cpu": "100m", "memory": "128Mi"},
                                           "limits": {"cpu": "1", "memory": "512Mi"}})

@@ -689,6 +689,8 @@ PERMD_NO_METRICS (the probes need the metrics endpoint).
   value: {{ $v.relay.snapshotInterval | toString | quote }}
 - name: PERMD_STREAM_MAX_AGE
   value: {{ $v.relay.streamMaxAge | toString | quote }}
+- name: PERMD_SNAPSHOT_FORMAT
+  value: {{ $v.relay.snapshotFormat | int64 | quote }}
 - name: PERMD_CHANGELOG_RETENTION
   value: {{ $v.relay.changelogRetention | toString | quote }}
 - name: PERMD_METRICS_LISTEN

@@ -9,8 +9,8 @@ use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use super::{
-    ContactIndex, ContactProbes, Links, ObjectIndex, RecordUsers, TenantIndex, add_ord,
-    build_groups, build_principals, index_contact,
+    ContactIndex, ContactProbes, Links, ObjectIndex, RecordUsers, TenantIndex, add_dense_ord,
+    add_ord, build_groups, build_principals, index_contact,
 };
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
@@ -124,8 +124,9 @@ impl TenantBuilder {
         builder
     }
 
-    /// Sizes `object`'s id table for `records` records, before any is
-    /// added (a table grown one insert at a time rehashes as it doubles).
+    /// Sizes `object`'s id table (and users table) for `records` records,
+    /// before any is added (a table grown one insert at a time rehashes as
+    /// it doubles).
     pub fn reserve(&mut self, object: &str, records: usize) {
         let Some(o) = self
             .object_by_name
@@ -136,6 +137,7 @@ impl TenantBuilder {
         };
         if o.ids.is_empty() {
             o.ids = Arc::new(IdTable::with_capacity(records));
+            o.users.reserve(records);
         }
     }
 
@@ -151,13 +153,52 @@ impl TenantBuilder {
             .map(|o| o.name.as_str())
     }
 
+    /// Ids that were added to two objects, at most `max` of them. Empty
+    /// when [`Self::add`] refused them already (tenants of many objects);
+    /// otherwise each object's ids are probed in every larger object's
+    /// table, which for a million Contacts and a few smaller objects is a
+    /// few hundred thousand probes instead of several per record.
+    pub fn ids_in_two_objects(&self, max: usize) -> Vec<Uuid> {
+        let mut found = Vec::new();
+        if self.where_is.is_some() {
+            return found;
+        }
+        let mut by_size: Vec<&IdTable> = self.objects.iter().map(|o| o.ids.as_ref()).collect();
+        by_size.sort_by_key(|t| t.len());
+        for (i, small) in by_size.iter().enumerate() {
+            let larger = by_size.get(i + 1..).unwrap_or_default();
+            for ord in 0..small.len() {
+                let Some(id) = RecordOrd::try_from(ord).ok().and_then(|o| small.id(o)) else {
+                    continue;
+                };
+                if larger.iter().any(|t| t.get(&id).is_some()) {
+                    found.push(id);
+                    if found.len() >= max {
+                        return found;
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// Indexes one record; `false` when it is not indexed: its object is
-    /// unknown, or its id was added before (validation refuses both).
+    /// unknown, or its id was added before to the same object (or, with
+    /// many objects, to any). Validation refuses all of these, and ids
+    /// repeated across objects ([`Self::ids_in_two_objects`]).
     pub fn add(&mut self, record: &Record) -> bool {
         let Some(&oi) = self.object_by_name.get(&record.object) else {
             return false;
         };
-        if locate(&self.objects, self.where_is.as_ref(), &record.id).is_some() {
+        // An id of another object is found here only with `where_is`
+        // (one probe); without it, by [`Self::ids_in_two_objects`] once
+        // all are added — the same id within one object is refused by its
+        // table below.
+        if self
+            .where_is
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&record.id))
+        {
             return false;
         }
         let mut associated: Vec<UserIdx> = record
@@ -176,9 +217,9 @@ impl TenantBuilder {
             return false;
         };
         if record.archived {
-            add_ord(&mut object.archived, ord);
+            add_dense_ord(&mut object.archived, ord);
         } else {
-            add_ord(&mut object.live, ord);
+            add_dense_ord(&mut object.live, ord);
         }
         for &user in &associated {
             add_ord(

@@ -125,16 +125,16 @@ pub(crate) fn index_contact(
         return;
     };
     if state.has_valid_email() {
-        super::add_ord(&mut index.valid_email, ord);
+        super::add_dense_ord(&mut index.valid_email, ord);
     }
     if state.has_valid_mobile() {
-        super::add_ord(&mut index.valid_mobile, ord);
+        super::add_dense_ord(&mut index.valid_mobile, ord);
     }
     if state.sms_opted_out {
-        super::add_ord(&mut index.sms_opted_out, ord);
+        super::add_dense_ord(&mut index.sms_opted_out, ord);
     }
     if state.email_status == EmailStatus::UnsubscribedAll {
-        super::add_ord(&mut index.unsubscribed_all, ord);
+        super::add_dense_ord(&mut index.unsubscribed_all, ord);
     }
     if state.suppressed || state.email_status == EmailStatus::Suppressed {
         match state.suppressed_until {

@@ -109,6 +109,14 @@ impl RecordUsers {
     }
 
     /// Gives back what growing by doubling left unused.
+    /// Room for `records` more records of about one user each, before a
+    /// build appends them.
+    pub fn reserve(&mut self, records: usize) {
+        let base = Arc::make_mut(&mut self.base);
+        base.offsets.reserve(records.saturating_add(1));
+        base.users.reserve(records);
+    }
+
     pub fn shrink_to_fit(&mut self) {
         let base = Arc::make_mut(&mut self.base);
         base.offsets.shrink_to_fit();

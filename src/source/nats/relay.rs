@@ -61,6 +61,9 @@ pub struct RelayConfig {
     /// The stream keeps messages this long (a sidecar further behind
     /// reloads from a snapshot).
     pub stream_max_age: Duration,
+    /// The snapshot format to write: [`super::super::snapshot::FORMAT`],
+    /// or an older one while sidecars that read only that are upgraded.
+    pub snapshot_format: u32,
     /// Poll the changelog this often even without a notification.
     pub poll_interval: Duration,
     /// Prune changelog older than this (every minute, while active);
@@ -293,7 +296,10 @@ async fn run_once(
         partial: None,
         history: history.clone(),
         published_tx,
-        snapshots: Arc::new(Mutex::new(SnapshotState::default())),
+        snapshots: Arc::new(Mutex::new(SnapshotState {
+            format: config.snapshot_format,
+            ..SnapshotState::default()
+        })),
     };
     match state.take() {
         Some(p) => {
@@ -446,6 +452,8 @@ struct Active {
 /// its tenant changed after it.
 #[derive(Default)]
 struct SnapshotState {
+    /// The snapshot format written ([`RelayConfig::snapshot_format`]).
+    format: u32,
     /// The last revision that changed each tenant (published since this
     /// relay became active).
     last_change: std::collections::HashMap<String, u64>,
@@ -630,6 +638,7 @@ async fn write_snapshots(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
+    let format = lock().format;
     let present: HashSet<String> = file.tenants.iter().map(|t| t.id.clone()).collect();
     let mut written = 0;
     let mut current: Vec<String> = Vec::new();
@@ -648,7 +657,7 @@ async fn write_snapshots(
                 Ok(one
                     .tenants
                     .first()
-                    .map(|t| super::super::snapshot::encode(t, revision, stream_seq))
+                    .map(|t| super::super::snapshot::encode_format(t, revision, stream_seq, format))
                     .unwrap_or_default())
             } else {
                 let problems: Vec<String> = report
