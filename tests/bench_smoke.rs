@@ -118,6 +118,14 @@ async fn permd_bench_sends_record_handles_and_gets_the_answers_ids_get() {
     assert_eq!(by_handles["unknown_record_fraction"], 0.0);
     let allowed = by_handles["allowed_fraction"].as_f64().unwrap();
     assert!((0.5..0.9).contains(&allowed), "{by_handles}");
+    // `--packed-denials`: every answer's packed arrays are checked against
+    // its bitmask (a mismatch is an error) and give the same fractions.
+    let packed = run("--packed-denials", "packed-denials.json").await;
+    assert_eq!(packed["packed_denials"], true, "{packed}");
+    assert_eq!(packed["errors"], 0, "{packed}");
+    assert!(packed["requests"].as_u64().unwrap() > 0, "{packed}");
+    let packed_allowed = packed["allowed_fraction"].as_f64().unwrap();
+    assert!((0.5..0.9).contains(&packed_allowed), "{packed}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -801,6 +801,59 @@ async fn batch_check_packed_ids() {
     .await;
 }
 
+/// `packed_denials` gives the entries of `denials` as two arrays: the
+/// same positions and reasons, nothing in `denials`; without it, nothing
+/// packed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_denials_are_the_denials() {
+    bounded(async {
+        let (server, mut c) = TestServer::with_client(shared_demo_engine()).await;
+        let mut ids = mixed_ids();
+        ids.push(Uuid::from_u128(0x5eed));
+        let mut kinds = std::collections::BTreeSet::new();
+        for (who, action) in [
+            ("alice", "edit"),
+            ("carol", "bulk_send_email"),
+            ("carol", "bulk_send_text"),
+            ("ada", "view"),
+        ] {
+            let plain = answered(
+                c.batch_check(batch_packed(user(who), "contacts", action, &ids))
+                    .await,
+            );
+            assert!(plain.packed_denials.is_none());
+            let mut req = batch_packed(user(who), "contacts", action, &ids);
+            req.packed_denials = true;
+            let packed = answered(c.batch_check(req).await);
+            assert!(packed.denials.is_empty(), "{who} {action}: not both forms");
+            let p = packed.packed_denials.as_ref().expect("packed denials");
+            assert_eq!(p.positions.len(), 4 * p.reasons.len());
+            let unpacked: Vec<pb::Denial> = p
+                .positions
+                .chunks_exact(4)
+                .zip(&p.reasons)
+                .map(|(at, reason)| pb::Denial {
+                    position: u32::from_le_bytes(at.try_into().unwrap()),
+                    reason: i32::from(*reason),
+                })
+                .collect();
+            assert_eq!(unpacked, plain.denials, "{who} {action}");
+            assert_eq!(
+                (&packed.allowed, packed.allowed_count, &packed.field_mask),
+                (&plain.allowed, plain.allowed_count, &plain.field_mask)
+            );
+            kinds.extend(unpacked.iter().map(|d| reason_name(d.reason)));
+            let q = demo_question(who, "contacts", action);
+            assert_batch_matches_engine(&plain, &server.engine, &q, &ids);
+        }
+        assert!(
+            kinds.contains("UNKNOWN_RECORD") && kinds.len() >= 3,
+            "{kinds:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_record_ids_are_denied_never_allowed() {
     bounded(async {

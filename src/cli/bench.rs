@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// instead of the ids, as a client that caches them does.
     #[arg(long, conflicts_with = "packed")]
     pub handles: bool,
+    /// Ask for the denials as packed arrays (BatchCheck `packed_denials`)
+    /// instead of one message each.
+    #[arg(long)]
+    pub packed_denials: bool,
     /// Contacts of the generated tenant (`permd gen --contacts`).
     #[arg(long, default_value_t = 1_000_000)]
     pub gen_contacts: usize,
@@ -132,6 +136,8 @@ pub struct Report {
     pub action: String,
     pub batch: usize,
     pub ids: &'static str,
+    /// Denials asked for as packed arrays (`--packed-denials`).
+    pub packed_denials: bool,
     pub concurrency: usize,
     pub connections: usize,
     pub duration_s: f64,
@@ -201,33 +207,80 @@ impl Tally {
     }
 }
 
-/// Why an answer does not fit the request, if it does not.
-fn malformed(batch: usize, r: &pb::BatchCheckResponse) -> Option<String> {
+/// The denials of an answer as (position, reason), from whichever form it
+/// has them in; an error when its packed arrays do not pair up.
+fn denials(r: &pb::BatchCheckResponse) -> Result<Vec<(u32, i32)>, String> {
+    let Some(packed) = &r.packed_denials else {
+        return Ok(r.denials.iter().map(|d| (d.position, d.reason)).collect());
+    };
+    if !r.denials.is_empty() || packed.positions.len() != packed.reasons.len() * 4 {
+        return Err(format!(
+            "packed denials: {} position bytes for {} reasons (and {} unpacked)",
+            packed.positions.len(),
+            packed.reasons.len(),
+            r.denials.len()
+        ));
+    }
+    Ok(packed
+        .positions
+        .chunks_exact(4)
+        .zip(&packed.reasons)
+        .map(|(p, reason)| {
+            (
+                u32::from_le_bytes([
+                    p.first().copied().unwrap_or(0),
+                    p.get(1).copied().unwrap_or(0),
+                    p.get(2).copied().unwrap_or(0),
+                    p.get(3).copied().unwrap_or(0),
+                ]),
+                i32::from(*reason),
+            )
+        })
+        .collect())
+}
+
+/// Checks an answer against its request: how many of its records are
+/// unknown, or why it does not fit.
+fn checked(batch: usize, r: &pb::BatchCheckResponse, packed_denials: bool) -> Result<u64, String> {
+    if packed_denials != r.packed_denials.is_some() {
+        return Err(format!(
+            "packed_denials asked: {packed_denials}, given: {}",
+            r.packed_denials.is_some()
+        ));
+    }
+    let denials = denials(r)?;
     if r.allowed.len() != batch.div_ceil(8) {
-        return Some(format!(
+        return Err(format!(
             "allowed bitmask has {} bytes for {batch} records",
             r.allowed.len()
         ));
     }
     let set: u32 = r.allowed.iter().map(|b| b.count_ones()).sum();
     if set != r.allowed_count {
-        return Some(format!(
+        return Err(format!(
             "allowed_count {} but {set} bits set",
             r.allowed_count
         ));
     }
-    if r.allowed_count as usize + r.denials.len() != batch {
-        return Some(format!(
+    if r.allowed_count as usize + denials.len() != batch {
+        return Err(format!(
             "{} allowed + {} denied != {batch} records",
             r.allowed_count,
-            r.denials.len()
+            denials.len()
         ));
     }
-    let bad = r.denials.iter().find(|d| {
-        let byte = r.allowed.get(d.position as usize / 8).copied().unwrap_or(0);
-        d.position as usize >= batch || byte & (1 << (d.position % 8)) != 0 || d.reason == 0
+    let bad = denials.iter().find(|(position, reason)| {
+        let byte = r.allowed.get(*position as usize / 8).copied().unwrap_or(0);
+        *position as usize >= batch || byte & (1 << (position % 8)) != 0 || *reason == 0
     });
-    bad.map(|d| format!("denial at position {} is inconsistent", d.position))
+    if let Some((position, _)) = bad {
+        return Err(format!("denial at position {position} is inconsistent"));
+    }
+    let unknown = pb::Reason::UnknownRecord as i32;
+    Ok(denials
+        .iter()
+        .filter(|(_, reason)| *reason == unknown)
+        .count() as u64)
 }
 
 fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckRequest> {
@@ -262,6 +315,7 @@ fn request(args: &BenchArgs, ids: &[Uuid]) -> anyhow::Result<pb::BatchCheckReque
         return_allowed_ids: false,
         min_revision: 0,
         return_handles: false,
+        packed_denials: args.packed_denials,
     })
 }
 
@@ -290,7 +344,7 @@ async fn with_handles(
         .map_err(status_error)
         .context("checking by handles")?
         .into_inner();
-    if (&by_handles.allowed, &by_handles.denials) != (&by_ids.allowed, &by_ids.denials) {
+    if (&by_handles.allowed, denials(&by_handles)) != (&by_ids.allowed, denials(&by_ids)) {
         anyhow::bail!("the answer by handles differs from the answer by ids");
     }
     Ok(payload)
@@ -300,11 +354,11 @@ async fn worker(
     mut client: super::client::Client,
     payloads: Vec<pb::BatchCheckRequest>,
     batch: usize,
+    packed_denials: bool,
     deadline: Instant,
     done: Arc<AtomicU64>,
 ) -> Tally {
     let mut tally = Tally::default();
-    let unknown = pb::Reason::UnknownRecord as i32;
     for payload in payloads.iter().cycle() {
         if Instant::now() >= deadline {
             break;
@@ -318,16 +372,19 @@ async fn worker(
             Err(status) => tally.error(status_error(status).to_string()),
             Ok(r) => {
                 let r = r.into_inner();
-                if let Some(why) = malformed(batch, &r) {
-                    tally.error(why);
-                    continue;
-                }
+                let unknown = match checked(batch, &r, packed_denials) {
+                    Ok(unknown) => unknown,
+                    Err(why) => {
+                        tally.error(why);
+                        continue;
+                    }
+                };
                 tally
                     .latencies_us
                     .push(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
                 tally.decisions += batch as u64;
                 tally.allowed += u64::from(r.allowed_count);
-                tally.unknown += r.denials.iter().filter(|d| d.reason == unknown).count() as u64;
+                tally.unknown += unknown;
             }
         }
     }
@@ -385,7 +442,7 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
             .map_err(status_error)
             .context("the first BatchCheck failed")?
             .into_inner();
-        if let Some(why) = malformed(args.batch, &r) {
+        if let Err(why) = checked(args.batch, &r, args.packed_denials) {
             anyhow::bail!("the first BatchCheck answered wrongly: {why}");
         }
     }
@@ -410,7 +467,14 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|(client, payloads)| {
-            tokio::spawn(worker(client, payloads, args.batch, deadline, done.clone()))
+            tokio::spawn(worker(
+                client,
+                payloads,
+                args.batch,
+                args.packed_denials,
+                deadline,
+                done.clone(),
+            ))
         })
         .collect();
     if let Some(bar) = &progress {
@@ -469,6 +533,7 @@ pub async fn bench(args: &BenchArgs, quiet: bool) -> anyhow::Result<Report> {
         } else {
             "strings"
         },
+        packed_denials: args.packed_denials,
         concurrency: args.concurrency,
         connections: args.connections,
         duration_s: elapsed,
@@ -550,8 +615,20 @@ fn own_cpu_seconds() -> Option<f64> {
 
 fn print(r: &Report) {
     println!(
-        "permd bench: {} {} {} on contacts, batch {} ({} ids), concurrency {}, {} connections, {:.1} s",
-        r.tenant, r.principal, r.action, r.batch, r.ids, r.concurrency, r.connections, r.duration_s
+        "permd bench: {} {} {} on contacts, batch {} ({} ids{}), concurrency {}, {} connections, {:.1} s",
+        r.tenant,
+        r.principal,
+        r.action,
+        r.batch,
+        r.ids,
+        if r.packed_denials {
+            ", packed denials"
+        } else {
+            ""
+        },
+        r.concurrency,
+        r.connections,
+        r.duration_s
     );
     println!(
         "  requests   {} ok, {} errors, {:.0} requests/s",

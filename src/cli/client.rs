@@ -264,6 +264,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             return_allowed_ids: false,
             min_revision: 0,
             return_handles: false,
+            packed_denials: false,
         })
         .await
         .map_err(status_error)?

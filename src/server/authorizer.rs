@@ -582,6 +582,7 @@ impl Authorizer for AuthorizerService {
             let engine = self.engine.clone();
             let return_ids = req.return_allowed_ids;
             let return_handles = req.return_handles;
+            let packed_denials = req.packed_denials;
             let records = req.records;
             let limit = self.gate.limits().max_message_bytes;
             let size = asked.len();
@@ -632,22 +633,29 @@ impl Authorizer for AuthorizerService {
                         *outcome.denied.entry(reason.as_str()).or_default() += 1;
                     }
                 }
-                let response = pb::BatchCheckResponse {
-                    allowed: a.allowed,
-                    allowed_count: a.allowed_count,
-                    denials: a
+                let (denials, packed_denials) = if packed_denials {
+                    (Vec::new(), Some(convert::packed_denials(&a.denials)))
+                } else {
+                    let denials = a
                         .denials
                         .iter()
                         .map(|(position, reason)| pb::Denial {
                             position: *position,
                             reason: *reason as i32,
                         })
-                        .collect(),
+                        .collect();
+                    (denials, None)
+                };
+                let response = pb::BatchCheckResponse {
+                    allowed: a.allowed,
+                    allowed_count: a.allowed_count,
+                    denials,
                     field_mask: Some(convert::field_mask(&a.field_mask)),
                     revision: a.revision,
                     allowed_ids,
                     allowed_packed_ids,
                     handles,
+                    packed_denials,
                 };
                 Ok((fits(response, limit, "BatchCheck", Some(size))?, outcome))
             })

@@ -480,6 +480,7 @@ impl AuthZen {
                 return_allowed_ids: false,
                 min_revision,
                 return_handles: false,
+                packed_denials: false,
             });
             match self.authorizer.batch_check(request).await {
                 Ok(r) => {

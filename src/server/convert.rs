@@ -246,6 +246,19 @@ pub fn to_handles(h: &RecordHandles) -> pb::RecordHandles {
     }
 }
 
+/// The denials of an answer as `PackedDenials`: positions as little-endian
+/// u32s, reasons one byte each (`Reason` is `repr(u8)`, its numbers the
+/// proto's).
+pub fn packed_denials(denials: &[(u32, Reason)]) -> pb::PackedDenials {
+    let mut positions = Vec::with_capacity(denials.len() * 4);
+    let mut reasons = Vec::with_capacity(denials.len());
+    for (position, reason) in denials {
+        positions.extend_from_slice(&position.to_le_bytes());
+        reasons.push(*reason as u8);
+    }
+    pb::PackedDenials { positions, reasons }
+}
+
 pub fn reason(r: Option<Reason>) -> i32 {
     r.map_or(0, |r| r as i32)
 }

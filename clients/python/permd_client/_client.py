@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import struct
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -344,6 +345,10 @@ class Client:
             object=object,
             action=action,
             min_revision=min_revision or 0,
+            # Denials as two byte arrays, not one message each: a fifth of a
+            # bulk action's positions are denied, and decoding 2,000
+            # messages in Python costs more than the call.
+            packed_denials=True,
         )
         if context is not None:
             req.context.CopyFrom(context)
@@ -367,12 +372,34 @@ def _principal(value: PrincipalLike) -> "authorizer_pb2.Principal":
     return principal(value)
 
 
+def _denials(resp: "authorizer_pb2.BatchCheckResponse") -> list[tuple[int, str]]:
+    """(position, reason name) per denied position, from the packed arrays
+    (or from ``denials``, as a server older than ``packed_denials`` sends them)."""
+    if not resp.HasField("packed_denials"):
+        return [
+            (d.position, _enum_name(authorizer_pb2.Reason, d.reason, "REASON"))
+            for d in resp.denials
+        ]
+    positions = bytes(resp.packed_denials.positions)
+    reasons = bytes(resp.packed_denials.reasons)
+    if len(positions) != 4 * len(reasons):
+        raise PermdError(
+            grpc.StatusCode.INTERNAL,
+            "packed_denials: %d position bytes for %d reasons" % (len(positions), len(reasons)),
+        )
+    names: dict[int, str] = {}
+    out = []
+    for position, reason in zip(struct.unpack("<%dI" % len(reasons), positions), reasons):
+        name = names.get(reason)
+        if name is None:
+            name = names[reason] = _enum_name(authorizer_pb2.Reason, reason, "REASON")
+        out.append((position, name))
+    return out
+
+
 def _answer(ids: Sequence[str], resp: "authorizer_pb2.BatchCheckResponse") -> Answer:
     mask = bytes(resp.allowed)
-    denials = [
-        (d.position, _enum_name(authorizer_pb2.Reason, d.reason, "REASON"))
-        for d in resp.denials
-    ]
+    denials = _denials(resp)
     reasons = {ids[p]: r for p, r in denials if p < len(ids)}
     counts: Mapping[str, int] = collections.Counter(r for _, r in denials)
     field_mask = {

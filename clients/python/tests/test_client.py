@@ -170,6 +170,25 @@ class UnitTests(unittest.TestCase):
         self.assertEqual(permd_client.decode_allowed(bytes([0xFF]), 3), [0, 1, 2])
         self.assertEqual(permd_client.decode_allowed(b"", 0), [])
 
+    def test_packed_denials_read_as_the_denials_messages(self) -> None:
+        from permd_client._client import _denials
+
+        R = authorizer_pb2
+        entries = [(0, R.ARCHIVED), (3, R.UNKNOWN_RECORD), (70000, R.NO_EMAIL), (9, 200)]
+        plain = R.BatchCheckResponse()
+        for p, r in entries:
+            plain.denials.add(position=p).reason = r  # type: ignore[assignment]  # 200: newer than the stubs
+        packed = R.BatchCheckResponse()
+        packed.packed_denials.positions = b"".join(p.to_bytes(4, "little") for p, _ in entries)
+        packed.packed_denials.reasons = bytes(r for _, r in entries)
+        self.assertEqual(_denials(packed), _denials(plain))
+        self.assertEqual(_denials(packed)[2], (70000, "NO_EMAIL"))
+        self.assertEqual(_denials(packed)[3], (9, "REASON_200"))  # newer than these stubs
+        packed.packed_denials.reasons = b"\x01"
+        with self.assertRaises(PermdError) as caught:
+            _denials(packed)
+        self.assertEqual(caught.exception.code, grpc.StatusCode.INTERNAL)
+
     def test_principal_forms(self) -> None:
         P = authorizer_pb2.Principal
         self.assertEqual(permd_client.principal("user:carol"), P(kind=P.USER, id="carol"))

@@ -162,7 +162,7 @@ class RecordHandles(_message.Message):
     def __init__(self, space: _Optional[int] = ..., ordinals: _Optional[bytes] = ...) -> None: ...
 
 class BatchCheckRequest(_message.Message):
-    __slots__ = ("tenant", "principal", "object", "action", "record_ids", "packed_record_ids", "record_handles", "context", "return_allowed_ids", "min_revision", "return_handles")
+    __slots__ = ("tenant", "principal", "object", "action", "record_ids", "packed_record_ids", "record_handles", "context", "return_allowed_ids", "min_revision", "return_handles", "packed_denials")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +174,7 @@ class BatchCheckRequest(_message.Message):
     RETURN_ALLOWED_IDS_FIELD_NUMBER: _ClassVar[int]
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     RETURN_HANDLES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_DENIALS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     principal: Principal
     object: str
@@ -185,10 +186,11 @@ class BatchCheckRequest(_message.Message):
     return_allowed_ids: bool
     min_revision: int
     return_handles: bool
-    def __init__(self, tenant: _Optional[str] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., object: _Optional[str] = ..., action: _Optional[str] = ..., record_ids: _Optional[_Union[StringIds, _Mapping]] = ..., packed_record_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., record_handles: _Optional[_Union[RecordHandles, _Mapping]] = ..., context: _Optional[_Union[ActionContext, _Mapping]] = ..., return_allowed_ids: _Optional[bool] = ..., min_revision: _Optional[int] = ..., return_handles: _Optional[bool] = ...) -> None: ...
+    packed_denials: bool
+    def __init__(self, tenant: _Optional[str] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ..., object: _Optional[str] = ..., action: _Optional[str] = ..., record_ids: _Optional[_Union[StringIds, _Mapping]] = ..., packed_record_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., record_handles: _Optional[_Union[RecordHandles, _Mapping]] = ..., context: _Optional[_Union[ActionContext, _Mapping]] = ..., return_allowed_ids: _Optional[bool] = ..., min_revision: _Optional[int] = ..., return_handles: _Optional[bool] = ..., packed_denials: _Optional[bool] = ...) -> None: ...
 
 class BatchCheckResponse(_message.Message):
-    __slots__ = ("allowed", "allowed_count", "denials", "field_mask", "revision", "allowed_ids", "allowed_packed_ids", "handles")
+    __slots__ = ("allowed", "allowed_count", "denials", "field_mask", "revision", "allowed_ids", "allowed_packed_ids", "handles", "packed_denials")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_COUNT_FIELD_NUMBER: _ClassVar[int]
     DENIALS_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +199,7 @@ class BatchCheckResponse(_message.Message):
     ALLOWED_IDS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PACKED_IDS_FIELD_NUMBER: _ClassVar[int]
     HANDLES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_DENIALS_FIELD_NUMBER: _ClassVar[int]
     allowed: bytes
     allowed_count: int
     denials: _containers.RepeatedCompositeFieldContainer[Denial]
@@ -205,7 +208,8 @@ class BatchCheckResponse(_message.Message):
     allowed_ids: StringIds
     allowed_packed_ids: PackedIds
     handles: RecordHandles
-    def __init__(self, allowed: _Optional[bytes] = ..., allowed_count: _Optional[int] = ..., denials: _Optional[_Iterable[_Union[Denial, _Mapping]]] = ..., field_mask: _Optional[_Union[FieldMask, _Mapping]] = ..., revision: _Optional[int] = ..., allowed_ids: _Optional[_Union[StringIds, _Mapping]] = ..., allowed_packed_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., handles: _Optional[_Union[RecordHandles, _Mapping]] = ...) -> None: ...
+    packed_denials: PackedDenials
+    def __init__(self, allowed: _Optional[bytes] = ..., allowed_count: _Optional[int] = ..., denials: _Optional[_Iterable[_Union[Denial, _Mapping]]] = ..., field_mask: _Optional[_Union[FieldMask, _Mapping]] = ..., revision: _Optional[int] = ..., allowed_ids: _Optional[_Union[StringIds, _Mapping]] = ..., allowed_packed_ids: _Optional[_Union[PackedIds, _Mapping]] = ..., handles: _Optional[_Union[RecordHandles, _Mapping]] = ..., packed_denials: _Optional[_Union[PackedDenials, _Mapping]] = ...) -> None: ...
 
 class Denial(_message.Message):
     __slots__ = ("position", "reason")
@@ -214,6 +218,14 @@ class Denial(_message.Message):
     position: int
     reason: Reason
     def __init__(self, position: _Optional[int] = ..., reason: _Optional[_Union[Reason, str]] = ...) -> None: ...
+
+class PackedDenials(_message.Message):
+    __slots__ = ("positions", "reasons")
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    positions: bytes
+    reasons: bytes
+    def __init__(self, positions: _Optional[bytes] = ..., reasons: _Optional[bytes] = ...) -> None: ...
 
 class LookupRecordsRequest(_message.Message):
     __slots__ = ("tenant", "principal", "object", "action", "context", "page_size", "packed", "min_revision")
