@@ -48,6 +48,8 @@ interface Stubs {
   Authorizer: grpc.ServiceClientConstructor;
   Health: grpc.ServiceClientConstructor;
   Reflection: grpc.ServiceClientConstructor;
+  /** Reason number → name: packed denials carry the numbers. */
+  reasonNames: Map<number, string>;
 }
 
 let stubs: Stubs | undefined;
@@ -60,10 +62,16 @@ function loadStubs(): Stubs {
       { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] },
     );
     const pkg = grpc.loadPackageDefinition(definition) as any;
+    const reasons = definition['permd.v1.Reason'] as protoLoader.EnumTypeDefinition;
+    const reasonNames = new Map<number, string>();
+    for (const v of (reasons.type as { value: { name: string; number: number }[] }).value) {
+      reasonNames.set(v.number, v.name);
+    }
     stubs = {
       Authorizer: pkg.permd.v1.Authorizer,
       Health: pkg.grpc.health.v1.Health,
       Reflection: pkg.grpc.reflection.v1alpha.ServerReflection,
+      reasonNames,
     };
   }
   return stubs;
@@ -131,6 +139,7 @@ interface RawBatchCheckResponse {
   allowed: Buffer;
   allowed_count: number;
   denials: { position: number; reason: string | number }[];
+  packed_denials: { positions: Buffer; reasons: Buffer } | null;
   field_mask: { fields: Record<string, string | number> } | null;
   revision: string;
 }
@@ -206,6 +215,9 @@ export class Client {
       action: request.action,
       context: context(request.context),
       min_revision: uint64('minRevision', request.minRevision),
+      // Denials as two byte arrays, not one message each: a fifth of a bulk
+      // action's positions are denied.
+      packed_denials: true,
     };
     if (packed) {
       wire.packed_record_ids = { uuids: packUuids(ids) };
@@ -228,12 +240,29 @@ export class Client {
     const reasons: Record<string, ReasonName> = {};
     const countsByReason: Partial<Record<ReasonName, number>> = {};
     const denials: Denial[] = [];
-    for (const d of resp.denials) {
-      const reason = enumName<ReasonName>(d.reason, 'UNKNOWN_REASON_');
-      const id = ids[d.position] ?? '';
-      denials.push({ position: d.position, id, reason });
+    const deny = (position: number, reason: ReasonName): void => {
+      const id = ids[position] ?? '';
+      denials.push({ position, id, reason });
       reasons[id] = reason;
       countsByReason[reason] = (countsByReason[reason] ?? 0) + 1;
+    };
+    const packedDenials = resp.packed_denials;
+    if (packedDenials) {
+      const { positions, reasons: numbers } = packedDenials;
+      if (positions.length !== 4 * numbers.length) {
+        throw new PermdError(
+          'INTERNAL',
+          `packed_denials: ${positions.length} position bytes for ${numbers.length} reasons`,
+        );
+      }
+      const names = loadStubs().reasonNames;
+      for (let k = 0; k < numbers.length; k++) {
+        const n = numbers[k] as number;
+        deny(positions.readUInt32LE(4 * k), (names.get(n) ?? `UNKNOWN_REASON_${n}`) as ReasonName);
+      }
+    } else {
+      // A server older than packed_denials: one message per denial.
+      for (const d of resp.denials) deny(d.position, enumName<ReasonName>(d.reason, 'UNKNOWN_REASON_'));
     }
     const fieldMask: Record<string, FieldLevelName> = {};
     for (const [field, level] of Object.entries(resp.field_mask?.fields ?? {})) {
