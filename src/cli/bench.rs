@@ -269,11 +269,19 @@ fn checked(batch: usize, r: &pb::BatchCheckResponse, packed_denials: bool) -> Re
             denials.len()
         ));
     }
-    let bad = denials.iter().find(|(position, reason)| {
+    // In request order, each position once, denied, with a reason.
+    let bad = denials.iter().enumerate().find(|(k, (position, reason))| {
         let byte = r.allowed.get(*position as usize / 8).copied().unwrap_or(0);
-        *position as usize >= batch || byte & (1 << (position % 8)) != 0 || *reason == 0
+        let after_previous = k
+            .checked_sub(1)
+            .and_then(|p| denials.get(p))
+            .is_none_or(|(previous, _)| previous < position);
+        !after_previous
+            || *position as usize >= batch
+            || byte & (1 << (position % 8)) != 0
+            || *reason == 0
     });
-    if let Some((position, _)) = bad {
+    if let Some((_, (position, _))) = bad {
         return Err(format!("denial at position {position} is inconsistent"));
     }
     let unknown = pb::Reason::UnknownRecord as i32;

@@ -149,12 +149,17 @@ pub fn encode_format(tenant: &Tenant, revision: u64, stream_seq: u64, format: u3
     let catalog = serde_json::to_vec(&tenant.clone_without_records()).unwrap_or_default();
     let mut strings = Strings::default();
     let mut records: Vec<u8> = Vec::with_capacity(tenant.records.len() * 48);
+    // Per object (by name index), in the order objects first appear.
     let mut counts: Vec<(u32, u64)> = Vec::new();
+    let mut count_at: FxHashMap<u32, usize> = FxHashMap::default();
     for r in &tenant.records {
         let object = strings.id(&r.object);
-        match counts.iter_mut().find(|(o, _)| *o == object) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((object, 1)),
+        let at = *count_at.entry(object).or_insert_with(|| {
+            counts.push((object, 0));
+            counts.len() - 1
+        });
+        if let Some((_, n)) = counts.get_mut(at) {
+            *n += 1;
         }
         let wire = WireRecord {
             id: *r.id.as_bytes(),
@@ -306,14 +311,15 @@ fn object_counts(
 ) -> Result<Vec<(u32, usize)>, SnapshotError> {
     let mut total = 0usize;
     let mut out: Vec<(u32, usize)> = Vec::with_capacity(counts.len());
+    let mut counted = vec![false; strings.len()];
     for (name, count) in counts {
-        if strings.get(name as usize).is_none() {
+        let Some(seen) = counted.get_mut(name as usize) else {
             return Err(corrupt(
                 "object counts",
                 format!("name index {name} is past the {} names", strings.len()),
             ));
-        }
-        if out.iter().any(|(n, _)| *n == name) {
+        };
+        if std::mem::replace(seen, true) {
             return Err(corrupt("object counts", "an object is counted twice"));
         }
         let count = usize::try_from(count).map_err(|e| corrupt("object counts", e))?;
@@ -352,14 +358,20 @@ impl Records<'_> {
 
     /// How many records each object has (format 2; empty for format 1),
     /// for sizing its tables before they arrive. At most as many in all
-    /// as the bytes left could hold: a forged count sizes nothing large.
+    /// as the bytes left could hold: forged counts size nothing large
+    /// (they are checked against the records only as these are decoded).
     pub fn object_sizes(&self) -> Vec<(String, usize)> {
-        let room = self.rest.len() / MIN_RECORD_BYTES;
-        self.counts
-            .iter()
-            .flatten()
-            .filter_map(|&(name, n)| Some((self.strings.get(name as usize)?.clone(), n.min(room))))
-            .collect()
+        let mut room = self.rest.len() / MIN_RECORD_BYTES;
+        let mut sizes = Vec::new();
+        for &(name, n) in self.counts.iter().flatten() {
+            let Some(object) = self.strings.get(name as usize) else {
+                continue;
+            };
+            let n = n.min(room);
+            room -= n;
+            sizes.push((object.clone(), n));
+        }
+        sizes
     }
 
     /// After the last record: each object had the records its count says.
@@ -367,11 +379,14 @@ impl Records<'_> {
         let Some(counts) = &self.counts else {
             return Ok(());
         };
-        for (name, seen) in self.seen.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let declared = counts
-                .iter()
-                .find(|(n, _)| *n as usize == name)
-                .map_or(0, |(_, c)| *c);
+        // By name index: one pass over each, however many objects.
+        let mut declared = vec![0usize; self.seen.len()];
+        for &(name, count) in counts {
+            if let Some(d) = declared.get_mut(name as usize) {
+                *d = count;
+            }
+        }
+        for ((name, seen), declared) in self.seen.iter().enumerate().zip(declared) {
             if declared != *seen {
                 return Err(corrupt(
                     "object counts",
@@ -756,6 +771,15 @@ mod tests {
         assert!(e.contains("past the"), "{e}");
         // Unchanged counts spliced back give the same snapshot.
         assert_eq!(with_counts(&counts), bytes);
+        // A forged header and counts (a billion records for each of two
+        // objects) size no more in all than the bytes could hold.
+        let mut forged = with_counts(&[(counts[0].0, 1 << 30), (counts[1].0, 1 << 30)]);
+        forged[28..36].copy_from_slice(&(2u64 << 30).to_le_bytes());
+        reseal(&mut forged);
+        let (_, _, records) = open(&forged).unwrap();
+        let sized: usize = records.object_sizes().iter().map(|(_, n)| n).sum();
+        assert!(sized <= forged.len() / MIN_RECORD_BYTES, "{sized}");
+        assert!(decode(&forged).is_err());
     }
 
     /// A machine-independent figure (docs/fleet.md): bytes per record of

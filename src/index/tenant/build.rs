@@ -244,7 +244,9 @@ impl TenantBuilder {
     }
 
     /// The index, once every record is added; `meta` is the whole tenant
-    /// but its records (groups, roles and principals are read here).
+    /// but its records (groups, roles and principals are read here). An id
+    /// added to two objects is not refused here: a loader checks
+    /// [`Self::ids_in_two_objects`] first (src/source/stream.rs).
     pub fn finish(self, meta: &Tenant) -> TenantIndex {
         let TenantBuilder {
             defs,

@@ -108,7 +108,6 @@ impl RecordUsers {
             .push(u32::try_from(base.users.len()).unwrap_or(u32::MAX));
     }
 
-    /// Gives back what growing by doubling left unused.
     /// Room for `records` more records of about one user each, before a
     /// build appends them.
     pub fn reserve(&mut self, records: usize) {
@@ -117,6 +116,7 @@ impl RecordUsers {
         base.users.reserve(records);
     }
 
+    /// Gives back what growing by doubling left unused.
     pub fn shrink_to_fit(&mut self) {
         let base = Arc::make_mut(&mut self.base);
         base.offsets.shrink_to_fit();
