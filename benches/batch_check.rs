@@ -14,7 +14,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::ActionContext;
 use permd::model::change::{Change, Entity};
-use permd::model::data::{ContactState, EmailStatus, Record};
+use permd::model::data::{ContactState, EmailStatus, Record, Teams};
 use permd::server::convert::{handles, packed_ids, string_ids, to_handles};
 use permd::source::generate::{GenSpec, generate, record_ids, sample};
 use time::OffsetDateTime;
@@ -202,6 +202,9 @@ fn batch_check(c: &mut Criterion) {
         });
         Some(Change::upsert("bench", Entity::Record(record)))
     };
+    // A change that is refused would time the refusal: check both apply.
+    let one: Vec<_> = change().into_iter().collect();
+    assert!(w.engine.apply(&one).is_ok(), "the one change applies");
     group.bench_function("apply_one_contact_state", |b| {
         b.iter(|| {
             black_box(
@@ -221,7 +224,10 @@ fn batch_check(c: &mut Criterion) {
             .iter()
             .map(|r| {
                 let mut r = r.clone();
-                r.owner = Some(format!("u{}", round % 7));
+                // Contacts have no owner (R8): their account team changes.
+                let mut teams = Teams::default();
+                teams.add_member("account_team", format!("u{}", round % 7));
+                r.teams = teams;
                 r.contact = Some(ContactState {
                     email: Some("x@example.com".to_owned()),
                     email_status: EmailStatus::ALL
@@ -234,6 +240,12 @@ fn batch_check(c: &mut Criterion) {
             })
             .collect::<Vec<_>>()
     };
+    let first_batch = batch();
+    let applied = w.engine.apply(&first_batch);
+    assert!(
+        applied.is_ok(),
+        "the batch of 1,000 changes applies: {applied:?}"
+    );
     group.throughput(criterion::Throughput::Elements(1000));
     group.bench_function("apply_1000_record_changes", |b| {
         b.iter_batched(

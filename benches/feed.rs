@@ -95,7 +95,9 @@ async fn run() {
                 .map(|i| ids[((t * 1000 + i) * 7919 % ids.len() as u64) as usize])
                 .collect();
             sqlx::query(
-                "UPDATE permd.records SET owner = 'u' || (random() * 1999)::int, \
+                // Contacts have no owner (R8): who they belong to is their
+                // account team.
+                "UPDATE permd.records SET teams = jsonb_build_object('account_team', jsonb_build_array('u' || (random() * 1999)::int)), \
                  contact = jsonb_set(coalesce(contact, '{}'::jsonb), '{email_status}', to_jsonb($2::text)) \
                  WHERE tenant = 'bench' AND id = ANY($1)",
             )

@@ -130,8 +130,10 @@ pub async fn paced_writers(
                             as usize]
                     })
                     .collect();
+                // A new address each time: an update that changes nothing
+                // writes no changelog entry and would not be measured.
                 let state = ContactState {
-                    email: Some("x@example.com".to_owned()),
+                    email: Some(format!("w{w}n{n}t{}@example.com", now_secs())),
                     email_status: EmailStatus::ALL[(n % 4) as usize],
                     ..ContactState::default()
                 };

@@ -27,8 +27,8 @@ use uuid::Uuid;
 use super::dense::DenseSet;
 use super::ids::IdTable;
 use super::tenant::{
-    ContactIndex, ContactProbes, ObjectIndex, RecordOrd, RecordUsers, TenantIndex, UserIdx,
-    build_groups, build_principals, index_contact, intern_user,
+    ContactIndex, ObjectIndex, RecordOrd, RecordUsers, TenantIndex, UserIdx, build_groups,
+    build_principals, index_contact, intern_user,
 };
 use crate::model::change::{Change, ChangeOp, Entity, EntityKind};
 use crate::model::data::{AssociationSource, CONTACTS, DataFile, Record, Tenant};
@@ -275,7 +275,8 @@ impl TenantIndex {
     fn reshape_objects(&mut self, revision: u64) -> Result<(), ApplyError> {
         let defs = tenant_objects(&self.meta);
         for old in &self.objects {
-            if !defs.iter().any(|d| d.name == old.name) && old.live.len() + old.archived.len() > 0 {
+            let has_records = !old.live_dense.is_empty() || !old.archived_dense.is_empty();
+            if has_records && !defs.iter().any(|d| d.name == old.name) {
                 return Err(ApplyError::ObjectHasRecords {
                     tenant: self.id.clone(),
                     object: old.name.clone(),
@@ -292,8 +293,6 @@ impl TenantIndex {
                     fields: Vec::new(),
                     source: def.association_source,
                     ids: Arc::new(IdTable::default()),
-                    live: RoaringBitmap::new(),
-                    archived: RoaringBitmap::new(),
                     live_dense: DenseSet::default(),
                     archived_dense: DenseSet::default(),
                     direct: Arc::default(),
@@ -324,9 +323,9 @@ impl TenantIndex {
                 .objects
                 .get(oi)
                 .map(|o| {
-                    o.live
+                    o.live_dense
                         .iter()
-                        .chain(o.archived.iter())
+                        .chain(o.archived_dense.iter())
                         .filter_map(|ord| o.id(ord))
                         .collect()
                 })
@@ -519,9 +518,7 @@ impl TenantIndex {
         }
         object.set_archived(ord, record.archived);
         if let Some(contact) = object.contact.as_mut() {
-            contact.forget(ord);
             index_contact(contact, ord, record.contact.as_ref());
-            contact.refresh_dense(ord);
         }
 
         // The link maps are copied only when this record's links change.
@@ -552,8 +549,6 @@ impl TenantIndex {
         };
         let object = Arc::make_mut(slot);
         object.version = revision;
-        object.live.remove(ord);
-        object.archived.remove(ord);
         object.live_dense.set(ord, false);
         object.archived_dense.set(ord, false);
         let users = object.users.get(ord).to_vec();
@@ -564,7 +559,6 @@ impl TenantIndex {
         move_record(&mut object.related, ord, &own_related, &[]);
         if let Some(contact) = object.contact.as_mut() {
             contact.forget(ord);
-            contact.refresh_dense(ord);
         }
         if !self.links.forward(id).is_empty() {
             Arc::make_mut(&mut self.links).remove(id);
@@ -601,13 +595,6 @@ fn move_record(
 
 impl ObjectIndex {
     fn set_archived(&mut self, ord: RecordOrd, archived: bool) {
-        if archived {
-            self.live.remove(ord);
-            self.archived.insert(ord);
-        } else {
-            self.archived.remove(ord);
-            self.live.insert(ord);
-        }
         self.live_dense.set(ord, !archived);
         self.archived_dense.set(ord, archived);
     }
@@ -615,20 +602,7 @@ impl ObjectIndex {
     fn dense_sets_mut(&mut self) -> Vec<&mut DenseSet> {
         let mut sets = vec![&mut self.live_dense, &mut self.archived_dense];
         if let Some(contact) = self.contact.as_mut() {
-            let ContactProbes {
-                valid_email,
-                valid_mobile,
-                sms_opted_out,
-                unsubscribed_all,
-                suppressed_forever,
-            } = &mut contact.dense;
-            sets.extend([
-                valid_email,
-                valid_mobile,
-                sms_opted_out,
-                unsubscribed_all,
-                suppressed_forever,
-            ]);
+            sets.extend(contact.dense.all_mut());
         }
         sets
     }

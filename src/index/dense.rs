@@ -5,54 +5,111 @@
 //! records each) instead of converting a roaring result bit by bit. The
 //! cost is 1 bit per record of the object (125 KB per million records) per
 //! cached answer and per indexed state set.
+//!
+//! A set is a list of 8 KB chunks (65,536 records each) shared between
+//! copies: a change to one record of a million-record object copies the
+//! one chunk it lands in, not the whole set, and an operation between two
+//! copies of the same chunk skips it.
+
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
 use super::ord::RecordOrd;
 
-/// A plain bitset over an object's ordinals. Probing it is one load, where
-/// roaring's `contains` first searches its containers: this is the set the
-/// hot path probes once per record.
+/// Words per chunk: 65,536 records, 8 KB.
+const CHUNK_WORDS: usize = 1024;
+const CHUNK_BITS: usize = CHUNK_WORDS * 64;
+
+type Chunk = [u64; CHUNK_WORDS];
+
+fn zero_chunk() -> Arc<Chunk> {
+    Arc::new([0; CHUNK_WORDS])
+}
+
+/// A plain bitset over an object's ordinals. Probing it is two loads (the
+/// chunk, the word), where roaring's `contains` first searches its
+/// containers: this is the set the hot path probes once per record.
 #[derive(Clone, Debug, Default)]
 pub struct DenseSet {
-    words: Vec<u64>,
+    chunks: Vec<Arc<Chunk>>,
+    /// Words in use: bits past them are always clear.
+    words: usize,
 }
 
 impl DenseSet {
     pub fn of(set: &RoaringBitmap, universe: usize) -> DenseSet {
-        let mut words = vec![0u64; universe.div_ceil(64)];
+        let words = universe.div_ceil(64);
+        let mut flat = vec![0u64; words];
         for ord in set {
-            if let Some(w) = words.get_mut(ord as usize / 64) {
+            if let Some(w) = flat.get_mut(ord as usize / 64) {
                 *w |= 1 << (ord % 64);
             }
         }
-        DenseSet { words }
+        DenseSet::from_words(&flat)
+    }
+
+    fn from_words(flat: &[u64]) -> DenseSet {
+        let chunks = flat
+            .chunks(CHUNK_WORDS)
+            .map(|part| {
+                let mut chunk = [0u64; CHUNK_WORDS];
+                if let Some(head) = chunk.get_mut(..part.len()) {
+                    head.copy_from_slice(part);
+                }
+                Arc::new(chunk)
+            })
+            .collect();
+        DenseSet {
+            chunks,
+            words: flat.len(),
+        }
     }
 
     /// No record of a universe of `universe` records.
     pub fn empty(universe: usize) -> DenseSet {
+        let words = universe.div_ceil(64);
+        let zero = zero_chunk();
         DenseSet {
-            words: vec![0; universe.div_ceil(64)],
+            // One shared zero chunk: written chunks are copied apart.
+            chunks: vec![zero; words.div_ceil(CHUNK_WORDS)],
+            words,
         }
     }
 
     /// Makes room for a universe of `universe` records; new ones are out.
     pub fn grow(&mut self, universe: usize) {
         let words = universe.div_ceil(64);
-        if words > self.words.len() {
-            self.words.resize(words, 0);
+        if words > self.words {
+            self.chunks
+                .resize_with(words.div_ceil(CHUNK_WORDS), zero_chunk);
+            self.words = words;
         }
     }
 
+    /// The word holding `ord`, made this set's own, if `ord` is in range.
+    fn word_mut(&mut self, ord: RecordOrd) -> Option<&mut u64> {
+        let at = ord as usize;
+        if at / 64 >= self.words {
+            return None;
+        }
+        let chunk = self.chunks.get_mut(at / CHUNK_BITS)?;
+        Arc::make_mut(chunk).get_mut((at / 64) % CHUNK_WORDS)
+    }
+
     pub fn insert(&mut self, ord: RecordOrd) {
-        if let Some(w) = self.words.get_mut(ord as usize / 64) {
+        if let Some(w) = self.word_mut(ord) {
             *w |= 1 << (ord % 64);
         }
     }
 
-    /// Adds or removes one record.
+    /// Adds or removes one record; a chunk is copied only when the record's
+    /// membership changes.
     pub fn set(&mut self, ord: RecordOrd, member: bool) {
-        if let Some(w) = self.words.get_mut(ord as usize / 64) {
+        if self.contains(ord) == member {
+            return;
+        }
+        if let Some(w) = self.word_mut(ord) {
             if member {
                 *w |= 1 << (ord % 64);
             } else {
@@ -61,47 +118,129 @@ impl DenseSet {
         }
     }
 
+    /// Adds records given in increasing order (each chunk made this set's
+    /// own once, not per record).
+    pub fn insert_sorted(&mut self, ords: &[RecordOrd]) {
+        self.update_sorted(ords.iter().copied(), |w, bit| *w |= bit);
+    }
+
+    /// Sets or clears (`update`) the bit of each of `ords`, which come in
+    /// increasing order: each chunk is made this set's own once.
+    fn update_sorted(
+        &mut self,
+        ords: impl Iterator<Item = RecordOrd>,
+        update: impl Fn(&mut u64, u64),
+    ) {
+        let words = self.words;
+        let mut chunks = self.chunks.iter_mut().enumerate();
+        let mut current: Option<(usize, &mut Chunk)> = None;
+        for ord in ords {
+            let at = ord as usize;
+            if at / 64 >= words {
+                break;
+            }
+            let want = at / CHUNK_BITS;
+            if current.as_ref().is_none_or(|(i, _)| *i != want) {
+                current = chunks
+                    .by_ref()
+                    .find(|(i, _)| *i == want)
+                    .map(|(i, c)| (i, Arc::make_mut(c)));
+            }
+            if let Some((_, chunk)) = current.as_mut()
+                && let Some(w) = chunk.get_mut((at / 64) % CHUNK_WORDS)
+            {
+                update(w, 1 << (ord % 64));
+            }
+        }
+    }
+
+    /// Applies `op` to each of this set's words with the same word of
+    /// `other` (0 past its end), chunk by chunk; `same` says what to do
+    /// with a chunk both share (`None`: nothing).
+    fn combine(
+        &mut self,
+        other: &DenseSet,
+        same: Option<u64>,
+        missing: Option<u64>,
+        op: impl Fn(u64, u64) -> u64,
+    ) {
+        for (i, chunk) in self.chunks.iter_mut().enumerate() {
+            match other.chunks.get(i) {
+                Some(theirs) if Arc::ptr_eq(chunk, theirs) => {
+                    if let Some(fill) = same {
+                        Arc::make_mut(chunk).fill(fill);
+                    }
+                }
+                Some(theirs) => {
+                    let theirs = theirs.as_ref();
+                    for (w, o) in Arc::make_mut(chunk).iter_mut().zip(theirs) {
+                        *w = op(*w, *o);
+                    }
+                }
+                None => {
+                    if let Some(fill) = missing {
+                        Arc::make_mut(chunk).fill(fill);
+                    }
+                }
+            }
+        }
+    }
+
     /// Keeps only records also in `other`.
     pub fn and(&mut self, other: &DenseSet) {
-        let mut theirs = other.words.iter();
-        for w in &mut self.words {
-            *w &= theirs.next().copied().unwrap_or(0);
-        }
+        self.combine(other, None, Some(0), |w, o| w & o);
     }
 
     /// Removes the records in `other`.
     pub fn and_not(&mut self, other: &DenseSet) {
-        for (w, o) in self.words.iter_mut().zip(&other.words) {
-            *w &= !o;
-        }
+        self.combine(other, Some(0), None, |w, o| w & !o);
     }
 
-    /// Adds the records in `other`.
+    /// Adds the records in `other` (within this set's universe).
     pub fn or(&mut self, other: &DenseSet) {
-        for (w, o) in self.words.iter_mut().zip(&other.words) {
-            *w |= o;
+        self.combine(other, None, None, |w, o| w | o);
+        self.clear_past_end();
+    }
+
+    /// Clears the bits of the last chunk past `words` (an `or` with a
+    /// larger set may have set them).
+    fn clear_past_end(&mut self) {
+        let used = self.words % CHUNK_WORDS;
+        if used == 0 {
+            return;
+        }
+        if let Some(last) = self.chunks.last_mut()
+            && last
+                .get(used..)
+                .is_some_and(|rest| rest.iter().any(|w| *w != 0))
+            && let Some(rest) = Arc::make_mut(last).get_mut(used..)
+        {
+            rest.fill(0);
         }
     }
 
     /// Removes the records of a (sparse) roaring bitmap.
     pub fn remove_all(&mut self, set: &RoaringBitmap) {
-        for ord in set {
-            if let Some(w) = self.words.get_mut(ord as usize / 64) {
-                *w &= !(1 << (ord % 64));
-            }
-        }
+        self.update_sorted(set.iter(), |w, bit| *w &= !bit);
     }
 
     pub fn clear(&mut self) {
-        self.words.fill(0);
+        let zero = zero_chunk();
+        for chunk in &mut self.chunks {
+            *chunk = zero.clone();
+        }
+    }
+
+    fn all_words(&self) -> impl Iterator<Item = &u64> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.words)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|w| *w == 0)
+        self.all_words().all(|w| *w == 0)
     }
 
     pub fn len(&self) -> u64 {
-        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+        self.all_words().map(|w| u64::from(w.count_ones())).sum()
     }
 
     /// The records in the set, in ordinal order.
@@ -114,10 +253,19 @@ impl DenseSet {
     pub fn iter_from(&self, start: RecordOrd) -> impl Iterator<Item = RecordOrd> + '_ {
         let first = start as usize / 64;
         let skip_low = start % 64;
-        // A slice, not `skip`: a paged reader resumes in O(1), not by
-        // walking every word before its page.
+        // From the chunk holding `start`, not by walking every word before
+        // it: a paged reader resumes in O(1).
+        let first_chunk = first / CHUNK_WORDS;
+        let words = self
+            .chunks
+            .get(first_chunk..)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(first % CHUNK_WORDS)
+            .take(self.words.saturating_sub(first));
         (first as u32..)
-            .zip(self.words.get(first..).unwrap_or_default())
+            .zip(words)
             .map(move |(i, &word)| {
                 if i as usize == first {
                     (i, word & (u64::MAX << skip_low))
@@ -139,13 +287,16 @@ impl DenseSet {
 
     #[inline]
     pub fn contains(&self, ord: RecordOrd) -> bool {
-        self.words
-            .get(ord as usize / 64)
+        let at = ord as usize;
+        self.chunks
+            .get(at / CHUNK_BITS)
+            .and_then(|c| c.get((at / 64) % CHUNK_WORDS))
             .is_some_and(|w| w & (1 << (ord % 64)) != 0)
     }
 
+    /// Heap bytes held: chunks shared with other sets count in each.
     pub fn heap_bytes(&self) -> usize {
-        self.words.capacity() * size_of::<u64>()
+        self.chunks.len() * size_of::<Chunk>() + self.chunks.capacity() * size_of::<usize>()
     }
 }
 
@@ -197,6 +348,56 @@ mod tests {
             for o in 0..universe as u32 {
                 prop_assert_eq!(da.contains(o), ra.contains(o));
             }
+        }
+
+        /// Over several chunks, between sets of different universes, and
+        /// between copies sharing chunks: the same algebra, and a write to
+        /// one copy never shows in another.
+        #[test]
+        fn chunked_sets_equal_roaring_and_copies_stay_apart(
+            a in proptest::collection::vec(0u32..200_000, 0..400),
+            b in proptest::collection::vec(0u32..200_000, 0..400),
+            flip in 0u32..200_000,
+        ) {
+            let (ua, ub) = (200_000, 140_000);
+            let (ra, da) = both(&a, ua);
+            let (rb, db) = both(&b, ub);
+            let collect = |d: &DenseSet| d.iter().collect::<RoaringBitmap>();
+            let mut and = da.clone();
+            and.and(&db);
+            prop_assert_eq!(collect(&and), &ra & &rb);
+            let mut or = db.clone();
+            or.or(&da);
+            // A set holds whole words: its universe rounded up to 64.
+            let in_b: RoaringBitmap = (0..ub.div_ceil(64) as u32 * 64).collect();
+            prop_assert_eq!(collect(&or), &(&ra | &rb) & &in_b);
+            let mut and_not = da.clone();
+            and_not.and_not(&db);
+            prop_assert_eq!(collect(&and_not), &ra - &rb);
+            // Copies share chunks until written.
+            let mut copy = da.clone();
+            copy.set(flip, !da.contains(flip));
+            prop_assert_eq!(collect(&da), ra.clone());
+            prop_assert_eq!(copy.contains(flip), !ra.contains(flip));
+            let mut same = da.clone();
+            same.and(&da);
+            prop_assert_eq!(collect(&same), ra.clone());
+            same.or(&da);
+            prop_assert_eq!(collect(&same), ra.clone());
+            same.and_not(&da);
+            prop_assert!(same.is_empty());
+            let mut sorted: Vec<u32> = b.iter().copied().filter(|o| (*o as usize) < ua).collect();
+            sorted.sort_unstable();
+            let mut inserted = da.clone();
+            inserted.insert_sorted(&sorted);
+            let rsorted: RoaringBitmap = sorted.iter().copied().collect();
+            prop_assert_eq!(collect(&inserted), &ra | &rsorted);
+            prop_assert_eq!(collect(&da), ra.clone());
+            let mut grown = db.clone();
+            grown.grow(ua);
+            prop_assert_eq!(collect(&grown), rb.clone());
+            grown.insert(ua as u32 - 1);
+            prop_assert!(grown.contains(ua as u32 - 1) && !db.contains(ua as u32 - 1));
         }
     }
 }

@@ -169,7 +169,7 @@ impl Engine {
             ));
         }
         if let Some(ord) = ord {
-            let archived = object.archived.contains(ord);
+            let archived = object.archived_dense.contains(ord);
             let unarchive = r.action.reaches_archived();
             steps.push(step(
                 "archived",
@@ -343,17 +343,17 @@ fn gate_steps(
         ),
         None => "suppressed permanently (hard bounce or complaint)".to_owned(),
     };
-    let base = c.status.get(ord as usize).copied().unwrap_or_default();
+    let base = c.status.get(ord).unwrap_or_default();
     let unsubscribed = base == EmailStatus::UnsubscribedAll;
-    let in_set = |s: &roaring::RoaringBitmap| s.contains(ord);
+    let in_set = |s: &crate::index::dense::DenseSet| s.contains(ord);
     let mut steps = Vec::new();
     match gate {
         Gate::Email => {
             steps.push(step(
                 "gate",
-                in_set(&c.valid_email),
+                in_set(&c.dense.valid_email),
                 Reason::NoEmail,
-                if in_set(&c.valid_email) {
+                if in_set(&c.dense.valid_email) {
                     "has a valid email".to_owned()
                 } else {
                     "no valid email (none, blank, or marked invalid)".to_owned()
@@ -380,7 +380,7 @@ fn gate_steps(
                 ),
             ));
             if let Some(list) = &ctx.subscription_list {
-                let out = c.opted_out_lists.get(list).is_some_and(in_set);
+                let out = c.opted_out_lists.get(list).is_some_and(|s| s.contains(ord));
                 steps.push(step(
                     "gate",
                     !out,
@@ -408,15 +408,21 @@ fn gate_steps(
         Gate::Sms => {
             steps.push(step(
                 "gate",
-                in_set(&c.valid_mobile),
+                in_set(&c.dense.valid_mobile),
                 Reason::NoMobile,
-                format!("valid mobile number: {}", yes_no(in_set(&c.valid_mobile))),
+                format!(
+                    "valid mobile number: {}",
+                    yes_no(in_set(&c.dense.valid_mobile))
+                ),
             ));
             steps.push(step(
                 "gate",
-                !in_set(&c.sms_opted_out),
+                !in_set(&c.dense.sms_opted_out),
                 Reason::SmsOptedOut,
-                format!("opted out of SMS: {}", yes_no(in_set(&c.sms_opted_out))),
+                format!(
+                    "opted out of SMS: {}",
+                    yes_no(in_set(&c.dense.sms_opted_out))
+                ),
             ));
             steps.push(step(
                 "gate",

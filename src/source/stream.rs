@@ -542,7 +542,14 @@ mod tests {
                 .map(|ord| o.users.get(ord).iter().map(user).collect())
                 .collect();
             writeln!(out, "{} {:?} {:?} {:?}", o.name, o.fields, o.source, ids).unwrap();
-            writeln!(out, "live {:?} archived {:?}", o.live, o.archived).unwrap();
+            let members = |d: &crate::index::dense::DenseSet| d.iter().collect::<Vec<_>>();
+            writeln!(
+                out,
+                "live {:?} archived {:?}",
+                members(&o.live_dense),
+                members(&o.archived_dense)
+            )
+            .unwrap();
             writeln!(
                 out,
                 "direct {:?} related {:?} users {users:?}",
@@ -556,13 +563,15 @@ mod tests {
                 writeln!(
                     out,
                     "contact {:?} {:?} {:?} {:?} {:?} {:?} {lists:?} {:?}",
-                    c.valid_email,
-                    c.valid_mobile,
-                    c.sms_opted_out,
-                    c.unsubscribed_all,
-                    c.suppressed_forever,
+                    members(&c.dense.valid_email),
+                    members(&c.dense.valid_mobile),
+                    members(&c.dense.sms_opted_out),
+                    members(&c.dense.unsubscribed_all),
+                    members(&c.dense.suppressed_forever),
                     c.suppressed_until,
-                    c.status
+                    (0..o.len() as u32)
+                        .map(|ord| c.status.get(ord))
+                        .collect::<Vec<_>>()
                 )
                 .unwrap();
             }

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use super::{
-    ContactIndex, ContactProbes, Links, ObjectIndex, RecordUsers, TenantIndex, add_dense_ord,
-    add_ord, build_groups, build_principals, index_contact,
+    ContactIndex, Links, ObjectIndex, RecordUsers, TenantIndex, add_ord, build_groups,
+    build_principals, index_contact,
 };
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
@@ -97,8 +96,6 @@ impl TenantBuilder {
                 fields: object_fields(def),
                 source: def.association_source,
                 ids: Arc::new(IdTable::default()),
-                live: RoaringBitmap::new(),
-                archived: RoaringBitmap::new(),
                 live_dense: DenseSet::default(),
                 archived_dense: DenseSet::default(),
                 direct: Arc::default(),
@@ -216,10 +213,13 @@ impl TenantBuilder {
         let Some((ord, true)) = Arc::make_mut(&mut object.ids).insert(record.id) else {
             return false;
         };
+        let universe = ord as usize + 1;
+        object.live_dense.grow(universe);
+        object.archived_dense.grow(universe);
         if record.archived {
-            add_dense_ord(&mut object.archived, ord);
+            object.archived_dense.insert(ord);
         } else {
-            add_dense_ord(&mut object.live, ord);
+            object.live_dense.insert(ord);
         }
         for &user in &associated {
             add_ord(
@@ -229,6 +229,7 @@ impl TenantBuilder {
         }
         object.users.push(&associated);
         if let Some(contact) = object.contact.as_mut() {
+            contact.grow(universe);
             index_contact(contact, ord, record.contact.as_ref());
         }
         if let Some(where_is) = self.where_is.as_mut() {
@@ -258,20 +259,8 @@ impl TenantBuilder {
             where_is,
         } = self;
         for object in &mut objects {
-            let universe = object.len();
             Arc::make_mut(&mut object.ids).shrink_to_fit();
             object.users.shrink_to_fit();
-            object.live_dense = DenseSet::of(&object.live, universe);
-            object.archived_dense = DenseSet::of(&object.archived, universe);
-            if let Some(contact) = object.contact.as_mut() {
-                contact.dense = ContactProbes {
-                    valid_email: DenseSet::of(&contact.valid_email, universe),
-                    valid_mobile: DenseSet::of(&contact.valid_mobile, universe),
-                    sms_opted_out: DenseSet::of(&contact.sms_opted_out, universe),
-                    unsubscribed_all: DenseSet::of(&contact.unsubscribed_all, universe),
-                    suppressed_forever: DenseSet::of(&contact.suppressed_forever, universe),
-                };
-            }
         }
 
         // Pass 2: association through relationships, one hop, both directions (R9).

@@ -1,7 +1,9 @@
 //! The Contact state of one tenant as sets over Contact ordinals (R12–R15):
 //! valid email and mobile, opt-outs, unsubscribes, suppressions (forever or
-//! until a soft bounce ends), with dense copies of the sets a denied
-//! record's reason is probed in.
+//! until a soft bounce ends), as the dense sets a denied record's reason is
+//! probed in and compiled answers are built from.
+
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
@@ -12,24 +14,23 @@ use crate::index::dense::DenseSet;
 use crate::index::ord::RecordOrd;
 use crate::model::data::EmailStatus;
 
-/// Contact state as sets (R12–R15).
+/// Contact state as sets (R12–R15), dense: the sets a denied record's
+/// reason is probed in and compiled answers are built from. Every part is
+/// shared between revisions until a change writes it (a dense set's chunk,
+/// one list's set, the soft-bounce maps), so applying a change copies
+/// kilobytes, not the object's megabytes.
 #[derive(Clone, Debug, Default)]
 pub struct ContactIndex {
-    pub valid_email: RoaringBitmap,
-    pub valid_mobile: RoaringBitmap,
-    pub sms_opted_out: RoaringBitmap,
-    /// Subscription status underneath any suppression.
-    pub unsubscribed_all: RoaringBitmap,
-    pub suppressed_forever: RoaringBitmap,
     /// Soft-bounce suppressions, ordered by the instant they end; a
     /// B-tree so one Contact's change is O(log n), not a shift of them all.
-    pub suppressed_until: std::collections::BTreeSet<(OffsetDateTime, RecordOrd)>,
+    pub suppressed_until: Arc<std::collections::BTreeSet<(OffsetDateTime, RecordOrd)>>,
     /// Each soft-bounced Contact's end instant: finds its entry above.
-    pub until_of: FxHashMap<RecordOrd, OffsetDateTime>,
-    pub opted_out_lists: FxHashMap<String, RoaringBitmap>,
+    pub until_of: Arc<FxHashMap<RecordOrd, OffsetDateTime>>,
+    pub opted_out_lists: FxHashMap<String, Arc<RoaringBitmap>>,
     /// Base status per record, for Explain.
-    pub status: Vec<EmailStatus>,
-    /// Dense copies of the sets a denied record's reason is probed in.
+    pub status: Statuses,
+    /// Valid email and mobile, SMS opt-out, unsubscribed from all (the
+    /// status underneath any suppression) and suppressed for good.
     pub dense: ContactProbes,
 }
 
@@ -42,45 +43,129 @@ pub struct ContactProbes {
     pub suppressed_forever: DenseSet,
 }
 
+impl ContactProbes {
+    pub fn all_mut(&mut self) -> [&mut DenseSet; 5] {
+        let ContactProbes {
+            valid_email,
+            valid_mobile,
+            sms_opted_out,
+            unsubscribed_all,
+            suppressed_forever,
+        } = self;
+        [
+            valid_email,
+            valid_mobile,
+            sms_opted_out,
+            unsubscribed_all,
+            suppressed_forever,
+        ]
+    }
+}
+
+/// Each Contact's base email status, in chunks shared between revisions:
+/// a change copies the 64 KB chunk its Contact is in, not a million
+/// statuses.
+#[derive(Clone, Debug, Default)]
+pub struct Statuses {
+    chunks: Vec<Arc<Vec<EmailStatus>>>,
+}
+
+/// Contacts per [`Statuses`] chunk.
+const STATUS_CHUNK: usize = 65_536;
+
+impl Statuses {
+    pub fn get(&self, ord: RecordOrd) -> Option<EmailStatus> {
+        let at = ord as usize;
+        self.chunks
+            .get(at / STATUS_CHUNK)?
+            .get(at % STATUS_CHUNK)
+            .copied()
+    }
+
+    /// Sets one Contact's status; Contacts before it that have none get
+    /// the default.
+    pub fn set(&mut self, ord: RecordOrd, status: EmailStatus) {
+        let at = ord as usize;
+        if self.get(ord) == Some(status) {
+            return;
+        }
+        while self.chunks.len() <= at / STATUS_CHUNK {
+            self.chunks.push(Arc::default());
+        }
+        let Some(chunk) = self.chunks.get_mut(at / STATUS_CHUNK) else {
+            return;
+        };
+        let chunk = Arc::make_mut(chunk);
+        let i = at % STATUS_CHUNK;
+        if chunk.len() <= i {
+            chunk.resize(i + 1, EmailStatus::default());
+        }
+        if let Some(slot) = chunk.get_mut(i) {
+            *slot = status;
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum::<usize>()
+            + self.chunks.capacity() * size_of::<usize>()
+    }
+}
+
 impl ContactIndex {
     fn set_status(&mut self, ord: RecordOrd, status: EmailStatus) {
-        match self.status.get_mut(ord as usize) {
-            Some(slot) => *slot = status,
-            None => self.status.push(status),
-        }
+        self.status.set(ord, status);
     }
 
-    /// Removes every fact of one Contact, before it gets new ones.
+    /// Removes every fact of one Contact (a deleted record).
     pub(crate) fn forget(&mut self, ord: RecordOrd) {
-        for set in [
-            &mut self.valid_email,
-            &mut self.valid_mobile,
-            &mut self.sms_opted_out,
-            &mut self.unsubscribed_all,
-            &mut self.suppressed_forever,
-        ] {
-            set.remove(ord);
+        for set in self.dense.all_mut() {
+            set.set(ord, false);
         }
-        for set in self.opted_out_lists.values_mut() {
-            set.remove(ord);
+        self.set_lists(ord, &[]);
+        self.set_until(ord, None);
+    }
+
+    /// Puts `ord` on exactly the lists named; only a list it joins or
+    /// leaves is copied.
+    fn set_lists(&mut self, ord: RecordOrd, lists: &[String]) {
+        for (name, set) in &mut self.opted_out_lists {
+            if set.contains(ord) && !lists.contains(name) {
+                Arc::make_mut(set).remove(ord);
+            }
         }
-        if let Some(until) = self.until_of.remove(&ord) {
-            self.suppressed_until.remove(&(until, ord));
+        for list in lists {
+            let set = self.opted_out_lists.entry(list.clone()).or_default();
+            if !set.contains(ord) {
+                super::add_ord(Arc::make_mut(set), ord);
+            }
         }
     }
 
-    /// Brings the dense copies of one Contact's sets in line with the
-    /// roaring ones, after a change.
-    pub(crate) fn refresh_dense(&mut self, ord: RecordOrd) {
-        let pairs = [
-            (&self.valid_email, &mut self.dense.valid_email),
-            (&self.valid_mobile, &mut self.dense.valid_mobile),
-            (&self.sms_opted_out, &mut self.dense.sms_opted_out),
-            (&self.unsubscribed_all, &mut self.dense.unsubscribed_all),
-            (&self.suppressed_forever, &mut self.dense.suppressed_forever),
-        ];
-        for (set, dense) in pairs {
-            dense.set(ord, set.contains(ord));
+    /// Sets when `ord`'s soft-bounce suppression ends (`None`: it has
+    /// none); the maps are copied only when that changes.
+    fn set_until(&mut self, ord: RecordOrd, until: Option<OffsetDateTime>) {
+        let now = self.until_of.get(&ord).copied();
+        if now == until {
+            return;
+        }
+        let (by_end, of) = (
+            Arc::make_mut(&mut self.suppressed_until),
+            Arc::make_mut(&mut self.until_of),
+        );
+        if let Some(old) = now {
+            by_end.remove(&(old, ord));
+            of.remove(&ord);
+        }
+        if let Some(new) = until {
+            by_end.insert((new, ord));
+            of.insert(ord, new);
+        }
+    }
+
+    /// Makes room in the dense sets for a universe of `universe` records.
+    pub(crate) fn grow(&mut self, universe: usize) {
+        for set in self.dense.all_mut() {
+            set.grow(universe);
         }
     }
 
@@ -93,14 +178,11 @@ impl ContactIndex {
         // every entry ending at `now`.
         let edge = (now, RecordOrd::MAX);
         let mut set = self.dense.suppressed_forever.clone();
-        let mut running = self.suppressed_until.range((Excluded(edge), Unbounded));
-        let until = running.next().map(|(until, ord)| {
-            set.insert(*ord);
-            *until
-        });
-        for (_, ord) in running {
-            set.insert(*ord);
-        }
+        let running = self.suppressed_until.range((Excluded(edge), Unbounded));
+        let until = running.clone().next().map(|(until, _)| *until);
+        let mut ords: Vec<RecordOrd> = running.map(|(_, ord)| *ord).collect();
+        ords.sort_unstable();
+        set.insert_sorted(&ords);
         let from = self
             .suppressed_until
             .range((Unbounded, Included(edge)))
@@ -110,44 +192,37 @@ impl ContactIndex {
     }
 
     pub fn is_suppressed_at(&self, ord: RecordOrd, now: OffsetDateTime) -> bool {
-        self.suppressed_forever.contains(ord)
+        self.dense.suppressed_forever.contains(ord)
             || self.until_of.get(&ord).is_some_and(|until| now < *until)
     }
 }
 
+/// Sets one Contact's facts to those of `state` (none: a Contact with no
+/// state, not opted in). The dense sets must already hold `ord`
+/// ([`ContactIndex::grow`]); only what differs from before is written.
 pub(crate) fn index_contact(
     index: &mut ContactIndex,
     ord: RecordOrd,
     state: Option<&crate::model::data::ContactState>,
 ) {
     let Some(state) = state else {
+        index.forget(ord);
         index.set_status(ord, EmailStatus::NotOptedIn);
         return;
     };
-    if state.has_valid_email() {
-        super::add_dense_ord(&mut index.valid_email, ord);
-    }
-    if state.has_valid_mobile() {
-        super::add_dense_ord(&mut index.valid_mobile, ord);
-    }
-    if state.sms_opted_out {
-        super::add_dense_ord(&mut index.sms_opted_out, ord);
-    }
-    if state.email_status == EmailStatus::UnsubscribedAll {
-        super::add_dense_ord(&mut index.unsubscribed_all, ord);
-    }
-    if state.suppressed || state.email_status == EmailStatus::Suppressed {
-        match state.suppressed_until {
-            None => super::add_ord(&mut index.suppressed_forever, ord),
-            Some(until) => {
-                index.suppressed_until.insert((until, ord));
-                index.until_of.insert(ord, until);
-            }
-        }
-    }
-    for list in &state.opted_out_lists {
-        super::add_ord(index.opted_out_lists.entry(list.clone()).or_default(), ord);
-    }
+    let suppressed = state.suppressed || state.email_status == EmailStatus::Suppressed;
+    let probes = &mut index.dense;
+    probes.valid_email.set(ord, state.has_valid_email());
+    probes.valid_mobile.set(ord, state.has_valid_mobile());
+    probes.sms_opted_out.set(ord, state.sms_opted_out);
+    probes
+        .unsubscribed_all
+        .set(ord, state.email_status == EmailStatus::UnsubscribedAll);
+    probes
+        .suppressed_forever
+        .set(ord, suppressed && state.suppressed_until.is_none());
+    index.set_until(ord, state.suppressed_until.filter(|_| suppressed));
+    index.set_lists(ord, &state.opted_out_lists);
     let base = match state.email_status {
         EmailStatus::Suppressed => EmailStatus::NotOptedIn,
         other => other,

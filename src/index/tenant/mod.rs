@@ -43,16 +43,6 @@ pub(crate) fn add_ord(set: &mut roaring::RoaringBitmap, ord: RecordOrd) {
     }
 }
 
-/// Inserts `ord` into a set that holds most records (live, valid email):
-/// roaring's push into a bitmap container first finds the container's
-/// maximum by scanning its 1,024 words from the top, hundreds of words per
-/// push while a build fills it from the bottom (the largest cost of a cold
-/// start); an insert sets the bit.
-#[inline]
-pub(crate) fn add_dense_ord(set: &mut roaring::RoaringBitmap, ord: RecordOrd) {
-    set.insert(ord);
-}
-
 /// A tenant, ready to answer. Cloning is cheap: objects are shared, and a
 /// change copies only the object it touches (`src/index/change.rs`).
 #[derive(Clone, Debug)]
@@ -86,25 +76,19 @@ impl TenantIndex {
             .objects
             .iter()
             .map(|o| {
-                let sets: usize = [&o.live, &o.archived]
-                    .into_iter()
-                    .chain(o.direct.values().map(|s| &**s))
+                let sets: usize = o
+                    .direct
+                    .values()
+                    .map(|s| &**s)
                     .chain(o.related.values().map(|s| &**s))
                     .map(|b| b.serialized_size())
                     .sum();
                 let contact = o.contact.as_ref().map_or(0, |c| {
-                    [
-                        &c.valid_email,
-                        &c.valid_mobile,
-                        &c.sms_opted_out,
-                        &c.unsubscribed_all,
-                        &c.suppressed_forever,
-                    ]
-                    .into_iter()
-                    .chain(c.opted_out_lists.values())
-                    .map(|b| b.serialized_size())
-                    .sum::<usize>()
-                        + c.status.capacity()
+                    c.opted_out_lists
+                        .values()
+                        .map(|b| b.serialized_size())
+                        .sum::<usize>()
+                        + c.status.heap_bytes()
                         + 5 * o.live_dense.heap_bytes()
                 });
                 o.ids.heap_bytes()
@@ -121,7 +105,7 @@ impl TenantIndex {
     pub fn record_count(&self) -> usize {
         self.objects
             .iter()
-            .map(|o| (o.live.len() + o.archived.len()) as usize)
+            .map(|o| (o.live_dense.len() + o.archived_dense.len()) as usize)
             .sum()
     }
 

@@ -40,9 +40,8 @@ pub struct ObjectIndex {
     pub fields: Vec<String>,
     pub source: AssociationSource,
     pub ids: Arc<IdTable>,
-    pub live: RoaringBitmap,
-    pub archived: RoaringBitmap,
-    /// `live` and `archived`, dense: compiled answers start from them.
+    /// Live and archived records: compiled answers start from them. Dense
+    /// and chunked, so a change copies only the chunk its record is in.
     pub live_dense: DenseSet,
     pub archived_dense: DenseSet,
     /// Per user: records they own, are on a team field of, or interacted with.
@@ -67,7 +66,8 @@ pub struct ObjectIndex {
 #[derive(Clone, Debug, Default)]
 pub struct RecordUsers {
     base: Arc<UsersTable>,
-    changed: FxHashMap<RecordOrd, Box<[UserIdx]>>,
+    /// Shared lists: copying the map for a new revision copies pointers.
+    changed: FxHashMap<RecordOrd, Arc<[UserIdx]>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -140,7 +140,7 @@ impl RecordUsers {
     }
 
     pub fn set(&mut self, ord: RecordOrd, users: Vec<UserIdx>) {
-        self.changed.insert(ord, users.into_boxed_slice());
+        self.changed.insert(ord, users.into());
         if self.changed.len() > FOLD_AFTER {
             self.fold();
         }
@@ -154,10 +154,19 @@ impl RecordUsers {
                 .max()
                 .unwrap_or(0),
         );
-        let lists: Vec<Vec<UserIdx>> = (0..n)
-            .map(|ord| self.get(ord as RecordOrd).to_vec())
-            .collect();
-        *self = RecordUsers::from_lists(&lists);
+        // Straight into the new table: a list per record would be a
+        // million allocations every FOLD_AFTER changes.
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut users = Vec::with_capacity(self.base.users.len() + self.changed.len());
+        offsets.push(0);
+        for ord in 0..n {
+            users.extend_from_slice(self.get(ord as RecordOrd));
+            offsets.push(u32::try_from(users.len()).unwrap_or(u32::MAX));
+        }
+        *self = RecordUsers {
+            base: Arc::new(UsersTable { offsets, users }),
+            changed: FxHashMap::default(),
+        };
     }
 
     pub fn heap_bytes(&self) -> usize {
