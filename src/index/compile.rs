@@ -11,7 +11,7 @@
 
 use time::OffsetDateTime;
 
-use super::dense::DenseSet;
+use super::dense::{DenseSet, FlatSet};
 use super::tenant::{ContactIndex, ObjectIndex, Principal, RecordOrd, TenantIndex, Validity};
 use crate::model::data::{EmailInbox, EmailStatus};
 use crate::model::{AccessLevel, Action, ActionContext, Control, FieldLevel, Gate, Reason};
@@ -198,8 +198,9 @@ enum Reach {
 /// The compiled answer to one question.
 #[derive(Debug)]
 pub struct Compiled {
-    /// Records on which the action is allowed.
-    pub allowed: DenseSet,
+    /// Records on which the action is allowed, flat: a batch probes it
+    /// once per position.
+    pub allowed: FlatSet,
     /// The principal's field mask on the object (R7), per field index.
     pub field_mask: Vec<FieldLevel>,
     /// The instants for which the answer is exact (R13 soft bounces).
@@ -263,7 +264,7 @@ impl Compiled {
         };
         let Some(object) = tenant.objects.get(object_idx).filter(|_| eff.visible()) else {
             return Compiled {
-                allowed: DenseSet::default(),
+                allowed: FlatSet::default(),
                 field_mask,
                 validity: Validity::default(),
                 plan: Plan::NotVisible,
@@ -321,7 +322,7 @@ impl Compiled {
             test.apply(object, &mut allowed);
         }
         Compiled {
-            allowed,
+            allowed: allowed.freeze(),
             field_mask,
             validity,
             plan: Plan::Layers {

@@ -252,37 +252,25 @@ impl DenseSet {
     /// what a paged reader resumes from.
     pub fn iter_from(&self, start: RecordOrd) -> impl Iterator<Item = RecordOrd> + '_ {
         let first = start as usize / 64;
-        let skip_low = start % 64;
         // From the chunk holding `start`, not by walking every word before
         // it: a paged reader resumes in O(1).
-        let first_chunk = first / CHUNK_WORDS;
         let words = self
             .chunks
-            .get(first_chunk..)
+            .get(first / CHUNK_WORDS..)
             .unwrap_or_default()
             .iter()
             .flat_map(|c| c.iter())
             .skip(first % CHUNK_WORDS)
             .take(self.words.saturating_sub(first));
-        (first as u32..)
-            .zip(words)
-            .map(move |(i, &word)| {
-                if i as usize == first {
-                    (i, word & (u64::MAX << skip_low))
-                } else {
-                    (i, word)
-                }
-            })
-            .flat_map(|(i, word)| {
-                let mut rest = word;
-                std::iter::from_fn(move || {
-                    (rest != 0).then(|| {
-                        let bit = rest.trailing_zeros();
-                        rest &= rest - 1;
-                        i * 64 + bit
-                    })
-                })
-            })
+        bits_from(words, start)
+    }
+
+    /// The set as one flat bitset, for probing: one load per probe
+    /// instead of two (compiled answers, probed once per batch position).
+    pub fn freeze(&self) -> FlatSet {
+        FlatSet {
+            words: self.all_words().copied().collect(),
+        }
     }
 
     #[inline]
@@ -297,6 +285,73 @@ impl DenseSet {
     /// Heap bytes held: chunks shared with other sets count in each.
     pub fn heap_bytes(&self) -> usize {
         self.chunks.len() * size_of::<Chunk>() + self.chunks.capacity() * size_of::<usize>()
+    }
+}
+
+/// The ordinals of the set bits of `words`, the first of which is the
+/// word holding `start`, from `start` on.
+fn bits_from<'a>(
+    words: impl Iterator<Item = &'a u64> + 'a,
+    start: RecordOrd,
+) -> impl Iterator<Item = RecordOrd> + 'a {
+    let first = start / 64;
+    let skip_low = start % 64;
+    (first..)
+        .zip(words)
+        .map(move |(i, &word)| {
+            if i == first {
+                (i, word & (u64::MAX << skip_low))
+            } else {
+                (i, word)
+            }
+        })
+        .flat_map(|(i, word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros();
+                    rest &= rest - 1;
+                    i * 64 + bit
+                })
+            })
+        })
+}
+
+/// A [`DenseSet`] frozen into one flat bitset: what a compiled answer keeps,
+/// since a batch probes it once per position and a probe here is one load.
+#[derive(Clone, Debug, Default)]
+pub struct FlatSet {
+    words: Vec<u64>,
+}
+
+impl FlatSet {
+    #[inline]
+    pub fn contains(&self, ord: RecordOrd) -> bool {
+        self.words
+            .get(ord as usize / 64)
+            .is_some_and(|w| w & (1 << (ord % 64)) != 0)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| *w == 0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = RecordOrd> + '_ {
+        self.iter_from(0)
+    }
+
+    /// As [`DenseSet::iter_from`].
+    pub fn iter_from(&self, start: RecordOrd) -> impl Iterator<Item = RecordOrd> + '_ {
+        let first = start as usize / 64;
+        bits_from(self.words.get(first..).unwrap_or_default().iter(), start)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.words.capacity() * size_of::<u64>()
     }
 }
 
@@ -340,10 +395,17 @@ mod tests {
             removed.remove_all(&rb);
             prop_assert_eq!(collect(&removed), &ra - &rb);
             prop_assert_eq!(da.len(), ra.len());
+            let frozen = da.freeze();
+            prop_assert_eq!(frozen.len(), ra.len());
             for start in [0u32, 1, 63, 64, 65, 350, 699, 700, 5_000] {
                 let from: Vec<u32> = da.iter_from(start).collect();
                 let expected: Vec<u32> = ra.iter().filter(|o| *o >= start).collect();
-                prop_assert_eq!(from, expected, "from {}", start);
+                prop_assert_eq!(&from, &expected, "from {}", start);
+                let frozen_from: Vec<u32> = frozen.iter_from(start).collect();
+                prop_assert_eq!(frozen_from, expected, "frozen, from {}", start);
+            }
+            for o in 0..universe as u32 + 64 {
+                prop_assert_eq!(frozen.contains(o), ra.contains(o));
             }
             for o in 0..universe as u32 {
                 prop_assert_eq!(da.contains(o), ra.contains(o));
