@@ -214,7 +214,7 @@ fn batch_check(c: &mut Criterion) {
             )
         })
     });
-    // A batch of 1,000 record changes (owner and email status of 1,000
+    // A batch of 1,000 record changes (account team and email status of 1,000
     // Contacts) as one revision: what the change feed applies per poll
     // under load.
     let mut round = 0usize;

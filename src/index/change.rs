@@ -518,7 +518,7 @@ impl TenantIndex {
         }
         object.set_archived(ord, record.archived);
         if let Some(contact) = object.contact.as_mut() {
-            index_contact(contact, ord, record.contact.as_ref());
+            index_contact(contact, ord, record.contact.as_ref(), false);
         }
 
         // The link maps are copied only when this record's links change.

@@ -21,10 +21,18 @@ use super::ord::RecordOrd;
 const CHUNK_WORDS: usize = 1024;
 const CHUNK_BITS: usize = CHUNK_WORDS * 64;
 
-type Chunk = [u64; CHUNK_WORDS];
+/// Every chunk but the last holds `CHUNK_WORDS` words; the last holds a
+/// power of two of them, at least the words it uses, so a small object's
+/// set is a few bytes and a growing one is copied only as it doubles.
+type Chunk = Arc<[u64]>;
 
-fn zero_chunk() -> Arc<Chunk> {
-    Arc::new([0; CHUNK_WORDS])
+fn zero_chunk(len: usize) -> Chunk {
+    vec![0; len].into()
+}
+
+/// The length of the chunk holding `used` words.
+fn chunk_len(used: usize) -> usize {
+    used.max(1).next_power_of_two().min(CHUNK_WORDS)
 }
 
 /// A plain bitset over an object's ordinals. Probing it is two loads (the
@@ -32,7 +40,7 @@ fn zero_chunk() -> Arc<Chunk> {
 /// containers: this is the set the hot path probes once per record.
 #[derive(Clone, Debug, Default)]
 pub struct DenseSet {
-    chunks: Vec<Arc<Chunk>>,
+    chunks: Vec<Chunk>,
     /// Words in use: bits past them are always clear.
     words: usize,
 }
@@ -50,16 +58,7 @@ impl DenseSet {
     }
 
     fn from_words(flat: &[u64]) -> DenseSet {
-        let chunks = flat
-            .chunks(CHUNK_WORDS)
-            .map(|part| {
-                let mut chunk = [0u64; CHUNK_WORDS];
-                if let Some(head) = chunk.get_mut(..part.len()) {
-                    head.copy_from_slice(part);
-                }
-                Arc::new(chunk)
-            })
-            .collect();
+        let chunks = flat.chunks(CHUNK_WORDS).map(Chunk::from).collect();
         DenseSet {
             chunks,
             words: flat.len(),
@@ -68,23 +67,41 @@ impl DenseSet {
 
     /// No record of a universe of `universe` records.
     pub fn empty(universe: usize) -> DenseSet {
-        let words = universe.div_ceil(64);
-        let zero = zero_chunk();
-        DenseSet {
-            // One shared zero chunk: written chunks are copied apart.
-            chunks: vec![zero; words.div_ceil(CHUNK_WORDS)],
-            words,
-        }
+        let mut set = DenseSet::default();
+        set.grow(universe);
+        set
     }
 
     /// Makes room for a universe of `universe` records; new ones are out.
     pub fn grow(&mut self, universe: usize) {
         let words = universe.div_ceil(64);
-        if words > self.words {
-            self.chunks
-                .resize_with(words.div_ceil(CHUNK_WORDS), zero_chunk);
-            self.words = words;
+        if words <= self.words {
+            return;
         }
+        let full = words / CHUNK_WORDS;
+        // Full chunks added here are one shared zero chunk: written ones
+        // are copied apart.
+        let zero = zero_chunk(CHUNK_WORDS);
+        for i in 0..words.div_ceil(CHUNK_WORDS) {
+            let len = if i < full {
+                CHUNK_WORDS
+            } else {
+                chunk_len(words - i * CHUNK_WORDS)
+            };
+            match self.chunks.get_mut(i) {
+                Some(chunk) if chunk.len() < len => {
+                    let mut bigger = vec![0; len];
+                    if let Some(head) = bigger.get_mut(..chunk.len()) {
+                        head.copy_from_slice(chunk);
+                    }
+                    *chunk = bigger.into();
+                }
+                Some(_) => {}
+                None if len == CHUNK_WORDS => self.chunks.push(zero.clone()),
+                None => self.chunks.push(zero_chunk(len)),
+            }
+        }
+        self.words = words;
     }
 
     /// The word holding `ord`, made this set's own, if `ord` is in range.
@@ -133,8 +150,14 @@ impl DenseSet {
     ) {
         let words = self.words;
         let mut chunks = self.chunks.iter_mut().enumerate();
-        let mut current: Option<(usize, &mut Chunk)> = None;
+        let mut current: Option<(usize, &mut [u64])> = None;
+        let mut previous: Option<RecordOrd> = None;
         for ord in ords {
+            debug_assert!(
+                previous.is_none_or(|p| p <= ord),
+                "ordinals in non-decreasing order"
+            );
+            previous = Some(ord);
             let at = ord as usize;
             if at / 64 >= words {
                 break;
@@ -155,31 +178,37 @@ impl DenseSet {
     }
 
     /// Applies `op` to each of this set's words with the same word of
-    /// `other` (0 past its end), chunk by chunk; `same` says what to do
-    /// with a chunk both share (`None`: nothing).
+    /// `other` (0 past its end), chunk by chunk; `clear_same` and
+    /// `clear_missing` say whether a chunk both share, or one `other` lacks,
+    /// becomes empty (otherwise it stays as it is).
     fn combine(
         &mut self,
         other: &DenseSet,
-        same: Option<u64>,
-        missing: Option<u64>,
+        clear_same: bool,
+        clear_missing: bool,
         op: impl Fn(u64, u64) -> u64,
     ) {
         for (i, chunk) in self.chunks.iter_mut().enumerate() {
             match other.chunks.get(i) {
                 Some(theirs) if Arc::ptr_eq(chunk, theirs) => {
-                    if let Some(fill) = same {
-                        Arc::make_mut(chunk).fill(fill);
+                    if clear_same {
+                        *chunk = zero_chunk(chunk.len());
                     }
                 }
                 Some(theirs) => {
-                    let theirs = theirs.as_ref();
-                    for (w, o) in Arc::make_mut(chunk).iter_mut().zip(theirs) {
+                    let mine = Arc::make_mut(chunk);
+                    let n = mine.len().min(theirs.len());
+                    let (head, tail) = mine.split_at_mut(n);
+                    for (w, o) in head.iter_mut().zip(theirs.iter()) {
                         *w = op(*w, *o);
+                    }
+                    for w in tail {
+                        *w = op(*w, 0);
                     }
                 }
                 None => {
-                    if let Some(fill) = missing {
-                        Arc::make_mut(chunk).fill(fill);
+                    if clear_missing {
+                        *chunk = zero_chunk(chunk.len());
                     }
                 }
             }
@@ -188,27 +217,24 @@ impl DenseSet {
 
     /// Keeps only records also in `other`.
     pub fn and(&mut self, other: &DenseSet) {
-        self.combine(other, None, Some(0), |w, o| w & o);
+        self.combine(other, false, true, |w, o| w & o);
     }
 
     /// Removes the records in `other`.
     pub fn and_not(&mut self, other: &DenseSet) {
-        self.combine(other, Some(0), None, |w, o| w & !o);
+        self.combine(other, true, false, |w, o| w & !o);
     }
 
     /// Adds the records in `other` (within this set's universe).
     pub fn or(&mut self, other: &DenseSet) {
-        self.combine(other, None, None, |w, o| w | o);
+        self.combine(other, false, false, |w, o| w | o);
         self.clear_past_end();
     }
 
-    /// Clears the bits of the last chunk past `words` (an `or` with a
+    /// Clears the words of the last chunk past `words` (an `or` with a
     /// larger set may have set them).
     fn clear_past_end(&mut self) {
-        let used = self.words % CHUNK_WORDS;
-        if used == 0 {
-            return;
-        }
+        let used = self.words - self.chunks.len().saturating_sub(1) * CHUNK_WORDS;
         if let Some(last) = self.chunks.last_mut()
             && last
                 .get(used..)
@@ -225,9 +251,8 @@ impl DenseSet {
     }
 
     pub fn clear(&mut self) {
-        let zero = zero_chunk();
         for chunk in &mut self.chunks {
-            *chunk = zero.clone();
+            *chunk = zero_chunk(chunk.len());
         }
     }
 
@@ -282,9 +307,14 @@ impl DenseSet {
             .is_some_and(|w| w & (1 << (ord % 64)) != 0)
     }
 
-    /// Heap bytes held: chunks shared with other sets count in each.
+    /// Heap bytes held; a chunk shared with other sets counts in each (an
+    /// overstatement, the safe side for a memory figure).
     pub fn heap_bytes(&self) -> usize {
-        self.chunks.len() * size_of::<Chunk>() + self.chunks.capacity() * size_of::<usize>()
+        self.chunks
+            .iter()
+            .map(|c| c.len() * size_of::<u64>())
+            .sum::<usize>()
+            + self.chunks.capacity() * size_of::<Chunk>()
     }
 }
 
@@ -369,6 +399,29 @@ mod tests {
             .collect();
         let dense = DenseSet::of(&set, universe);
         (set, dense)
+    }
+
+    /// An object of a few records holds a few words, not an 8 KB chunk;
+    /// growing it a record at a time keeps every member.
+    #[test]
+    fn a_small_set_is_small_and_grows_intact() {
+        let mut set = DenseSet::empty(100);
+        assert!(set.heap_bytes() <= 2 * 8 + 64, "{}", set.heap_bytes());
+        for ord in 0..70_000u32 {
+            set.grow(ord as usize + 1);
+            if ord % 3 == 0 {
+                set.insert(ord);
+            }
+        }
+        assert_eq!(set.len(), 70_000u64.div_ceil(3));
+        assert!(set.iter().all(|o| o % 3 == 0));
+        // A full chunk, then the tail's power of two (70,000 - 65,536
+        // records: 70 words, 128 allocated), and the chunk list.
+        assert!(
+            set.heap_bytes() <= (1024 + 128) * 8 + 64,
+            "{}",
+            set.heap_bytes()
+        );
     }
 
     proptest! {

@@ -230,7 +230,7 @@ impl TenantBuilder {
         object.users.push(&associated);
         if let Some(contact) = object.contact.as_mut() {
             contact.grow(universe);
-            index_contact(contact, ord, record.contact.as_ref());
+            index_contact(contact, ord, record.contact.as_ref(), true);
         }
         if let Some(where_is) = self.where_is.as_mut() {
             where_is.insert(record.id, u32::try_from(oi).unwrap_or(u32::MAX));

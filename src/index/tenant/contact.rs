@@ -121,16 +121,20 @@ impl ContactIndex {
         for set in self.dense.all_mut() {
             set.set(ord, false);
         }
-        self.set_lists(ord, &[]);
+        self.set_lists(ord, &[], false);
         self.set_until(ord, None);
     }
 
     /// Puts `ord` on exactly the lists named; only a list it joins or
-    /// leaves is copied.
-    fn set_lists(&mut self, ord: RecordOrd, lists: &[String]) {
-        for (name, set) in &mut self.opted_out_lists {
-            if set.contains(ord) && !lists.contains(name) {
-                Arc::make_mut(set).remove(ord);
+    /// leaves is copied. A `fresh` ordinal is on no list yet, so the pass
+    /// over every list to take it off is skipped: a bulk build stays
+    /// O(records) rather than O(records × lists).
+    fn set_lists(&mut self, ord: RecordOrd, lists: &[String], fresh: bool) {
+        if !fresh {
+            for (name, set) in &mut self.opted_out_lists {
+                if set.contains(ord) && !lists.contains(name) {
+                    Arc::make_mut(set).remove(ord);
+                }
             }
         }
         for list in lists {
@@ -200,13 +204,18 @@ impl ContactIndex {
 /// Sets one Contact's facts to those of `state` (none: a Contact with no
 /// state, not opted in). The dense sets must already hold `ord`
 /// ([`ContactIndex::grow`]); only what differs from before is written.
+/// `fresh`: `ord` was just allocated and has no facts yet (a bulk build),
+/// so nothing needs taking away.
 pub(crate) fn index_contact(
     index: &mut ContactIndex,
     ord: RecordOrd,
     state: Option<&crate::model::data::ContactState>,
+    fresh: bool,
 ) {
     let Some(state) = state else {
-        index.forget(ord);
+        if !fresh {
+            index.forget(ord);
+        }
         index.set_status(ord, EmailStatus::NotOptedIn);
         return;
     };
@@ -222,7 +231,7 @@ pub(crate) fn index_contact(
         .suppressed_forever
         .set(ord, suppressed && state.suppressed_until.is_none());
     index.set_until(ord, state.suppressed_until.filter(|_| suppressed));
-    index.set_lists(ord, &state.opted_out_lists);
+    index.set_lists(ord, &state.opted_out_lists, fresh);
     let base = match state.email_status {
         EmailStatus::Suppressed => EmailStatus::NotOptedIn,
         other => other,
