@@ -53,16 +53,34 @@ async fn the_probe_port_serves_grpc_health_and_metrics_with_build_and_process_fi
             .await
             .unwrap();
         let mut health = HealthClient::new(channel);
+        // The API port accepts connections once bound, a moment before the
+        // API is served: until then the probe says NOT_SERVING (never that
+        // the service is unknown), then SERVING.
         for service in ["", "permd.v1.Authorizer"] {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: service.to_owned(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status;
-            assert_eq!(status, ServingStatus::Serving as i32, "service '{service}'");
+            let started = std::time::Instant::now();
+            loop {
+                let status = health
+                    .check(HealthCheckRequest {
+                        service: service.to_owned(),
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("service '{service}': {e:?}"))
+                    .into_inner()
+                    .status;
+                if status == ServingStatus::Serving as i32 {
+                    break;
+                }
+                assert_eq!(
+                    status,
+                    ServingStatus::NotServing as i32,
+                    "service '{service}'"
+                );
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "'{service}' never SERVING"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         // Nothing else is served there.
         let mut authorizer = pb::authorizer_client::AuthorizerClient::new(

@@ -678,6 +678,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // One set of health statuses, served on the API port and on the
         // probe and metrics port.
         let health = tonic_health::server::HealthReporter::new();
+        // NOT_SERVING until the API is served: a probe that comes first is
+        // told to wait, not that the service does not exist.
+        crate::server::set_health(&health, false).await;
         if let Some(handle) = metrics_handle {
             let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
                 .await

@@ -201,7 +201,9 @@ fn reflection(admin: bool) -> tonic_reflection::server::Builder<'static> {
     }
 }
 
-async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {
+/// Sets the Authorizer's health status (the overall "" one is the
+/// reporter's own, SERVING while the process runs).
+pub(crate) async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {
     if serving {
         reporter
             .set_serving::<AuthorizerServer<AuthorizerService>>()
