@@ -43,6 +43,60 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const UINT64_MAX = (1n << 64n) - 1n;
 const AUTHORIZER_SERVICE = 'permd.v1.Authorizer';
+const DEFAULT_MAX_CACHED_HANDLES = 2_000_000;
+/** The handle permd returns for an id it has never seen: not cached. */
+const NO_HANDLE = 0xffffffff;
+/** How permd's FAILED_PRECONDITION for handles it did not give out begins. */
+const STALE_HANDLES = 'record_handles were not given out';
+
+/** The record handles one permd gave for ids, per `tenant\0object`, with their space. */
+class Handles {
+  readonly #limit: number;
+  readonly #byObject = new Map<string, { space: string; table: Map<string, number> }>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** The space and packed handles of `ids`, if every one has a handle. */
+  packed(key: string, ids: readonly string[]): { space: string; ordinals: Buffer } | undefined {
+    const entry = this.#byObject.get(key);
+    if (entry === undefined || ids.length === 0) return undefined;
+    const ordinals = Buffer.allocUnsafe(4 * ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const h = entry.table.get(ids[i] as string);
+      if (h === undefined) return undefined;
+      ordinals.writeUInt32LE(h, 4 * i);
+    }
+    return { space: entry.space, ordinals };
+  }
+
+  learn(key: string, ids: readonly string[], handles: { space: string; ordinals: Buffer }): void {
+    if (handles.ordinals.length !== 4 * ids.length) {
+      throw new PermdError('INTERNAL', `handles: ${handles.ordinals.length} bytes for ${ids.length} ids`);
+    }
+    let entry = this.#byObject.get(key);
+    if (entry === undefined || entry.space !== handles.space || entry.table.size + ids.length > this.#limit) {
+      // Another index (a restart, a reload): the old handles are void. Or
+      // the cache is full: it starts again from this batch.
+      entry = { space: handles.space, table: new Map() };
+      this.#byObject.set(key, entry);
+    }
+    for (let i = 0; i < ids.length; i++) {
+      const h = handles.ordinals.readUInt32LE(4 * i);
+      if (h !== NO_HANDLE) entry.table.set(ids[i] as string, h);
+    }
+  }
+
+  forget(key: string): void {
+    this.#byObject.delete(key);
+  }
+
+  /** Cached handles of one object (for tests and metrics). */
+  size(key: string): number {
+    return this.#byObject.get(key)?.table.size ?? 0;
+  }
+}
 
 interface Stubs {
   Authorizer: grpc.ServiceClientConstructor;
@@ -140,6 +194,7 @@ interface RawBatchCheckResponse {
   allowed_count: number;
   denials: { position: number; reason: string | number }[];
   packed_denials: { positions: Buffer; reasons: Buffer } | null;
+  handles: { space: string; ordinals: Buffer } | null;
   field_mask: { fields: Record<string, string | number> } | null;
   revision: string;
 }
@@ -172,6 +227,7 @@ export class Client {
   readonly #health: grpc.Client;
   readonly #reflection: grpc.Client;
   readonly #token: string | undefined;
+  readonly #handles: Handles | undefined;
   #closed = false;
 
   constructor(address: string, options: ClientOptions = {}) {
@@ -182,6 +238,11 @@ export class Client {
     this.address = address;
     this.timeoutMs = timeoutMs;
     this.#token = options.token;
+    const maxCached = options.maxCachedHandles ?? DEFAULT_MAX_CACHED_HANDLES;
+    if (!Number.isSafeInteger(maxCached) || maxCached < 1) {
+      throw invalidArgument(`maxCachedHandles must be a positive integer, not ${String(maxCached)}`);
+    }
+    this.#handles = options.recordHandles === true ? new Handles(maxCached) : undefined;
     let creds: grpc.ChannelCredentials;
     if (options.tls === true) creds = grpc.credentials.createSsl();
     else if (options.tls === undefined || options.tls === false) creds = grpc.credentials.createInsecure();
@@ -219,15 +280,38 @@ export class Client {
       // action's positions are denied.
       packed_denials: true,
     };
-    if (packed) {
-      wire.packed_record_ids = { uuids: packUuids(ids) };
-    } else {
-      ids.forEach((id, i) => {
-        if (typeof id !== 'string') throw invalidArgument(`ids[${i}] is not a string`);
-      });
-      wire.record_ids = { ids: [...ids] };
+    const handles = this.#handles;
+    const key = `${request.tenant}\0${request.object ?? 'contacts'}`;
+    let resp: RawBatchCheckResponse | undefined;
+    const cached = handles?.packed(key, ids);
+    if (handles !== undefined && cached !== undefined) {
+      try {
+        resp = await this.#unary<RawBatchCheckResponse>(this.#authorizer, 'BatchCheck', {
+          ...wire,
+          record_handles: cached,
+        });
+      } catch (err) {
+        if (!(err instanceof PermdError && err.code === 'FAILED_PRECONDITION' && err.details.startsWith(STALE_HANDLES))) {
+          throw err;
+        }
+        // This permd did not give them out (it restarted, reloaded the
+        // tenant, or is another permd): the ids again, for new handles.
+        handles.forget(key);
+      }
     }
-    const resp = await this.#unary<RawBatchCheckResponse>(this.#authorizer, 'BatchCheck', wire);
+    if (resp === undefined) {
+      if (packed) {
+        wire.packed_record_ids = { uuids: packUuids(ids) };
+      } else {
+        ids.forEach((id, i) => {
+          if (typeof id !== 'string') throw invalidArgument(`ids[${i}] is not a string`);
+        });
+        wire.record_ids = { ids: [...ids] };
+      }
+      wire.return_handles = handles !== undefined;
+      resp = await this.#unary<RawBatchCheckResponse>(this.#authorizer, 'BatchCheck', wire);
+      if (handles !== undefined && resp.handles) handles.learn(key, ids, resp.handles);
+    }
 
     const mask = resp.allowed;
     const allowed = new Array<boolean>(ids.length);
@@ -340,6 +424,11 @@ export class Client {
         }
       });
     });
+  }
+
+  /** How many record handles the client holds for `object` of `tenant` (0 without `recordHandles`). */
+  cachedHandles(tenant: string, object: string = 'contacts'): number {
+    return this.#handles?.size(`${tenant}\0${object}`) ?? 0;
   }
 
   /** Closes the channel; calls after this fail. */

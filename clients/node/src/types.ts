@@ -115,4 +115,17 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Extra grpc-js channel options (message size limits default to 64 MiB). */
   channelOptions?: ChannelOptions;
+  /**
+   * Remember the handle permd returns for each id (per tenant and object)
+   * and, once every id of a batch has one, send the handles (4 bytes each)
+   * instead of the ids: permd skips finding each id, most of its CPU per
+   * record on a large object. Handles are valid only for the permd that
+   * gave them: when it refuses them (a restart, a reload of the tenant,
+   * another permd behind the address), the client forgets them and sends
+   * the ids again, so answers are the same either way. Use it against one
+   * permd (the pod's sidecar), not a load balancer in front of several.
+   */
+  recordHandles?: boolean;
+  /** At most this many cached handles per object (default 2,000,000); past it the cache starts again. */
+  maxCachedHandles?: number;
 }

@@ -65,6 +65,63 @@ describe('against permd serving the demo tenant', { timeout: 120_000 }, () => {
     assert.deepStrictEqual(await client.batchCheck({ ...CAROL_MAILS, packed: true }), packed);
   });
 
+  test('record handles: cached, sent instead of ids, renewed when refused', async () => {
+    // Records which form each BatchCheck carries; with `stale`, turns the
+    // handles into ones permd never gave out (as after its restart).
+    const sent = [];
+    let stale = false;
+    const recording = (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        sendMessage(message, next) {
+          sent.push(message.record_handles ? 'handles' : 'ids');
+          if (stale && message.record_handles) {
+            const space = (BigInt(message.record_handles.space) ^ 1n).toString();
+            next({ ...message, record_handles: { ...message.record_handles, space } });
+            return;
+          }
+          next(message);
+        },
+      });
+    const caching = new Client(server.addr, { timeoutMs: 20_000, recordHandles: true, channelOptions: { interceptors: [recording] } });
+    try {
+      const expected = await client.batchCheck(CAROL_MAILS);
+      assert.ok(expected.allowedIds.length > 0 && expected.denials.length > 0, 'a mixed answer');
+      assert.deepStrictEqual(await caching.batchCheck(CAROL_MAILS), expected);
+      assert.equal(caching.cachedHandles('demo'), IDS.length);
+      assert.deepStrictEqual(await caching.batchCheck(CAROL_MAILS), expected);
+      assert.deepStrictEqual(sent, ['ids', 'handles']);
+      // A subset in another order; then an id permd never saw: by ids.
+      const some = IDS.slice(0, 300).reverse();
+      sent.length = 0;
+      assert.deepStrictEqual(await caching.batchCheck({ ...CAROL_MAILS, ids: some }), await client.batchCheck({ ...CAROL_MAILS, ids: some }));
+      const unseen = [...some, 'c0000000-0000-4000-8000-00000fffffff'];
+      assert.deepStrictEqual(await caching.batchCheck({ ...CAROL_MAILS, ids: unseen }), await client.batchCheck({ ...CAROL_MAILS, ids: unseen }));
+      assert.deepStrictEqual(sent, ['handles', 'ids']);
+      // Refused handles are forgotten and the ids sent again: same answer.
+      stale = true;
+      sent.length = 0;
+      assert.deepStrictEqual(await caching.batchCheck(CAROL_MAILS), expected);
+      assert.deepStrictEqual(sent, ['handles', 'ids']);
+      // Another refusal is not retried.
+      stale = false;
+      sent.length = 0;
+      const err = await refusal(caching.batchCheck({ ...CAROL_MAILS, principal: 'user:nobody' }));
+      assert.equal(err.code, 'NOT_FOUND');
+      assert.deepStrictEqual(sent, ['handles']);
+    } finally {
+      caching.close();
+    }
+    const small = new Client(server.addr, { recordHandles: true, maxCachedHandles: 500 });
+    try {
+      await small.batchCheck({ ...CAROL_MAILS, ids: IDS.slice(0, 400) });
+      await small.batchCheck({ ...CAROL_MAILS, ids: IDS.slice(400, 800) });
+      assert.equal(small.cachedHandles('demo'), 400, 'past the bound the cache starts again');
+    } finally {
+      small.close();
+    }
+    assert.throws(() => new Client(server.addr, { recordHandles: true, maxCachedHandles: 0 }), PermdError);
+  });
+
   test('counts add up, a denial reason appears', async () => {
     const a = await client.batchCheck(CAROL_MAILS);
     assert.equal(typeof a.revision, 'bigint');

@@ -12,6 +12,7 @@ from here (or as ``permd_client._gen.permd.v1.*``, where generate.sh puts them).
 """
 
 from permd_client._client import (
+    DEFAULT_MAX_CACHED_HANDLES,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_TIMEOUT_S,
     Answer,
@@ -31,6 +32,7 @@ from permd_client._gen.permd.v1 import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_CACHED_HANDLES",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_TIMEOUT_S",
     "Answer",

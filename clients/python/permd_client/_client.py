@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from permd_client._gen.permd.v1 import admin_pb2_grpc, authorizer_pb2, authorizer_pb2_grpc
 
 __all__ = [
+    "DEFAULT_MAX_CACHED_HANDLES",
     "Answer",
     "Client",
     "PermdError",
@@ -34,6 +35,13 @@ _KINDS = {
     "integration": authorizer_pb2.Principal.INTEGRATION,
     "automation": authorizer_pb2.Principal.AUTOMATION,
 }
+
+#: Default bound of a client's record-handle cache, handles per object.
+DEFAULT_MAX_CACHED_HANDLES = 2_000_000
+#: The handle permd returns for an id it has never seen: not cached.
+_NO_HANDLE = 0xFFFFFFFF
+#: How permd's FAILED_PRECONDITION for handles it did not give out begins.
+_STALE_HANDLES = "record_handles were not given out"
 
 PrincipalLike = Union[str, "authorizer_pb2.Principal"]
 TlsLike = Union[None, bool, grpc.ChannelCredentials]
@@ -211,6 +219,50 @@ class _MetadataInterceptor(
         return continuation(self._details(details), requests)
 
 
+class _Handles:
+    """The record handles one permd gave for ids, per (tenant, object), with
+    the handle space they belong to."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.by_object: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+
+    def packed(self, tenant: str, object: str, ids: Sequence[str]) -> Optional[tuple[int, bytes]]:
+        """The space and packed handles of ``ids``, if every one has a handle."""
+        entry = self.by_object.get((tenant, object))
+        if entry is None or not ids:
+            return None
+        space, table = entry
+        try:
+            ordinals = [table[i] for i in ids]
+        except KeyError:
+            return None
+        return space, struct.pack("<%dI" % len(ordinals), *ordinals)
+
+    def learn(
+        self, tenant: str, object: str, ids: Sequence[str], handles: "authorizer_pb2.RecordHandles"
+    ) -> None:
+        raw = bytes(handles.ordinals)
+        if len(raw) != 4 * len(ids):
+            raise PermdError(
+                grpc.StatusCode.INTERNAL,
+                "handles: %d bytes for %d ids" % (len(raw), len(ids)),
+            )
+        key = (tenant, object)
+        space, table = self.by_object.get(key, (handles.space, {}))
+        if space != handles.space or len(table) + len(ids) > self.limit:
+            # Another index (a restart, a reload): the old handles are void.
+            # Or the cache is full: it starts again from this batch.
+            table = {}
+        for i, ordinal in zip(ids, struct.unpack("<%dI" % len(ids), raw)):
+            if ordinal != _NO_HANDLE:
+                table[i] = ordinal
+        self.by_object[key] = (handles.space, table)
+
+    def forget(self, tenant: str, object: str) -> None:
+        self.by_object.pop((tenant, object), None)
+
+
 class Client:
     """A connection to one permd.
 
@@ -228,6 +280,17 @@ class Client:
     seconds (``None``: no deadline). ``options`` are extra gRPC channel
     options, added after the defaults (64 MiB message limits).
 
+    ``record_handles``: remember the handle permd gives each id (per tenant
+    and object, at most ``max_cached_handles`` per object) and, when every
+    id of a batch has one, send the handles instead of the ids: permd skips
+    finding each id, most of its work per record on a large object, and the
+    request is 4 bytes per record instead of 16. Handles are valid only for
+    the permd that gave them and only while it keeps the object's index;
+    when permd refuses them (a restart, a reload, or ``addr`` reaching
+    another permd), the client forgets them and sends the ids again, so
+    answers are the same either way. Point a caching client at one permd
+    (its sidecar), not at a load balancer in front of several.
+
     Connecting is lazy: the first call connects; :meth:`wait_ready` waits.
     """
 
@@ -238,9 +301,14 @@ class Client:
         token: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_TIMEOUT_S,
         options: Sequence[tuple[str, Any]] = (),
+        record_handles: bool = False,
+        max_cached_handles: int = DEFAULT_MAX_CACHED_HANDLES,
     ) -> None:
         self.addr = addr
         self.timeout = timeout
+        if max_cached_handles < 1:
+            raise ValueError("max_cached_handles must be at least 1, not %d" % max_cached_handles)
+        self._handles: Optional[_Handles] = _Handles(max_cached_handles) if record_handles else None
         channel_options = [
             ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
@@ -352,16 +420,35 @@ class Client:
         )
         if context is not None:
             req.context.CopyFrom(context)
+        handles = self._handles
+        cached = handles.packed(tenant, object, ids) if handles is not None else None
+        if handles is not None and cached is not None:
+            req.record_handles.space, req.record_handles.ordinals = cached
+            try:
+                return _answer(ids, self.stub.BatchCheck(req, timeout=self._timeout(timeout)))
+            except grpc.RpcError as e:
+                error = PermdError.from_rpc_error(e)
+                if not (
+                    error.code == grpc.StatusCode.FAILED_PRECONDITION
+                    and error.message.startswith(_STALE_HANDLES)
+                ):
+                    raise error from None
+            # This permd did not give them out (it restarted, reloaded the
+            # tenant, or is another permd): the ids again, for new handles.
+            handles.forget(tenant, object)
         if packed:
             req.packed_record_ids.SetInParent()
             req.packed_record_ids.uuids = pack_ids(ids)
         else:
             req.record_ids.SetInParent()
             req.record_ids.ids.extend(ids)
+        req.return_handles = handles is not None
         try:
             resp = self.stub.BatchCheck(req, timeout=self._timeout(timeout))
         except grpc.RpcError as e:
             raise PermdError.from_rpc_error(e) from None
+        if handles is not None and resp.HasField("handles"):
+            handles.learn(tenant, object, ids, resp.handles)
         return _answer(ids, resp)
 
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:

@@ -19,6 +19,7 @@ import threading
 import time
 import unittest
 import uuid
+from typing import Any
 
 import grpc
 
@@ -296,6 +297,57 @@ class AgainstPermd(unittest.TestCase):
             self.ask(min_revision=revision + 1, timeout=20.0)
         self.assertEqual(caught.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("not reached", caught.exception.message)
+
+    def test_record_handles_are_cached_sent_and_renewed(self) -> None:
+        sent: list[str] = []
+        with Client(SERVER.addr if SERVER else "", timeout=30.0, record_handles=True) as caching:
+            call = caching.stub.BatchCheck
+
+            def recording(req: authorizer_pb2.BatchCheckRequest, **kw: Any) -> Any:
+                sent.append(str(req.WhichOneof("records")))
+                return call(req, **kw)
+
+            caching.stub.BatchCheck = recording
+            expected = self.ask()
+            ask = dict(tenant="demo", principal="user:carol", action="bulk_send_email")
+            first = caching.batch_check(ids=self.ids, **ask)  # type: ignore[arg-type]
+            second = caching.batch_check(ids=self.ids, **ask)  # type: ignore[arg-type]
+            self.assertEqual(sent, ["packed_record_ids", "record_handles"])
+            self.assertEqual(first, expected)
+            self.assertEqual(second, expected)
+            # A mixed answer, so the comparison means something.
+            self.assertGreater(len(expected.allowed), 0)
+            self.assertGreater(len(expected.reasons), 0)
+            # A subset, reordered, and an id permd never saw: answered alike.
+            some = list(reversed(self.ids[:300]))
+            unseen = [*some, "c0000000-0000-4000-8000-00000fffffff"]
+            for ids, form in ((some, "record_handles"), (unseen, "packed_record_ids")):
+                sent.clear()
+                got = caching.batch_check(ids=ids, **ask)  # type: ignore[arg-type]
+                self.assertEqual(got, self.ask(ids=ids))
+                self.assertEqual(sent, [form])
+            # Handles permd did not give out (as after its restart): refused,
+            # forgotten, the ids sent again, the same answer.
+            handles = caching._handles
+            assert handles is not None
+            space, table = handles.by_object[("demo", "contacts")]
+            handles.by_object[("demo", "contacts")] = (space ^ 1, table)
+            sent.clear()
+            self.assertEqual(caching.batch_check(ids=self.ids, **ask), expected)  # type: ignore[arg-type]
+            self.assertEqual(sent, ["record_handles", "packed_record_ids"])
+            self.assertEqual(handles.by_object[("demo", "contacts")][0], space)
+            # Another refusal is not retried.
+            with self.assertRaises(PermdError) as caught:
+                caching.batch_check(ids=self.ids, tenant="demo", principal="user:nobody", action="view")
+            self.assertEqual(caught.exception.code, grpc.StatusCode.NOT_FOUND)
+        # The cache is bounded: past the bound it starts again.
+        with Client(SERVER.addr if SERVER else "", timeout=30.0, record_handles=True, max_cached_handles=500) as small:
+            small.batch_check(ids=self.ids[:400], **ask)  # type: ignore[arg-type]
+            small.batch_check(ids=self.ids[400:800], **ask)  # type: ignore[arg-type]
+            assert small._handles is not None
+            self.assertEqual(len(small._handles.by_object[("demo", "contacts")][1]), 400)
+        with self.assertRaises(ValueError):
+            Client("127.0.0.1:1", record_handles=True, max_cached_handles=0)
 
     def test_unknown_tenant_is_not_found(self) -> None:
         with self.assertRaises(PermdError) as caught:
