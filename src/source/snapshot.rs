@@ -23,11 +23,15 @@
 //! Records are the bulk (a million Contacts), so they are postcard with
 //! their repeated names (objects, users, team and relationship fields)
 //! interned; the catalog is small and keeps the data-file decoder, with its
-//! unknown-key and duplicate-key refusals. The decoder checks the magic, the
-//! format and the checksum before anything else, never trusts a length, and
-//! refuses rather than guesses: a snapshot it cannot read is reloaded, never
-//! served half-read. Decoding does not validate the data: the caller
-//! validates the tenant exactly as it would a data file.
+//! unknown-key and duplicate-key refusals. The decoder checks the magic and
+//! the format before anything else, never trusts a length, and refuses
+//! rather than guesses: a snapshot it cannot read is reloaded, never served
+//! half-read. A snapshot held whole has its checksum checked first too; one
+//! that arrives in pieces ([`open_stream`], a sidecar's download) is
+//! decoded as it arrives and its checksum checked after the last record,
+//! before the caller may use what it indexed. Decoding does not validate
+//! the data: the caller validates the tenant exactly as it would a data
+//! file.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -82,6 +86,8 @@ pub enum SnapshotError {
     Checksum { stored: u32, computed: u32 },
     #[error("snapshot {part} does not decode: {message}")]
     Corrupt { part: &'static str, message: String },
+    #[error("snapshot could not be read: {0}")]
+    Unreadable(String),
 }
 
 fn corrupt(part: &'static str, message: impl std::fmt::Display) -> SnapshotError {
@@ -257,7 +263,7 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant), SnapshotError> {
     let (meta, mut tenant, records) = open(bytes)?;
     // A header's count is not trusted to size memory: at most what the
     // bytes could hold.
-    let mut list = Vec::with_capacity(records.len().min(records.rest.len() / MIN_RECORD_BYTES));
+    let mut list = Vec::with_capacity(records.len().min(bytes.len() / MIN_RECORD_BYTES));
     for record in records {
         list.push(record?);
     }
@@ -265,41 +271,264 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant), SnapshotError> {
     Ok((meta, tenant))
 }
 
-/// Opens a snapshot: its header, its tenant without records, and the
-/// records to decode one at a time (a loader indexes each and drops it,
-/// never holding them all).
-pub fn open(bytes: &[u8]) -> Result<(SnapshotMeta, Tenant, Records<'_>), SnapshotError> {
-    let (header, body) = split(bytes)?;
-    let text = std::str::from_utf8(header.catalog).map_err(|e| corrupt("catalog", e))?;
-    let tenant: Tenant =
-        from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
-    if !tenant.records.is_empty() {
-        return Err(corrupt("catalog", "records belong in the record section"));
+/// Opens a snapshot held whole: its header, its tenant without records,
+/// and the records to decode one at a time (a loader indexes each and
+/// drops it, never holding them all). Magic, format and checksum are
+/// checked before anything is decoded.
+pub fn open(
+    bytes: &[u8],
+) -> Result<
+    (
+        SnapshotMeta,
+        Tenant,
+        Records<impl Iterator<Item = Piece> + '_>,
+    ),
+    SnapshotError,
+> {
+    split(bytes)?;
+    open_stream(
+        bytes.chunks(PIECE_BYTES).map(|piece| Ok(piece.to_vec())),
+        bytes.len(),
+    )
+}
+
+/// One piece of a snapshot's bytes as they arrive, or why the rest cannot
+/// be read (a download that failed).
+pub type Piece = Result<Vec<u8>, SnapshotError>;
+
+/// The pieces a snapshot held whole is decoded in: the buffer a record
+/// is decoded from stays this small.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// Opens a snapshot that arrives in pieces (a download from the object
+/// store, of `size` bytes as its metadata says), so that decoding overlaps
+/// the transfer. Magic and format are checked first; the checksum covers
+/// every byte and is checked once the last one has arrived, after the last
+/// record: a loader must not serve what it indexed until the iterator has
+/// ended without an error. Decoding bytes not yet checked is safe: the
+/// decoder never trusts a length, and a decode error in a damaged snapshot
+/// is reported as the damage (the checksum mismatch).
+pub fn open_stream<I: Iterator<Item = Piece>>(
+    pieces: I,
+    size: usize,
+) -> Result<(SnapshotMeta, Tenant, Records<I>), SnapshotError> {
+    let mut input = Incoming::new(pieces);
+    match input.take(MAGIC.len(), "magic") {
+        Ok(magic) if magic == MAGIC => {}
+        _ => return Err(SnapshotError::NotASnapshot),
     }
-    let (strings, rest) =
-        postcard::take_from_bytes::<Vec<String>>(body).map_err(|e| corrupt("string table", e))?;
-    let left = usize::try_from(header.records).map_err(|e| corrupt("header", e))?;
-    let (counts, rest) = if header.format >= 2 {
-        let (counts, rest) = postcard::take_from_bytes::<Vec<(u32, u64)>>(rest)
-            .map_err(|e| corrupt("object counts", e))?;
-        (Some(object_counts(&strings, counts, left)?), rest)
-    } else {
-        (None, rest)
+    let format = input.u32("header")?;
+    if format > FORMAT {
+        return Err(SnapshotError::NewerFormat(format));
+    }
+    if format < OLDEST_FORMAT {
+        return Err(corrupt("header", format!("format {format}")));
+    }
+    let header = (|| {
+        let revision = input.u64("header")?;
+        let stream_seq = input.u64("header")?;
+        let records = input.u64("header")?;
+        let catalog_len = input.u32("header")? as usize;
+        let catalog = input.take(catalog_len, "catalog")?;
+        Ok::<_, SnapshotError>((revision, stream_seq, records, catalog))
+    })();
+    let (revision, stream_seq, records, catalog) = match header {
+        Ok(header) => header,
+        Err(e) => return Err(input.damaged_or(e)),
     };
-    let meta = header.meta(tenant.id.clone(), bytes.len());
+    let opened = (|| {
+        let text = std::str::from_utf8(&catalog).map_err(|e| corrupt("catalog", e))?;
+        let tenant: Tenant =
+            from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
+        if !tenant.records.is_empty() {
+            return Err(corrupt("catalog", "records belong in the record section"));
+        }
+        let strings: Vec<String> = input.postcard("string table")?;
+        let left = usize::try_from(records).map_err(|e| corrupt("header", e))?;
+        let counts = if format >= 2 {
+            let counts: Vec<(u32, u64)> = input.postcard("object counts")?;
+            Some(object_counts(&strings, counts, left)?)
+        } else {
+            None
+        };
+        Ok((tenant, strings, left, counts))
+    })();
+    let (tenant, strings, left, counts) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Err(input.damaged_or(e)),
+    };
+    let meta = SnapshotMeta {
+        tenant: tenant.id.clone(),
+        revision,
+        stream_seq,
+        records,
+        bytes: size,
+    };
     let seen = vec![0; counts.as_ref().map_or(0, |_| strings.len())];
     Ok((
         meta,
         tenant,
         Records {
+            input,
+            size,
             strings,
-            rest,
             left,
             done: false,
             counts,
             seen,
         },
     ))
+}
+
+/// A snapshot's bytes as they arrive: those not decoded yet, the checksum
+/// of every byte so far, and the newest four held back (they are the
+/// stored checksum once nothing follows them).
+struct Incoming<I> {
+    pieces: I,
+    buf: Vec<u8>,
+    /// Where the undecoded bytes of `buf` start.
+    at: usize,
+    hasher: crc32fast::Hasher,
+    held: Vec<u8>,
+    ended: bool,
+}
+
+impl<I: Iterator<Item = Piece>> Incoming<I> {
+    fn new(pieces: I) -> Self {
+        Incoming {
+            pieces,
+            buf: Vec::new(),
+            at: 0,
+            hasher: crc32fast::Hasher::new(),
+            held: Vec::with_capacity(2 * CHECKSUM_BYTES),
+            ended: false,
+        }
+    }
+
+    fn undecoded(&self) -> &[u8] {
+        self.buf.get(self.at..).unwrap_or_default()
+    }
+
+    /// Adds the next piece to the undecoded bytes; false once there is
+    /// none.
+    fn fill(&mut self) -> Result<bool, SnapshotError> {
+        if self.ended {
+            return Ok(false);
+        }
+        let Some(piece) = self.pieces.next() else {
+            self.ended = true;
+            return Ok(false);
+        };
+        let piece = piece?;
+        // Decoded bytes are dropped: the buffer holds about one piece.
+        self.buf.drain(..self.at.min(self.buf.len()));
+        self.at = 0;
+        let (body, last) = if piece.len() >= CHECKSUM_BYTES {
+            // What was held back is not the end after all.
+            self.hasher.update(&self.held);
+            self.buf.extend_from_slice(&self.held);
+            self.held.clear();
+            piece.split_at(piece.len() - CHECKSUM_BYTES)
+        } else {
+            self.held.extend_from_slice(&piece);
+            let keep = self.held.len().saturating_sub(CHECKSUM_BYTES);
+            let body: Vec<u8> = self.held.drain(..keep).collect();
+            self.hasher.update(&body);
+            self.buf.extend_from_slice(&body);
+            return Ok(true);
+        };
+        self.hasher.update(body);
+        self.buf.extend_from_slice(body);
+        self.held.extend_from_slice(last);
+        Ok(true)
+    }
+
+    /// The next `n` bytes, taken.
+    fn take(&mut self, n: usize, part: &'static str) -> Result<Vec<u8>, SnapshotError> {
+        while self.undecoded().len() < n {
+            if !self.fill()? {
+                return Err(SnapshotError::Truncated(part));
+            }
+        }
+        let bytes = self
+            .undecoded()
+            .get(..n)
+            .ok_or(SnapshotError::Truncated(part))?
+            .to_vec();
+        self.at += n;
+        Ok(bytes)
+    }
+
+    fn u32(&mut self, part: &'static str) -> Result<u32, SnapshotError> {
+        let b = self.take(4, part)?;
+        Ok(u32::from_le_bytes(
+            b.try_into().map_err(|_| SnapshotError::Truncated(part))?,
+        ))
+    }
+
+    fn u64(&mut self, part: &'static str) -> Result<u64, SnapshotError> {
+        let b = self.take(8, part)?;
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| SnapshotError::Truncated(part))?,
+        ))
+    }
+
+    /// Decodes one postcard value, adding pieces until it is whole.
+    fn postcard<T: serde::de::DeserializeOwned>(
+        &mut self,
+        part: &'static str,
+    ) -> Result<T, SnapshotError> {
+        loop {
+            let undecoded = self.undecoded().len();
+            match postcard::take_from_bytes::<T>(self.undecoded()).map(|(v, rest)| (v, rest.len()))
+            {
+                Ok((value, rest)) => {
+                    self.at += undecoded - rest;
+                    return Ok(value);
+                }
+                Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                    if !self.fill()? {
+                        return Err(corrupt(part, postcard::Error::DeserializeUnexpectedEnd));
+                    }
+                }
+                Err(e) => return Err(corrupt(part, e)),
+            }
+        }
+    }
+
+    /// Reads to the end and checks the checksum; how many bytes were left
+    /// undecoded.
+    fn finish(&mut self) -> Result<usize, SnapshotError> {
+        let mut left = 0;
+        loop {
+            // Counted, then dropped by the next fill.
+            left += self.undecoded().len();
+            self.at = self.buf.len();
+            if !self.fill()? {
+                break;
+            }
+        }
+        let stored = <[u8; CHECKSUM_BYTES]>::try_from(self.held.as_slice())
+            .map_err(|_| SnapshotError::Truncated("shorter than its header"))?;
+        let stored = u32::from_le_bytes(stored);
+        let computed = self.hasher.clone().finalize();
+        if stored != computed {
+            return Err(SnapshotError::Checksum { stored, computed });
+        }
+        Ok(left)
+    }
+
+    /// `error`, or the checksum mismatch that explains it: a damaged
+    /// snapshot is reported as damaged, not by where decoding stopped.
+    fn damaged_or(&mut self, error: SnapshotError) -> SnapshotError {
+        if matches!(error, SnapshotError::Unreadable(_)) {
+            return error;
+        }
+        match self.finish() {
+            Err(damage @ (SnapshotError::Checksum { .. } | SnapshotError::Unreadable(_))) => damage,
+            _ => error,
+        }
+    }
 }
 
 /// Format 2's per-object counts, checked: each names an object once, and
@@ -338,10 +567,13 @@ fn object_counts(
 }
 
 /// A snapshot's records, decoded as they are asked for; after the last
-/// one, an error if bytes are left over. Stops at the first error.
-pub struct Records<'a> {
+/// one, an error if bytes are left over or the checksum does not match.
+/// Stops at the first error.
+pub struct Records<I> {
+    input: Incoming<I>,
+    /// The snapshot's bytes in all, as declared.
+    size: usize,
     strings: Vec<String>,
-    rest: &'a [u8],
     left: usize,
     done: bool,
     /// Format 2: the records of each object (by name index), as the
@@ -350,7 +582,7 @@ pub struct Records<'a> {
     seen: Vec<usize>,
 }
 
-impl Records<'_> {
+impl<I: Iterator<Item = Piece>> Records<I> {
     /// How many records the header says are left.
     pub fn len(&self) -> usize {
         self.left
@@ -358,10 +590,11 @@ impl Records<'_> {
 
     /// How many records each object has (format 2; empty for format 1),
     /// for sizing its tables before they arrive. At most as many in all
-    /// as the bytes left could hold: forged counts size nothing large
-    /// (they are checked against the records only as these are decoded).
+    /// as the snapshot's bytes could hold: forged counts size nothing
+    /// large (they are checked against the records only as these are
+    /// decoded).
     pub fn object_sizes(&self) -> Vec<(String, usize)> {
-        let mut room = self.rest.len() / MIN_RECORD_BYTES;
+        let mut room = self.size / MIN_RECORD_BYTES;
         let mut sizes = Vec::new();
         for &(name, n) in self.counts.iter().flatten() {
             let Some(object) = self.strings.get(name as usize) else {
@@ -414,9 +647,7 @@ impl Records<'_> {
     }
 
     fn next_record(&mut self) -> Result<Record, SnapshotError> {
-        let (w, tail) = postcard::take_from_bytes::<WireRecord>(self.rest)
-            .map_err(|e| corrupt("records", e))?;
-        self.rest = tail;
+        let w: WireRecord = self.input.postcard("records")?;
         if let Some(seen) = self.seen.get_mut(w.object as usize) {
             *seen += 1;
         }
@@ -475,7 +706,7 @@ impl Records<'_> {
     }
 }
 
-impl Iterator for Records<'_> {
+impl<I: Iterator<Item = Piece>> Iterator for Records<I> {
     type Item = Result<Record, SnapshotError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -484,23 +715,26 @@ impl Iterator for Records<'_> {
         }
         if self.left == 0 {
             self.done = true;
-            if !self.rest.is_empty() {
-                return Some(Err(corrupt(
+            return match self.input.finish() {
+                Err(e) => Some(Err(e)),
+                Ok(0) => self.check_counts().err().map(Err),
+                Ok(extra) => Some(Err(corrupt(
                     "records",
-                    format!("{} bytes after the last record", self.rest.len()),
-                )));
-            }
-            return self.check_counts().err().map(Err);
+                    format!("{extra} bytes after the last record"),
+                ))),
+            };
         }
         self.left -= 1;
         let record = self.next_record();
-        self.done = record.is_err();
+        if let Err(e) = record {
+            self.done = true;
+            return Some(Err(self.input.damaged_or(e)));
+        }
         Some(record)
     }
 }
 
 struct Header<'a> {
-    format: u32,
     revision: u64,
     stream_seq: u64,
     records: u64,
@@ -561,7 +795,6 @@ fn split(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), SnapshotError> {
     let body = content.get(r.at..).unwrap_or_default();
     Ok((
         Header {
-            format,
             revision,
             stream_seq,
             records,
@@ -780,6 +1013,58 @@ mod tests {
         let sized: usize = records.object_sizes().iter().map(|(_, n)| n).sum();
         assert!(sized <= forged.len() / MIN_RECORD_BYTES, "{sized}");
         assert!(decode(&forged).is_err());
+    }
+
+    /// Streamed in pieces of any size, a snapshot decodes as it does
+    /// whole; damaged, it is refused as damaged (the checksum), wherever
+    /// the damage is and however it is cut.
+    #[test]
+    fn a_snapshot_in_pieces_decodes_as_it_does_whole() {
+        let tenant = demo();
+        let bytes = encode(&tenant, 9, 4);
+        let streamed = |bytes: &[u8], piece: usize| {
+            let pieces: Vec<Piece> = bytes.chunks(piece).map(|c| Ok(c.to_vec())).collect();
+            let (meta, mut back, records) = open_stream(pieces.into_iter(), bytes.len())?;
+            back.records = records.collect::<Result<_, _>>()?;
+            Ok::<_, SnapshotError>((meta, back))
+        };
+        for piece in [1, 3, 4, 5, 64, 1000, bytes.len()] {
+            let (meta, back) = streamed(&bytes, piece).unwrap();
+            assert_eq!(back, tenant, "pieces of {piece}");
+            assert_eq!((meta.revision, meta.stream_seq), (9, 4));
+        }
+        for at in (0..bytes.len()).step_by(bytes.len() / 61) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x08;
+            for piece in [7, 4096] {
+                let e = streamed(&bad, piece).unwrap_err();
+                if at >= 12 {
+                    // Past the magic and the format.
+                    assert!(
+                        matches!(e, SnapshotError::Checksum { .. }),
+                        "byte {at}, pieces of {piece}: {e}"
+                    );
+                }
+            }
+        }
+        for len in [0, 7, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            assert!(streamed(&bytes[..len], 5).is_err(), "{len} bytes were read");
+        }
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(b"more");
+        assert!(streamed(&longer, 100).is_err());
+        // A download that fails says so.
+        let failing = bytes
+            .chunks(100)
+            .take(3)
+            .map(|c| Ok(c.to_vec()))
+            .chain(std::iter::once(Err(SnapshotError::Unreadable(
+                "connection lost".to_owned(),
+            ))));
+        let e = open_stream(failing, bytes.len())
+            .and_then(|(_, _, records)| records.collect::<Result<Vec<_>, _>>())
+            .unwrap_err();
+        assert_eq!(e, SnapshotError::Unreadable("connection lost".to_owned()));
     }
 
     /// A machine-independent figure (docs/fleet.md): bytes per record of

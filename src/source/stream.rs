@@ -281,6 +281,26 @@ pub fn index_snapshot(
     bytes: &[u8],
 ) -> anyhow::Result<(crate::source::snapshot::SnapshotMeta, TenantIndex)> {
     let (meta, catalog, records) = crate::source::snapshot::open(bytes)?;
+    index_opened(meta, catalog, records)
+}
+
+/// As [`index_snapshot`], for a snapshot that arrives in pieces (of `size`
+/// bytes in all): decoding and indexing overlap the download. The index
+/// is returned only once the last piece has arrived and the checksum
+/// matched.
+pub fn index_snapshot_stream(
+    pieces: impl Iterator<Item = crate::source::snapshot::Piece>,
+    size: usize,
+) -> anyhow::Result<(crate::source::snapshot::SnapshotMeta, TenantIndex)> {
+    let (meta, catalog, records) = crate::source::snapshot::open_stream(pieces, size)?;
+    index_opened(meta, catalog, records)
+}
+
+fn index_opened(
+    meta: crate::source::snapshot::SnapshotMeta,
+    catalog: Tenant,
+    records: crate::source::snapshot::Records<impl Iterator<Item = crate::source::snapshot::Piece>>,
+) -> anyhow::Result<(crate::source::snapshot::SnapshotMeta, TenantIndex)> {
     let one = DataFile {
         tenants: vec![catalog],
     };

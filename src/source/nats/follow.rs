@@ -32,6 +32,7 @@ use super::{Heartbeat, NatsConfig, Part, decode_part, retry_backoff};
 use crate::index::{Engine, Snapshot};
 use crate::source::changelog::{ChangelogRead, Holds, RawChange, Transaction, apply_batch};
 use crate::source::postgres::feed::Readiness;
+use crate::source::snapshot::{Piece, SnapshotError};
 use crate::telemetry::metrics::{
     FEED_ERRORS, FEED_RELOADS, FEED_STALENESS, FEED_TRANSACTIONS, RELAY_HEARTBEAT_REVISION,
     TENANT_HELD_SECONDS, TENANT_STUCK,
@@ -469,6 +470,11 @@ async fn first_load(
     Ok((client, loaded))
 }
 
+/// A snapshot is read in pieces of this size, and at most this many wait
+/// for the decoder: the download stays a few MB ahead of it.
+const PIECE_BYTES: usize = 256 * 1024;
+const PIECES_IN_FLIGHT: usize = 16;
+
 /// Loads the newest snapshot of every tenant served and publishes them as
 /// one engine snapshot at the manifest's revision.
 async fn load(
@@ -507,48 +513,82 @@ async fn load(
     let mut tenants = Vec::with_capacity(names.len());
     let mut metas = Vec::with_capacity(names.len());
     let mut bytes_read = 0usize;
-    // Where the time goes, for the log: fetching, then decoding with
-    // validating and indexing (index_ms is what is left: publishing).
+    // Where the time goes, for the log: until the last byte arrived
+    // (decoding and indexing run meanwhile), then what indexing had left.
     let (mut fetch, mut decode) = (Duration::ZERO, Duration::ZERO);
     for name in names {
         let fetching = Instant::now();
         // A read that overlaps the relay replacing the object can wait for
         // chunks that are gone: bound it, and the load is retried.
-        let read = async {
-            let mut object = tokio::time::timeout(
-                Duration::from_secs(10),
-                store.get(super::tenant_object(&name)),
-            )
-            .await
-            .map_err(|_| anyhow::anyhow!("no answer within 10 s"))??;
-            let size = object.info().size;
-            let limit = Duration::from_secs(10) + Duration::from_millis(size as u64 / 10_000);
-            let mut bytes = Vec::with_capacity(size);
-            tokio::time::timeout(limit, object.read_to_end(&mut bytes))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "took longer than {} s (replaced while read?)",
-                        limit.as_secs()
-                    )
-                })??;
-            anyhow::Ok(bytes)
-        };
-        let bytes = read
-            .await
-            .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
-        bytes_read += bytes.len();
-        fetch += fetching.elapsed();
-        let decoding = Instant::now();
-        // Each record is checked and indexed as it is decoded, then
-        // dropped: the peak is the index, not the index plus every record.
+        let mut object = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.get(super::tenant_object(&name)),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+        .and_then(|got| got.map_err(anyhow::Error::from))
+        .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
+        let size = object.info().size;
+        let limit = Duration::from_secs(10) + Duration::from_millis(size as u64 / 10_000);
+        // Pieces go to the decoder as they arrive: decoding and indexing
+        // overlap the download instead of waiting for its last byte.
+        let (pieces, arriving) = tokio::sync::mpsc::channel::<Piece>(PIECES_IN_FLIGHT);
+        let download = tokio::spawn(async move {
+            let read = async {
+                let mut received = 0usize;
+                loop {
+                    let mut piece = vec![0u8; PIECE_BYTES];
+                    let n = object.read(&mut piece).await?;
+                    if n == 0 {
+                        anyhow::ensure!(
+                            received == size,
+                            "{received} bytes arrived, the object store said {size}"
+                        );
+                        return anyhow::Ok(received);
+                    }
+                    received += n;
+                    anyhow::ensure!(
+                        received <= size,
+                        "more bytes arrived than the object store said ({size})"
+                    );
+                    piece.truncate(n);
+                    if pieces.send(Ok(piece)).await.is_err() {
+                        // The decoder stopped (at a problem): it says why.
+                        return Ok(received);
+                    }
+                }
+            };
+            let outcome = match tokio::time::timeout(limit, read).await {
+                Ok(Ok(received)) => Ok(received),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err(format!(
+                    "took longer than {} s (replaced while read?)",
+                    limit.as_secs()
+                )),
+            };
+            if let Err(why) = &outcome {
+                let _ = pieces
+                    .send(Err(SnapshotError::Unreadable(why.clone())))
+                    .await;
+            }
+            (outcome, Instant::now())
+        });
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut arriving = arriving;
+            let pieces = std::iter::from_fn(move || arriving.blocking_recv());
+            crate::source::stream::index_snapshot_stream(pieces, size)
+        })
+        .await?;
+        let (downloaded, arrived) = download.await?;
         let decoded =
-            tokio::task::spawn_blocking(move || crate::source::stream::index_snapshot(&bytes))
-                .await?
-                .with_context(|| format!("the snapshot of tenant '{name}' cannot be served"))?;
+            decoded.with_context(|| format!("the snapshot of tenant '{name}' cannot be served"))?;
+        bytes_read += downloaded
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
+        fetch += arrived.duration_since(fetching);
+        decode += arrived.elapsed();
         metas.push(decoded.0);
         tenants.push(decoded.1);
-        decode += decoding.elapsed();
     }
     let indexing = Instant::now();
     // Every snapshot named is current at the manifest's revision (a newer
@@ -579,7 +619,7 @@ async fn load(
         stream_seq = start_seq,
         bytes = bytes_read,
         fetch_ms = fetch.as_millis() as u64,
-        decode_ms = decode.as_millis() as u64,
+        after_download_ms = decode.as_millis() as u64,
         index_ms = indexing.elapsed().as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded from NATS snapshots; following the change stream"
