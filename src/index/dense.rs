@@ -21,9 +21,10 @@ use super::ord::RecordOrd;
 const CHUNK_WORDS: usize = 1024;
 const CHUNK_BITS: usize = CHUNK_WORDS * 64;
 
-/// Every chunk but the last holds `CHUNK_WORDS` words; the last holds a
-/// power of two of them, at least the words it uses, so a small object's
-/// set is a few bytes and a growing one is copied only as it doubles.
+/// Every chunk but the last holds `CHUNK_WORDS` words; the last holds at
+/// least the words it uses (exactly those when built by [`DenseSet::of`], a
+/// power of two once grown), so a small object's set is a few bytes and a
+/// growing one is copied only as it doubles.
 type Chunk = Arc<[u64]>;
 
 fn zero_chunk(len: usize) -> Chunk {

@@ -251,10 +251,10 @@ pub fn reseal(bytes: &mut [u8]) {
 /// Reads the header only (after checking the checksum): what the snapshot
 /// is, without decoding its records.
 pub fn meta(bytes: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
-    let (header, _) = split(bytes)?;
-    let catalog: Tenant =
-        from_json_str(std::str::from_utf8(header.catalog).map_err(|e| corrupt("catalog", e))?)
-            .map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
+    verify(bytes)?;
+    let mut input = Incoming::new(whole(bytes));
+    read_format(&mut input)?;
+    let (header, catalog) = read_header(&mut input)?;
     Ok(header.meta(catalog.id, bytes.len()))
 }
 
@@ -285,11 +285,13 @@ pub fn open(
     ),
     SnapshotError,
 > {
-    split(bytes)?;
-    open_stream(
-        bytes.chunks(PIECE_BYTES).map(|piece| Ok(piece.to_vec())),
-        bytes.len(),
-    )
+    verify(bytes)?;
+    open_stream(whole(bytes), bytes.len())
+}
+
+/// A snapshot held whole, as pieces.
+fn whole(bytes: &[u8]) -> impl Iterator<Item = Piece> + '_ {
+    bytes.chunks(PIECE_BYTES).map(|piece| Ok(piece.to_vec()))
 }
 
 /// One piece of a snapshot's bytes as they arrive, or why the rest cannot
@@ -313,57 +315,30 @@ pub fn open_stream<I: Iterator<Item = Piece>>(
     size: usize,
 ) -> Result<(SnapshotMeta, Tenant, Records<I>), SnapshotError> {
     let mut input = Incoming::new(pieces);
-    match input.take(MAGIC.len(), "magic") {
-        Ok(magic) if magic == MAGIC => {}
-        _ => return Err(SnapshotError::NotASnapshot),
-    }
-    let format = input.u32("header")?;
-    if format > FORMAT {
-        return Err(SnapshotError::NewerFormat(format));
-    }
-    if format < OLDEST_FORMAT {
-        return Err(corrupt("header", format!("format {format}")));
-    }
-    let header = (|| {
-        let revision = input.u64("header")?;
-        let stream_seq = input.u64("header")?;
-        let records = input.u64("header")?;
-        let catalog_len = input.u32("header")? as usize;
-        let catalog = input.take(catalog_len, "catalog")?;
-        Ok::<_, SnapshotError>((revision, stream_seq, records, catalog))
-    })();
-    let (revision, stream_seq, records, catalog) = match header {
-        Ok(header) => header,
+    let format = read_format(&mut input)?;
+    let (header, tenant) = match read_header(&mut input) {
+        Ok(read) => read,
         Err(e) => return Err(input.damaged_or(e)),
     };
     let opened = (|| {
-        let text = std::str::from_utf8(&catalog).map_err(|e| corrupt("catalog", e))?;
-        let tenant: Tenant =
-            from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
         if !tenant.records.is_empty() {
             return Err(corrupt("catalog", "records belong in the record section"));
         }
         let strings: Vec<String> = input.postcard("string table")?;
-        let left = usize::try_from(records).map_err(|e| corrupt("header", e))?;
+        let left = usize::try_from(header.records).map_err(|e| corrupt("header", e))?;
         let counts = if format >= 2 {
             let counts: Vec<(u32, u64)> = input.postcard("object counts")?;
             Some(object_counts(&strings, counts, left)?)
         } else {
             None
         };
-        Ok((tenant, strings, left, counts))
+        Ok((strings, left, counts))
     })();
-    let (tenant, strings, left, counts) = match opened {
+    let (strings, left, counts) = match opened {
         Ok(opened) => opened,
         Err(e) => return Err(input.damaged_or(e)),
     };
-    let meta = SnapshotMeta {
-        tenant: tenant.id.clone(),
-        revision,
-        stream_seq,
-        records,
-        bytes: size,
-    };
+    let meta = header.meta(tenant.id.clone(), size);
     let seen = vec![0; counts.as_ref().map_or(0, |_| strings.len())];
     Ok((
         meta,
@@ -734,14 +709,14 @@ impl<I: Iterator<Item = Piece>> Iterator for Records<I> {
     }
 }
 
-struct Header<'a> {
+/// What the fixed header and the catalog say.
+struct Header {
     revision: u64,
     stream_seq: u64,
     records: u64,
-    catalog: &'a [u8],
 }
 
-impl Header<'_> {
+impl Header {
     fn meta(&self, tenant: String, bytes: usize) -> SnapshotMeta {
         SnapshotMeta {
             tenant,
@@ -753,17 +728,51 @@ impl Header<'_> {
     }
 }
 
-/// Checks magic, format and checksum; returns the header and what follows
-/// the catalog (without the checksum).
-fn split(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), SnapshotError> {
-    if bytes.len() < MAGIC.len() || bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+/// The magic and the format number: checked before anything else.
+fn read_format<I: Iterator<Item = Piece>>(input: &mut Incoming<I>) -> Result<u32, SnapshotError> {
+    match input.take(MAGIC.len(), "magic") {
+        Ok(magic) if magic == MAGIC => {}
+        _ => return Err(SnapshotError::NotASnapshot),
+    }
+    let format = input.u32("header")?;
+    if format > FORMAT {
+        return Err(SnapshotError::NewerFormat(format));
+    }
+    if format < OLDEST_FORMAT {
+        return Err(corrupt("header", format!("format {format}")));
+    }
+    Ok(format)
+}
+
+/// The rest of the fixed header, then the catalog (the tenant without
+/// records).
+fn read_header<I: Iterator<Item = Piece>>(
+    input: &mut Incoming<I>,
+) -> Result<(Header, Tenant), SnapshotError> {
+    let header = Header {
+        revision: input.u64("header")?,
+        stream_seq: input.u64("header")?,
+        records: input.u64("header")?,
+    };
+    let catalog_len = input.u32("header")? as usize;
+    let catalog = input.take(catalog_len, "catalog")?;
+    let text = std::str::from_utf8(&catalog).map_err(|e| corrupt("catalog", e))?;
+    let tenant: Tenant =
+        from_json_str(text).map_err(|(at, e)| corrupt("catalog", format!("{at}: {e}")))?;
+    Ok((header, tenant))
+}
+
+/// Checks magic, format and checksum of a snapshot held whole, before
+/// any of it is decoded.
+fn verify(bytes: &[u8]) -> Result<(), SnapshotError> {
+    if bytes.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
         return Err(SnapshotError::NotASnapshot);
     }
-    let mut r = Reader {
-        bytes,
-        at: MAGIC.len(),
-    };
-    let format = r.u32()?;
+    let format = bytes
+        .get(MAGIC.len()..MAGIC.len() + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(SnapshotError::Truncated("header"))?;
     if format > FORMAT {
         return Err(SnapshotError::NewerFormat(format));
     }
@@ -783,59 +792,7 @@ fn split(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), SnapshotError> {
     if stored != computed {
         return Err(SnapshotError::Checksum { stored, computed });
     }
-    let mut r = Reader {
-        bytes: content,
-        at: MAGIC.len() + 4,
-    };
-    let revision = r.u64()?;
-    let stream_seq = r.u64()?;
-    let records = r.u64()?;
-    let catalog_len = r.u32()? as usize;
-    let catalog = r.take(catalog_len)?;
-    let body = content.get(r.at..).unwrap_or_default();
-    Ok((
-        Header {
-            revision,
-            stream_seq,
-            records,
-            catalog,
-        },
-        body,
-    ))
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
-        let end = self
-            .at
-            .checked_add(n)
-            .ok_or(SnapshotError::Truncated("a length overflows"))?;
-        let out = self
-            .bytes
-            .get(self.at..end)
-            .ok_or(SnapshotError::Truncated("a section ends past the end"))?;
-        self.at = end;
-        Ok(out)
-    }
-
-    fn u32(&mut self) -> Result<u32, SnapshotError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes(
-            b.try_into().map_err(|_| SnapshotError::Truncated("u32"))?,
-        ))
-    }
-
-    fn u64(&mut self) -> Result<u64, SnapshotError> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(
-            b.try_into().map_err(|_| SnapshotError::Truncated("u64"))?,
-        ))
-    }
+    Ok(())
 }
 
 /// The email status as stored in format 1: these numbers are the format.

@@ -515,7 +515,7 @@ async fn load(
     let mut bytes_read = 0usize;
     // Where the time goes, for the log: until the last byte arrived
     // (decoding and indexing run meanwhile), then what indexing had left.
-    let (mut fetch, mut decode) = (Duration::ZERO, Duration::ZERO);
+    let (mut fetch, mut after_download) = (Duration::ZERO, Duration::ZERO);
     for name in names {
         let fetching = Instant::now();
         // A read that overlaps the relay replacing the object can wait for
@@ -586,7 +586,7 @@ async fn load(
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("reading the snapshot of tenant '{name}'"))?;
         fetch += arrived.duration_since(fetching);
-        decode += arrived.elapsed();
+        after_download += arrived.elapsed();
         metas.push(decoded.0);
         tenants.push(decoded.1);
     }
@@ -619,7 +619,7 @@ async fn load(
         stream_seq = start_seq,
         bytes = bytes_read,
         fetch_ms = fetch.as_millis() as u64,
-        after_download_ms = decode.as_millis() as u64,
+        after_download_ms = after_download.as_millis() as u64,
         index_ms = indexing.elapsed().as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded from NATS snapshots; following the change stream"
