@@ -133,6 +133,8 @@ timeout 60 "$scratch/permd-example" --addr "$addr" --count "$COUNT"
 json="$(timeout 60 "$scratch/permd-example" --addr "$addr" --count "$COUNT" --json)"
 echo "$json"
 packed="$(timeout 60 "$scratch/permd-example" --addr "$addr" --count "$COUNT" --json --packed)"
+handles="$(timeout 60 "$scratch/permd-example" --addr "$addr" --count "$COUNT" --json --handles 2>"$scratch/handles.err")"
+packed_handles="$(timeout 60 "$scratch/permd-example" --addr "$addr" --count "$COUNT" --json --packed --handles)"
 set +e
 refused="$(timeout 60 "$scratch/permd-example" --addr "$addr" --tenant no-such-tenant --count 1 2>&1)"
 refused_rc=$?
@@ -147,6 +149,9 @@ check "allowed bitmask ($bits bits) agrees with allowed_count" test "$bits" -eq 
 check "allowed + denied ($denied) = $COUNT" test $((allowed + denied)) -eq "$COUNT"
 check "some denial reason is counted" grep -Eq '"denials": [{]"[A-Z_]+": [1-9]' <<<"$json"
 check "packed ids give the same answer as string ids" test "$packed" = "$json"
+check "record handles give the same answer as string ids" test "$handles" = "$json"
+check "the second ask went by handles" grep -q "^asked again by $COUNT record handles$" "$scratch/handles.err"
+check "handles of packed ids give the same answer" test "$packed_handles" = "$json"
 # A refused call exits 1 with the gRPC status and message.
 check "unknown tenant: exit 1, $refused" \
   grep -q '^1 permd refused: NOT_FOUND: ' <<<"$refused_rc $refused"

@@ -10,10 +10,12 @@
 //	permd serve &                          # the demo tenant on 127.0.0.1:50051
 //	permd-example --addr 127.0.0.1:50051 --count 10000
 //	permd-example --addr 127.0.0.1:50051 --count 10000 --json
+//	permd-example --addr 127.0.0.1:50051 --count 10000 --handles
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -26,6 +28,7 @@ import (
 	"unicode/utf16"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	refl "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
@@ -42,8 +45,58 @@ const (
 type options struct {
 	addr, tenant, principal, action, list string
 	count                                 int
-	packed, json                          bool
+	packed, json, handles                 bool
 }
+
+// unknownHandle marks an id this permd has never seen: not cached.
+const unknownHandle = 0xFFFFFFFF
+
+// staleHandles starts the FAILED_PRECONDITION message of handles this permd
+// did not give out (another permd's, or from before a restart or reload).
+const staleHandles = "record_handles were not given out"
+
+// handleCache remembers the record handles one permd gave out for one
+// tenant's object, to send instead of the ids: 4 bytes per record, and
+// permd skips the id lookup (RecordHandles in proto/permd/v1/authorizer.proto).
+// Keep one per permd address, tenant and object.
+type handleCache struct {
+	space   uint64
+	handles map[string]uint32
+}
+
+// of gives the handles of ids, in order, when every id has one.
+func (c *handleCache) of(ids []string) (*permdv1.RecordHandles, bool) {
+	if c.handles == nil {
+		return nil, false
+	}
+	ordinals := make([]byte, 4*len(ids))
+	for i, id := range ids {
+		h, ok := c.handles[id]
+		if !ok {
+			return nil, false
+		}
+		binary.LittleEndian.PutUint32(ordinals[4*i:], h)
+	}
+	return &permdv1.RecordHandles{Space: c.space, Ordinals: ordinals}, true
+}
+
+// remember caches the handles an answer gave for ids (one per position);
+// handles of another space replace the whole cache.
+func (c *handleCache) remember(ids []string, h *permdv1.RecordHandles) {
+	if h == nil || len(h.GetOrdinals()) != 4*len(ids) {
+		return
+	}
+	if c.handles == nil || c.space != h.GetSpace() {
+		c.space, c.handles = h.GetSpace(), map[string]uint32{}
+	}
+	for i, id := range ids {
+		if o := binary.LittleEndian.Uint32(h.GetOrdinals()[4*i:]); o != unknownHandle {
+			c.handles[id] = o
+		}
+	}
+}
+
+func (c *handleCache) forget() { c.handles = nil }
 
 // demoContactID is the id of the n-th demo Contact (src/source/demo.rs `contact_id`).
 func demoContactID(n int) string {
@@ -124,9 +177,56 @@ type result struct {
 	allowedCount, allowedBits, deniedCount int
 	denials                                map[string]int
 	revision                               uint64
+	handles                                *permdv1.RecordHandles
 }
 
+// batchCheck asks once; with --handles twice, the second time by the
+// handles the first answer gave (the same answer, in a quarter of the bytes
+// of packed ids), sending the ids again if permd refuses them as stale.
 func batchCheck(ctx context.Context, conn *grpc.ClientConn, o options) (*result, error) {
+	ids := make([]string, o.count)
+	for n := range ids {
+		ids[n] = demoContactID(n)
+	}
+	if !o.handles {
+		return check(ctx, conn, o, idRequest(o, ids))
+	}
+	// First the ids, with return_handles: the answer's handles are cached.
+	var cache handleCache
+	first := idRequest(o, ids)
+	first.ReturnHandles = true
+	r, err := check(ctx, conn, o, first)
+	if err != nil {
+		return nil, err
+	}
+	cache.remember(ids, r.handles)
+	handles, ok := cache.of(ids)
+	if !ok {
+		return r, nil // some id has no handle yet: ask by ids
+	}
+	// Then the handles instead of the ids.
+	req := idRequest(o, ids)
+	req.Records = &permdv1.BatchCheckRequest_RecordHandles{RecordHandles: handles}
+	r, err = check(ctx, conn, o, req)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "asked again by %d record handles\n", len(ids))
+	}
+	if s, _ := status.FromError(err); s.Code() == codes.FailedPrecondition &&
+		strings.HasPrefix(s.Message(), staleHandles) {
+		// Not this permd's handles (a restart, a reload, another sidecar
+		// behind the address): forget them and ask by ids again.
+		cache.forget()
+		again := idRequest(o, ids)
+		again.ReturnHandles = true
+		if r, err = check(ctx, conn, o, again); err == nil {
+			cache.remember(ids, r.handles)
+		}
+	}
+	return r, err
+}
+
+// idRequest asks about ids, as strings or (--packed) as 16-byte UUIDs.
+func idRequest(o options, ids []string) *permdv1.BatchCheckRequest {
 	req := &permdv1.BatchCheckRequest{
 		Tenant:    o.tenant,
 		Principal: principal(o.principal),
@@ -136,24 +236,22 @@ func batchCheck(ctx context.Context, conn *grpc.ClientConn, o options) (*result,
 	}
 	if o.packed {
 		// 16 bytes per UUID, big-endian, concatenated.
-		packed := make([]byte, 0, 16*o.count)
-		for n := 0; n < o.count; n++ {
-			b, err := hex.DecodeString(strings.ReplaceAll(demoContactID(n), "-", ""))
-			if err != nil {
-				return nil, err
-			}
+		packed := make([]byte, 0, 16*len(ids))
+		for _, id := range ids {
+			// The demo ids are well-formed: DecodeString cannot fail here.
+			b, _ := hex.DecodeString(strings.ReplaceAll(id, "-", ""))
 			packed = append(packed, b...)
 		}
 		req.Records = &permdv1.BatchCheckRequest_PackedRecordIds{
 			PackedRecordIds: &permdv1.PackedIds{Uuids: packed},
 		}
 	} else {
-		ids := make([]string, o.count)
-		for n := range ids {
-			ids[n] = demoContactID(n)
-		}
 		req.Records = &permdv1.BatchCheckRequest_RecordIds{RecordIds: &permdv1.StringIds{Ids: ids}}
 	}
+	return req
+}
+
+func check(ctx context.Context, conn *grpc.ClientConn, o options, req *permdv1.BatchCheckRequest) (*result, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	resp, err := permdv1.NewAuthorizerClient(conn).BatchCheck(ctx, req)
@@ -165,6 +263,7 @@ func batchCheck(ctx context.Context, conn *grpc.ClientConn, o options) (*result,
 		deniedCount:  len(resp.GetDenials()),
 		denials:      map[string]int{},
 		revision:     resp.GetRevision(),
+		handles:      resp.GetHandles(),
 	}
 	for _, d := range resp.GetDenials() {
 		r.denials[reasonName(d.GetReason())]++
@@ -265,6 +364,7 @@ func main() {
 	flag.StringVar(&o.list, "list", "", "subscription list the mail goes out on")
 	flag.BoolVar(&o.packed, "packed", false, "send 16-byte packed ids instead of strings")
 	flag.BoolVar(&o.json, "json", false, "print one JSON object")
+	flag.BoolVar(&o.handles, "handles", false, "ask twice, the second time by the record handles the first answer gave")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail("unexpected argument %q", flag.Arg(0))

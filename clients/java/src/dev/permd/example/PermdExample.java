@@ -10,11 +10,16 @@ import dev.permd.v1.Denial;
 import dev.permd.v1.PackedIds;
 import dev.permd.v1.Principal;
 import dev.permd.v1.Reason;
+import dev.permd.v1.RecordHandles;
 import dev.permd.v1.StringIds;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -29,8 +34,11 @@ import java.util.concurrent.TimeUnit;
  * reflection).
  *
  * <pre>
- *   java dev.permd.example.PermdExample --addr 127.0.0.1:50051 --count 10000 [--json]
+ *   java dev.permd.example.PermdExample --addr 127.0.0.1:50051 --count 10000 [--json] [--handles]
  * </pre>
+ *
+ * <p>With --handles it asks twice: the ids with return_handles, then the record
+ * handles that answer gave (see {@link HandleCache}).
  */
 public final class PermdExample {
   private static final String SERVICE = "permd.v1.Authorizer";
@@ -38,6 +46,67 @@ public final class PermdExample {
   private static final int MAX_MESSAGE_BYTES = 64 << 20;
 
   private PermdExample() {}
+
+  /** Marks an id this permd has never seen: not cached. */
+  private static final int UNKNOWN_HANDLE = 0xFFFFFFFF;
+
+  /** Starts the FAILED_PRECONDITION message of handles this permd did not give out. */
+  private static final String STALE_HANDLES = "record_handles were not given out";
+
+  /**
+   * The record handles one permd gave out for one tenant's object, to send
+   * instead of the ids: 4 bytes per record, and permd skips the id lookup
+   * (RecordHandles in proto/permd/v1/authorizer.proto). Keep one per permd
+   * address, tenant and object; on FAILED_PRECONDITION starting
+   * {@link #STALE_HANDLES} (a restart, a reload, another sidecar), forget
+   * them and send the ids again with return_handles.
+   */
+  static final class HandleCache {
+    private long space;
+    private Map<String, Integer> handles;
+
+    /** The handles of ids, in order, or null unless every id has one. */
+    RecordHandles of(List<String> ids) {
+      if (handles == null) {
+        return null;
+      }
+      ByteBuffer ordinals = ByteBuffer.allocate(4 * ids.size()).order(ByteOrder.LITTLE_ENDIAN);
+      for (String id : ids) {
+        Integer h = handles.get(id);
+        if (h == null) {
+          return null;
+        }
+        ordinals.putInt(h);
+      }
+      ordinals.flip();
+      return RecordHandles.newBuilder()
+          .setSpace(space)
+          .setOrdinals(com.google.protobuf.ByteString.copyFrom(ordinals))
+          .build();
+    }
+
+    /** Caches the handles an answer gave for ids; another space replaces them all. */
+    void remember(List<String> ids, RecordHandles given) {
+      ByteBuffer ordinals = given.getOrdinals().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+      if (ordinals.remaining() != 4 * ids.size()) {
+        return;
+      }
+      if (handles == null || space != given.getSpace()) {
+        space = given.getSpace();
+        handles = new HashMap<>();
+      }
+      for (String id : ids) {
+        int h = ordinals.getInt();
+        if (h != UNKNOWN_HANDLE) {
+          handles.put(id, h);
+        }
+      }
+    }
+
+    void forget() {
+      handles = null;
+    }
+  }
 
   /** Id of the n-th demo Contact (src/source/demo.rs {@code contact_id}). */
   static String demoContactId(long n) {
@@ -90,6 +159,7 @@ public final class PermdExample {
     int count = 10000;
     boolean packed = false;
     boolean json = false;
+    boolean byHandles = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--addr": addr = value(args, ++i); break;
@@ -106,9 +176,10 @@ public final class PermdExample {
           break;
         case "--packed": packed = true; break;
         case "--json": json = true; break;
+        case "--handles": byHandles = true; break;
         default:
           fail("usage: PermdExample [--addr HOST:PORT] [--tenant T] [--principal P]"
-              + " [--action A] [--list LIST] [--count N] [--packed] [--json]");
+              + " [--action A] [--list LIST] [--count N] [--packed] [--json] [--handles]");
       }
     }
     if (count < 0) {
@@ -121,22 +192,22 @@ public final class PermdExample {
         .setObject("contacts")
         .setAction(action)
         .setContext(ActionContext.newBuilder().setSubscriptionList(list));
+    List<String> ids = new ArrayList<>();
+    for (int n = 0; n < count; n++) {
+      ids.add(demoContactId(n));
+    }
     if (packed) {
       // 16 bytes per UUID, big-endian, concatenated.
-      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(16 * count);
-      for (int n = 0; n < count; n++) {
-        java.util.UUID u = java.util.UUID.fromString(demoContactId(n));
+      ByteBuffer buf = ByteBuffer.allocate(16 * count);
+      for (String id : ids) {
+        java.util.UUID u = java.util.UUID.fromString(id);
         buf.putLong(u.getMostSignificantBits()).putLong(u.getLeastSignificantBits());
       }
       buf.flip();
       req.setPackedRecordIds(
           PackedIds.newBuilder().setUuids(com.google.protobuf.ByteString.copyFrom(buf)));
     } else {
-      StringIds.Builder ids = StringIds.newBuilder();
-      for (int n = 0; n < count; n++) {
-        ids.addIds(demoContactId(n));
-      }
-      req.setRecordIds(ids);
+      req.setRecordIds(StringIds.newBuilder().addAllIds(ids));
     }
 
     ManagedChannel channel = ManagedChannelBuilder.forTarget(addr)
@@ -152,10 +223,10 @@ public final class PermdExample {
           .check(HealthCheckRequest.newBuilder().setService(SERVICE).build())
           .getStatus()
           .name();
-      resp = AuthorizerGrpc.newBlockingStub(channel)
+      AuthorizerGrpc.AuthorizerBlockingStub authorizer = AuthorizerGrpc.newBlockingStub(channel)
           .withDeadlineAfter(RPC_TIMEOUT_S, TimeUnit.SECONDS)
-          .withMaxOutboundMessageSize(MAX_MESSAGE_BYTES)
-          .batchCheck(req.build());
+          .withMaxOutboundMessageSize(MAX_MESSAGE_BYTES);
+      resp = byHandles ? byHandles(authorizer, req, ids) : authorizer.batchCheck(req.build());
     } catch (StatusRuntimeException e) {
       fail("permd refused: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
       return;
@@ -203,6 +274,38 @@ public final class PermdExample {
         ? a.getKey().compareTo(b.getKey()) : b.getValue() - a.getValue());
     for (Map.Entry<String, Integer> e : byCount) {
       System.out.printf("  %-22s %6d%n", e.getKey(), e.getValue());
+    }
+  }
+
+  /**
+   * Asks by ids with return_handles, then again by the handles that answer
+   * gave (the same answer); stale handles are forgotten and the ids sent again.
+   */
+  static BatchCheckResponse byHandles(
+      AuthorizerGrpc.AuthorizerBlockingStub authorizer,
+      BatchCheckRequest.Builder byIds,
+      List<String> ids) {
+    HandleCache cache = new HandleCache();
+    BatchCheckResponse resp = authorizer.batchCheck(byIds.clone().setReturnHandles(true).build());
+    cache.remember(ids, resp.getHandles());
+    RecordHandles handles = cache.of(ids);
+    if (handles == null) {
+      return resp; // some id has no handle yet: ask by ids
+    }
+    try {
+      resp = authorizer.batchCheck(byIds.clone().setRecordHandles(handles).build());
+      System.err.println("asked again by " + ids.size() + " record handles");
+      return resp;
+    } catch (StatusRuntimeException e) {
+      String message = e.getStatus().getDescription();
+      if (e.getStatus().getCode() != Status.Code.FAILED_PRECONDITION
+          || message == null || !message.startsWith(STALE_HANDLES)) {
+        throw e;
+      }
+      cache.forget();
+      resp = authorizer.batchCheck(byIds.clone().setReturnHandles(true).build());
+      cache.remember(ids, resp.getHandles());
+      return resp;
     }
   }
 
