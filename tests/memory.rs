@@ -43,7 +43,7 @@ fn index_heap_bytes_per_record_stay_under_110() {
 }
 
 /// Measured 79.2 MiB here (debug build: its larger binary is part of the
-/// resident set), 145 MB at 1,000,000 Contacts in a release build (2026-12-04). The
+/// resident set), 135 MB at 1,000,000 Contacts in a release build (2026-12-04). The
 /// bound: 200 B per record plus 60 MiB (107.7 MiB); the +120 B per record
 /// regression of issue 16 would have crossed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

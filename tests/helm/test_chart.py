@@ -969,7 +969,7 @@ class Render(unittest.TestCase):
         self.assertEqual(env["PERMD_SNAPSHOT_EVERY"], "10000")
         self.assertEqual(env["PERMD_SNAPSHOT_INTERVAL"], "5m")
         self.assertEqual(env["PERMD_STREAM_MAX_AGE"], "24h")
-        self.assertEqual(env["PERMD_SNAPSHOT_FORMAT"], "2")
+        self.assertEqual(env["PERMD_SNAPSHOT_FORMAT"], "3")
         self.assertEqual(env["PERMD_METRICS_LISTEN"], "0.0.0.0:9091")
         self.assertEqual(r["resources"], {"requests": {"cpu": "100m", "memory": "128Mi"},
                                           "limits": {"cpu": "1", "memory": "512Mi"}})

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
@@ -294,6 +295,11 @@ impl TenantBuilder {
             }
         }
 
+        for object in &mut objects {
+            compact(&mut object.direct);
+            compact(&mut object.related);
+        }
+
         let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
         let groups = build_groups(meta, &field_lists, &object_by_name);
         let principals = build_principals(meta, &groups, &user_by_name);
@@ -312,6 +318,19 @@ impl TenantBuilder {
             links: Arc::new(Links::build(link_lists)),
         }
     }
+}
+
+/// Copies per-user sets into allocations of their exact size. They grew
+/// by pushes while records arrived (a container's vector up to twice its
+/// length), among the load's short-lived allocations; the copies are
+/// made once the short-lived ones are gone, so they pack together, and the
+/// grown originals are freed whole.
+fn compact(sets: &mut Arc<FxHashMap<UserIdx, Arc<RoaringBitmap>>>) {
+    let packed: FxHashMap<UserIdx, Arc<RoaringBitmap>> = sets
+        .iter()
+        .map(|(user, set)| (*user, Arc::new(RoaringBitmap::clone(set))))
+        .collect();
+    *sets = Arc::new(packed);
 }
 
 pub(crate) fn intern_user(
