@@ -19,15 +19,17 @@ pub fn settle() {
 /// Turns transparent huge pages off for this process. mimalloc asks for
 /// them on its arenas, and a 2 MB page is resident, and zeroed at its first
 /// touch, however little of it is used: measured on a 1,000,000-Contact
-/// tenant, it left the serving process 12–25 MB larger, raised the peak
+/// tenant, it left the serving process 10–25 MB larger, raised the peak
 /// while loading by 30–40 MB, and spent a third of the load's kernel time
 /// clearing pages, with no difference in BatchCheck latency over gRPC
 /// (README, Benchmarks). A kernel without the setting is left as it is.
 pub fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process's
-    // memory map; it reads no pointer and touches no allocation.
+    // memory map; it reads no pointer and touches no allocation. The
+    // kernel reads each argument as an unsigned long.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused);
     }
 }

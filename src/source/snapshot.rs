@@ -1045,6 +1045,66 @@ mod tests {
         assert_eq!(decode(&encode_format(&tenant, 3, 1, 2)).unwrap().1, tenant);
     }
 
+    /// Counts that do not add up to the header, or that a record does not
+    /// match, are refused: the decoder holds records to them, in every
+    /// format that has them.
+    #[test]
+    fn counts_that_disagree_with_the_records_are_refused() {
+        for format in 2..=FORMAT {
+            counts_are_held_to_the_records(format);
+        }
+    }
+
+    fn counts_are_held_to_the_records(format: u32) {
+        let tenant = demo();
+        let bytes = encode_format(&tenant, 1, 0, format);
+        let catalog_len = u32::from_le_bytes(bytes[36..40].try_into().unwrap()) as usize;
+        let strings_at = HEADER_BYTES + catalog_len;
+        let (_, after_strings) =
+            postcard::take_from_bytes::<Vec<String>>(&bytes[strings_at..]).unwrap();
+        let counts_at = bytes.len() - after_strings.len();
+        let (counts, after_counts) =
+            postcard::take_from_bytes::<Vec<(u32, u64)>>(after_strings).unwrap();
+        let counts_end = bytes.len() - after_counts.len();
+        let with_counts = |counts: &[(u32, u64)]| {
+            let mut out = bytes[..counts_at].to_vec();
+            out.extend_from_slice(&postcard::to_stdvec(counts).unwrap());
+            out.extend_from_slice(&bytes[counts_end..]);
+            reseal(&mut out);
+            out
+        };
+        // One record moved from one object's count to another's: the sum
+        // still matches the header, the records do not.
+        let mut moved = counts.clone();
+        moved[0].1 -= 1;
+        moved[1].1 += 1;
+        let e = decode(&with_counts(&moved)).unwrap_err().to_string();
+        assert!(e.contains("records, its count says"), "{e}");
+        let mut short = counts.clone();
+        short[0].1 -= 1;
+        let e = decode(&with_counts(&short)).unwrap_err().to_string();
+        assert!(e.contains("the header says"), "{e}");
+        let mut twice = counts.clone();
+        twice.push((counts[0].0, 0));
+        let e = decode(&with_counts(&twice)).unwrap_err().to_string();
+        assert!(e.contains("counted twice"), "{e}");
+        let e = decode(&with_counts(&[(u32::MAX, tenant.records.len() as u64)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("past the"), "{e}");
+        // Unchanged counts spliced back give the same snapshot.
+        assert_eq!(with_counts(&counts), bytes);
+        // A forged header and counts (a billion records for each of two
+        // objects) size no more in all than the bytes could hold.
+        let mut forged = with_counts(&[(counts[0].0, 1 << 30), (counts[1].0, 1 << 30)]);
+        forged[28..36].copy_from_slice(&(2u64 << 30).to_le_bytes());
+        reseal(&mut forged);
+        let (_, _, records) = open(&forged).unwrap();
+        let sized: usize = records.object_sizes().iter().map(|(_, n)| n).sum();
+        assert!(sized <= forged.len() / MIN_RECORD_BYTES, "{sized}");
+        assert!(decode(&forged).is_err());
+    }
+
     /// Format 3 keeps no address and no number, only whether each is
     /// there and valid: a Contact whose address is invalid, blank or
     /// missing has none, one with a valid address the placeholder, and

@@ -224,9 +224,8 @@ public final class PermdExample {
           .getStatus()
           .name();
       AuthorizerGrpc.AuthorizerBlockingStub authorizer = AuthorizerGrpc.newBlockingStub(channel)
-          .withDeadlineAfter(RPC_TIMEOUT_S, TimeUnit.SECONDS)
           .withMaxOutboundMessageSize(MAX_MESSAGE_BYTES);
-      resp = byHandles ? byHandles(authorizer, req, ids) : authorizer.batchCheck(req.build());
+      resp = byHandles ? byHandles(authorizer, req, ids) : withDeadline(authorizer).batchCheck(req.build());
     } catch (StatusRuntimeException e) {
       fail("permd refused: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
       return;
@@ -286,14 +285,15 @@ public final class PermdExample {
       BatchCheckRequest.Builder byIds,
       List<String> ids) {
     HandleCache cache = new HandleCache();
-    BatchCheckResponse resp = authorizer.batchCheck(byIds.clone().setReturnHandles(true).build());
+    BatchCheckResponse resp =
+        withDeadline(authorizer).batchCheck(byIds.clone().setReturnHandles(true).build());
     cache.remember(ids, resp.getHandles());
     RecordHandles handles = cache.of(ids);
     if (handles == null) {
       return resp; // some id has no handle yet: ask by ids
     }
     try {
-      resp = authorizer.batchCheck(byIds.clone().setRecordHandles(handles).build());
+      resp = withDeadline(authorizer).batchCheck(byIds.clone().setRecordHandles(handles).build());
       System.err.println("asked again by " + ids.size() + " record handles");
       return resp;
     } catch (StatusRuntimeException e) {
@@ -303,10 +303,16 @@ public final class PermdExample {
         throw e;
       }
       cache.forget();
-      resp = authorizer.batchCheck(byIds.clone().setReturnHandles(true).build());
+      resp = withDeadline(authorizer).batchCheck(byIds.clone().setReturnHandles(true).build());
       cache.remember(ids, resp.getHandles());
       return resp;
     }
+  }
+
+  /** The stub with a deadline of its own for the next call. */
+  private static AuthorizerGrpc.AuthorizerBlockingStub withDeadline(
+      AuthorizerGrpc.AuthorizerBlockingStub stub) {
+    return stub.withDeadlineAfter(RPC_TIMEOUT_S, TimeUnit.SECONDS);
   }
 
   /** A JSON string as Python writes it: non-ASCII and control characters escaped. */
