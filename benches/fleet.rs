@@ -9,7 +9,8 @@
 //! bench: created and loaded once, then reused), PERMD_BENCH_NATS_URL
 //! (default nats://127.0.0.1:4222), PERMD_BENCH_CONTACTS (1,000,000),
 //! PERMD_BENCH_SIDECARS (20), PERMD_BENCH_RATE (1,000 changes/s),
-//! PERMD_BENCH_SECS (20). The relay and the sidecars run in this process,
+//! PERMD_BENCH_SECS (20), PERMD_BENCH_PER_TXN (record changes per writer
+//! transaction, 1; the rate counts changes). The relay and the sidecars run in this process,
 //! each sidecar with its own NATS connection and engine, exactly as
 //! `permd relay` and `permd serve --nats-url` run them; the stream and the
 //! bucket (prefix `fleetbench<pid>`) are deleted at the end.
@@ -73,6 +74,7 @@ async fn run() {
     let sidecars: usize = env_or("PERMD_BENCH_SIDECARS", 20);
     let rate: f64 = env_or("PERMD_BENCH_RATE", 1_000.0);
     let secs: u64 = env_or("PERMD_BENCH_SECS", 20);
+    let per_txn: u64 = env_or("PERMD_BENCH_PER_TXN", 1u64).max(1);
     let spec = GenSpec {
         contacts,
         ..GenSpec::default()
@@ -225,7 +227,7 @@ async fn run() {
         return;
     }
     // 4. Commit → visible in every sidecar at `rate` changes/s: 4 writers,
-    // one change per transaction.
+    // `per_txn` changes per transaction.
     let seen: Vec<Seen> = (0..fleet.len()).map(|_| Arc::default()).collect();
     for ((engine, _), seen) in fleet.iter().zip(&seen) {
         let engine = engine.clone();
@@ -242,7 +244,7 @@ async fn run() {
         });
     }
     let first_revision = pg::revision(&pool).await.unwrap() + 1;
-    let commits = support::paced_writers(&url, &ids, rate, secs, 1).await;
+    let commits = support::paced_writers(&url, &ids, rate, secs, per_txn).await;
     let last_revision = pg::revision(&pool).await.unwrap();
     for (engine, _) in &fleet {
         tokio::time::timeout(
@@ -273,8 +275,8 @@ async fn run() {
     all.sort_by(f64::total_cmp);
     per_sidecar_p99.sort_by(f64::total_cmp);
     println!(
-        "COMMIT→VISIBLE in {sidecars} sidecars at {:.0} changes/s for {secs} s ({} transactions × {sidecars} sidecars): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; per-sidecar p99 from {:.1} to {:.1} ms",
-        committed.len() as f64 / secs as f64,
+        "COMMIT→VISIBLE in {sidecars} sidecars at {:.0} changes/s for {secs} s ({} transactions of {per_txn} × {sidecars} sidecars): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; per-sidecar p99 from {:.1} to {:.1} ms",
+        (committed.len() as u64 * per_txn) as f64 / secs as f64,
         committed.len(),
         percentile(&all, 0.50),
         percentile(&all, 0.90),
