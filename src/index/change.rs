@@ -364,7 +364,7 @@ impl TenantIndex {
         let mut users: Vec<UserIdx> = self
             .links
             .neighbors(id)
-            .filter_map(|n| self.locate(n))
+            .filter_map(|n| self.locate(&n))
             .flat_map(|(oj, other)| {
                 self.objects
                     .get(oj)
@@ -522,7 +522,7 @@ impl TenantIndex {
         }
 
         // The link maps are copied only when this record's links change.
-        if self.links.forward(&record.id) != new_links.as_slice() {
+        if !self.links.forward(&record.id).eq(new_links.iter().copied()) {
             let links = Arc::make_mut(&mut self.links);
             links.remove(&record.id);
             links.add(record.id, new_links);
@@ -536,7 +536,7 @@ impl TenantIndex {
         let Some((oi, ord)) = self.locate(id) else {
             return;
         };
-        let mut neighbors: FxHashSet<Uuid> = self.links.neighbors(id).copied().collect();
+        let mut neighbors: FxHashSet<Uuid> = self.links.neighbors(id).collect();
         neighbors.remove(id);
         let before = self.related_before(&neighbors);
         let own_related = if self.keeps_related(id).is_some() {
@@ -560,7 +560,7 @@ impl TenantIndex {
         if let Some(contact) = object.contact.as_mut() {
             contact.forget(ord);
         }
-        if !self.links.forward(id).is_empty() {
+        if self.links.forward(id).next().is_some() {
             Arc::make_mut(&mut self.links).remove(id);
         }
         self.refresh_related(neighbors, &before, revision);

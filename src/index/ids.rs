@@ -324,6 +324,38 @@ mod tests {
         assert_eq!(out, [0, 99, UNKNOWN, UNKNOWN]);
     }
 
+    proptest::proptest! {
+        /// Inserted one by one (growing on the way) and then shrunk, the
+        /// table answers as a map of the same ids, alone and in batches,
+        /// for ids it holds and ids it does not.
+        #[test]
+        fn answers_as_a_map(
+            inserted in proptest::collection::vec(0u128..5_000, 0..2_000),
+            asked in proptest::collection::vec(0u128..6_000, 0..500),
+        ) {
+            let mut t = IdTable::default();
+            let mut truth = std::collections::HashMap::new();
+            for n in &inserted {
+                let next = truth.len() as RecordOrd;
+                let ord = *truth.entry(*n).or_insert(next);
+                proptest::prop_assert_eq!(t.insert(id(*n)).map(|(o, _)| o), Some(ord));
+            }
+            for table in [t.clone(), { let mut s = t.clone(); s.shrink_to_fit(); s }] {
+                let asked: Vec<Uuid> = asked.iter().map(|n| id(*n)).collect();
+                let mut out = vec![0; asked.len()];
+                table.get_many(&asked, &mut out);
+                for (n, o) in asked.iter().zip(&out) {
+                    let want = truth.get(&(n.as_u128() & 0xffff_ffff)).copied();
+                    proptest::prop_assert_eq!(table.get(n), want);
+                    proptest::prop_assert_eq!(*o, want.unwrap_or(UNKNOWN));
+                }
+                for (n, ord) in &truth {
+                    proptest::prop_assert_eq!(table.id(*ord), Some(id(*n)));
+                }
+            }
+        }
+    }
+
     #[test]
     fn empty_table_knows_nothing() {
         let t = IdTable::default();

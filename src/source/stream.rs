@@ -599,8 +599,8 @@ mod tests {
                 writeln!(
                     out,
                     "links {id} {:?} {:?}",
-                    index.links.forward(id),
-                    index.links.back(id)
+                    index.links.forward(id).collect::<Vec<_>>(),
+                    index.links.back(id).collect::<Vec<_>>()
                 )
                 .unwrap();
             }
