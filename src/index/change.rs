@@ -368,7 +368,7 @@ impl TenantIndex {
             .flat_map(|(oj, other)| {
                 self.objects
                     .get(oj)
-                    .map(|o| o.users.get(other).to_vec())
+                    .map(|o| o.users.get(other).collect::<Vec<_>>())
                     .unwrap_or_default()
             })
             .collect();
@@ -511,7 +511,7 @@ impl TenantIndex {
         for dense in object.dense_sets_mut() {
             dense.grow(universe);
         }
-        let old_users = object.users.get(ord).to_vec();
+        let old_users: Vec<UserIdx> = object.users.get(ord).collect();
         if old_users != new_users {
             move_record(&mut object.direct, ord, &old_users, &new_users);
             object.users.set(ord, new_users);
@@ -551,7 +551,7 @@ impl TenantIndex {
         object.version = revision;
         object.live_dense.set(ord, false);
         object.archived_dense.set(ord, false);
-        let users = object.users.get(ord).to_vec();
+        let users: Vec<UserIdx> = object.users.get(ord).collect();
         if !users.is_empty() {
             move_record(&mut object.direct, ord, &users, &[]);
             object.users.set(ord, Vec::new());

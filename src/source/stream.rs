@@ -559,7 +559,7 @@ mod tests {
                 .map(|ord| o.ids.id(ord).unwrap())
                 .collect();
             let users: Vec<Vec<String>> = (0..o.len() as u32)
-                .map(|ord| o.users.get(ord).iter().map(user).collect())
+                .map(|ord| o.users.get(ord).map(|u| user(&u)).collect())
                 .collect();
             writeln!(out, "{} {:?} {:?} {:?}", o.name, o.fields, o.source, ids).unwrap();
             let members = |d: &crate::index::dense::DenseSet| d.iter().collect::<Vec<_>>();

@@ -280,7 +280,7 @@ impl TenantBuilder {
         }
         for ((oi, ord), (oj, other)) in edges {
             let linked_users: Vec<UserIdx> = match objects.get(oj) {
-                Some(o) => o.users.get(other).to_vec(),
+                Some(o) => o.users.get(other).collect(),
                 None => continue,
             };
             let Some(object) = objects.get_mut(oi) else {

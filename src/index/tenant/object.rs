@@ -74,8 +74,102 @@ pub struct RecordUsers {
 struct UsersTable {
     /// `users[offsets[ord]..offsets[ord + 1]]` are the users of `ord`.
     offsets: Vec<u32>,
-    users: Vec<UserIdx>,
+    users: UserList,
 }
+
+/// Every record's users, end to end: two bytes each while the tenant's
+/// user indexes fit in them (65,536 users), four once one does not. A
+/// million-Contact tenant's lists take 4.3 MB instead of 8.7.
+#[derive(Clone, Debug)]
+enum UserList {
+    Narrow(Vec<u16>),
+    Wide(Vec<UserIdx>),
+}
+
+impl Default for UserList {
+    fn default() -> Self {
+        UserList::Narrow(Vec::new())
+    }
+}
+
+impl UserList {
+    fn len(&self) -> usize {
+        match self {
+            UserList::Narrow(v) => v.len(),
+            UserList::Wide(v) => v.len(),
+        }
+    }
+
+    /// Appends `users`, widening the whole list first if one of them does
+    /// not fit in two bytes.
+    fn extend(&mut self, users: impl Iterator<Item = UserIdx> + Clone) {
+        if let UserList::Narrow(narrow) = self {
+            if users.clone().all(|u| u16::try_from(u).is_ok()) {
+                narrow.extend(users.filter_map(|u| u16::try_from(u).ok()));
+                return;
+            }
+            *self = UserList::Wide(narrow.iter().map(|&u| UserIdx::from(u)).collect());
+        }
+        if let UserList::Wide(wide) = self {
+            wide.extend(users);
+        }
+    }
+
+    fn get(&self, from: usize, to: usize) -> Users<'_> {
+        match self {
+            UserList::Narrow(v) => Users::Narrow(v.get(from..to).unwrap_or_default().iter()),
+            UserList::Wide(v) => Users::Wide(v.get(from..to).unwrap_or_default().iter()),
+        }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        match self {
+            UserList::Narrow(v) => v.reserve(n),
+            UserList::Wide(v) => v.reserve(n),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            UserList::Narrow(v) => v.shrink_to_fit(),
+            UserList::Wide(v) => v.shrink_to_fit(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            UserList::Narrow(v) => v.capacity() * 2,
+            UserList::Wide(v) => v.capacity() * 4,
+        }
+    }
+}
+
+/// The users of one record, sorted, as [`RecordUsers::get`] gives them.
+#[derive(Clone, Debug)]
+pub enum Users<'a> {
+    Narrow(std::slice::Iter<'a, u16>),
+    Wide(std::slice::Iter<'a, UserIdx>),
+}
+
+impl Iterator for Users<'_> {
+    type Item = UserIdx;
+
+    fn next(&mut self) -> Option<UserIdx> {
+        match self {
+            Users::Narrow(it) => it.next().map(|&u| UserIdx::from(u)),
+            Users::Wide(it) => it.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Users::Narrow(it) => it.size_hint(),
+            Users::Wide(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Users<'_> {}
 
 /// Changed records kept beside the table before it is rebuilt.
 const FOLD_AFTER: usize = 4_096;
@@ -83,17 +177,12 @@ const FOLD_AFTER: usize = 4_096;
 impl RecordUsers {
     /// From the users of each ordinal, in ordinal order.
     pub fn from_lists(lists: &[Vec<UserIdx>]) -> RecordUsers {
-        let mut offsets = Vec::with_capacity(lists.len() + 1);
-        let mut users = Vec::new();
-        offsets.push(0);
+        let mut users = RecordUsers::default();
+        users.reserve(lists.len());
         for list in lists {
-            users.extend_from_slice(list);
-            offsets.push(u32::try_from(users.len()).unwrap_or(u32::MAX));
+            users.push(list);
         }
-        RecordUsers {
-            base: Arc::new(UsersTable { offsets, users }),
-            changed: FxHashMap::default(),
-        }
+        users
     }
 
     /// Appends the users of the next ordinal, while the table is built
@@ -103,7 +192,7 @@ impl RecordUsers {
         if base.offsets.is_empty() {
             base.offsets.push(0);
         }
-        base.users.extend_from_slice(users);
+        base.users.extend(users.iter().copied());
         base.offsets
             .push(u32::try_from(base.users.len()).unwrap_or(u32::MAX));
     }
@@ -124,18 +213,14 @@ impl RecordUsers {
     }
 
     /// The users of a record, sorted.
-    pub fn get(&self, ord: RecordOrd) -> &[UserIdx] {
+    pub fn get(&self, ord: RecordOrd) -> Users<'_> {
         if let Some(users) = self.changed.get(&ord) {
-            return users;
+            return Users::Wide(users.iter());
         }
         let at = ord as usize;
         match (self.base.offsets.get(at), self.base.offsets.get(at + 1)) {
-            (Some(&from), Some(&to)) => self
-                .base
-                .users
-                .get(from as usize..to as usize)
-                .unwrap_or_default(),
-            _ => &[],
+            (Some(&from), Some(&to)) => self.base.users.get(from as usize, to as usize),
+            _ => Users::Wide([].iter()),
         }
     }
 
@@ -157,10 +242,11 @@ impl RecordUsers {
         // Straight into the new table: a list per record would be a
         // million allocations every FOLD_AFTER changes.
         let mut offsets = Vec::with_capacity(n + 1);
-        let mut users = Vec::with_capacity(self.base.users.len() + self.changed.len());
+        let mut users = UserList::default();
+        users.reserve(self.base.users.len() + self.changed.len());
         offsets.push(0);
         for ord in 0..n {
-            users.extend_from_slice(self.get(ord as RecordOrd));
+            users.extend(self.get(ord as RecordOrd));
             offsets.push(u32::try_from(users.len()).unwrap_or(u32::MAX));
         }
         *self = RecordUsers {
@@ -171,7 +257,7 @@ impl RecordUsers {
 
     pub fn heap_bytes(&self) -> usize {
         self.base.offsets.capacity() * 4
-            + self.base.users.capacity() * 4
+            + self.base.users.heap_bytes()
             + self
                 .changed
                 .values()
@@ -225,14 +311,18 @@ impl ObjectIndex {
 mod tests {
     use super::{FOLD_AFTER, RecordUsers, UserIdx};
 
-    #[test]
-    fn record_users_read_the_same_before_and_after_folding() {
+    /// Some users past two bytes (`wide_from`), to widen the lists.
+    fn read_the_same_before_and_after_folding(wide_from: u32) {
         let lists: Vec<Vec<UserIdx>> = (0..100u32).map(|i| vec![i % 7, 50 + i % 3]).collect();
         let mut users = RecordUsers::from_lists(&lists);
         let mut expected = lists.clone();
         for n in 0..(FOLD_AFTER as u32 + 10) {
             let ord = n % 150; // some beyond the table: new records
-            let list = vec![n % 11];
+            let list = if n >= wide_from {
+                vec![n % 11, 70_000 + n]
+            } else {
+                vec![n % 11]
+            };
             users.set(ord, list.clone());
             if expected.len() <= ord as usize {
                 expected.resize(ord as usize + 1, Vec::new());
@@ -243,8 +333,31 @@ mod tests {
         }
         assert!(users.changed.len() < FOLD_AFTER, "folded");
         for (ord, list) in expected.iter().enumerate() {
-            assert_eq!(users.get(ord as u32), list.as_slice(), "{ord}");
+            assert_eq!(&users.get(ord as u32).collect::<Vec<_>>(), list, "{ord}");
         }
-        assert_eq!(users.get(10_000), &[] as &[UserIdx]);
+        assert_eq!(users.get(10_000).count(), 0);
+    }
+
+    #[test]
+    fn record_users_read_the_same_before_and_after_folding() {
+        read_the_same_before_and_after_folding(u32::MAX);
+    }
+
+    #[test]
+    fn record_users_widen_when_a_user_index_needs_four_bytes() {
+        read_the_same_before_and_after_folding(FOLD_AFTER as u32 - 200);
+        let mut users = RecordUsers::from_lists(&[vec![1, 2], vec![65_535]]);
+        users.push(&[3, 65_536, 4_000_000]);
+        users.push(&[7]);
+        let read: Vec<Vec<UserIdx>> = (0..4).map(|o| users.get(o).collect()).collect();
+        assert_eq!(
+            read,
+            [
+                vec![1, 2],
+                vec![65_535],
+                vec![3, 65_536, 4_000_000],
+                vec![7]
+            ]
+        );
     }
 }
