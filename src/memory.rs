@@ -20,20 +20,22 @@ pub fn settle() {
 /// for it. The same index in mimalloc v2 and v3 (`mi_option_e` in
 /// mimalloc.h; the test below holds it to v3's default).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-/// Gives freed pages back to the OS 10 ms after they are freed (mimalloc
-/// v2's default) instead of v3's 1 s. mimalloc purges only when a thread
-/// allocates or frees, so pages freed at the end of a load stayed resident
-/// in a server that then sat idle, and pages freed early in a load stayed
-/// resident through it. Measured on a 1,000,000-Contact tenant from its
-/// JSON file: resident after the load 108 MB instead of 116, peak during it
-/// 163 MB instead of 209, the load ~0.2 s longer, BatchCheck's server CPU
-/// the same within noise (README, Benchmarks). `MIMALLOC_PURGE_DELAY` in
-/// the environment still wins.
+/// Gives freed pages back to the OS 100 ms after they are freed instead of
+/// mimalloc v3's 1 s. mimalloc purges only when a thread allocates or
+/// frees, so pages freed at the end of a load stayed resident in a server
+/// that then sat idle, and pages freed early in a load stayed resident
+/// through it. Measured on a 1,000,000-Contact tenant from its JSON file
+/// (3 starts each, alternated): resident after the load 114.4–114.9 MB
+/// against 117.7–122.1, peak during it 190–193 MB against 226–244, start
+/// 2.95 s against 2.75 s (medians); 10 ms gave a peak of 168 MB but a start
+/// of 3.09 s. BatchCheck's server CPU did not move (README, Benchmarks).
+/// `MIMALLOC_PURGE_DELAY` in the environment still wins.
 pub fn purge_freed_pages_soon() {
     // SAFETY: sets one of mimalloc's options to a value it documents; an
     // option set from the environment is left alone.
-    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 10) };
+    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
 /// Turns transparent huge pages off for this process. mimalloc asks for
@@ -73,8 +75,11 @@ mod tests {
                 libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
             )
         };
-        // v3's default, or 10 if another test in this process set it.
-        assert!(before == 1000 || before == 10, "purge delay was {before}");
-        assert_eq!(after, 10);
+        // v3's default, or ours if another test in this process set it.
+        assert!(
+            before == 1000 || before == PURGE_DELAY_MS,
+            "purge delay was {before}"
+        );
+        assert_eq!(after, PURGE_DELAY_MS);
     }
 }
