@@ -7,6 +7,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     permd::memory::no_huge_pages();
-    permd::memory::purge_freed_pages_soon();
     permd::cli::main()
 }

@@ -43,9 +43,9 @@ fn index_heap_bytes_per_record_stay_under_75() {
     assert!(per_record < 75.0, "{per_record:.1} B per record");
 }
 
-/// Measured 42.7 MiB here in a release build, 79.2 MiB in a debug build
-/// before the smaller link tables and the shorter purge delay (its larger
-/// binary is part of the resident set). The bound: 150 B per record plus 60 MiB (95.8 MiB); the
+/// Measured 51.0 MiB here in a release build, 79.2 MiB in a debug build
+/// before the smaller link and users tables (its larger binary is part of
+/// the resident set). The bound: 150 B per record plus 60 MiB (95.8 MiB); the
 /// +120 B per record regression of issue 16 would have crossed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_tenant_stays_under_150_bytes_per_record_resident() {

@@ -58,6 +58,10 @@ pub struct TenantBuilder {
     where_is: Option<FxHashMap<Uuid, u32>>,
 }
 
+/// Builds of at least this many records return their free pages to the OS
+/// when they finish.
+const SETTLE_FROM_RECORDS: usize = 100_000;
+
 /// Tenants with more objects than this keep [`TenantBuilder::where_is`].
 const SCAN_OBJECTS_UP_TO: usize = 16;
 
@@ -300,6 +304,13 @@ impl TenantBuilder {
             compact(&mut object.related);
         }
 
+        let links = Arc::new(Links::build(link_lists));
+        // The lists and tables this pass built and dropped were this
+        // thread's: only it can return their pages (for a large tenant).
+        if objects.iter().map(|o| o.ids.len()).sum::<usize>() >= SETTLE_FROM_RECORDS {
+            crate::memory::settle();
+        }
+
         let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
         let groups = build_groups(meta, &field_lists, &object_by_name);
         let principals = build_principals(meta, &groups, &user_by_name);
@@ -315,7 +326,7 @@ impl TenantBuilder {
             principals: Arc::new(principals),
             meta: Arc::new(meta.clone_without_records()),
             defs: Arc::new(defs),
-            links: Arc::new(Links::build(link_lists)),
+            links,
         }
     }
 }
