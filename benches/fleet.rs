@@ -10,10 +10,11 @@
 //! (default nats://127.0.0.1:4222), PERMD_BENCH_CONTACTS (1,000,000),
 //! PERMD_BENCH_SIDECARS (20), PERMD_BENCH_RATE (1,000 changes/s),
 //! PERMD_BENCH_SECS (20), PERMD_BENCH_PER_TXN (record changes per writer
-//! transaction, 1; the rate counts changes). The relay and the sidecars run in this process,
-//! each sidecar with its own NATS connection and engine, exactly as
-//! `permd relay` and `permd serve --nats-url` run them; the stream and the
-//! bucket (prefix `fleetbench<pid>`) are deleted at the end.
+//! transaction, 1; the rate counts changes). The relay and the sidecars
+//! run in this process, each sidecar with its own NATS connection and
+//! engine, exactly as `permd relay` and `permd serve --nats-url` run them;
+//! the stream and the bucket (prefix `fleetbench<pid>`) are deleted at the
+//! end.
 //!
 //! Commit → visible is, per transaction and sidecar, the wall time at which
 //! that sidecar published a revision holding it, minus the time the

@@ -16,6 +16,18 @@ pub fn settle() {
     }
 }
 
+/// [`settle`] after a load or build of `records` records, on the thread
+/// that allocated and freed its memory (only that thread can return its
+/// pages): for a large tenant; a small one (a file may hold thousands) is
+/// not worth the millisecond.
+pub fn settle_after(records: usize) {
+    if records >= SETTLE_FROM_RECORDS {
+        settle();
+    }
+}
+
+const SETTLE_FROM_RECORDS: usize = 100_000;
+
 /// Turns transparent huge pages off for this process. mimalloc asks for
 /// them on its arenas, and a 2 MB page is resident, and zeroed at its first
 /// touch, however little of it is used: measured on a 1,000,000-Contact

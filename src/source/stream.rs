@@ -415,14 +415,9 @@ fn pipelined<T>(
             let checks = RecordChecks::new(at, &objects, &users);
             let indexed = index_checked(meta, sizes, checks, received.into_iter().flatten());
             // This thread's heap (every record it dropped) is left behind
-            // when it ends: return its free pages now, while it is its own
-            // — for a large tenant; a small one (a file may hold thousands)
-            // is not worth the millisecond.
-            if indexed
-                .as_ref()
-                .is_ok_and(|(b, _)| b.records() >= SETTLE_FROM_RECORDS)
-            {
-                crate::memory::settle();
+            // when it ends: return its free pages now, while it is its own.
+            if let Ok((builder, _)) = &indexed {
+                crate::memory::settle_after(builder.records());
             }
             indexed
         });
@@ -491,9 +486,6 @@ fn add_checked(
     let added = builder.add(record);
     checks.record(r, record, added || builder.object_of(&record.id).is_none());
 }
-
-/// Tenants from this many records return their loading memory at once.
-const SETTLE_FROM_RECORDS: usize = 100_000;
 
 /// Records handed to the indexing thread at a time, and batches queued.
 const BATCH_RECORDS: usize = 1024;

@@ -58,10 +58,6 @@ pub struct TenantBuilder {
     where_is: Option<FxHashMap<Uuid, u32>>,
 }
 
-/// Builds of at least this many records return their free pages to the OS
-/// when they finish.
-const SETTLE_FROM_RECORDS: usize = 100_000;
-
 /// Tenants with more objects than this keep [`TenantBuilder::where_is`].
 const SCAN_OBJECTS_UP_TO: usize = 16;
 
@@ -254,6 +250,7 @@ impl TenantBuilder {
     /// added to two objects is not refused here: a loader checks
     /// [`Self::ids_in_two_objects`] first (src/source/stream.rs).
     pub fn finish(self, meta: &Tenant) -> TenantIndex {
+        let records = self.records();
         let TenantBuilder {
             defs,
             object_by_name,
@@ -306,10 +303,8 @@ impl TenantBuilder {
 
         let links = Arc::new(Links::build(link_lists));
         // The lists and tables this pass built and dropped were this
-        // thread's: only it can return their pages (for a large tenant).
-        if objects.iter().map(|o| o.ids.len()).sum::<usize>() >= SETTLE_FROM_RECORDS {
-            crate::memory::settle();
-        }
+        // thread's.
+        crate::memory::settle_after(records);
 
         let field_lists: Vec<Vec<String>> = objects.iter().map(|o| o.fields.clone()).collect();
         let groups = build_groups(meta, &field_lists, &object_by_name);
