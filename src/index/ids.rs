@@ -149,13 +149,13 @@ impl IdTable {
         let mut home = [EMPTY; CHUNK];
         let mut ahead = ids.chunks(CHUNK).skip(PREFETCH_CHUNKS_AHEAD);
         for id in ids.iter().take(CHUNK * PREFETCH_CHUNKS_AHEAD) {
-            self.prefetch(self.home(id));
+            self.prefetch_slot(self.home(id));
         }
         for (ids, out) in ids.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
             // Ask for the next chunk's slots now: prefetches retire at once,
             // so far more misses overlap than loads alone allow.
             for id in ahead.next().unwrap_or_default() {
-                self.prefetch(self.home(id));
+                self.prefetch_slot(self.home(id));
             }
             // Pass 1: load each home slot. The loads are independent, so
             // they overlap.
@@ -187,8 +187,15 @@ impl IdTable {
         ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
     }
 
+    /// Asks for `id`'s home slot ahead of an [`IdTable::insert`] or
+    /// [`IdTable::get`] of it.
     #[inline]
-    fn prefetch(&self, at: usize) {
+    pub fn prefetch(&self, id: &Uuid) {
+        self.prefetch_slot(self.home(id));
+    }
+
+    #[inline]
+    fn prefetch_slot(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
         if let Some(slot) = self.slots.get(at) {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

@@ -382,7 +382,14 @@ fn validate_records(
             .is_none();
         checks.record(r, record, first);
     }
-    checks.finish(|id| object_of.get(id).copied(), report);
+    checks.finish(
+        |ids, out| {
+            for (id, o) in ids.iter().zip(out.iter_mut()) {
+                *o = object_of.get(id).copied();
+            }
+        },
+        report,
+    );
 }
 
 /// The checks of a tenant's records, one record at a time, for a loader
@@ -527,7 +534,11 @@ impl<'a> RecordChecks<'a> {
 
     /// Checks the links against every record (`object_of` names the
     /// object of each known id) and adds the problems to `report`.
-    pub fn finish<'r>(self, object_of: impl Fn(&Uuid) -> Option<&'r str>, report: &mut Report) {
+    pub fn finish<'r>(
+        self,
+        mut objects_of: impl FnMut(&[Uuid], &mut [Option<&'r str>]),
+        report: &mut Report,
+    ) {
         let RecordChecks {
             at,
             objects,
@@ -538,28 +549,37 @@ impl<'a> RecordChecks<'a> {
             ..
         } = self;
         let mut dangling_links = 0usize;
-        for link in links {
-            let Some(rel) = objects
-                .get(link.object as usize)
-                .and_then(|def| def.relationships.get(link.relationship as usize))
-            else {
-                continue;
-            };
-            match object_of(&link.to) {
-                None => dangling_links += 1,
-                Some(object) if object != rel.object => mine.error(
-                    format!(
-                        "{}.links.{}[{}]",
-                        record_path(&at, by_id, link.record, &link.from),
-                        rel.field,
-                        link.position
+        // A chunk of links at a time: a loader's lookups overlap.
+        let mut tos = Vec::with_capacity(LINKS_PER_LOOKUP);
+        let mut found = vec![None; LINKS_PER_LOOKUP];
+        for chunk in links.chunks(LINKS_PER_LOOKUP) {
+            tos.clear();
+            tos.extend(chunk.iter().map(|link| link.to));
+            let found = found.get_mut(..chunk.len()).unwrap_or_default();
+            objects_of(&tos, found);
+            for (link, object) in chunk.iter().zip(found.iter()) {
+                let Some(rel) = objects
+                    .get(link.object as usize)
+                    .and_then(|def| def.relationships.get(link.relationship as usize))
+                else {
+                    continue;
+                };
+                match object {
+                    None => dangling_links += 1,
+                    Some(object) if *object != rel.object => mine.error(
+                        format!(
+                            "{}.links.{}[{}]",
+                            record_path(&at, by_id, link.record, &link.from),
+                            rel.field,
+                            link.position
+                        ),
+                        format!(
+                            "record {} is a {object} record, but '{}' links to {}",
+                            link.to, rel.field, rel.object
+                        ),
                     ),
-                    format!(
-                        "record {} is a {object} record, but '{}' links to {}",
-                        link.to, rel.field, rel.object
-                    ),
-                ),
-                Some(_) => {}
+                    Some(_) => {}
+                }
             }
         }
         if dangling_users > 0 {
@@ -580,6 +600,9 @@ impl<'a> RecordChecks<'a> {
         report.warnings.append(&mut mine.warnings);
     }
 }
+
+/// Links whose targets [`RecordChecks::finish`] asks about at a time.
+const LINKS_PER_LOOKUP: usize = 4096;
 
 fn record_path(at: &str, by_id: bool, r: usize, id: &Uuid) -> String {
     if by_id {

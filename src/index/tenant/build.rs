@@ -14,7 +14,7 @@ use super::{
 };
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
-use crate::index::ord::{RecordOrd, UserIdx};
+use crate::index::ord::{RecordOrd, UNKNOWN, UserIdx};
 use crate::model::data::{AssociationSource, CONTACTS, ObjectDef, Record, Tenant};
 use crate::model::validate::{object_fields, tenant_objects};
 
@@ -52,6 +52,9 @@ pub struct TenantBuilder {
     users: Vec<String>,
     user_by_name: FxHashMap<String, UserIdx>,
     link_lists: Vec<(Uuid, Vec<Uuid>)>,
+    /// Where each of `link_lists`' records was indexed: pass 2 need not
+    /// look them up again.
+    link_from: Vec<(usize, RecordOrd)>,
     /// Which object holds each id, kept only for tenants of many objects:
     /// with few, asking each object's id table is as fast and costs no
     /// memory (a million-record map would add ~40 MB to the load's peak).
@@ -114,6 +117,7 @@ impl TenantBuilder {
             users: Vec::new(),
             user_by_name: FxHashMap::default(),
             link_lists: Vec::new(),
+            link_from: Vec::new(),
             where_is,
         };
         for user in &meta.users {
@@ -151,6 +155,17 @@ impl TenantBuilder {
             .map(|o| o.name.as_str())
     }
 
+    /// [`Self::object_of`] for many ids: `out[i]` names `ids[i]`'s object.
+    pub fn objects_of<'a>(&'a self, ids: &[Uuid], out: &mut [Option<&'a str>]) {
+        let mut placed = vec![None; ids.len()];
+        locate_many(&self.objects, self.where_is.as_ref(), ids, &mut placed);
+        for (o, at) in out.iter_mut().zip(placed) {
+            *o = at
+                .and_then(|(oi, _)| self.objects.get(oi))
+                .map(|o| o.name.as_str());
+        }
+    }
+
     /// Ids that were added to two objects, at most `max` of them. Empty
     /// when [`Self::add`] refused them already (tenants of many objects);
     /// otherwise each object's ids are probed in every larger object's
@@ -163,14 +178,26 @@ impl TenantBuilder {
         }
         let mut by_size: Vec<&IdTable> = self.objects.iter().map(|o| o.ids.as_ref()).collect();
         by_size.sort_by_key(|t| t.len());
+        let mut ords = vec![UNKNOWN; PROBE_CHUNK];
         for (i, small) in by_size.iter().enumerate() {
             let larger = by_size.get(i + 1..).unwrap_or_default();
-            for ord in 0..small.len() {
-                let Some(id) = RecordOrd::try_from(ord).ok().and_then(|o| small.id(o)) else {
-                    continue;
-                };
-                if larger.iter().any(|t| t.get(&id).is_some()) {
-                    found.push(id);
+            if larger.is_empty() {
+                break;
+            }
+            let ids: Vec<Uuid> = (0..small.len())
+                .filter_map(|ord| RecordOrd::try_from(ord).ok().and_then(|o| small.id(o)))
+                .collect();
+            for chunk in ids.chunks(PROBE_CHUNK) {
+                let mut repeated = vec![false; chunk.len()];
+                for table in larger {
+                    let ords = ords.get_mut(..chunk.len()).unwrap_or_default();
+                    table.get_many(chunk, ords);
+                    for (r, ord) in repeated.iter_mut().zip(ords.iter()) {
+                        *r |= *ord != UNKNOWN;
+                    }
+                }
+                for (id, _) in chunk.iter().zip(&repeated).filter(|(_, r)| **r) {
+                    found.push(*id);
                     if found.len() >= max {
                         return found;
                     }
@@ -178,6 +205,22 @@ impl TenantBuilder {
             }
         }
         found
+    }
+
+    /// Asks the memory system for the id-table slots `records` will be
+    /// interned into, before [`Self::add`] writes them: a million-record
+    /// table is far larger than the caches, and a batch's misses overlap
+    /// where one record's at a time would not.
+    pub fn prefetch(&self, records: &[Record]) {
+        for record in records {
+            if let Some(o) = self
+                .object_by_name
+                .get(&record.object)
+                .and_then(|&i| self.objects.get(i))
+            {
+                o.ids.prefetch(&record.id);
+            }
+        }
     }
 
     /// Indexes one record; `false` when it is not indexed: its object is
@@ -241,6 +284,7 @@ impl TenantBuilder {
                 record.id,
                 record.links.values().flatten().copied().collect(),
             ));
+            self.link_from.push((oi, ord));
         }
         true
     }
@@ -258,6 +302,7 @@ impl TenantBuilder {
             users,
             user_by_name,
             link_lists,
+            link_from,
             where_is,
         } = self;
         for object in &mut objects {
@@ -265,36 +310,8 @@ impl TenantBuilder {
             object.users.shrink_to_fit();
         }
 
-        // Pass 2: association through relationships, one hop, both directions (R9).
-        let place = |objects: &[ObjectIndex], id: &Uuid| locate(objects, where_is.as_ref(), id);
-        let mut edges: Vec<((usize, RecordOrd), (usize, RecordOrd))> = Vec::new();
-        for (from_id, to_ids) in &link_lists {
-            let Some(from) = place(&objects, from_id) else {
-                continue;
-            };
-            for id in to_ids {
-                if let Some(to) = place(&objects, id) {
-                    edges.push((from, to));
-                    edges.push((to, from));
-                }
-            }
-        }
-        for ((oi, ord), (oj, other)) in edges {
-            let linked_users: Vec<UserIdx> = match objects.get(oj) {
-                Some(o) => o.users.get(other).collect(),
-                None => continue,
-            };
-            let Some(object) = objects.get_mut(oi) else {
-                continue;
-            };
-            if object.source == AssociationSource::Direct {
-                continue;
-            }
-            for user in linked_users {
-                Arc::make_mut(Arc::make_mut(&mut object.related).entry(user).or_default())
-                    .insert(ord);
-            }
-        }
+        relate(&mut objects, where_is.as_ref(), &link_lists, &link_from);
+        drop(link_from);
 
         for object in &mut objects {
             compact(&mut object.direct);
@@ -323,6 +340,117 @@ impl TenantBuilder {
             defs: Arc::new(defs),
             links,
         }
+    }
+}
+
+/// Ids looked up in the id tables at a time, with their probes overlapping.
+const PROBE_CHUNK: usize = 4096;
+
+/// Pass 2, association through relationships, one hop, both directions
+/// (R9): of each linked pair, each side's object (unless it takes direct
+/// association only) gets the other record's users. `link_from[i]` is
+/// where `link_lists[i]`'s record was indexed. The linked ids are looked
+/// up a chunk at a time (a million-record table is a cache miss per id,
+/// and a chunk's misses overlap), and each user's set is built from its
+/// sorted records at once rather than by inserts in link order.
+fn relate(
+    objects: &mut [ObjectIndex],
+    where_is: Option<&FxHashMap<Uuid, u32>>,
+    link_lists: &[(Uuid, Vec<Uuid>)],
+    link_from: &[(usize, RecordOrd)],
+) {
+    let mut gained: Vec<FxHashMap<UserIdx, Vec<RecordOrd>>> =
+        objects.iter().map(|_| FxHashMap::default()).collect();
+    // `receiver` gets the users of `giver`.
+    let mut give = |objects: &[ObjectIndex],
+                    (receiver, at): (usize, RecordOrd),
+                    (giver, of): (usize, RecordOrd)| {
+        let (Some(object), Some(other), Some(gained)) = (
+            objects.get(receiver),
+            objects.get(giver),
+            gained.get_mut(receiver),
+        ) else {
+            return;
+        };
+        if object.source == AssociationSource::Direct {
+            return;
+        }
+        for user in other.users.get(of) {
+            gained.entry(user).or_default().push(at);
+        }
+    };
+    let mut linked = link_from
+        .iter()
+        .zip(link_lists)
+        .flat_map(|(from, (_, to))| to.iter().map(move |id| (*from, *id)));
+    let mut chunk = Vec::with_capacity(PROBE_CHUNK);
+    let mut ids = Vec::with_capacity(PROBE_CHUNK);
+    let mut placed = vec![None; PROBE_CHUNK];
+    loop {
+        chunk.clear();
+        chunk.extend(linked.by_ref().take(PROBE_CHUNK));
+        if chunk.is_empty() {
+            break;
+        }
+        ids.clear();
+        ids.extend(chunk.iter().map(|(_, id)| *id));
+        let placed = placed.get_mut(..chunk.len()).unwrap_or_default();
+        locate_many(objects, where_is, &ids, placed);
+        for ((from, _), to) in chunk.iter().zip(placed.iter()) {
+            if let Some(to) = *to {
+                give(objects, *from, to);
+                give(objects, to, *from);
+            }
+        }
+    }
+    for (object, gained) in objects.iter_mut().zip(gained) {
+        // `related` is empty until now: pass 1 fills only `direct`.
+        let related = Arc::make_mut(&mut object.related);
+        for (user, mut ords) in gained {
+            ords.sort_unstable();
+            ords.dedup();
+            let set = RoaringBitmap::from_sorted_iter(ords).unwrap_or_default();
+            let entry = Arc::make_mut(related.entry(user).or_default());
+            *entry |= set;
+        }
+    }
+}
+
+/// [`locate`] for many ids: `out[i]` is where `ids[i]` is indexed.
+fn locate_many(
+    objects: &[ObjectIndex],
+    where_is: Option<&FxHashMap<Uuid, u32>>,
+    ids: &[Uuid],
+    out: &mut [Option<(usize, RecordOrd)>],
+) {
+    if where_is.is_some() {
+        for (id, o) in ids.iter().zip(out.iter_mut()) {
+            *o = locate(objects, where_is, id);
+        }
+        return;
+    }
+    out.fill(None);
+    // The first object holding an id, as `locate` finds it: each object
+    // is asked only about the ids no earlier one holds.
+    let mut left: Vec<usize> = (0..ids.len()).collect();
+    let mut asked = Vec::with_capacity(ids.len());
+    let mut ords = vec![UNKNOWN; ids.len()];
+    for (oi, object) in objects.iter().enumerate() {
+        if left.is_empty() {
+            break;
+        }
+        asked.clear();
+        asked.extend(left.iter().filter_map(|&i| ids.get(i).copied()));
+        let ords = ords.get_mut(..asked.len()).unwrap_or_default();
+        object.ids.get_many(&asked, ords);
+        let mut ords = ords.iter();
+        left.retain(|&i| match (ords.next(), out.get_mut(i)) {
+            (Some(&ord), Some(o)) if ord != UNKNOWN => {
+                *o = Some((oi, ord));
+                false
+            }
+            _ => true,
+        });
     }
 }
 
