@@ -20,6 +20,8 @@ const CHUNK: usize = 32;
 /// How many chunks ahead slots are prefetched: about one memory latency of
 /// work ahead.
 const PREFETCH_CHUNKS_AHEAD: usize = 4;
+/// How far ahead [`IdTable::ids_of`] asks for slots.
+const IDS_AHEAD: usize = 32;
 
 /// An id and its ordinal; `ord == UNKNOWN` marks an empty slot. Four-byte
 /// alignment keeps it at 20 bytes.
@@ -107,6 +109,26 @@ impl IdTable {
     pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
         let at = *self.slot_of.get(ord as usize)?;
         self.slots.get(at as usize).map(|s| id_of(s.key))
+    }
+
+    /// The ids of `ords`, in order, to `out` (an ordinal past the end is
+    /// skipped). Each is a random read into the slots: they are asked for
+    /// a little ahead, so that their misses overlap.
+    pub fn ids_of(&self, ords: &[RecordOrd], mut out: impl FnMut(Uuid)) {
+        let at = |ord: &RecordOrd| self.slot_of.get(*ord as usize).map(|&at| at as usize);
+        for ord in ords.iter().take(IDS_AHEAD) {
+            if let Some(at) = at(ord) {
+                self.prefetch_slot(at);
+            }
+        }
+        for (i, ord) in ords.iter().enumerate() {
+            if let Some(at) = ords.get(i + IDS_AHEAD).and_then(at) {
+                self.prefetch_slot(at);
+            }
+            if let Some(slot) = at(ord).and_then(|at| self.slots.get(at)) {
+                out(id_of(slot.key));
+            }
+        }
     }
 
     /// Interns `id`: its ordinal, and whether it was new. `None` only when
@@ -309,6 +331,21 @@ mod tests {
         }
         assert!(out.contains(&UNKNOWN));
         assert!(out.iter().any(|o| *o != UNKNOWN));
+    }
+
+    #[test]
+    fn ids_of_many_ordinals_are_the_ids_of_each() {
+        let mut t = IdTable::default();
+        for n in 0..1_000 {
+            t.insert(id(n * 5));
+        }
+        // Out of order, repeated, and past the end (skipped).
+        let ords: Vec<RecordOrd> = (0..2_000).map(|n| (n * 7919) % 1_100).collect();
+        let mut got = Vec::new();
+        t.ids_of(&ords, |id| got.push(id));
+        let want: Vec<Uuid> = ords.iter().filter_map(|o| t.id(*o)).collect();
+        assert_eq!(got, want);
+        assert!(want.len() < ords.len());
     }
 
     #[test]

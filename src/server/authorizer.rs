@@ -878,42 +878,38 @@ impl Pages {
         let per_id = if self.packed { 16 } else { 38 };
         let bytes = MAX_PAGE_BYTES.min(self.max_message_bytes.saturating_sub(64));
         let page = self.page.min(bytes / per_id).max(1);
-        let ords = self.compiled.allowed.iter_from(self.next);
-        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(page.min(4_096));
-        let (mut taken, mut last) = (0, 0);
-        for ord in ords.take(page) {
-            (taken, last) = (taken + 1, ord);
-            if let Some(id) = object.id(ord) {
-                ids.push(id);
-            }
-        }
-        self.next = if taken == page {
-            last.saturating_add(1)
-        } else {
-            u32::MAX
+        let ords: Vec<u32> = self
+            .compiled
+            .allowed
+            .iter_from(self.next)
+            .take(page)
+            .collect();
+        self.next = match ords.last() {
+            Some(last) if ords.len() == page => last.saturating_add(1),
+            _ => u32::MAX,
         };
-        if ids.is_empty() {
-            self.next = u32::MAX;
-            return None;
-        }
         let revision = self.resolved.revision;
-        Some(if self.packed {
-            pb::LookupRecordsResponse {
+        let response = if self.packed {
+            let mut uuids = Vec::with_capacity(ords.len() * 16);
+            object.ids_of(&ords, |id| uuids.extend_from_slice(id.as_bytes()));
+            (!uuids.is_empty()).then_some(pb::LookupRecordsResponse {
                 record_ids: None,
-                packed_record_ids: Some(pb::PackedIds {
-                    uuids: ids.iter().flat_map(|id| *id.as_bytes()).collect(),
-                }),
+                packed_record_ids: Some(pb::PackedIds { uuids }),
                 revision,
-            }
+            })
         } else {
-            pb::LookupRecordsResponse {
-                record_ids: Some(pb::StringIds {
-                    ids: ids.iter().map(|id| id.to_string()).collect(),
-                }),
+            let mut ids = Vec::with_capacity(ords.len());
+            object.ids_of(&ords, |id| ids.push(id.to_string()));
+            (!ids.is_empty()).then_some(pb::LookupRecordsResponse {
+                record_ids: Some(pb::StringIds { ids }),
                 packed_record_ids: None,
                 revision,
-            }
-        })
+            })
+        };
+        if response.is_none() {
+            self.next = u32::MAX;
+        }
+        response
     }
 }
 

@@ -281,6 +281,11 @@ impl ObjectIndex {
         self.ids.id(ord)
     }
 
+    /// [`IdTable::ids_of`].
+    pub fn ids_of(&self, ords: &[RecordOrd], out: impl FnMut(Uuid)) {
+        self.ids.ids_of(ords, out);
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
