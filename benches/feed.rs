@@ -26,6 +26,11 @@ use sqlx::{Connection, PgConnection};
 use support::{env_or, now_secs, percentile};
 use tokio::sync::watch;
 
+/// The follower's own allocator, as `permd serve` runs it (src/main.rs):
+/// what a change costs to apply depends on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     support::bench_main("feed", run);
 }
