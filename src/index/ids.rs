@@ -20,7 +20,8 @@ const CHUNK: usize = 32;
 /// How many chunks ahead slots are prefetched: about one memory latency of
 /// work ahead.
 const PREFETCH_CHUNKS_AHEAD: usize = 4;
-/// How far ahead [`IdTable::ids_of`] asks for slots.
+/// How far ahead [`IdTable::ids_of`] asks for slots: about one memory
+/// latency of ids.
 const IDS_AHEAD: usize = 32;
 
 /// An id and its ordinal; `ord == UNKNOWN` marks an empty slot. Four-byte

@@ -532,8 +532,10 @@ impl<'a> RecordChecks<'a> {
             .count();
     }
 
-    /// Checks the links against every record (`object_of` names the
-    /// object of each known id) and adds the problems to `report`.
+    /// Checks the links against every record and adds the problems to
+    /// `report`. `objects_of(ids, out)` names in `out[i]` the object of
+    /// `ids[i]` (`None`: no such record); it is asked a chunk of links at a
+    /// time, so that a loader's lookups overlap.
     pub fn finish<'r>(
         self,
         mut objects_of: impl FnMut(&[Uuid], &mut [Option<&'r str>]),
@@ -549,13 +551,15 @@ impl<'a> RecordChecks<'a> {
             ..
         } = self;
         let mut dangling_links = 0usize;
-        // A chunk of links at a time: a loader's lookups overlap.
         let mut tos = Vec::with_capacity(LINKS_PER_LOOKUP);
         let mut found = vec![None; LINKS_PER_LOOKUP];
         for chunk in links.chunks(LINKS_PER_LOOKUP) {
             tos.clear();
             tos.extend(chunk.iter().map(|link| link.to));
             let found = found.get_mut(..chunk.len()).unwrap_or_default();
+            // What the closure leaves unwritten is a dangling link, never
+            // the previous chunk's answer.
+            found.fill(None);
             objects_of(&tos, found);
             for (link, object) in chunk.iter().zip(found.iter()) {
                 let Some(rel) = objects

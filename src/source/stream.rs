@@ -422,10 +422,14 @@ fn pipelined<T>(
     let users = user_ids(meta);
     std::thread::scope(|scope| {
         let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
-        let (recycle, returned) = std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
+        // Room for every batch that can be indexed between two of the
+        // reader's drains (those queued and the one being indexed).
+        let (recycle, returned) =
+            std::sync::mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT + 1);
         let worker = std::thread::Builder::new().spawn_scoped(scope, || {
             let checks = RecordChecks::new(at, &objects, &users);
-            // A batch the reader no longer takes is dropped here.
+            // A batch the reader no longer takes (it stopped) is dropped
+            // here.
             let done = move |batch| drop(recycle.try_send(batch));
             let indexed = index_checked(meta, sizes, checks, received.into_iter(), done);
             // This thread's heap (every record it dropped) is left behind
@@ -468,8 +472,13 @@ fn index_checked(
     }
     let mut r = 0;
     for batch in batches {
-        builder.prefetch(&batch);
-        for record in &batch {
+        for record in batch.iter().take(PREFETCH_AHEAD) {
+            builder.prefetch(record);
+        }
+        for (i, record) in batch.iter().enumerate() {
+            if let Some(ahead) = batch.get(i + PREFETCH_AHEAD) {
+                builder.prefetch(ahead);
+            }
             add_checked(&mut builder, &mut checks, r, record);
             r += 1;
             if let Some(first) = checks.first_error() {
@@ -508,6 +517,10 @@ fn add_checked(
     let added = builder.add(record);
     checks.record(r, record, added || builder.object_of(&record.id).is_none());
 }
+
+/// How many records ahead of the one being indexed its id-table slot is
+/// asked for: about one memory latency of work.
+const PREFETCH_AHEAD: usize = 32;
 
 /// Records handed to the indexing thread at a time, and batches queued.
 const BATCH_RECORDS: usize = 1024;

@@ -53,7 +53,10 @@ pub struct TenantBuilder {
     user_by_name: FxHashMap<String, UserIdx>,
     link_lists: Vec<(Uuid, Vec<Uuid>)>,
     /// Where each of `link_lists`' records was indexed: pass 2 need not
-    /// look them up again.
+    /// look them up again. It is the record's own place, which for an id
+    /// added to two objects is not always where a lookup finds it; a
+    /// loader refuses such ids ([`Self::ids_in_two_objects`]) before
+    /// [`Self::finish`].
     link_from: Vec<(usize, RecordOrd)>,
     /// Which object holds each id, kept only for tenants of many objects:
     /// with few, asking each object's id table is as fast and costs no
@@ -207,19 +210,18 @@ impl TenantBuilder {
         found
     }
 
-    /// Asks the memory system for the id-table slots `records` will be
-    /// interned into, before [`Self::add`] writes them: a million-record
-    /// table is far larger than the caches, and a batch's misses overlap
-    /// where one record's at a time would not.
-    pub fn prefetch(&self, records: &[Record]) {
-        for record in records {
-            if let Some(o) = self
-                .object_by_name
-                .get(&record.object)
-                .and_then(|&i| self.objects.get(i))
-            {
-                o.ids.prefetch(&record.id);
-            }
+    /// Asks the memory system for the id-table slot `record` will be
+    /// interned into, a few records before [`Self::add`] writes it: a
+    /// million-record table is far larger than the caches, and the misses
+    /// of records asked for ahead overlap where one record's at a time
+    /// would not.
+    pub fn prefetch(&self, record: &Record) {
+        if let Some(o) = self
+            .object_by_name
+            .get(&record.object)
+            .and_then(|&i| self.objects.get(i))
+        {
+            o.ids.prefetch(&record.id);
         }
     }
 
@@ -359,7 +361,7 @@ fn relate(
     link_lists: &[(Uuid, Vec<Uuid>)],
     link_from: &[(usize, RecordOrd)],
 ) {
-    let mut gained: Vec<FxHashMap<UserIdx, Vec<RecordOrd>>> =
+    let mut gained: Vec<FxHashMap<UserIdx, Gained>> =
         objects.iter().map(|_| FxHashMap::default()).collect();
     // `receiver` gets the users of `giver`.
     let mut give = |objects: &[ObjectIndex],
@@ -406,12 +408,46 @@ fn relate(
     for (object, gained) in objects.iter_mut().zip(gained) {
         // `related` is empty until now: pass 1 fills only `direct`.
         let related = Arc::make_mut(&mut object.related);
-        for (user, mut ords) in gained {
-            ords.sort_unstable();
-            ords.dedup();
-            let set = RoaringBitmap::from_sorted_iter(ords).unwrap_or_default();
+        for (user, mut gained) in gained {
+            gained.settle();
             let entry = Arc::make_mut(related.entry(user).or_default());
-            *entry |= set;
+            *entry |= gained.set;
+        }
+    }
+}
+
+/// The records one user gains in one object's related sets during
+/// [`relate`]: appended as links come, in no order, and folded into a
+/// bitmap a few thousand at a time, sorted — inserting each into the
+/// bitmap in link order moves array containers' contents at every
+/// insert, and keeping every one as a `u32` until the end would hold a
+/// popular user's millions of links uncompressed.
+#[derive(Default)]
+struct Gained {
+    pending: Vec<RecordOrd>,
+    set: RoaringBitmap,
+}
+
+/// Records a [`Gained`] holds unsorted at most.
+const PENDING_RECORDS: usize = 4096;
+
+impl Gained {
+    fn push(&mut self, ord: RecordOrd) {
+        // The same record again (each of its links, or a self link).
+        if self.pending.last() == Some(&ord) {
+            return;
+        }
+        self.pending.push(ord);
+        if self.pending.len() >= PENDING_RECORDS {
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        self.pending.sort_unstable();
+        self.pending.dedup();
+        if let Ok(sorted) = RoaringBitmap::from_sorted_iter(self.pending.drain(..)) {
+            self.set |= sorted;
         }
     }
 }
@@ -479,4 +515,30 @@ pub(crate) fn intern_user(
     users.push(name.to_owned());
     user_by_name.insert(name.to_owned(), idx);
     idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Gained, PENDING_RECORDS};
+
+    /// Past the pending limit, in no order and with repeats, a user's
+    /// gained records are the set of those pushed.
+    #[test]
+    fn gained_records_are_the_set_pushed() {
+        let mut gained = Gained::default();
+        let mut want = std::collections::BTreeSet::new();
+        for n in 0..(3 * PENDING_RECORDS as u32 + 17) {
+            let ord = n.wrapping_mul(2_654_435_761) % 50_000;
+            gained.push(ord);
+            gained.push(ord);
+            want.insert(ord);
+        }
+        assert!(!gained.set.is_empty(), "settled on the way");
+        gained.settle();
+        assert!(gained.pending.is_empty());
+        assert_eq!(
+            gained.set.iter().collect::<Vec<_>>(),
+            want.into_iter().collect::<Vec<_>>()
+        );
+    }
 }
