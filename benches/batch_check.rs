@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use permd::index::ids::IdTable;
 use permd::index::{Engine, PrincipalKind, PrincipalRef, Question, Snapshot};
 use permd::model::ActionContext;
 use permd::model::change::{Change, Entity};
@@ -297,9 +298,54 @@ fn config() -> Criterion {
     }
 }
 
+/// The id lookup alone, over a table of the benchmark tenant's size
+/// (1,250,000 records): `warm` asks for the same 10,000 ids each time, as
+/// `batch_check_warm` does, so their lines stay cached; `cold` walks
+/// through every id in random order, 10,000 at a time, so each batch misses
+/// the caches, as a server's requests for other records do.
+fn id_lookup(c: &mut Criterion) {
+    let records = if quick() { 20_000 } else { 1_250_000 };
+    let mut table = IdTable::with_capacity(records);
+    let mut next = 0x5eed_u64;
+    let mut random_id = || {
+        // splitmix64, twice per id: reproducible random v4-like ids.
+        let mut half = || {
+            next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = next;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        uuid::Uuid::from_u64_pair(half(), half())
+    };
+    let ids: Vec<uuid::Uuid> = (0..records).map(|_| random_id()).collect();
+    for id in &ids {
+        table.insert(*id);
+    }
+    table.shrink_to_fit();
+    let n = 10_000.min(records);
+    let order = sample(&ids, records, 11);
+    let mut out = vec![0; n];
+    let mut group = c.benchmark_group("id_lookup");
+    group.throughput(Throughput::Elements(n as u64));
+    let first = order.get(..n).unwrap_or_default();
+    group.bench_function(BenchmarkId::new("warm", n), |b| {
+        b.iter(|| table.get_many(black_box(first), &mut out))
+    });
+    let mut at = 0;
+    group.bench_function(BenchmarkId::new("cold", n), |b| {
+        b.iter(|| {
+            let batch = order.get(at..at + n).unwrap_or_default();
+            at = if at + 2 * n > order.len() { 0 } else { at + n };
+            table.get_many(black_box(batch), &mut out)
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = batch_check
+    targets = batch_check, id_lookup
 }
 criterion_main!(benches);

@@ -2,12 +2,15 @@
 //! lookup every BatchCheck position makes.
 //!
 //! A batch probes the table at random, so its cost is memory traffic, not
-//! instructions. Each slot holds the whole id and its ordinal (20 bytes), so
-//! a lookup touches one place — a general hash map plus a separate id array
-//! touch two or three — and the table is sized to the records (load ≤ 0.6)
-//! rather than to a power of two. A batch is resolved in two passes over
-//! small chunks (load every home slot, then compare) so the CPU keeps many
-//! independent loads in flight instead of one at a time.
+//! instructions. The table is open addressing over 64-byte buckets, one
+//! cache line each, of three slots that hold the whole id and its ordinal:
+//! a lookup reads its home line, and goes on to the next only when that
+//! bucket is full of other ids (~15% of ids at the load kept, ≤ 0.7).
+//! Slots of 20 bytes probed one by one (the layout before) straddled lines
+//! and spilled into the next line for ~40% of ids, each a second miss
+//! waited for in turn. A batch is resolved in small chunks whose home
+//! lines are asked for a few chunks ahead, so the CPU keeps many
+//! independent misses in flight instead of one at a time.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -17,46 +20,35 @@ use super::ord::{RecordOrd, UNKNOWN};
 
 /// Positions resolved together; enough independent loads to hide latency.
 const CHUNK: usize = 32;
-/// How many chunks ahead slots are prefetched: about one memory latency of
-/// work ahead.
+/// How many chunks ahead home buckets are prefetched: about one memory
+/// latency of work ahead.
 const PREFETCH_CHUNKS_AHEAD: usize = 4;
-/// How far ahead [`IdTable::ids_of`] asks for slots: about one memory
+/// How far ahead [`IdTable::ids_of`] asks for buckets: about one memory
 /// latency of ids.
 const IDS_AHEAD: usize = 32;
+/// Slots per bucket: three 16-byte ids and their ordinals fill a line.
+const SLOTS: usize = 3;
 
-/// An id and its ordinal; `ord == UNKNOWN` marks an empty slot. Four-byte
-/// alignment keeps it at 20 bytes.
+/// One cache line: up to three ids and their ordinals, filled in order
+/// (`UNKNOWN` marks a free slot, and nothing follows one: ids are never
+/// removed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot {
-    key: [u32; 4],
-    ord: RecordOrd,
+#[repr(C, align(64))]
+struct Bucket {
+    keys: [u128; SLOTS],
+    ords: [RecordOrd; SLOTS],
 }
 
-const EMPTY: Slot = Slot {
-    key: [0; 4],
-    ord: UNKNOWN,
+const EMPTY: Bucket = Bucket {
+    keys: [0; SLOTS],
+    ords: [UNKNOWN; SLOTS],
 };
-
-fn key_of(id: &Uuid) -> [u32; 4] {
-    let v = id.as_u128();
-    [
-        v as u32,
-        (v >> 32) as u32,
-        (v >> 64) as u32,
-        (v >> 96) as u32,
-    ]
-}
-
-fn id_of(key: [u32; 4]) -> Uuid {
-    let [a, b, c, d] = key.map(u128::from);
-    Uuid::from_u128(a | (b << 32) | (c << 64) | (d << 96))
-}
 
 #[derive(Clone, Debug)]
 pub struct IdTable {
-    slots: Vec<Slot>,
-    /// Per ordinal, the slot holding it: ordinal → id without a second copy
-    /// of the ids.
+    buckets: Vec<Bucket>,
+    /// Per ordinal, the slot holding it (`bucket * SLOTS + index`): ordinal
+    /// → id without a second copy of the ids.
     slot_of: Vec<u32>,
     /// Per-table seed: which ids collide cannot be chosen from outside.
     seed: u64,
@@ -76,7 +68,7 @@ impl Default for IdTable {
 impl IdTable {
     pub fn with_capacity(records: usize) -> IdTable {
         IdTable {
-            slots: vec![EMPTY; slot_count(records)],
+            buckets: vec![EMPTY; bucket_count(records)],
             slot_of: Vec::with_capacity(records),
             seed: RandomState::new().hash_one(0x0070_6572_6d64_u64) | 1,
             space: RandomState::new().hash_one(0x0073_7061_6365_u64) | 1,
@@ -108,26 +100,26 @@ impl IdTable {
 
     /// The id of an ordinal.
     pub fn id(&self, ord: RecordOrd) -> Option<Uuid> {
-        let at = *self.slot_of.get(ord as usize)?;
-        self.slots.get(at as usize).map(|s| id_of(s.key))
+        let slot = *self.slot_of.get(ord as usize)? as usize;
+        self.key_at(slot).map(Uuid::from_u128)
     }
 
     /// The ids of `ords`, in order, to `out` (an ordinal past the end is
-    /// skipped). Each is a random read into the slots: they are asked for
+    /// skipped). Each is a random read into the buckets: they are asked for
     /// a little ahead, so that their misses overlap.
     pub fn ids_of(&self, ords: &[RecordOrd], mut out: impl FnMut(Uuid)) {
-        let at = |ord: &RecordOrd| self.slot_of.get(*ord as usize).map(|&at| at as usize);
+        let slot = |ord: &RecordOrd| self.slot_of.get(*ord as usize).map(|&s| s as usize);
         for ord in ords.iter().take(IDS_AHEAD) {
-            if let Some(at) = at(ord) {
-                self.prefetch_slot(at);
+            if let Some(slot) = slot(ord) {
+                self.prefetch_bucket(slot / SLOTS);
             }
         }
         for (i, ord) in ords.iter().enumerate() {
-            if let Some(at) = ords.get(i + IDS_AHEAD).and_then(at) {
-                self.prefetch_slot(at);
+            if let Some(ahead) = ords.get(i + IDS_AHEAD).and_then(slot) {
+                self.prefetch_bucket(ahead / SLOTS);
             }
-            if let Some(slot) = at(ord).and_then(|at| self.slots.get(at)) {
-                out(id_of(slot.key));
+            if let Some(key) = slot(ord).and_then(|s| self.key_at(s)) {
+                out(Uuid::from_u128(key));
             }
         }
     }
@@ -141,25 +133,27 @@ impl IdTable {
         let ord = RecordOrd::try_from(self.len())
             .ok()
             .filter(|o| *o < UNKNOWN)?;
-        if (self.len() + 1) * 5 > self.slots.len() * 3 {
+        if self.len() + 1 > max_records(self.buckets.len()) {
             self.grow();
         }
-        let at = self.place(key_of(&id), ord)?;
-        self.slot_of.push(at);
+        let slot = self.place(id.as_u128(), ord)?;
+        self.slot_of.push(slot);
         Some((ord, true))
     }
 
     /// The ordinal of `id`, if interned.
     pub fn get(&self, id: &Uuid) -> Option<RecordOrd> {
-        let key = key_of(id);
+        let key = id.as_u128();
         let mut at = self.home(id);
-        for _ in 0..self.slots.len() {
-            let slot = self.slots.get(at)?;
-            if slot.ord == UNKNOWN {
-                return None;
-            }
-            if slot.key == key {
-                return Some(slot.ord);
+        for _ in 0..self.buckets.len() {
+            let bucket = self.buckets.get(at)?;
+            for (k, ord) in bucket.keys.iter().zip(bucket.ords) {
+                if ord == UNKNOWN {
+                    return None;
+                }
+                if *k == key {
+                    return Some(ord);
+                }
             }
             at = self.next(at);
         }
@@ -169,62 +163,48 @@ impl IdTable {
     /// Writes the ordinal of every id into `out` ([`UNKNOWN`] where not
     /// interned). `out` must be as long as `ids`.
     pub fn get_many(&self, ids: &[Uuid], out: &mut [RecordOrd]) {
-        let mut home = [EMPTY; CHUNK];
         let mut ahead = ids.chunks(CHUNK).skip(PREFETCH_CHUNKS_AHEAD);
         for id in ids.iter().take(CHUNK * PREFETCH_CHUNKS_AHEAD) {
-            self.prefetch_slot(self.home(id));
+            self.prefetch_bucket(self.home(id));
         }
         for (ids, out) in ids.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            // Ask for the next chunk's slots now: prefetches retire at once,
+            // Ask for a later chunk's lines now: prefetches retire at once,
             // so far more misses overlap than loads alone allow.
             for id in ahead.next().unwrap_or_default() {
-                self.prefetch_slot(self.home(id));
+                self.prefetch_bucket(self.home(id));
             }
-            // Pass 1: load each home slot. The loads are independent, so
-            // they overlap.
-            for (id, h) in ids.iter().zip(&mut home) {
-                *h = self.slots.get(self.home(id)).copied().unwrap_or(EMPTY);
-            }
-            // Pass 2: compare; probe on only where the home slot holds
-            // another id.
-            for ((id, h), o) in ids.iter().zip(&home).zip(out.iter_mut()) {
-                *o = if h.ord == UNKNOWN {
-                    UNKNOWN
-                } else if h.key == key_of(id) {
-                    h.ord
-                } else {
-                    self.get(id).unwrap_or(UNKNOWN)
-                };
+            for (id, o) in ids.iter().zip(out.iter_mut()) {
+                *o = self.get(id).unwrap_or(UNKNOWN);
             }
         }
     }
 
-    /// The slot an id's probe starts at: the hash mapped onto the table by
-    /// multiplication (the table's length need not be a power of two).
+    /// The bucket an id's probe starts at: the hash mapped onto the table
+    /// by multiplication (the table's length need not be a power of two).
     #[inline]
     fn home(&self, id: &Uuid) -> usize {
         // One multiply mixes the id into the high bits, which the range
         // mapping uses; the seed keeps collisions from being chosen.
         let v = id.as_u128();
         let hash = ((v >> 64) as u64 ^ v as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
+        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
     }
 
-    /// Asks for `id`'s home slot ahead of an [`IdTable::insert`] or
+    /// Asks for `id`'s home bucket ahead of an [`IdTable::insert`] or
     /// [`IdTable::get`] of it.
     #[inline]
     pub fn prefetch(&self, id: &Uuid) {
-        self.prefetch_slot(self.home(id));
+        self.prefetch_bucket(self.home(id));
     }
 
     #[inline]
-    fn prefetch_slot(&self, at: usize) {
+    fn prefetch_bucket(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(slot) = self.slots.get(at) {
+        if let Some(bucket) = self.buckets.get(at) {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             // SAFETY: a prefetch is a hint: it reads nothing into the
-            // program and cannot fault; the pointer is to a live slot.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast::<i8>()) };
+            // program and cannot fault; the pointer is to a live bucket.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(bucket).cast::<i8>()) };
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = at;
@@ -232,22 +212,30 @@ impl IdTable {
 
     #[inline]
     fn next(&self, at: usize) -> usize {
-        if at + 1 == self.slots.len() {
+        if at + 1 == self.buckets.len() {
             0
         } else {
             at + 1
         }
     }
 
+    fn key_at(&self, slot: usize) -> Option<u128> {
+        let bucket = self.buckets.get(slot / SLOTS)?;
+        bucket.keys.get(slot % SLOTS).copied()
+    }
+
     /// Puts a new key in the first free slot of its probe; returns the slot.
-    fn place(&mut self, key: [u32; 4], ord: RecordOrd) -> Option<u32> {
-        let mut at = self.home(&id_of(key));
-        for _ in 0..self.slots.len() {
+    fn place(&mut self, key: u128, ord: RecordOrd) -> Option<u32> {
+        let mut at = self.home(&Uuid::from_u128(key));
+        for _ in 0..self.buckets.len() {
             let next = self.next(at);
-            let slot = self.slots.get_mut(at)?;
-            if slot.ord == UNKNOWN {
-                *slot = Slot { key, ord };
-                return u32::try_from(at).ok();
+            let bucket = self.buckets.get_mut(at)?;
+            if let Some(i) = bucket.ords.iter().position(|o| *o == UNKNOWN) {
+                if let (Some(k), Some(o)) = (bucket.keys.get_mut(i), bucket.ords.get_mut(i)) {
+                    *k = key;
+                    *o = ord;
+                }
+                return u32::try_from(at * SLOTS + i).ok();
             }
             at = next;
         }
@@ -255,42 +243,56 @@ impl IdTable {
     }
 
     fn grow(&mut self) {
-        self.resize(slot_count(self.len() * 2));
+        self.resize(bucket_count(self.len() * 2));
     }
 
     /// Sizes the table to its records, as [`IdTable::with_capacity`] would
     /// have: a table grown one insert at a time can hold up to twice the
-    /// slots it needs.
+    /// buckets it needs.
     pub fn shrink_to_fit(&mut self) {
-        let fitting = slot_count(self.len());
-        if self.slots.len() > fitting {
+        let fitting = bucket_count(self.len());
+        if self.buckets.len() > fitting {
             self.resize(fitting);
         }
         self.slot_of.shrink_to_fit();
     }
 
-    fn resize(&mut self, slots: usize) {
-        let bigger = vec![EMPTY; slots];
-        let old = std::mem::replace(&mut self.slots, bigger);
-        for (ord, &at) in self.slot_of.clone().iter().enumerate() {
-            let placed = old
-                .get(at as usize)
-                .and_then(|s| self.place(s.key, ord as RecordOrd));
-            if let (Some(placed), Some(entry)) = (placed, self.slot_of.get_mut(ord)) {
-                *entry = placed;
-            }
-        }
+    fn resize(&mut self, buckets: usize) {
+        let old = std::mem::replace(&mut self.buckets, vec![EMPTY; buckets]);
+        let slots = std::mem::take(&mut self.slot_of);
+        let key_at = |slot: u32| {
+            let slot = slot as usize;
+            old.get(slot / SLOTS)
+                .and_then(|b| b.keys.get(slot % SLOTS))
+                .copied()
+        };
+        // Every key finds a slot (the table is sized above its records);
+        // an ordinal stays in its place whatever happens.
+        self.slot_of = slots
+            .iter()
+            .enumerate()
+            .map(|(ord, &slot)| {
+                key_at(slot)
+                    .and_then(|key| self.place(key, ord as RecordOrd))
+                    .unwrap_or(u32::MAX)
+            })
+            .collect();
     }
 
     /// Heap bytes held, for memory reports.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Slot>() + self.slot_of.capacity() * size_of::<u32>()
+        self.buckets.capacity() * size_of::<Bucket>() + self.slot_of.capacity() * size_of::<u32>()
     }
 }
 
-/// Slots for `records` at a load of at most 0.6, at least 16.
-fn slot_count(records: usize) -> usize {
-    (records * 5 / 3 + 1).max(16)
+/// Records `buckets` buckets hold at a load of at most 0.7.
+fn max_records(buckets: usize) -> usize {
+    buckets * SLOTS * 7 / 10
+}
+
+/// Buckets for `records` at a load of at most 0.7, at least 8.
+fn bucket_count(records: usize) -> usize {
+    (records * 10 / (SLOTS * 7) + 1).max(8)
 }
 
 #[cfg(test)]
@@ -399,6 +401,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The layout the lookup's cost rests on: a bucket is one cache line.
+    #[test]
+    fn a_bucket_is_one_cache_line() {
+        assert_eq!(size_of::<Bucket>(), 64);
+        assert_eq!(align_of::<Bucket>(), 64);
+        let t = IdTable::with_capacity(1_000_000);
+        // 1,000,000 ids at a load of 0.7: 476,191 lines and an ordinal each.
+        assert!(t.heap_bytes() <= 476_191 * 64 + 4 * 1_000_000);
     }
 
     #[test]
