@@ -662,9 +662,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             0,
         ),
         false => {
+            let loading = crate::memory::Loading::start();
             let snapshot = load_snapshot(args.data.as_deref(), args.max_data_file_bytes)?;
             let records: usize = snapshot.tenants.values().map(|t| t.record_count()).sum();
             crate::memory::settle();
+            drop(loading);
             let engine = Engine::with_cache_bytes(snapshot, args.max_batch, args.max_cache_bytes);
             (Arc::new(engine), records)
         }

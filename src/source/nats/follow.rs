@@ -483,6 +483,7 @@ async fn load(
     client: &async_nats::Client,
 ) -> anyhow::Result<Loaded> {
     let started = Instant::now();
+    let _loading = crate::memory::Loading::start();
     let js = jetstream::new(client.clone());
     let bucket = config.nats.bucket();
     let store = js

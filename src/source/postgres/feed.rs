@@ -220,6 +220,7 @@ async fn first_snapshot(engine: &Engine, config: &FeedConfig) -> anyhow::Result<
 /// Bootstraps a whole snapshot and publishes it.
 async fn reload(pool: &PgPool, engine: &Engine) -> anyhow::Result<()> {
     let started = Instant::now();
+    let _loading = crate::memory::Loading::start();
     let super::Bootstrapped {
         snapshot,
         revision,
