@@ -40,9 +40,9 @@ static LOADS: std::sync::Mutex<(usize, Option<std::ffi::c_long>)> =
 /// to the OS at once instead of after its purge delay (1 s by default, and
 /// only when a thread next allocates). A load frees several times the
 /// index it builds, and with the delay those pages stay resident: measured
-/// on a 1,000,000-Contact file, the peak was 205 MB instead of 156 MB and
-/// the sidecar held 6 MB more afterwards, for a start 0.15–0.3 s shorter
-/// (README, Benchmarks). Serving keeps the delay: a request's buffers are
+/// on a 1,000,000-Contact file, the peak (VmHWM) was 179–205 MB instead of
+/// 156 MB and the sidecar held ~5 MB more afterwards, for a start 0.2–0.3 s
+/// shorter (README, Benchmarks). Serving keeps the delay: a request's buffers are
 /// reused, not faulted in anew. An operator's own `MIMALLOC_PURGE_DELAY`
 /// is left as it is.
 #[must_use = "the immediate purging lasts as long as the guard"]
