@@ -30,22 +30,25 @@ fn spec() -> GenSpec {
     }
 }
 
-/// Measured 65.8 B per record here (links, users table and sets
-/// included); 69.3 with 4-byte user indexes in the users table, 82.6 with
-/// ids copied into the link tables, ~130 before the compact link tables.
+/// Measured 63.0 B per record here (links, users table and sets
+/// included); 65.8 with 20-byte id slots at load 0.6 instead of 64-byte
+/// buckets of three at 0.7, 69.3 with 4-byte user indexes in the users
+/// table, 82.6 with ids copied into the link tables, ~130 before the
+/// compact link tables.
 #[test]
-fn index_heap_bytes_per_record_stay_under_75() {
+fn index_heap_bytes_per_record_stay_under_70() {
     let data = generate(&spec());
     let snapshot = Snapshot::build(&data, 1);
     let tenant = snapshot.tenants.get("bench").unwrap();
     let per_record = tenant.heap_bytes() as f64 / tenant.record_count() as f64;
     eprintln!("index heap bytes per record: {per_record:.1}");
-    assert!(per_record < 75.0, "{per_record:.1} B per record");
+    assert!(per_record < 70.0, "{per_record:.1} B per record");
 }
 
-/// Measured 51.0 MiB here in a release build, 79.2 MiB in a debug build
-/// before the smaller link and users tables (its larger binary is part of
-/// the resident set). The bound: 150 B per record plus 60 MiB (95.8 MiB); the
+/// Measured 59.4 MiB here in a debug build (its larger binary is part of
+/// the resident set; 64.8 MiB when the load keeps its freed pages), 51.0
+/// MiB in a release build and 79.2 MiB in a debug build before the smaller
+/// link and users tables. The bound: 150 B per record plus 60 MiB (95.8 MiB); the
 /// +120 B per record regression of issue 16 would have crossed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_tenant_stays_under_150_bytes_per_record_resident() {
@@ -63,16 +66,22 @@ async fn a_served_tenant_stays_under_150_bytes_per_record_resident() {
     let rss_mib = server.resident_mib();
     eprintln!("VmRSS after load: {rss_mib:.1} MiB (bound {bound_mib:.1} MiB)");
     assert!(rss_mib < bound_mib, "{rss_mib:.1} MiB resident");
-    // The load streams records into the index: its peak is the index's
-    // build, not the file's text plus every record parsed (which was ~8×
-    // the steady figure). Bound: twice the steady figure.
+    // The load streams records into the index, and returns the pages it
+    // frees at once: its peak is the index's build, not the file's text
+    // plus every record parsed (which was ~8× the steady figure), nor the
+    // freed pages the allocator keeps for a second. Measured 1.13–1.14×
+    // here (66.9–67.8 MiB); 1.29× with the allocator's purge delay
+    // (`MIMALLOC_PURGE_DELAY=1000`, which the load leaves alone).
     let peak_mib = server.peak_resident_mib();
-    eprintln!(
-        "VmHWM after load: {peak_mib:.1} MiB (bound {:.1} MiB)",
-        2.0 * rss_mib
-    );
+    let peak_bound = 1.22 * rss_mib;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        eprintln!(
+            "peak not bounded: MIMALLOC_PURGE_DELAY is set, so the load keeps its freed pages"
+        );
+    }
+    eprintln!("VmHWM after load: {peak_mib:.1} MiB (bound {peak_bound:.1} MiB)");
     assert!(
-        peak_mib < 2.0 * rss_mib,
+        std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() || peak_mib < peak_bound,
         "peak {peak_mib:.1} MiB, steady {rss_mib:.1} MiB"
     );
     std::fs::remove_dir_all(dir).unwrap();
