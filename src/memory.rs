@@ -42,39 +42,46 @@ static LOADS: std::sync::Mutex<(usize, Option<std::ffi::c_long>)> =
 /// index it builds, and with the delay those pages stay resident: measured
 /// on a 1,000,000-Contact file, the peak (VmHWM) was 179–205 MB instead of
 /// 156 MB and the sidecar held ~5 MB more afterwards, for a start 0.2–0.3 s
-/// shorter (README, Benchmarks). Serving keeps the delay: a request's buffers are
-/// reused, not faulted in anew. An operator's own `MIMALLOC_PURGE_DELAY`
-/// is left as it is.
+/// shorter (README, Benchmarks). Serving keeps the delay, so that a
+/// request's buffers are reused, not faulted in anew — except while a
+/// reload (a PostgreSQL gap, a NATS snapshot) runs beside it, when requests
+/// pay that for a few seconds. An operator's own `MIMALLOC_PURGE_DELAY` is
+/// left as it is.
 #[must_use = "the immediate purging lasts as long as the guard"]
-pub struct Loading(());
+pub struct Loading {
+    /// Whether this guard counted itself in [`LOADS`] (it did not when the
+    /// operator set the delay).
+    counted: bool,
+}
 
 impl Loading {
     pub fn start() -> Loading {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            let mut loads = LOADS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if loads.0 == 0 {
-                // SAFETY: reading and setting an allocator option touches
-                // no allocation; mimalloc reads the delay at each purge.
-                loads.1 = Some(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) });
-                unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
-            }
-            loads.0 += 1;
+        if purge_delay_set_by_operator() {
+            return Loading { counted: false };
         }
-        Loading(())
+        let mut loads = LOADS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if loads.0 == 0 {
+            // SAFETY: reading and setting an allocator option touches no
+            // allocation; mimalloc reads the delay at each purge.
+            loads.1 = Some(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) });
+            unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+        }
+        loads.0 += 1;
+        Loading { counted: true }
     }
 }
 
 impl Drop for Loading {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let mut loads = LOADS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if loads.0 == 0 {
-            return;
-        }
-        loads.0 -= 1;
+        loads.0 = loads.0.saturating_sub(1);
         if loads.0 == 0
             && let Some(delay) = loads.1.take()
         {
@@ -82,6 +89,18 @@ impl Drop for Loading {
             unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, delay) };
         }
     }
+}
+
+/// Whether the environment sets mimalloc's purge delay, under any name
+/// mimalloc reads it from (either case; `RESET_DELAY` is its older name):
+/// then permd leaves the delay as the operator chose it.
+pub fn purge_delay_set_by_operator() -> bool {
+    std::env::vars_os().any(|(name, _)| {
+        name.to_str().is_some_and(|n| {
+            n.eq_ignore_ascii_case("MIMALLOC_PURGE_DELAY")
+                || n.eq_ignore_ascii_case("MIMALLOC_RESET_DELAY")
+        })
+    })
 }
 
 /// The allocator's purge delay now, in milliseconds (for tests).
@@ -116,8 +135,10 @@ mod tests {
     /// the allocator's delay (1,000 ms unless an operator set another).
     #[test]
     fn loads_purge_at_once_and_the_last_restores_the_delay() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            eprintln!("skipped: MIMALLOC_PURGE_DELAY is set, so loads leave it alone");
+        if purge_delay_set_by_operator() {
+            eprintln!(
+                "skipped: the environment sets mimalloc's purge delay, so loads leave it alone"
+            );
             return;
         }
         let outer = Loading::start();

@@ -124,8 +124,10 @@ impl IdTable {
         }
     }
 
-    /// Interns `id`: its ordinal, and whether it was new. `None` only when
-    /// the table already holds `u32::MAX - 1` ids.
+    /// Interns `id`: its ordinal, and whether it was new. `None` when the
+    /// table is full: its slots are numbered in `u32`, so it holds at most
+    /// ~1.5 billion ids (a table built larger refuses the ids whose slot
+    /// would not fit).
     pub fn insert(&mut self, id: Uuid) -> Option<(RecordOrd, bool)> {
         if let Some(ord) = self.get(&id) {
             return Some((ord, false));
@@ -134,6 +136,9 @@ impl IdTable {
             .ok()
             .filter(|o| *o < UNKNOWN)?;
         if self.len() + 1 > max_records(self.buckets.len()) {
+            if bucket_count(self.len() * 2) * SLOTS > u32::MAX as usize {
+                return None;
+            }
             self.grow();
         }
         let slot = self.place(id.as_u128(), ord)?;
@@ -183,10 +188,15 @@ impl IdTable {
     /// by multiplication (the table's length need not be a power of two).
     #[inline]
     fn home(&self, id: &Uuid) -> usize {
-        // One multiply mixes the id into the high bits, which the range
-        // mapping uses; the seed keeps collisions from being chosen.
+        // A folded multiply of the id's two halves, each keyed by the seed:
+        // which ids share a bucket depends on both halves and on the seed,
+        // so it cannot be chosen from outside (xoring the halves first, as
+        // before, let ids with equal `hi ^ lo` collide whatever the seed).
         let v = id.as_u128();
-        let hash = ((v >> 64) as u64 ^ v as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (hi, lo) = ((v >> 64) as u64, v as u64);
+        let second = self.seed.rotate_left(32) ^ 0x243F_6A88_85A3_08D3;
+        let product = u128::from(lo ^ self.seed) * u128::from(hi ^ second);
+        let hash = product as u64 ^ (product >> 64) as u64;
         ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
     }
 
@@ -231,11 +241,14 @@ impl IdTable {
             let next = self.next(at);
             let bucket = self.buckets.get_mut(at)?;
             if let Some(i) = bucket.ords.iter().position(|o| *o == UNKNOWN) {
+                // A slot whose number does not fit is never filled, so no
+                // id is ever held where `slot_of` cannot point.
+                let slot = u32::try_from(at * SLOTS + i).ok()?;
                 if let (Some(k), Some(o)) = (bucket.keys.get_mut(i), bucket.ords.get_mut(i)) {
                     *k = key;
                     *o = ord;
                 }
-                return u32::try_from(at * SLOTS + i).ok();
+                return Some(slot);
             }
             at = next;
         }
@@ -401,6 +414,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Ids built to collide under a hash of `hi ^ lo` spread over the table.
+    #[test]
+    fn ids_with_equal_halves_xor_do_not_share_a_bucket() {
+        let t = IdTable::with_capacity(10_000);
+        let homes: std::collections::HashSet<usize> = (0..1_000u64)
+            .map(|n| {
+                let hi = n.wrapping_mul(0x1234_5678_9abc_def1);
+                t.home(&Uuid::from_u64_pair(hi, hi ^ 0x5555))
+            })
+            .collect();
+        assert!(homes.len() > 900, "{} buckets for 1,000 ids", homes.len());
     }
 
     /// The layout the lookup's cost rests on: a bucket is one cache line.
