@@ -17,7 +17,7 @@ use permd::model::ActionContext;
 use permd::model::change::{Change, Entity};
 use permd::model::data::{ContactState, EmailStatus, Record, Teams};
 use permd::server::convert::{handles, packed_ids, string_ids, to_handles};
-use permd::source::generate::{GenSpec, generate, record_ids, sample};
+use permd::source::generate::{GenSpec, contact_ids, generate, record_ids, sample};
 use time::OffsetDateTime;
 
 struct Workload {
@@ -307,19 +307,11 @@ fn config() -> Criterion {
 fn id_lookup(c: &mut Criterion) {
     let records = if quick() { 20_000 } else { 1_250_000 };
     let mut table = IdTable::with_capacity(records);
-    let mut next = 0x5eed_u64;
-    let mut random_id = || {
-        // splitmix64, twice per id: reproducible random v4-like ids.
-        let mut half = || {
-            next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = next;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        uuid::Uuid::from_u64_pair(half(), half())
-    };
-    let ids: Vec<uuid::Uuid> = (0..records).map(|_| random_id()).collect();
+    // Random v4 ids, reproducible: those `permd gen` gives its Contacts.
+    let ids = contact_ids(&GenSpec {
+        contacts: records,
+        ..GenSpec::default()
+    });
     for id in &ids {
         table.insert(*id);
     }

@@ -230,8 +230,7 @@ impl IdTable {
     }
 
     fn key_at(&self, slot: usize) -> Option<u128> {
-        let bucket = self.buckets.get(slot / SLOTS)?;
-        bucket.keys.get(slot % SLOTS).copied()
+        key_in(&self.buckets, slot)
     }
 
     /// Puts a new key in the first free slot of its probe; returns the slot.
@@ -273,19 +272,13 @@ impl IdTable {
     fn resize(&mut self, buckets: usize) {
         let old = std::mem::replace(&mut self.buckets, vec![EMPTY; buckets]);
         let slots = std::mem::take(&mut self.slot_of);
-        let key_at = |slot: u32| {
-            let slot = slot as usize;
-            old.get(slot / SLOTS)
-                .and_then(|b| b.keys.get(slot % SLOTS))
-                .copied()
-        };
         // Every key finds a slot (the table is sized above its records);
         // an ordinal stays in its place whatever happens.
         self.slot_of = slots
             .iter()
             .enumerate()
             .map(|(ord, &slot)| {
-                key_at(slot)
+                key_in(&old, slot as usize)
                     .and_then(|key| self.place(key, ord as RecordOrd))
                     .unwrap_or(u32::MAX)
             })
@@ -296,6 +289,12 @@ impl IdTable {
     pub fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * size_of::<Bucket>() + self.slot_of.capacity() * size_of::<u32>()
     }
+}
+
+/// The id held in slot `slot` (`bucket * SLOTS + index`) of `buckets`.
+fn key_in(buckets: &[Bucket], slot: usize) -> Option<u128> {
+    let bucket = buckets.get(slot / SLOTS)?;
+    bucket.keys.get(slot % SLOTS).copied()
 }
 
 /// Records `buckets` buckets hold at a load of at most 0.7.
