@@ -416,16 +416,20 @@ mod tests {
     }
 
     /// Ids built to collide under a hash of `hi ^ lo` spread over the table.
+    /// With 476,191 buckets, 1,000 well-hashed ids share one about once
+    /// (n²/2m): the bound leaves room for chance at any seed, and the hash
+    /// of `hi ^ lo` put them all in 1 bucket. (At 4,762 buckets the mean is
+    /// ~902 distinct, and a bound of 900 failed a CI run.)
     #[test]
     fn ids_with_equal_halves_xor_do_not_share_a_bucket() {
-        let t = IdTable::with_capacity(10_000);
+        let t = IdTable::with_capacity(1_000_000);
         let homes: std::collections::HashSet<usize> = (0..1_000u64)
             .map(|n| {
                 let hi = n.wrapping_mul(0x1234_5678_9abc_def1);
                 t.home(&Uuid::from_u64_pair(hi, hi ^ 0x5555))
             })
             .collect();
-        assert!(homes.len() > 900, "{} buckets for 1,000 ids", homes.len());
+        assert!(homes.len() > 980, "{} buckets for 1,000 ids", homes.len());
     }
 
     /// The layout the lookup's cost rests on: a bucket is one cache line.
