@@ -23,6 +23,7 @@
 //! - [`index`]: the hot path.
 //!   - [`index::ord`]: the ordinal types the rest of the index shares;
 //!   - [`index::ids`]: UUID → ordinal interning; [`index::dense`]: bitsets;
+//!     [`index::narrow`]: per-record numbers in the fewest bytes;
 //!   - [`index::tenant`]: one tenant's sets (objects, Contact state,
 //!     principals and grants) and how they are built;
 //!   - [`index::compile`]: a question compiled to an allowed set;

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod ids;
+pub mod narrow;
 pub mod ord;
 pub mod tenant;
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::ContactIndex;
 use crate::index::dense::DenseSet;
 use crate::index::ids::IdTable;
+use crate::index::narrow::{NarrowIter, NarrowVec, Offsets};
 use crate::index::ord::{RecordOrd, UserIdx};
 use crate::model::data::AssociationSource;
 
@@ -73,103 +74,15 @@ pub struct RecordUsers {
 #[derive(Clone, Debug, Default)]
 struct UsersTable {
     /// `users[offsets[ord]..offsets[ord + 1]]` are the users of `ord`.
-    offsets: Vec<u32>,
-    users: UserList,
-}
-
-/// Every record's users, end to end: two bytes each while the tenant's
-/// user indexes fit in them (65,536 users), four once one does not. A
-/// million-Contact tenant's lists take 4.3 MB instead of 8.7.
-#[derive(Clone, Debug)]
-enum UserList {
-    Narrow(Vec<u16>),
-    Wide(Vec<UserIdx>),
-}
-
-impl Default for UserList {
-    fn default() -> Self {
-        UserList::Narrow(Vec::new())
-    }
-}
-
-impl UserList {
-    fn len(&self) -> usize {
-        match self {
-            UserList::Narrow(v) => v.len(),
-            UserList::Wide(v) => v.len(),
-        }
-    }
-
-    /// Appends `users`, widening the whole list first if one of them does
-    /// not fit in two bytes.
-    fn extend(&mut self, users: impl Iterator<Item = UserIdx> + Clone) {
-        if let UserList::Narrow(narrow) = self {
-            if users.clone().all(|u| u16::try_from(u).is_ok()) {
-                narrow.extend(users.filter_map(|u| u16::try_from(u).ok()));
-                return;
-            }
-            *self = UserList::Wide(narrow.iter().map(|&u| UserIdx::from(u)).collect());
-        }
-        if let UserList::Wide(wide) = self {
-            wide.extend(users);
-        }
-    }
-
-    fn get(&self, from: usize, to: usize) -> Users<'_> {
-        match self {
-            UserList::Narrow(v) => Users::Narrow(v.get(from..to).unwrap_or_default().iter()),
-            UserList::Wide(v) => Users::Wide(v.get(from..to).unwrap_or_default().iter()),
-        }
-    }
-
-    fn reserve(&mut self, n: usize) {
-        match self {
-            UserList::Narrow(v) => v.reserve(n),
-            UserList::Wide(v) => v.reserve(n),
-        }
-    }
-
-    fn shrink_to_fit(&mut self) {
-        match self {
-            UserList::Narrow(v) => v.shrink_to_fit(),
-            UserList::Wide(v) => v.shrink_to_fit(),
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            UserList::Narrow(v) => v.capacity() * 2,
-            UserList::Wide(v) => v.capacity() * 4,
-        }
-    }
+    offsets: Offsets,
+    /// Every record's users, end to end, in two bytes each while the
+    /// tenant's user indexes fit in them: with the offsets, a
+    /// million-Contact tenant's table takes ~5.7 MB instead of 9.3.
+    users: NarrowVec,
 }
 
 /// The users of one record, sorted, as [`RecordUsers::get`] gives them.
-#[derive(Clone, Debug)]
-pub enum Users<'a> {
-    Narrow(std::slice::Iter<'a, u16>),
-    Wide(std::slice::Iter<'a, UserIdx>),
-}
-
-impl Iterator for Users<'_> {
-    type Item = UserIdx;
-
-    fn next(&mut self) -> Option<UserIdx> {
-        match self {
-            Users::Narrow(it) => it.next().map(|&u| UserIdx::from(u)),
-            Users::Wide(it) => it.next().copied(),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        match self {
-            Users::Narrow(it) => it.size_hint(),
-            Users::Wide(it) => it.size_hint(),
-        }
-    }
-}
-
-impl ExactSizeIterator for Users<'_> {}
+pub type Users<'a> = NarrowIter<'a>;
 
 /// Changed records kept beside the table before it is rebuilt.
 const FOLD_AFTER: usize = 4_096;
@@ -215,12 +128,12 @@ impl RecordUsers {
     /// The users of a record, sorted.
     pub fn get(&self, ord: RecordOrd) -> Users<'_> {
         if let Some(users) = self.changed.get(&ord) {
-            return Users::Wide(users.iter());
+            return Users::U32(users.iter());
         }
         let at = ord as usize;
         match (self.base.offsets.get(at), self.base.offsets.get(at + 1)) {
-            (Some(&from), Some(&to)) => self.base.users.get(from as usize, to as usize),
-            _ => Users::Wide([].iter()),
+            (Some(from), Some(to)) => self.base.users.range(from as usize, to as usize),
+            _ => Users::U32([].iter()),
         }
     }
 
@@ -241,8 +154,9 @@ impl RecordUsers {
         );
         // Straight into the new table: a list per record would be a
         // million allocations every FOLD_AFTER changes.
-        let mut offsets = Vec::with_capacity(n + 1);
-        let mut users = UserList::default();
+        let mut offsets = Offsets::default();
+        offsets.reserve(n + 1);
+        let mut users = NarrowVec::default();
         users.reserve(self.base.users.len() + self.changed.len());
         offsets.push(0);
         for ord in 0..n {
@@ -256,7 +170,7 @@ impl RecordUsers {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.base.offsets.capacity() * 4
+        self.base.offsets.heap_bytes()
             + self.base.users.heap_bytes()
             + self
                 .changed
