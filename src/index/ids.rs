@@ -126,7 +126,7 @@ impl IdTable {
 
     /// Interns `id`: its ordinal, and whether it was new. `None` when the
     /// table is full: its slots are numbered in `u32`, so it holds at most
-    /// ~1.5 billion ids (a table built larger refuses the ids whose slot
+    /// ~1.7 billion ids (a table built larger refuses the ids whose slot
     /// would not fit).
     pub fn insert(&mut self, id: Uuid) -> Option<(RecordOrd, bool)> {
         if let Some(ord) = self.get(&id) {

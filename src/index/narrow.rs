@@ -73,21 +73,28 @@ impl NarrowVec {
     }
 
     /// Makes the list wide enough for `n`: every number so far is copied
-    /// once into the wider list.
+    /// once into the wider list, which keeps the room reserved (a list
+    /// reserved for a build and widened early must not grow by doubling).
     fn widen_for(&mut self, n: u32) {
-        let fits = match self {
-            NarrowVec::U8(_) => u8::try_from(n).is_ok(),
-            NarrowVec::U16(_) => u16::try_from(n).is_ok(),
-            NarrowVec::U32(_) => true,
-        };
-        if fits {
-            return;
-        }
-        let all = (0..self.len()).filter_map(|i| self.get(i));
-        *self = if u16::try_from(n).is_ok() {
-            NarrowVec::U16(all.filter_map(|m| u16::try_from(m).ok()).collect())
-        } else {
-            NarrowVec::U32(all.collect())
+        let to_u16 = u16::try_from(n).is_ok();
+        *self = match std::mem::take(self) {
+            NarrowVec::U8(v) if u8::try_from(n).is_err() => {
+                if to_u16 {
+                    let mut wide = Vec::with_capacity(v.capacity());
+                    wide.extend(v.iter().map(|&m| u16::from(m)));
+                    NarrowVec::U16(wide)
+                } else {
+                    let mut wide = Vec::with_capacity(v.capacity());
+                    wide.extend(v.iter().map(|&m| u32::from(m)));
+                    NarrowVec::U32(wide)
+                }
+            }
+            NarrowVec::U16(v) if !to_u16 => {
+                let mut wide = Vec::with_capacity(v.capacity());
+                wide.extend(v.iter().map(|&m| u32::from(m)));
+                NarrowVec::U32(wide)
+            }
+            same => same,
         };
     }
 
@@ -227,6 +234,14 @@ mod tests {
         assert!(matches!(w, NarrowVec::U16(_)));
         w.extend([70_000u32].into_iter());
         assert_eq!(read(&w), [1, 2, 3, 300, 4, 70_000]);
+        let mut reserved = NarrowVec::default();
+        reserved.reserve(1_000);
+        reserved.push(1);
+        reserved.push(1_000);
+        assert!(
+            reserved.heap_bytes() >= 2 * 1_000,
+            "the room reserved survives widening"
+        );
         assert_eq!(w.range(2, 5).collect::<Vec<_>>(), [3, 300, 4]);
         assert_eq!(w.range(5, 99).count(), 0);
         assert_eq!(w.get(6), None);

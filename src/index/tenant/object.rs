@@ -75,8 +75,8 @@ pub struct RecordUsers {
 struct UsersTable {
     /// `users[offsets[ord]..offsets[ord + 1]]` are the users of `ord`.
     offsets: Offsets,
-    /// Every record's users, end to end, in two bytes each while the
-    /// tenant's user indexes fit in them: with the offsets, a
+    /// Every record's users, end to end, in one or two bytes each while
+    /// the tenant's user indexes fit in them: with the offsets, a
     /// million-Contact tenant's table takes ~5.7 MB instead of 9.3.
     users: NarrowVec,
 }
@@ -163,6 +163,10 @@ impl RecordUsers {
             users.extend(self.get(ord as RecordOrd));
             offsets.push(u32::try_from(users.len()).unwrap_or(u32::MAX));
         }
+        // Changed records may have more users than before: the list may
+        // have grown past what was reserved.
+        offsets.shrink_to_fit();
+        users.shrink_to_fit();
         *self = RecordUsers {
             base: Arc::new(UsersTable { offsets, users }),
             changed: FxHashMap::default(),
