@@ -76,24 +76,11 @@ impl NarrowVec {
     /// once into the wider list, which keeps the room reserved (a list
     /// reserved for a build and widened early must not grow by doubling).
     fn widen_for(&mut self, n: u32) {
-        let to_u16 = u16::try_from(n).is_ok();
+        let fits_u16 = u16::try_from(n).is_ok();
         *self = match std::mem::take(self) {
-            NarrowVec::U8(v) if u8::try_from(n).is_err() => {
-                if to_u16 {
-                    let mut wide = Vec::with_capacity(v.capacity());
-                    wide.extend(v.iter().map(|&m| u16::from(m)));
-                    NarrowVec::U16(wide)
-                } else {
-                    let mut wide = Vec::with_capacity(v.capacity());
-                    wide.extend(v.iter().map(|&m| u32::from(m)));
-                    NarrowVec::U32(wide)
-                }
-            }
-            NarrowVec::U16(v) if !to_u16 => {
-                let mut wide = Vec::with_capacity(v.capacity());
-                wide.extend(v.iter().map(|&m| u32::from(m)));
-                NarrowVec::U32(wide)
-            }
+            NarrowVec::U8(v) if u8::try_from(n).is_err() && fits_u16 => NarrowVec::U16(widened(&v)),
+            NarrowVec::U8(v) if !fits_u16 => NarrowVec::U32(widened(&v)),
+            NarrowVec::U16(v) if !fits_u16 => NarrowVec::U32(widened(&v)),
             same => same,
         };
     }
@@ -121,6 +108,13 @@ impl NarrowVec {
             NarrowVec::U32(v) => v.capacity() * 4,
         }
     }
+}
+
+/// `narrow`'s numbers in a wider type, with room for as many as it had.
+fn widened<A: Copy, B: From<A>>(narrow: &Vec<A>) -> Vec<B> {
+    let mut wide = Vec::with_capacity(narrow.capacity());
+    wide.extend(narrow.iter().map(|&m| B::from(m)));
+    wide
 }
 
 /// A run of a [`NarrowVec`] (or of plain `u32`s), as `u32`s.
