@@ -3,9 +3,9 @@
 //! record change needs to update one-hop associations (R9).
 //!
 //! Both directions share one compact base built at once (each direction:
-//! sorted ids, offsets, and per link the position of the linked id among
-//! the other direction's ids, 4 bytes where a copy of the id took 16: a
-//! million-Contact tenant's links take 17 MB instead of 29), shared by
+//! sorted ids, offsets kept narrow as the users table's are, and per link
+//! the position of the linked id among the other direction's ids, 4 bytes
+//! where a copy of the id took 16), shared by
 //! every revision, plus the ids changed since, folded back into a new base
 //! when they grow many: a change never copies the whole base.
 
@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use uuid::Uuid;
+
+use crate::index::narrow::Offsets;
 
 /// Changed ids kept beside the base before it is rebuilt.
 const FOLD_AFTER: usize = 4_096;
@@ -42,7 +44,7 @@ struct Base {
 #[derive(Debug, Default)]
 struct Half {
     keys: Vec<Uuid>,
-    offsets: Vec<u32>,
+    offsets: Offsets,
     values: Vec<u32>,
 }
 
@@ -52,7 +54,7 @@ impl Half {
             return &[];
         };
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(&from), Some(&to)) => self
+            (Some(from), Some(to)) => self
                 .values
                 .get(from as usize..to as usize)
                 .unwrap_or_default(),
@@ -61,7 +63,7 @@ impl Half {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * 16 + self.offsets.capacity() * 4 + self.values.capacity() * 4
+        self.keys.capacity() * 16 + self.offsets.heap_bytes() + self.values.capacity() * 4
     }
 }
 
