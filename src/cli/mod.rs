@@ -564,6 +564,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let _in_runtime = runtime.enter();
+    crate::memory::spawn_purger().context("starting the allocator's purge thread")?;
     let _telemetry = crate::telemetry::init(
         args.log_format == LogFormat::Json,
         args.otlp_endpoint.as_deref(),
