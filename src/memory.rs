@@ -37,12 +37,12 @@ static LOADS: std::sync::Mutex<(usize, Option<std::ffi::c_long>)> =
     std::sync::Mutex::new((0, None));
 
 /// Held while a whole snapshot is loaded: the allocator returns freed pages
-/// to the OS at once instead of after its purge delay (1 s by default, and
-/// only when a thread next allocates). A load frees several times the
-/// index it builds, and with the delay those pages stay resident: measured
-/// on a 1,000,000-Contact file, the peak (VmHWM) was 179–205 MB instead of
-/// 156 MB and the sidecar held ~5 MB more afterwards, for a start 0.2–0.3 s
-/// shorter (README, Benchmarks). Serving keeps the delay, so that a
+/// to the OS at once instead of after its purge delay (1 s by default). A
+/// load frees several times the index it builds, and with the delay those
+/// pages stay resident while the load runs: measured on a 1,000,000-Contact
+/// file (2026-12-05), the peak (VmHWM) was 179–205 MB instead of 156 MB and
+/// the sidecar held ~5 MB more afterwards, for a start 0.2–0.3 s shorter
+/// (docs/bench/history.md, memory per Contact). Serving keeps the delay, so that a
 /// request's buffers are reused, not faulted in anew — except while a
 /// reload (a PostgreSQL gap, a NATS snapshot) runs beside it, when requests
 /// pay that for a few seconds. An operator's own `MIMALLOC_PURGE_DELAY` is
@@ -121,19 +121,29 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Benchmarks: memory per Contact). The pages each worker's own heap keeps
 /// for reuse are not reached from here (asking each worker to collect as
 /// it parks returned nothing more). The purge delay still spares pages
-/// reused within it.
+/// reused within it. Once per process: a second call does nothing.
 pub fn spawn_purger() -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("permd-purge".into())
-        .spawn(|| {
-            loop {
-                std::thread::sleep(PURGE_EVERY);
-                // SAFETY: as in `settle`; without force, it frees only
-                // what is due (pages past their purge delay).
-                unsafe { libmimalloc_sys::mi_collect(false) };
-            }
-        })?;
-    Ok(())
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let mut spawned = Ok(());
+    STARTED.call_once(|| {
+        spawned = std::thread::Builder::new()
+            .name("permd-purge".into())
+            .spawn(purge_forever)
+            .map(drop);
+    });
+    spawned
+}
+
+fn purge_forever() {
+    // SAFETY: sets up this thread's allocator heap, which `mi_collect`
+    // needs (it returns at once on a thread that never allocated).
+    unsafe { libmimalloc_sys::mi_thread_init() };
+    loop {
+        std::thread::sleep(PURGE_EVERY);
+        // SAFETY: as in `settle`; without force, it frees only what is due
+        // (pages past their purge delay).
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    }
 }
 
 /// Turns transparent huge pages off for this process. mimalloc asks for

@@ -75,14 +75,13 @@ async fn a_served_tenant_stays_under_150_bytes_per_record_resident() {
     // freed pages the allocator keeps for a second. The bound is on what
     // the load holds above the steady figure, per record, which does not
     // move with the binary's size as a ratio does: measured 9.9–10.0 MiB
-    // (52 B per record) in a debug build, where the purge thread has
+    // (42 B per record) in a debug build, where the purge thread has
     // already returned the load's last freed pages when the steady figure
-    // is read (7.5–7.9 MiB, 32–41 B, before it), and 10.2–10.7 MiB (45 B)
+    // is read (7.5–7.9 MiB, 32–33 B, before it), and 10.2–10.7 MiB (45 B)
     // in a release build; ~17 MiB (72 B) with the allocator's purge delay
-    // (`MIMALLOC_PURGE_DELAY=1000`, which the load leaves alone). A load
-    // that held the parsed records would be hundreds of bytes per record.
+    // (`MIMALLOC_PURGE_DELAY=1000`, which the load leaves alone).
     let peak_mib = server.peak_resident_mib();
-    let peak_bound = rss_mib + 80.0 * records / (1024.0 * 1024.0);
+    let peak_bound = rss_mib + 55.0 * records / (1024.0 * 1024.0);
     if permd::memory::purge_delay_set_by_operator() {
         eprintln!(
             "peak not bounded: the environment sets mimalloc's purge delay, so the load keeps its freed pages"
@@ -91,7 +90,7 @@ async fn a_served_tenant_stays_under_150_bytes_per_record_resident() {
     eprintln!("VmHWM after load: {peak_mib:.1} MiB (bound {peak_bound:.1} MiB)");
     assert!(
         permd::memory::purge_delay_set_by_operator() || peak_mib < peak_bound,
-        "peak {peak_mib:.1} MiB, steady {rss_mib:.1} MiB: the load held more than 80 B per record above the steady figure"
+        "peak {peak_mib:.1} MiB, steady {rss_mib:.1} MiB: the load held more than 55 B per record above the steady figure"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

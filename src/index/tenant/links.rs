@@ -3,7 +3,9 @@
 //! record change needs to update one-hop associations (R9).
 //!
 //! Both directions share one compact base built at once (each direction:
-//! sorted ids, offsets kept narrow as the users table's are, and per link
+//! sorted ids, offsets kept narrow as the users table's are (one byte per
+//! id while each block of 32 ids holds under 256 links; a record linked by
+//! thousands widens its half's offsets to two or four bytes), and per link
 //! the position of the linked id among the other direction's ids, 4 bytes
 //! where a copy of the id took 16), shared by
 //! every revision, plus the ids changed since, folded back into a new base
@@ -293,6 +295,32 @@ mod tests {
             }
             let rebuilt = Links::build(truth.into_iter().collect());
             prop_assert_eq!(as_maps(&links, &ids), as_maps(&rebuilt, &ids));
+        }
+    }
+
+    /// One id linked from 70,000 records: its half's offsets widen past
+    /// one and two bytes, and every list still reads whole.
+    #[test]
+    fn a_record_linked_by_many_reads_every_link() {
+        let hub = Uuid::from_u128(u128::MAX);
+        let many: Vec<(Uuid, Vec<Uuid>)> = (0..70_000u128)
+            .map(|n| {
+                (
+                    Uuid::from_u128(n + 1),
+                    vec![hub, Uuid::from_u128(n + 1_000_000)],
+                )
+            })
+            .collect();
+        let links = Links::build(many.clone());
+        let mut back: Vec<Uuid> = links.back(&hub).collect();
+        back.sort_unstable();
+        let want: Vec<Uuid> = many.iter().map(|(from, _)| *from).collect();
+        assert_eq!(back, want);
+        for (from, to) in many.iter().step_by(997) {
+            assert_eq!(&links.forward(from).collect::<Vec<_>>(), to);
+            for other in to.iter().filter(|t| **t != hub) {
+                assert_eq!(links.back(other).collect::<Vec<_>>(), [*from]);
+            }
         }
     }
 
