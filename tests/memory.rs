@@ -31,11 +31,12 @@ fn spec() -> GenSpec {
 }
 
 /// Measured 54.8 B per record here (links, users table and sets
-/// included); 56.3 with the links' offsets in four bytes each, 63.0 with the id tables at load 0.7 and the users table's
-/// offsets in four bytes each, 65.8 with 20-byte id slots at load 0.6
-/// instead of 64-byte buckets of three, 69.3 with 4-byte user indexes in
-/// the users table, 82.6 with ids copied into the link tables, ~130 before
-/// the compact link tables.
+/// included); 56.3 with the links' offsets in four bytes each, 63.0 with
+/// the id tables at load 0.7 and the users table's offsets in four bytes
+/// each, 65.8 with 20-byte id slots at load 0.6 instead of 64-byte
+/// buckets of three, 69.3 with 4-byte user indexes in the users table,
+/// 82.6 with ids copied into the link tables, ~130 before the compact link
+/// tables.
 #[test]
 fn index_heap_bytes_per_record_stay_under_60() {
     let data = generate(&spec());
