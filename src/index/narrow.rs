@@ -76,6 +76,14 @@ impl NarrowVec {
     /// once into the wider list, which keeps the room reserved (a list
     /// reserved for a build and widened early must not grow by doubling).
     fn widen_for(&mut self, n: u32) {
+        let fits = match self {
+            NarrowVec::U8(_) => u8::try_from(n).is_ok(),
+            NarrowVec::U16(_) => u16::try_from(n).is_ok(),
+            NarrowVec::U32(_) => true,
+        };
+        if fits {
+            return;
+        }
         let fits_u16 = u16::try_from(n).is_ok();
         *self = match std::mem::take(self) {
             NarrowVec::U8(v) if u8::try_from(n).is_err() && fits_u16 => NarrowVec::U16(widened(&v)),
