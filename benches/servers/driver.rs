@@ -6,7 +6,7 @@
 //!
 //! Protocol on stdin and stdout, one command at a time:
 //!
-//! - `connect NAME ADDR\n` → `ok\n`
+//! - `connect NAME ADDR\n` → `ok 0 0\n`
 //! - `call NAME METHOD MODE N\n`, then N requests, each a little-endian
 //!   `u32` length and the message's bytes → `ok NANOS M\n`, then M
 //!   responses framed the same way. MODE is `together` (the N unary calls
@@ -72,6 +72,11 @@ const MAX_MESSAGE: usize = 64 << 20;
 
 type Grpc = tonic::client::Grpc<Channel>;
 
+/// Every call, streams included, ends with an error after this long, as
+/// run.py's own calls do: a stalled server fails the run instead of
+/// hanging it. Outside the timed interval.
+const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,13 +101,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Vec::new()
                 })
                 .map(|responses| (0, responses)),
-            ["call", name, method, mode, n] => {
+            ["call", .., n] => {
                 // The frames are read whatever else is wrong, so that the
-                // next command starts where it should.
+                // next command starts where it should (a count that does
+                // not parse leaves no way to find it: the driver stops).
                 let requests = read_frames(&mut input, n.parse()?)?;
-                match channels.get(*name) {
-                    Some(grpc) => runtime.block_on(call(grpc.clone(), method, mode, requests)),
-                    None => Err(format!("no channel named {name}: connect it first")),
+                match words.as_slice() {
+                    [_, name, method, mode, _] => match channels.get(*name) {
+                        Some(grpc) => runtime.block_on(async {
+                            tokio::time::timeout(
+                                CALL_DEADLINE,
+                                call(grpc.clone(), method, mode, requests),
+                            )
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(format!("{method}: no answer within {CALL_DEADLINE:?}"))
+                            })
+                        }),
+                        None => Err(format!("no channel named {name}: connect it first")),
+                    },
+                    _ => Err(format!(
+                        "a call is `call NAME METHOD MODE N`, not {:?}",
+                        line.trim()
+                    )),
                 }
             }
             _ => Err(format!("unknown command {:?}", line.trim())),
@@ -125,8 +146,6 @@ async fn connect(addr: &str) -> Result<Grpc, String> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .tcp_nodelay(true)
-        // A deadline on every call, as run.py's own calls have one.
-        .timeout(std::time::Duration::from_secs(120))
         .connect()
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;

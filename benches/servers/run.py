@@ -354,36 +354,54 @@ class Driver:
 
     def __init__(self, binary: pathlib.Path, logfile: pathlib.Path) -> None:
         f = open(logfile, "wb")  # noqa: SIM115 - lives as long as the child
+        self.logfile = logfile
         self.proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=f)
         CHILDREN.append(self.proc)
         self.last_ns: int | None = None
 
+    def _died(self) -> None:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        sys.exit(f"the timing client stopped answering (exit code {code}):\n{self.logfile.read_text(errors='replace')[-3000:]}")
+
+    def _read(self, n: int) -> bytes:
+        got = self.proc.stdout.read(n)
+        if len(got) != n:
+            self._died()
+        return got
+
     def _answer(self) -> tuple[int, list[bytes]]:
-        out = self.proc.stdout
-        line = out.readline().decode()
+        line = self.proc.stdout.readline().decode()
         if not line:
-            sys.exit(f"the timing client exited with {self.proc.poll()}")
+            self._died()
         if line.startswith("err "):
             raise RuntimeError(f"timing client: {line[4:].strip()}")
         _, nanos, m = line.split()
         frames = []
         for _ in range(int(m)):
-            n = struct.unpack("<I", out.read(4))[0]
-            frames.append(out.read(n))
+            n = struct.unpack("<I", self._read(4))[0]
+            frames.append(self._read(n))
         return int(nanos), frames
 
+    def _send(self, command: str, frames: list[bytes]) -> None:
+        w = self.proc.stdin
+        try:
+            w.write(f"{command}\n".encode())
+            for r in frames:
+                w.write(struct.pack("<I", len(r)))
+                w.write(r)
+            w.flush()
+        except BrokenPipeError:
+            self._died()
+
     def connect(self, name: str, addr: str) -> None:
-        self.proc.stdin.write(f"connect {name} {addr}\n".encode())
-        self.proc.stdin.flush()
+        self._send(f"connect {name} {addr}", [])
         self._answer()
 
     def call(self, name: str, method: str, mode: str, reqs: list[bytes]) -> list[bytes]:
-        w = self.proc.stdin
-        w.write(f"call {name} {method} {mode} {len(reqs)}\n".encode())
-        for r in reqs:
-            w.write(struct.pack("<I", len(r)))
-            w.write(r)
-        w.flush()
+        self._send(f"call {name} {method} {mode} {len(reqs)}", reqs)
         nanos, frames = self._answer()
         self.last_ns = nanos
         return frames
