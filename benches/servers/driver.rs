@@ -174,16 +174,9 @@ async fn call(
     };
     let started = Instant::now();
     let responses = match mode {
-        // One call is awaited where it is made, as an application would;
-        // only calls in flight together are spawned as tasks.
-        "together" | "sequential" if requests.len() == 1 => {
-            let mut out = Vec::with_capacity(1);
-            for r in requests {
-                out.push(unary(grpc.clone(), r).await?);
-            }
-            out
-        }
-        "together" => {
+        // Only calls in flight together are spawned as tasks: one call is
+        // awaited where it is made, as an application would (below).
+        "together" if requests.len() > 1 => {
             let n = requests.len();
             let mut tasks = tokio::task::JoinSet::new();
             for (i, r) in requests.into_iter().enumerate() {
@@ -199,7 +192,7 @@ async fn call(
             }
             out.into_iter().flatten().collect()
         }
-        "sequential" => {
+        "together" | "sequential" => {
             let mut out = Vec::with_capacity(requests.len());
             for r in requests {
                 out.push(unary(grpc.clone(), r).await?);

@@ -463,11 +463,6 @@ class Permd:
             self.proc,
             logfile,
         )
-        raw = dict(request_serializer=None, response_deserializer=None)
-        self.batch_raw = self.channel.unary_unary("/permd.v1.Authorizer/BatchCheck", **raw)
-        self.check_raw = self.channel.unary_unary("/permd.v1.Authorizer/Check", **raw)
-        self.lookup_raw = self.channel.unary_stream("/permd.v1.Authorizer/LookupRecords", **raw)
-        self.health_raw = self.channel.unary_unary("/grpc.health.v1.Health/Check", **raw)
         self.health_req = health_pb2.HealthCheckRequest().SerializeToString()
         driver().connect("permd", self.addr)
 
@@ -560,7 +555,6 @@ class Cerbos:
     name = "cerbos"
 
     def __init__(self, facts: Facts, tmp: pathlib.Path) -> None:
-        import grpc
         from cerbos.engine.v1 import engine_pb2
         from cerbos.request.v1 import request_pb2
         from cerbos.response.v1 import response_pb2
@@ -600,12 +594,6 @@ class Cerbos:
             self.proc,
             logfile,
         )
-        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=opts)
-        CLEANUPS.append(self.channel.close)
-        raw = dict(request_serializer=None, response_deserializer=None)
-        self.check_raw = self.channel.unary_unary("/cerbos.svc.v1.CerbosService/CheckResources", **raw)
-        self.plan_raw = self.channel.unary_unary("/cerbos.svc.v1.CerbosService/PlanResources", **raw)
         driver().connect("cerbos", f"127.0.0.1:{grpc_port}")
         self.version = subprocess.run(
             [str(CERBOS_BIN), "--version"], capture_output=True, text=True, timeout=30, check=True

@@ -84,11 +84,11 @@ impl NarrowVec {
         if fits {
             return;
         }
-        let fits_u16 = u16::try_from(n).is_ok();
+        // `n` does not fit the present width (above).
         *self = match std::mem::take(self) {
-            NarrowVec::U8(v) if u8::try_from(n).is_err() && fits_u16 => NarrowVec::U16(widened(&v)),
-            NarrowVec::U8(v) if !fits_u16 => NarrowVec::U32(widened(&v)),
-            NarrowVec::U16(v) if !fits_u16 => NarrowVec::U32(widened(&v)),
+            NarrowVec::U8(v) if u16::try_from(n).is_ok() => NarrowVec::U16(widened(&v)),
+            NarrowVec::U8(v) => NarrowVec::U32(widened(&v)),
+            NarrowVec::U16(v) => NarrowVec::U32(widened(&v)),
             same => same,
         };
     }
