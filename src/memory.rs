@@ -117,8 +117,8 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// while some thread allocates or collects, so a server that went quiet
 /// after a burst of requests kept the burst's freed pages resident for as
 /// long as it stayed quiet: 1.0–2.0 MB after 60 s of 8 concurrent
-/// 10,000-record BatchChecks on a million-Contact tenant (README,
-/// Benchmarks: memory per Contact). The pages each worker's own heap keeps
+/// 10,000-record BatchChecks on a million-Contact tenant (docs/bench/
+/// history.md, memory per Contact). The pages each worker's own heap keeps
 /// for reuse are not reached from here (asking each worker to collect as
 /// it parks returned nothing more). The purge delay still spares pages
 /// reused within it. Once per process: a second call does nothing.
@@ -152,7 +152,7 @@ fn purge_forever() {
 /// tenant, it left the serving process 10–25 MB larger, raised the peak
 /// while loading by 30–40 MB, and spent a third of the load's kernel time
 /// clearing pages, with no difference in BatchCheck latency over gRPC
-/// (README, Benchmarks). A kernel without the setting is left as it is.
+/// (docs/bench/history.md). A kernel without the setting is left as it is.
 pub fn no_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process's

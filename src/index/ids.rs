@@ -149,7 +149,7 @@ impl IdTable {
     /// The ordinal of `id`, if interned. (Comparing a bucket's three slots
     /// together and picking the match with conditional moves instead of a
     /// branch per slot was measured 6–20% slower warm and no faster cold:
-    /// README, Benchmarks, UUID → ordinal lookup.)
+    /// docs/bench/history.md, UUID → ordinal lookup.)
     pub fn get(&self, id: &Uuid) -> Option<RecordOrd> {
         let key = id.as_u128();
         let mut at = self.home(id);
@@ -304,7 +304,7 @@ fn key_in(buckets: &[Bucket], slot: usize) -> Option<u128> {
 /// of an uncached id costs what it did at 70% (its home line is the miss
 /// that counts; ~20% of ids go on to the next line instead of ~15%), a
 /// cached one 7–10% more, and a million-Contact tenant's tables take
-/// 4.7 MB less (README, Benchmarks: memory per Contact).
+/// 4.7 MB less (docs/bench/history.md, memory per Contact).
 const MAX_LOAD_PERCENT: usize = 80;
 
 /// Records `buckets` buckets hold at a load of at most [`MAX_LOAD_PERCENT`].
