@@ -574,6 +574,34 @@ fn a_bad_change_applies_nothing_and_names_what_is_wrong() {
     assert_eq!(e.apply(&[good]).unwrap(), 2);
 }
 
+/// A revision that a newer one replaced is freed at once, whether or not
+/// questions keep the answer cache busy: the cache's invalidation of stale
+/// answers once held each revision until its housekeeping ran, which only
+/// questions trigger, so a change stream on a quiet sidecar grew without
+/// bound (1.5 GB after 12,000 revisions of a 100,000-Contact tenant).
+#[test]
+fn a_replaced_revision_is_freed_with_or_without_questions() {
+    let data = generate(&spec());
+    let contacts = record_ids(&data, "bench", "contacts");
+    let e = Engine::new(Snapshot::build(&data, 1), 100_000);
+    for asked in [false, true] {
+        let mut replaced = Vec::new();
+        for n in 0..50 {
+            if asked {
+                view(&e, "u0", &contacts[..3]);
+            }
+            replaced.push(std::sync::Arc::downgrade(&e.snapshot().tenants["bench"]));
+            e.apply(&[archived(&data, contacts[n % 7], n % 2 == 0)])
+                .unwrap();
+        }
+        let alive = replaced.iter().filter(|r| r.upgrade().is_some()).count();
+        assert_eq!(
+            alive, 0,
+            "{alive} of 50 replaced revisions still held (questions asked: {asked})"
+        );
+    }
+}
+
 #[test]
 fn a_deleted_record_is_unknown_and_a_group_change_keeps_other_answers_cached() {
     let data = generate(&spec());

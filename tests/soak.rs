@@ -318,14 +318,19 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     // window of traffic and changes, is the baseline: by then every cache
     // and the copy-on-write of the Contacts object have reached their size.
     let rss_samples = {
-        let stop = stop.clone();
+        let (stop, engine) = (stop.clone(), engine.clone());
         tokio::spawn(async move {
             let mut samples = Vec::new();
             let mut tick =
                 tokio::time::interval_at(tokio::time::Instant::now() + window_len, window_len);
             while !stop.load(Ordering::Relaxed) && samples.len() < windows {
                 tick.tick().await;
-                samples.push(rss_kib());
+                let index = engine
+                    .snapshot()
+                    .tenants
+                    .get(TENANT)
+                    .map_or(0, |t| t.heap_bytes() / 1024);
+                samples.push((rss_kib(), index, engine.cache_bytes() / 1024));
             }
             samples
         })
@@ -370,8 +375,10 @@ async fn soak(duration: Duration, contacts_count: usize, check_memory: bool) {
     changer.await.unwrap();
     let rss_end = rss_kib();
     let samples = rss_samples.await.unwrap();
-    let rss_start = samples.first().copied().unwrap_or(rss_end);
-    say(&format!("  RSS per window (KiB): {samples:?}"));
+    let rss_start = samples.first().map_or(rss_end, |s| s.0);
+    say(&format!(
+        "  (RSS, the index's own heap bytes, cached answers) per window, KiB: {samples:?}"
+    ));
     for (i, w) in stats.iter().enumerate() {
         let w = w.lock().unwrap();
         say(&format!(

@@ -2,7 +2,7 @@
 //! seeing the old revision or the new one, never a part; only cached
 //! answers whose object or principal changed are dropped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rustc_hash::FxHashMap;
 
@@ -54,7 +54,18 @@ impl Engine {
         // Answers of untouched objects and principals stay cached; the
         // version check keeps any other stale one from being served, and
         // dropping them here keeps memory flat under a change stream.
-        let touched: FxHashMap<String, Arc<TenantIndex>> = published.into_iter().collect();
+        // The cache keeps each predicate until its housekeeping has run
+        // it, and housekeeping runs only as the cache is used: a predicate
+        // that held its revision kept every revision alive while changes
+        // streamed in with few questions asked (~130 KB each on a
+        // 100,000-Contact tenant: 1.5 GB after 12,000 revisions). It holds
+        // a weak reference instead (a revision already replaced needs no
+        // predicate of its own: the next one's covers it), and
+        // housekeeping is run here at most once a second.
+        let touched: FxHashMap<String, Weak<TenantIndex>> = published
+            .into_iter()
+            .map(|(t, i)| (t, Arc::downgrade(&i)))
+            .collect();
         let gone: rustc_hash::FxHashSet<String> = changed
             .into_iter()
             .filter(|t| !touched.contains_key(t))
@@ -63,7 +74,7 @@ impl Engine {
             if gone.contains(&key.tenant) {
                 return true;
             }
-            let Some(tenant) = touched.get(&key.tenant) else {
+            let Some(tenant) = touched.get(&key.tenant).and_then(Weak::upgrade) else {
                 return false;
             };
             let object = tenant.objects.get(key.object).map(|o| o.version);
@@ -72,6 +83,9 @@ impl Engine {
                 .map(|p| p.version);
             object != Some(entry.object_version) || principal != Some(entry.principal_version)
         });
+        if sized {
+            self.cache.run_pending_tasks();
+        }
         self.published.send_replace(revision);
         Ok(revision)
     }
