@@ -6,14 +6,9 @@
 //! whole entities by key.
 //!
 //! - [`apply`]: one change to a [`DataFile`].
-//! - [`ChangedData`]: a data file with changes applied as they are sent,
-//!   which finds a record by id without a scan (a soak sends thousands of
-//!   changes to 100,000 Contacts).
-
-use std::collections::HashMap;
 
 use permd::model::change::{Change, ChangeOp, Entity, EntityKind};
-use permd::model::data::{DataFile, Record, Tenant};
+use permd::model::data::{DataFile, Tenant};
 use uuid::Uuid;
 
 /// Applies one change as the writer meant it: an upsert replaces the entity
@@ -90,98 +85,5 @@ fn upsert<T: Clone, K: PartialEq>(list: &mut Vec<T>, key: impl Fn(&T) -> K, item
     match list.iter().position(|x| key(x) == k) {
         Some(at) => list[at] = item.clone(),
         None => list.push(item.clone()),
-    }
-}
-
-/// A data file kept in step with an engine: every change sent to the engine
-/// is applied here too, so the end of a run can compare the engine with the
-/// reference evaluator (or a rebuild) on the same data. A record upsert of a
-/// known record replaces it where it stands, found through an index rather
-/// than a scan, so the copy neither slows a long run down nor grows with the
-/// number of changes; everything else goes through [`apply`].
-pub struct ChangedData {
-    data: DataFile,
-    /// Per tenant (by position in the file) and record id: the record's
-    /// position in that tenant's records.
-    at: HashMap<(usize, Uuid), usize>,
-    applied: usize,
-}
-
-impl ChangedData {
-    pub fn new(data: DataFile) -> ChangedData {
-        let mut changed = ChangedData {
-            data,
-            at: HashMap::new(),
-            applied: 0,
-        };
-        changed.reindex();
-        changed
-    }
-
-    fn reindex(&mut self) {
-        self.at = self
-            .data
-            .tenants
-            .iter()
-            .enumerate()
-            .flat_map(|(t, tenant)| {
-                tenant
-                    .records
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, r)| ((t, r.id), i))
-            })
-            .collect();
-    }
-
-    fn tenant_at(&self, tenant: &str) -> Option<usize> {
-        self.data.tenants.iter().position(|t| t.id == tenant)
-    }
-
-    pub fn apply(&mut self, change: &Change) {
-        self.applied += 1;
-        let t = self.tenant_at(&change.tenant);
-        if let (ChangeOp::Upsert(Entity::Record(r)), Some(t)) = (&change.op, t) {
-            let records = &mut self.data.tenants[t].records;
-            match self.at.get(&(t, r.id)) {
-                Some(&i) => records[i] = r.clone(),
-                None => {
-                    self.at.insert((t, r.id), records.len());
-                    records.push(r.clone());
-                }
-            }
-            return;
-        }
-        apply(&mut self.data, change);
-        // Removing a record or a tenant moves what came after it.
-        if matches!(change.op, ChangeOp::Delete { .. }) {
-            self.reindex();
-        }
-    }
-
-    /// The record `id` of `tenant`, as the changes so far left it.
-    #[track_caller]
-    pub fn record(&self, tenant: &str, id: Uuid) -> &Record {
-        let t = self
-            .tenant_at(tenant)
-            .unwrap_or_else(|| panic!("no tenant '{tenant}'"));
-        let i = self
-            .at
-            .get(&(t, id))
-            .unwrap_or_else(|| panic!("no record {id} in tenant '{tenant}'"));
-        &self.data.tenants[t].records[*i]
-    }
-
-    /// How many changes were applied.
-    pub fn applied(&self) -> usize {
-        self.applied
-    }
-
-    pub fn data(&self) -> &DataFile {
-        &self.data
-    }
-
-    pub fn into_data(self) -> DataFile {
-        self.data
     }
 }
